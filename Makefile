@@ -1,0 +1,48 @@
+# Two commands matter: `make run` and `make test`. Everything else here serves them.
+# All tools live in the project's own .venv; nothing is installed globally and root is not needed.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+DEPS   := $(VENV)/.deps-installed
+PORT   ?= 8080
+# Two workers: one per core on the target machines. Override with `make test PYTEST_WORKERS=0`.
+PYTEST_WORKERS ?= 2
+
+.PHONY: run test lint format lock bench clean venv
+
+venv: $(DEPS)
+
+$(DEPS): requirements.txt requirements-dev.txt pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit("Python 3.11 or newer is needed (found %s); set PYTHON=python3.12 or similar" % sys.version.split()[0]) if sys.version_info < (3, 11) else None'
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check uv==0.13.9
+	$(BIN)/uv pip install --quiet -p $(BIN)/python -r requirements-dev.txt
+	$(BIN)/uv pip install --quiet -p $(BIN)/python --no-deps -e .
+	touch $@
+
+## run: the warehouse, its schema and Airflow (UI on http://localhost:$(PORT)) with every DAG
+run: $(DEPS)
+	$(BIN)/cdp run --port $(PORT)
+
+## test: the whole suite against a PostgreSQL server the suite starts itself
+test: $(DEPS)
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) -p no:cacheprovider
+
+lint: $(DEPS)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(DEPS)
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+## lock: re-resolve the pinned sets after editing requirements*.in
+lock: $(DEPS)
+	$(BIN)/uv pip compile requirements.in --universal --python-version 3.11 -o requirements.txt
+	$(BIN)/uv pip compile requirements-dev.in --universal --python-version 3.11 -o requirements-dev.txt
+
+clean:
+	-$(BIN)/cdp warehouse down
+	rm -rf $(VENV) .cdp

@@ -1,0 +1,172 @@
+"""The audit trail: writing application events, and proving that nothing was edited or removed.
+
+Rows are chained in the database (see ``sql/migrations/versions/0001_foundation.sql``): each row's hash is
+``sha256(previous hash || canonical text of the row)``. ``verify`` recomputes every hash here, in Python,
+from the canonical text, so a superuser who switched the triggers off and edited rows is still caught.
+Rows cut from the end leave a valid but shorter chain; an anchor (the head's sequence number and hash,
+exported after each run to a file outside the database) catches that.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+from cdp.paths import state_dir
+
+GENESIS_HASH = "0" * 64
+
+
+@dataclass(frozen=True)
+class Anchor:
+    seq: int
+    hash: str
+
+
+@dataclass(frozen=True)
+class VerifyReport:
+    ok: bool
+    rows_checked: int
+    head: Anchor | None
+    first_bad_seq: int | None = None
+    problem: str | None = None
+
+    def summary(self) -> str:
+        if self.ok:
+            head = f"head seq {self.head.seq} hash {self.head.hash[:16]}…" if self.head else "empty trail"
+            return f"audit chain OK: {self.rows_checked} rows, {head}"
+        return f"audit chain BROKEN at seq {self.first_bad_seq}: {self.problem}"
+
+
+def record_event(
+    conn: psycopg.Connection,
+    action: str,
+    entity_type: str,
+    entity_id: str | None = None,
+    details: Mapping[str, Any] | None = None,
+    *,
+    before: Any = None,
+    after: Any = None,
+) -> int:
+    """Append one application event (import, merge, correction, …) in the caller's transaction."""
+    row = conn.execute(
+        "SELECT audit.record_event(%s, %s, %s, %s::jsonb, %s::jsonb, %s::jsonb) AS seq",
+        (
+            action,
+            entity_type,
+            entity_id,
+            json.dumps(details or {}, default=str),
+            None if before is None else json.dumps(before, default=str),
+            None if after is None else json.dumps(after, default=str),
+        ),
+    ).fetchone()
+    return int(_first(row))
+
+
+def _first(row: Any) -> Any:
+    return row[next(iter(row))] if isinstance(row, Mapping) else row[0]
+
+
+def head(conn: psycopg.Connection) -> Anchor | None:
+    row = conn.execute("SELECT seq, hash FROM audit.audit_events ORDER BY seq DESC LIMIT 1").fetchone()
+    if row is None:
+        return None
+    values = list(row.values()) if isinstance(row, Mapping) else list(row)
+    return Anchor(int(values[0]), str(values[1]))
+
+
+def default_anchor_file() -> Path:
+    return Path(os.environ.get("CDP_AUDIT_ANCHOR_FILE", state_dir() / "audit-anchors.jsonl"))
+
+
+def export_head(
+    conn: psycopg.Connection, path: Path | None = None, *, run_id: str | None = None
+) -> Anchor | None:
+    """Append the current head to the anchor file (JSON lines) so a later cut from the end is visible."""
+    anchor = head(conn)
+    if anchor is None:
+        return None
+    path = path or default_anchor_file()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    line = {
+        "seq": anchor.seq,
+        "hash": anchor.hash,
+        "exported_at": datetime.now(UTC).isoformat(),
+        "run_id": run_id,
+    }
+    with path.open("a") as handle:
+        handle.write(json.dumps(line) + "\n")
+    return anchor
+
+
+def read_anchors(path: Path) -> list[Anchor]:
+    if not path.exists():
+        return []
+    anchors = []
+    for line in path.read_text().splitlines():
+        if line.strip():
+            record = json.loads(line)
+            anchors.append(Anchor(int(record["seq"]), str(record["hash"])))
+    return anchors
+
+
+def _row_hash(prev_hash: str, canonical: str) -> str:
+    return hashlib.sha256((prev_hash + canonical).encode("utf-8")).hexdigest()
+
+
+def verify(conn: psycopg.Connection, anchors: Iterable[Anchor] = ()) -> VerifyReport:
+    """Recompute the chain from the first row and report the first row that does not fit."""
+    expected_by_seq = {anchor.seq: anchor.hash for anchor in anchors}
+    expected_seq = 1
+    previous_hash = GENESIS_HASH
+    last: Anchor | None = None
+    rows = 0
+    # A server-side cursor streams the trail, so verifying millions of events needs little memory.
+    with conn.cursor(name="audit_verify", row_factory=psycopg.rows.tuple_row) as cursor:
+        cursor.itersize = 5000
+        cursor.execute(
+            "SELECT seq, prev_hash, hash, audit.canonical_text(e) FROM audit.audit_events e ORDER BY seq"
+        )
+        for seq, prev_hash, stored_hash, canonical in cursor:
+            rows += 1
+            if seq != expected_seq:
+                problem = (
+                    f"rows {expected_seq}..{seq - 1} are missing"
+                    if seq > expected_seq
+                    else "sequence out of order"
+                )
+                return VerifyReport(False, rows, last, expected_seq, problem)
+            if prev_hash != previous_hash:
+                return VerifyReport(
+                    False, rows, last, seq, "prev_hash does not match the previous row's hash"
+                )
+            if _row_hash(prev_hash, canonical) != stored_hash:
+                return VerifyReport(
+                    False, rows, last, seq, "row content does not match its hash (edited row or hash)"
+                )
+            anchored = expected_by_seq.get(seq)
+            if anchored is not None and anchored != stored_hash:
+                return VerifyReport(
+                    False, rows, last, seq, "row differs from the exported anchor (chain rewritten)"
+                )
+            previous_hash = stored_hash
+            last = Anchor(seq, stored_hash)
+            expected_seq += 1
+    newest_anchor = max(expected_by_seq, default=0)
+    if newest_anchor >= expected_seq:
+        return VerifyReport(
+            False,
+            rows,
+            last,
+            expected_seq,
+            f"rows {expected_seq}..{newest_anchor} were removed from the end (anchor seq {newest_anchor})",
+        )
+    return VerifyReport(True, rows, last)

@@ -1,0 +1,136 @@
+"""The ``cdp`` command: the operations a person runs by hand (warehouse, migrations, audit, sandbox, …).
+
+Each command prints what it did in numbers and exits non-zero on failure, so it can be scripted and used
+from runbooks.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from cdp import audit
+from cdp.warehouse import Actor, WarehouseNotConfigured, configured_url, connect, migrations, resolve_url
+from cdp.warehouse.embedded import default_server
+
+CLI_ACTOR = Actor("cli")
+
+
+def _warehouse(args: argparse.Namespace) -> int:
+    server = default_server()
+    if args.action == "up":
+        if configured_url():
+            print("a warehouse connection is configured; the embedded server is not needed")
+            return 0
+        server.start()
+        server.ensure_database()
+        print(f"warehouse running: {_redacted(server.url())}")
+    elif args.action == "down":
+        server.stop()
+        print("warehouse stopped")
+    elif args.action == "status":
+        url = configured_url()
+        if url:
+            print(f"configured warehouse: {_redacted(url)}")
+            return 0
+        running = server.is_running()
+        print(f"embedded warehouse in {server.root}: {'running' if running else 'stopped'}")
+        return 0 if running else 3
+    elif args.action == "url":
+        print(resolve_url())
+    return 0
+
+
+def _redacted(url: str) -> str:
+    """A URL safe to print in logs: the password replaced."""
+    if "@" not in url or ":" not in url.split("@", 1)[0].split("//", 1)[-1]:
+        return url
+    scheme, rest = url.split("//", 1)
+    credentials, location = rest.split("@", 1)
+    return f"{scheme}//{credentials.split(':', 1)[0]}:***@{location}"
+
+
+def _migrate(args: argparse.Namespace) -> int:
+    url = resolve_url(start_embedded=configured_url() is None)
+    before = migrations.current_revision(url)
+    migrations.upgrade(url)
+    after = migrations.current_revision(url)
+    print(f"schema at {after}" + (" (no change)" if before == after else f" (was {before or 'empty'})"))
+    return 0
+
+
+def _audit(args: argparse.Namespace) -> int:
+    url = resolve_url()
+    anchor_file = Path(args.anchor_file) if args.anchor_file else audit.default_anchor_file()
+    with connect(url, CLI_ACTOR) as conn:
+        if args.action == "verify":
+            report = audit.verify(conn, audit.read_anchors(anchor_file))
+            print(report.summary())
+            return 0 if report.ok else 1
+        anchor = audit.export_head(conn, anchor_file) if args.export else audit.head(conn)
+        if anchor is None:
+            print("audit trail is empty")
+        else:
+            print(
+                f"head seq {anchor.seq} hash {anchor.hash}"
+                + (f" (appended to {anchor_file})" if args.export else "")
+            )
+    return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    from cdp.devserver import run_local
+
+    return run_local(args.port)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="cdp", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    warehouse = commands.add_parser("warehouse", help="the embedded PostgreSQL warehouse")
+    warehouse.add_argument("action", choices=["up", "down", "status", "url"])
+    warehouse.set_defaults(handler=_warehouse)
+
+    migrate = commands.add_parser("migrate", help="apply the schema migrations (a no-op when up to date)")
+    migrate.set_defaults(handler=_migrate)
+
+    audit_parser = commands.add_parser("audit", help="the tamper-evident audit trail")
+    audit_parser.add_argument("action", choices=["verify", "head"])
+    audit_parser.add_argument(
+        "--anchor-file", help="JSON-lines file of exported heads (default .cdp/audit-anchors.jsonl)"
+    )
+    audit_parser.add_argument(
+        "--export", action="store_true", help="with `head`: append the head to the anchor file"
+    )
+    audit_parser.set_defaults(handler=_audit)
+
+    run = commands.add_parser(
+        "run", help="start the warehouse and Airflow standalone with every DAG (make run)"
+    )
+    run.add_argument("--port", type=int, default=8080)
+    run.set_defaults(handler=_run)
+
+    for register in _extensions():
+        register(commands)
+    return parser
+
+
+def _extensions() -> list[Callable[[argparse._SubParsersAction], None]]:
+    """Sub-commands that live with their own package (sandbox, dedupe, privacy, …)."""
+    return []
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.handler(args) or 0)
+    except WarehouseNotConfigured as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

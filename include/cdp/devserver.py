@@ -1,0 +1,72 @@
+"""`make run`: the warehouse, its schema and Airflow standalone with the project's DAGs, on this machine.
+
+Airflow's own state (SQLite metadata, logs, the login) lives in ``.cdp/airflow``; the warehouse is the
+embedded PostgreSQL unless ``AIRFLOW_CONN_WAREHOUSE`` points elsewhere. The UI login is fixed per checkout
+(user ``admin``, a generated password kept in ``.cdp/airflow/passwords.json``) and printed at start.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import sys
+from pathlib import Path
+
+from cdp.paths import PROJECT_ROOT, state_dir
+from cdp.warehouse import configured_url, migrations, resolve_url
+
+UI_USER = "admin"
+
+
+def airflow_environment(warehouse_url: str, port: int) -> dict[str, str]:
+    """Environment for every Airflow process started locally."""
+    home = state_dir() / "airflow"
+    home.mkdir(parents=True, exist_ok=True)
+    return {
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(PROJECT_ROOT / "dags"),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(PROJECT_ROOT / "plugins"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{UI_USER}:admin",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(home / "passwords.json"),
+        "AIRFLOW__API__PORT": str(port),
+        "AIRFLOW__API__BASE_URL": f"http://localhost:{port}",
+        "AIRFLOW_CONN_WAREHOUSE": warehouse_url,
+    }
+
+
+def ui_password() -> str:
+    """The local UI password, generated once per checkout."""
+    path = state_dir() / "airflow" / "passwords.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.exists():
+        return str(json.loads(path.read_text())[UI_USER])
+    password = secrets.token_urlsafe(12)
+    path.write_text(json.dumps({UI_USER: password}))
+    path.chmod(0o600)
+    return password
+
+
+def run_local(port: int = 8080) -> int:
+    """Prepare everything, print how to log in, then hand the terminal to `airflow standalone`."""
+    url = resolve_url(start_embedded=configured_url() is None)
+    migrations.upgrade(url)
+    environment = {**os.environ, **airflow_environment(url, port)}
+    # Standalone starts its components as `airflow …` found on PATH: make that the project's own.
+    venv_bin = str(Path(sys.executable).parent)
+    environment["PATH"] = venv_bin + os.pathsep + environment.get("PATH", "")
+    password = ui_password()
+    airflow = shutil.which("airflow", path=venv_bin) or "airflow"
+    print(
+        "\n"
+        f"  Airflow UI:  http://localhost:{port}\n"
+        f"  login:       {UI_USER} / {password}\n"
+        f"  warehouse:   schema {migrations.current_revision(url)}; `.venv/bin/cdp warehouse url` prints its address\n"
+        "  stop:        Ctrl-C (the warehouse keeps running: `.venv/bin/cdp warehouse down`)\n",
+        flush=True,
+    )
+    os.execve(airflow, [airflow, "standalone"], environment)
+    return 0  # not reached

@@ -1,0 +1,64 @@
+"""The thin layer between Airflow and the domain package.
+
+DAG files get their shared defaults here, and tasks turn Airflow's connections and context into the plain
+settings the domain code takes (a warehouse URL, an ``Actor``). Nothing here runs at DAG parse time: the
+connection is looked up only when a task calls ``warehouse_url()``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import timedelta
+from typing import Any
+
+from cdp.alerts import RunFailureNotifier
+from cdp.warehouse import Actor, normalise_url, resolve_url
+
+OWNER = "data-platform"
+WAREHOUSE_CONN_ID = "warehouse"
+SLACK_CONN_ID = "slack_alerts"
+
+# Tags group the DAGs in the UI; the DAG integrity test allows only these.
+ALLOWED_TAGS = frozenset(
+    {"sync", "quality", "finance", "privacy", "migration", "identity", "ops", "referrals"}
+)
+
+
+def default_args(retries: int = 3) -> dict[str, Any]:
+    """Retries with exponential backoff for every task; alerts are per run (see ``run_failure_notifier``)."""
+    return {
+        "owner": OWNER,
+        "retries": retries,
+        "retry_delay": timedelta(minutes=1),
+        "retry_exponential_backoff": True,
+        "max_retry_delay": timedelta(minutes=20),
+    }
+
+
+def run_failure_notifier() -> RunFailureNotifier:
+    """One Slack message per failed DAG run, sent after the last retry of the task that failed it."""
+    return RunFailureNotifier(slack_webhook_conn_id=SLACK_CONN_ID)
+
+
+def warehouse_url() -> str:
+    """The Airflow connection ``warehouse`` when defined, else the project's embedded server (started)."""
+    from airflow.sdk import BaseHook
+    from airflow.sdk.exceptions import AirflowNotFoundException
+
+    try:
+        connection = BaseHook.get_connection(WAREHOUSE_CONN_ID)
+    except AirflowNotFoundException:
+        return resolve_url(start_embedded=True)
+    return normalise_url(connection.get_uri())
+
+
+def actor_from_context(context: Mapping[str, Any]) -> Actor:
+    """Audit events written by a task name its DAG, run and task."""
+    ti = context.get("ti") or context.get("task_instance")
+    dag_id = getattr(ti, "dag_id", None)
+    return Actor(
+        name=f"airflow:{dag_id}",
+        dag_id=dag_id,
+        run_id=context.get("run_id") or getattr(ti, "run_id", None),
+        task_id=getattr(ti, "task_id", None),
+    )

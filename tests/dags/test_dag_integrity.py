@@ -1,0 +1,132 @@
+"""House rules for every DAG file, so a new DAG cannot skip them (after Mozilla's telemetry-airflow tests)."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from cdp.runtime import ALLOWED_TAGS, OWNER
+
+REPO = Path(__file__).resolve().parents[2]
+DAG_FILES = sorted((REPO / "dags").glob("*.py"))
+PARSE_BUDGET_SECONDS = 1.0
+
+
+@pytest.fixture(scope="module")
+def dag_bag(monkeypatch_module):
+    from airflow.dag_processing.dagbag import DagBag
+    from airflow.sdk import BaseHook, Variable
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a DAG file looked up a connection or variable at parse time")
+
+    monkeypatch_module.setattr(BaseHook, "get_connection", classmethod(refuse))
+    monkeypatch_module.setattr(Variable, "get", staticmethod(refuse))
+    return DagBag(dag_folder=str(REPO / "dags"))
+
+
+@pytest.fixture(scope="module")
+def monkeypatch_module():
+    patcher = pytest.MonkeyPatch()
+    yield patcher
+    patcher.undo()
+
+
+def _dag_call_keywords(path: Path) -> set[str]:
+    """Keyword arguments given to the @dag decorator (or DAG(...)) in the file, read without running it."""
+    keywords: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Call) and getattr(node.func, "id", None) in {"dag", "DAG"}:
+            keywords |= {keyword.arg for keyword in node.keywords if keyword.arg}
+    return keywords
+
+
+def test_there_are_dags() -> None:
+    assert DAG_FILES, "no DAG files found"
+
+
+def test_every_dag_file_imports_without_errors(dag_bag) -> None:
+    assert dag_bag.import_errors == {}
+    files_with_dags = {Path(dag.fileloc).name for dag in dag_bag.dags.values()}
+    assert files_with_dags == {path.name for path in DAG_FILES}
+
+
+def test_every_dag_follows_the_house_rules(dag_bag) -> None:
+    from airflow.sdk.bases.notifier import BaseNotifier
+
+    for dag_id, dag in dag_bag.dags.items():
+        assert dag.tags, f"{dag_id} has no tags"
+        assert set(dag.tags) <= ALLOWED_TAGS, f"{dag_id} uses tags outside {sorted(ALLOWED_TAGS)}"
+        assert dag.doc_md and len(dag.doc_md) > 200, f"{dag_id} lacks documentation for operations staff"
+        callbacks = (
+            dag.on_failure_callback
+            if isinstance(dag.on_failure_callback, list)
+            else [dag.on_failure_callback]
+        )
+        assert any(isinstance(callback, BaseNotifier) for callback in callbacks), (
+            f"{dag_id} has no failure notifier"
+        )
+        for task in dag.tasks:
+            assert task.owner == OWNER, f"{dag_id}.{task.task_id} owner is {task.owner}"
+            assert task.retries >= 1, f"{dag_id}.{task.task_id} has no retries"
+            assert task.retry_exponential_backoff, f"{dag_id}.{task.task_id} retries without backoff"
+
+
+@pytest.mark.parametrize("path", DAG_FILES, ids=lambda path: path.name)
+def test_schedule_catchup_and_start_date_are_explicit(path: Path) -> None:
+    keywords = _dag_call_keywords(path)
+    missing = {
+        "schedule",
+        "catchup",
+        "start_date",
+        "doc_md",
+        "tags",
+        "default_args",
+        "on_failure_callback",
+    } - keywords
+    assert not missing, f"{path.name} leaves {sorted(missing)} to defaults"
+
+
+@pytest.mark.parametrize("path", DAG_FILES, ids=lambda path: path.name)
+def test_dag_file_parses_quickly(path: Path) -> None:
+    """Parse time, measured in a fresh interpreter after Airflow itself is imported (the dag-processor's view)."""
+    script = (
+        "import time, runpy, airflow.sdk, cdp.runtime\n"
+        f"start = time.perf_counter(); runpy.run_path({str(path)!r}); print(time.perf_counter() - start)"
+    )
+    started = time.perf_counter()
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=False, timeout=120
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    seconds = float(result.stdout.strip().splitlines()[-1])
+    assert seconds < PARSE_BUDGET_SECONDS, (
+        f"{path.name} took {seconds:.2f}s to parse (total {time.perf_counter() - started:.1f}s)"
+    )
+
+
+def test_ruff_airflow3_rules_are_clean() -> None:
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "ruff",
+            "check",
+            "--select",
+            "AIR3",
+            "--preview",
+            "dags",
+            "include",
+            "plugins",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr

@@ -1,0 +1,46 @@
+"""The `cdp` command as an operator uses it: exit codes and what it prints."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from cdp.cli import main
+
+
+@pytest.fixture
+def configured(warehouse_url: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    monkeypatch.setenv("AIRFLOW_CONN_WAREHOUSE", warehouse_url)
+    return warehouse_url
+
+
+def test_migrate_is_a_no_op_on_a_current_schema(configured: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["migrate"]) == 0
+    assert "(no change)" in capsys.readouterr().out
+
+
+def test_audit_verify_exits_non_zero_on_a_broken_chain(
+    configured: str, anchor_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with psycopg.connect(configured) as conn:
+        conn.execute("INSERT INTO core.person (given_name) VALUES ('Grace')")
+        conn.execute("UPDATE core.person SET given_name = 'G.'")
+    assert main(["audit", "head", "--export"]) == 0
+    assert main(["audit", "verify"]) == 0
+    assert "audit chain OK: 2 rows" in capsys.readouterr().out
+
+    with psycopg.connect(configured, autocommit=True) as conn:
+        conn.execute("SET session_replication_role = replica")
+        conn.execute("UPDATE audit.audit_events SET after = '[]' WHERE seq = 1")
+
+    assert main(["audit", "verify"]) == 1
+    assert "BROKEN at seq 1" in capsys.readouterr().out
+
+
+def test_warehouse_url_without_configuration_or_server_is_a_clear_error(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["warehouse", "url"]) == 2
+    assert "cdp warehouse up" in capsys.readouterr().err
