@@ -1,0 +1,308 @@
+"""The sandbox HTTP server: every vendor API on one local port, plus faults, truth and a Slack receiver.
+
+    world = World(seed=7, learners=1000)
+    with SandboxServer(world) as sandbox:                 # port 0: a free port
+        settings = sandbox.settings("stripe")             # SourceSettings for the connector
+        sandbox.faults.add(Fault("rate_limit", "stripe", "charges", times=2, retry_after=1))
+        ...
+        sandbox.slack_messages                            # what the alerting posted
+
+Mounts: ``/moodle``, ``/salesforce``, ``/stripe``, ``/typeform``, ``/zigpoll``, ``/referralhero`` (see
+``cdp.sandbox.apis`` for what each speaks), ``POST /slack/...`` (incoming webhooks) and the admin API:
+``GET /_sandbox/health``, ``GET|POST|DELETE /_sandbox/faults`` (POST a Fault as JSON; DELETE clears,
+``DELETE /_sandbox/faults/{id}`` removes one), ``GET|DELETE /_sandbox/slack``,
+``GET /_sandbox/truth/count?source=&stream=&since=&until=``.
+
+Command line (wired to ``cdp sandbox serve``): ``--host --port --seed --learners --fault SPEC
+--ledger-folder PATH``; a fault SPEC is ``source[:stream]:kind[:key=value,...]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import logging
+import socket
+import threading
+import time
+from collections.abc import Sequence
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from cdp.sandbox.apis import Request, Response, VendorApis
+from cdp.sandbox.faults import Fault, FaultBook
+from cdp.sandbox.generator import World, to_epoch
+from cdp.sources.base import SourceSettings
+
+log = logging.getLogger(__name__)
+
+SOURCES = ("moodle", "salesforce", "stripe", "typeform", "zigpoll", "referralhero")
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: _Server
+
+    def setup(self) -> None:
+        super().setup()
+        # Headers and body go out as separate writes; without NODELAY, Nagle plus delayed ACKs add ~40 ms each.
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+        log.debug("sandbox %s", format % args)
+
+    def _dispatch(self) -> None:
+        parts = urlsplit(self.path)
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        request = Request(
+            self.command,
+            parts.path,
+            parse_qs(parts.query, keep_blank_values=True),
+            {k.lower(): v for k, v in self.headers.items()},
+            body,
+        )
+        try:
+            response = self.server.sandbox.route(request)
+        except Exception as error:  # the sandbox must answer, even when it has a bug
+            log.exception("sandbox failed on %s %s", self.command, parts.path)
+            response = Response(500, {"error": f"sandbox bug: {type(error).__name__}: {error}"})
+        payload = response.encoded()
+        try:
+            self.send_response(response.status)
+            self.send_header("Content-Type", f"{response.content_type}; charset=utf-8")
+            self.send_header("Content-Length", str(len(payload)))
+            for name, value in response.headers.items():
+                self.send_header(name, value)
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(payload)
+        except (BrokenPipeError, ConnectionResetError):  # the client gave up (e.g. its timeout)
+            self.close_connection = True
+
+    do_GET = do_POST = do_DELETE = do_HEAD = _dispatch
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    sandbox: SandboxServer
+
+
+class SandboxServer:
+    """The running sandbox; a context manager for tests, `serve_forever` for a long-running process."""
+
+    def __init__(
+        self, world: World, host: str = "127.0.0.1", port: int = 0, *, ledger_folder: str | Path | None = None
+    ) -> None:
+        self.world = world
+        self.faults = FaultBook()
+        self.apis = VendorApis(world, self.faults)
+        self.slack_messages: list[dict[str, Any]] = []
+        self.ledger_folder = Path(ledger_folder) if ledger_folder else None
+        self._httpd = _Server((host, port), _Handler)
+        self._httpd.sandbox = self
+        self._thread: threading.Thread | None = None
+
+    @property
+    def host(self) -> str:
+        return str(self._httpd.server_address[0])
+
+    @property
+    def port(self) -> int:
+        return int(self._httpd.server_address[1])
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def url(self, source: str) -> str:
+        """The base URL a connector for `source` is configured with (the vendor's host in production)."""
+        return f"{self.base_url}/{source}"
+
+    @property
+    def slack_webhook_url(self) -> str:
+        return f"{self.base_url}/slack/services/T0SANDBOX/B0SANDBOX/sandboxwebhooksecret"
+
+    def settings(self, source: str, **extra: Any) -> SourceSettings:
+        """Connection settings that make the real connector talk to this sandbox."""
+        ids = self.world.ids
+        defaults: dict[str, dict[str, Any]] = {
+            "moodle": {},
+            "salesforce": {"api_version": ids.salesforce_api_version},
+            "stripe": {},
+            "typeform": {"form_id": ids.typeform_form_id},
+            "zigpoll": {"account_id": ids.zigpoll_account_id, "poll_id": ids.zigpoll_poll_id},
+            "referralhero": {"list_uuid": ids.referralhero_list_uuid},
+            "ledger": {"folder": str(self.ledger_folder) if self.ledger_folder else ""},
+        }
+        if source == "ledger":
+            base = self.ledger_folder.as_uri() if self.ledger_folder else ""
+            return SourceSettings(base, "", {**defaults["ledger"], **extra})
+        return SourceSettings(
+            self.url(source), self.world.credentials.for_source(source), {**defaults[source], **extra}
+        )
+
+    # ---------------------------------------------------------------- lifecycle
+    def start(self) -> SandboxServer:
+        if self.ledger_folder:
+            for month in self.world.ledger_months():
+                self.world.write_ledger_drop(self.ledger_folder, month)
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, name="sandbox-http", daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
+        if self._thread:
+            self._thread.join(timeout=5)
+
+    def serve_forever(self) -> None:
+        if self.ledger_folder:
+            for month in self.world.ledger_months():
+                self.world.write_ledger_drop(self.ledger_folder, month)
+        try:
+            self._httpd.serve_forever()
+        finally:
+            self._httpd.server_close()
+
+    def __enter__(self) -> SandboxServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # ---------------------------------------------------------------- routing
+    def route(self, request: Request) -> Response:
+        head, _, rest = request.path.lstrip("/").partition("/")
+        if head in SOURCES:
+            request.path = "/" + rest
+            return self.apis.handle(head, request)
+        if head == "slack":
+            return self._slack(request)
+        if head == "_sandbox":
+            return self._admin(request, rest)
+        return Response(
+            404, {"error": f"no sandbox mount {head!r}", "mounts": [*SOURCES, "slack", "_sandbox"]}
+        )
+
+    def _slack(self, request: Request) -> Response:
+        if request.method != "POST":
+            return Response(405, b"invalid_method", content_type="text/plain")
+        try:
+            payload = json.loads(request.body or b"{}")
+        except ValueError:
+            return Response(400, b"invalid_payload", content_type="text/plain")
+        if not isinstance(payload, dict) or not (payload.get("text") or payload.get("blocks")):
+            return Response(400, b"no_text", content_type="text/plain")
+        self.slack_messages.append({"path": request.path, "received_at": time.time(), "payload": payload})
+        return Response(200, b"ok", content_type="text/plain")
+
+    def _admin(self, request: Request, rest: str) -> Response:
+        if rest == "health":
+            return Response(200, {"status": "ok", "learners": self.world.learners, "seed": self.world.seed})
+        if rest.startswith("faults"):
+            fault_id = rest.partition("/")[2]
+            if request.method == "POST":
+                try:
+                    spec = json.loads(request.body or b"{}")
+                    fault = self.faults.add(Fault(**spec))
+                except (TypeError, ValueError) as error:
+                    return Response(400, {"error": str(error)})
+                return Response(201, fault.as_dict())
+            if request.method == "DELETE":
+                if fault_id:
+                    self.faults.remove(int(fault_id))
+                else:
+                    self.faults.clear()
+                return Response(200, {"faults": []})
+            return Response(200, {"faults": [f.as_dict() for f in self.faults.list()]})
+        if rest == "slack":
+            if request.method == "DELETE":
+                self.slack_messages.clear()
+            return Response(200, {"messages": self.slack_messages})
+        if rest == "truth/count":
+            source, stream = request.arg("source"), request.arg("stream")
+            try:
+                count = self.world.truth.expected_count(
+                    source or "",
+                    stream or "",
+                    _time_arg(request.arg("since")),
+                    _time_arg(request.arg("until")),
+                )
+            except KeyError as error:
+                return Response(404, {"error": str(error)})
+            return Response(200, {"source": source, "stream": stream, "count": count})
+        return Response(404, {"error": f"no admin resource {rest!r}"})
+
+
+def _time_arg(value: str | None) -> int | None:
+    if not value:
+        return None
+    if value.isdigit():
+        return int(value)
+    from datetime import datetime
+
+    return to_epoch(datetime.fromisoformat(value.replace("Z", "+00:00")))
+
+
+def serve(
+    world: World,
+    host: str = "127.0.0.1",
+    port: int = 8765,
+    faults: Sequence[Fault] = (),
+    ledger_folder: str | Path | None = None,
+) -> None:
+    """Run the sandbox in the foreground until interrupted."""
+    server = SandboxServer(world, host, port, ledger_folder=ledger_folder)
+    for fault in faults:
+        server.faults.add(fault)
+    log.info("sandbox listening on %s (seed %d, %d learners)", server.base_url, world.seed, world.learners)
+    print(f"sandbox listening on {server.base_url}", flush=True)
+    with contextlib.suppress(KeyboardInterrupt):
+        server.serve_forever()
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8765)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--learners", type=int, default=1000)
+    parser.add_argument("--duplicate-rate", type=float, default=0.09)
+    parser.add_argument("--malformed-rate", type=float, default=0.005)
+    parser.add_argument("--ledger-folder", default=None, help="write the monthly ledger CSV drops here")
+    parser.add_argument(
+        "--fault",
+        action="append",
+        default=[],
+        metavar="SPEC",
+        help="source[:stream]:kind[:key=value,...], e.g. stripe:charges:rate_limit:times=3",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    world = World(
+        seed=args.seed,
+        learners=args.learners,
+        duplicate_rate=args.duplicate_rate,
+        malformed_rate=args.malformed_rate,
+    )
+    serve(world, args.host, args.port, [Fault.parse(spec) for spec in args.fault], args.ledger_folder)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="cdp sandbox serve", description="Run the vendor API sandbox.")
+    add_arguments(parser)
+    logging.basicConfig(level=logging.INFO)
+    return run(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,192 @@
+"""Column-store tables behind the sandbox: numpy index columns, records built on demand.
+
+Why: the sandbox must serve 100k-1M learners without holding a million dicts. Each
+table keeps only a few compact numpy columns (timestamps, truth person, malformed
+reason) and builds a record's JSON from its row index when a page asks for it.
+Ordering and windows are answered from sorted views of the time columns.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+_BASE62_INDEX = {c: i for i, c in enumerate(BASE62)}
+
+MALFORMED_REASONS: tuple[str, ...] = (
+    "",  # 0: well-formed
+    "missing_required",
+    "malformed_email",
+    "negative_amount",
+    "non_numeric_amount",
+    "unknown_currency",
+    "impossible_date",
+    "unknown_enum",
+)
+REASON_CODE = {name: code for code, name in enumerate(MALFORMED_REASONS)}
+
+
+def base62(number: int, width: int) -> str:
+    text = ""
+    while number:
+        number, digit = divmod(number, 62)
+        text = BASE62[digit] + text
+    return text.rjust(width, "0")
+
+
+def unbase62(text: str) -> int:
+    value = 0
+    for char in text:
+        value = value * 62 + _BASE62_INDEX[char]
+    return value
+
+
+@functools.lru_cache(maxsize=65536)
+def tag(seed: int, label: str, length: int, alphabet: str = BASE62) -> str:
+    """A deterministic, random-looking string so ids look like the vendor's but differ per seed."""
+    digest = hashlib.sha256(f"{seed}:{label}".encode()).digest()
+    return "".join(alphabet[b % len(alphabet)] for b in digest[:length])
+
+
+def salesforce_id(key_prefix: str, seed_tag: str, index: int) -> str:
+    """An 18-character Salesforce id (15-char id plus the case-safe checksum suffix)."""
+    short = key_prefix + seed_tag[:3] + base62(index, 9)
+    return short + _checksum(short[0:5]) + _checksum(short[5:10]) + _checksum(short[10:15])
+
+
+@functools.lru_cache(maxsize=1 << 18)
+def _checksum(chunk: str) -> str:
+    bits = sum(1 << j for j, ch in enumerate(chunk) if "A" <= ch <= "Z")
+    return "ABCDEFGHIJKLMNOPQRSTUVWXYZ012345"[bits]
+
+
+def salesforce_index(record_id: str) -> int | None:
+    try:
+        return unbase62(record_id[6:15])
+    except (KeyError, IndexError):
+        return None
+
+
+@dataclass
+class Table:
+    """One source stream's rows: the truth columns plus a record builder."""
+
+    source: str
+    stream: str
+    primary_key: str
+    cursor_field: str | None
+    time_column: str  # "modified" or "created": what the cursor field reflects
+    created: np.ndarray
+    modified: np.ndarray
+    person: np.ndarray  # truth person index per row, -1 when not a person
+    malformed: np.ndarray  # int8 code into MALFORMED_REASONS
+    builder: Callable[[int], dict[str, Any]]
+    id_of: Callable[[int], Any]
+    index_of: Callable[[Any], int | None]
+    columns: dict[str, np.ndarray] = field(default_factory=dict)
+    _order_cache: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict, repr=False)
+
+    def __len__(self) -> int:
+        return int(self.created.shape[0])
+
+    def times(self, column: str | None = None) -> np.ndarray:
+        return self.modified if (column or self.time_column) == "modified" else self.created
+
+    def ordered(self, column: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Row indices sorted by (time, index) and the sorted times; cached until a touch."""
+        key = column or self.time_column
+        if key not in self._order_cache:
+            times = self.times(key)
+            order = np.lexsort((np.arange(len(self)), times))
+            self._order_cache[key] = (order, times[order])
+        return self._order_cache[key]
+
+    def window(self, since: int | None, until: int | None, column: str | None = None) -> np.ndarray:
+        """Rows whose time is in [since, until), ascending by (time, index)."""
+        order, sorted_times = self.ordered(column)
+        lo = 0 if since is None else int(np.searchsorted(sorted_times, since, "left"))
+        hi = len(order) if until is None else int(np.searchsorted(sorted_times, until, "left"))
+        return order[lo:hi]
+
+    def count(self, since: int | None, until: int | None, column: str | None = None) -> int:
+        return int(self.window(since, until, column).shape[0])
+
+    def page(
+        self,
+        since: int | None,
+        until: int | None,
+        limit: int,
+        *,
+        after: tuple[int, int] | None = None,
+        descending: bool = False,
+        exclude: frozenset[int] | set[int] = frozenset(),
+        column: str | None = None,
+    ) -> tuple[list[int], bool]:
+        """Keyset page: up to `limit` rows strictly after `after` (time, index) in the chosen order.
+
+        Keyset (not offset) paging means an edit that moves a row out of the window
+        never shifts the rows behind it, as in the real APIs' cursors.
+        """
+        rows = self.window(since, until, column)
+        times = self.times(column)
+        if descending:
+            rows = rows[::-1]
+        if after is not None and rows.shape[0]:
+            row_times = times[rows]
+            after_time, after_index = after
+            if descending:
+                keep = (row_times < after_time) | ((row_times == after_time) & (rows < after_index))
+            else:
+                keep = (row_times > after_time) | ((row_times == after_time) & (rows > after_index))
+            first = int(np.argmax(keep)) if keep.any() else rows.shape[0]
+            rows = rows[first:]
+        picked: list[int] = []
+        position = 0
+        while len(picked) < limit and position < rows.shape[0]:
+            chunk = rows[position : position + limit + len(exclude)]
+            position += chunk.shape[0]
+            for index in chunk.tolist():
+                if index in exclude:
+                    continue
+                picked.append(index)
+                if len(picked) == limit:
+                    break
+        if len(picked) < limit:
+            return picked, False
+        has_more = self._has_more_after(rows, picked[-1], exclude)
+        return picked, has_more
+
+    @staticmethod
+    def _has_more_after(rows: np.ndarray, last: int, exclude: Iterable[int]) -> bool:
+        positions = np.nonzero(rows == last)[0]
+        if not positions.shape[0]:
+            return False
+        rest = rows[int(positions[0]) + 1 :]
+        excluded = set(exclude)
+        if not excluded:
+            return bool(rest.shape[0])
+        return any(index not in excluded for index in rest[: len(excluded) + 1].tolist())
+
+    def record(self, index: int) -> dict[str, Any]:
+        return self.builder(index)
+
+    def records(self, indices: Iterable[int]) -> Iterator[dict[str, Any]]:
+        for index in indices:
+            yield self.builder(int(index))
+
+    def touch(self, indices: Iterable[int], at: int) -> None:
+        """Mark rows as modified at `at` (epoch seconds): a later edit in the source system."""
+        picked = np.fromiter((int(i) for i in indices), dtype=np.int64)
+        if picked.shape[0]:
+            self.modified[picked] = at
+            self._order_cache.clear()
+
+    def malformed_rows(self) -> dict[Any, str]:
+        rows = np.nonzero(self.malformed)[0]
+        return {self.id_of(int(i)): MALFORMED_REASONS[int(self.malformed[i])] for i in rows}
