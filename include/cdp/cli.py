@@ -118,9 +118,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _register_sandbox(commands: argparse._SubParsersAction) -> None:
+    from cdp.sandbox import server
+
+    sandbox = commands.add_parser("sandbox", help="the local stand-in for every vendor API")
+    actions = sandbox.add_subparsers(dest="action", required=True)
+    serve = actions.add_parser("serve", help="serve the vendor APIs on a local port until stopped")
+    server.add_arguments(serve)
+    serve.set_defaults(handler=server.run)
+
+
 def _extensions() -> list[Callable[[argparse._SubParsersAction], None]]:
     """Sub-commands that live with their own package (sandbox, dedupe, privacy, …)."""
-    return []
+    return [_register_sandbox]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -11,13 +11,65 @@ import json
 import os
 import secrets
 import shutil
+import socket
+import subprocess
 import sys
+import time
 from pathlib import Path
 
 from cdp.paths import PROJECT_ROOT, state_dir
+from cdp.sources.base import SourceSettings
 from cdp.warehouse import configured_url, migrations, resolve_url
 
 UI_USER = "admin"
+SANDBOX_PORT = 8765
+SANDBOX_SEED = 7
+SANDBOX_LEARNERS = 2000
+
+
+def connection_env(source: str, settings: SourceSettings) -> tuple[str, str]:
+    """An ``AIRFLOW_CONN_<SOURCE>`` variable that ``cdp.runtime.source_settings`` turns back into settings."""
+    spec = {
+        "conn_type": "http",
+        "host": settings.base_url,
+        "password": settings.credential,
+        "extra": dict(settings.extra),
+    }
+    return f"AIRFLOW_CONN_{source.upper()}", json.dumps(spec)
+
+
+def sandbox_environment(port: int = SANDBOX_PORT) -> dict[str, str]:
+    """Airflow connections for every source, pointing at the sandbox started by ``start_sandbox``."""
+    from cdp.sandbox.generator import World
+    from cdp.sandbox.server import sandbox_settings
+    from cdp.sources.registry import STREAMS
+
+    world = World(seed=SANDBOX_SEED, learners=SANDBOX_LEARNERS)
+    base_url = f"http://127.0.0.1:{port}"
+    return dict(
+        connection_env(source, sandbox_settings(world, base_url, source, state_dir() / "ledger-drop"))
+        for source in STREAMS
+    )
+
+
+def start_sandbox(port: int = SANDBOX_PORT) -> subprocess.Popen[bytes]:
+    """The vendor-API sandbox as a background process; its output goes to .cdp/sandbox.log."""
+    log_file = (state_dir() / "sandbox.log").open("ab")
+    command = [sys.executable, "-m", "cdp.cli", "sandbox", "serve", "--port", str(port), "--seed", str(SANDBOX_SEED),
+               "--learners", str(SANDBOX_LEARNERS), "--ledger-folder", str(state_dir() / "ledger-drop")]  # fmt: skip
+    process = subprocess.Popen(command, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return process
+        except OSError:
+            if process.poll() is not None:
+                raise RuntimeError(
+                    f"the sandbox exited with {process.returncode}; see .cdp/sandbox.log"
+                ) from None
+            time.sleep(0.2)
+    raise RuntimeError("the sandbox did not start within 60 s; see .cdp/sandbox.log")
 
 
 def airflow_environment(warehouse_url: str, port: int) -> dict[str, str]:
@@ -54,7 +106,8 @@ def run_local(port: int = 8080) -> int:
     """Prepare everything, print how to log in, then hand the terminal to `airflow standalone`."""
     url = resolve_url(start_embedded=configured_url() is None)
     migrations.upgrade(url)
-    environment = {**os.environ, **airflow_environment(url, port)}
+    sandbox = start_sandbox()
+    environment = {**os.environ, **sandbox_environment(), **airflow_environment(url, port)}
     # Standalone starts its components as `airflow …` found on PATH: make that the project's own.
     venv_bin = str(Path(sys.executable).parent)
     environment["PATH"] = venv_bin + os.pathsep + environment.get("PATH", "")
@@ -65,6 +118,7 @@ def run_local(port: int = 8080) -> int:
         f"  Airflow UI:  http://localhost:{port}\n"
         f"  login:       {UI_USER} / {password}\n"
         f"  warehouse:   schema {migrations.current_revision(url)}; `.venv/bin/cdp warehouse url` prints its address\n"
+        f"  sandbox:     vendor APIs on http://127.0.0.1:{SANDBOX_PORT} (pid {sandbox.pid}), log in .cdp/sandbox.log\n"
         "  stop:        Ctrl-C (the warehouse keeps running: `.venv/bin/cdp warehouse down`)\n",
         flush=True,
     )

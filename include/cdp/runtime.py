@@ -9,10 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cdp.alerts import RunFailureNotifier
+from cdp.sources.base import SourceSettings
 from cdp.warehouse import Actor, normalise_url, resolve_url
+
+if TYPE_CHECKING:
+    from airflow.sdk import Asset
 
 OWNER = "data-platform"
 WAREHOUSE_CONN_ID = "warehouse"
@@ -62,3 +66,29 @@ def actor_from_context(context: Mapping[str, Any]) -> Actor:
         run_id=context.get("run_id") or getattr(ti, "run_id", None),
         task_id=getattr(ti, "task_id", None),
     )
+
+
+def source_settings(source: str) -> SourceSettings:
+    """A source's Airflow connection (conn id = the source's name, e.g. ``moodle``) as plain settings.
+
+    ``host`` holds the API's base URL (``https://lms.example.org`` or, with a scheme missing, built from
+    host/port/schema), ``password`` the token or key, ``extra`` the source-specific options.
+    """
+    from airflow.sdk import BaseHook
+
+    connection = BaseHook.get_connection(source)
+    host = connection.host or ""
+    if "://" not in host and host:
+        port = f":{connection.port}" if connection.port else ""
+        host = f"https://{host}{port}"
+    return SourceSettings(
+        base_url=host.rstrip("/"), credential=connection.password or "", extra=connection.extra_dejson
+    )
+
+
+def warehouse_asset(entity: str) -> Asset:
+    """The Airflow Asset for a warehouse table: downstream DAGs run when it is updated."""
+    from airflow.sdk import Asset
+
+    schema, table = entity.split(".", 1)
+    return Asset(name=f"warehouse.{entity}", uri=f"cdp://warehouse/{schema}/{table}")

@@ -129,22 +129,7 @@ class SandboxServer:
 
     def settings(self, source: str, **extra: Any) -> SourceSettings:
         """Connection settings that make the real connector talk to this sandbox."""
-        ids = self.world.ids
-        defaults: dict[str, dict[str, Any]] = {
-            "moodle": {},
-            "salesforce": {"api_version": ids.salesforce_api_version},
-            "stripe": {},
-            "typeform": {"form_id": ids.typeform_form_id},
-            "zigpoll": {"account_id": ids.zigpoll_account_id, "poll_id": ids.zigpoll_poll_id},
-            "referralhero": {"list_uuid": ids.referralhero_list_uuid},
-            "ledger": {"folder": str(self.ledger_folder) if self.ledger_folder else ""},
-        }
-        if source == "ledger":
-            base = self.ledger_folder.as_uri() if self.ledger_folder else ""
-            return SourceSettings(base, "", {**defaults["ledger"], **extra})
-        return SourceSettings(
-            self.url(source), self.world.credentials.for_source(source), {**defaults[source], **extra}
-        )
+        return sandbox_settings(self.world, self.base_url, source, self.ledger_folder, **extra)
 
     # ---------------------------------------------------------------- lifecycle
     def start(self) -> SandboxServer:
@@ -267,6 +252,29 @@ def serve(
     print(f"sandbox listening on {server.base_url}", flush=True)
     with contextlib.suppress(KeyboardInterrupt):
         server.serve_forever()
+
+
+def sandbox_settings(
+    world: World, base_url: str, source: str, ledger_folder: Path | str | None = None, **extra: Any
+) -> SourceSettings:
+    """Connection settings for a sandbox serving ``world`` at ``base_url`` (also for one in another process)."""
+    ids = world.ids
+    ledger_folder = Path(ledger_folder) if ledger_folder else None
+    defaults: dict[str, dict[str, Any]] = {
+        "moodle": {},
+        "salesforce": {"api_version": ids.salesforce_api_version},
+        "stripe": {},
+        "typeform": {"form_id": ids.typeform_form_id},
+        "zigpoll": {"account_id": ids.zigpoll_account_id, "poll_id": ids.zigpoll_poll_id},
+        "referralhero": {"list_uuid": ids.referralhero_list_uuid},
+        "ledger": {"folder": str(ledger_folder) if ledger_folder else ""},
+    }
+    if source == "ledger":
+        base = ledger_folder.resolve().as_uri() if ledger_folder else ""
+        return SourceSettings(base, "", {**defaults["ledger"], **extra})
+    return SourceSettings(
+        f"{base_url}/{source}", world.credentials.for_source(source), {**defaults[source], **extra}
+    )
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

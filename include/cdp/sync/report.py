@@ -1,0 +1,31 @@
+"""The end-of-run summary of a sync: totals over streams, and which streams did not land."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+TOTALS = ("rows_read", "rows_landed", "rows_upserted", "rows_quarantined")
+
+
+class StreamsFailed(RuntimeError):
+    """One or more streams did not land this run; their data is picked up by the next run."""
+
+
+def summarise_run(results: Iterable[Mapping[str, Any] | None], expected: Sequence[str]) -> dict[str, int]:
+    landed = [result for result in results if result]
+    totals = {name: sum(int(result[name]) for result in landed) for name in TOTALS}
+    done = {f"{result['source']}.{result['stream']}" for result in landed}
+    missing = [key for key in expected if key not in done]
+    log.info(
+        "sync run: %d of %d streams landed; read %d, upserted %d, quarantined %d",
+        len(done), len(expected), totals["rows_read"], totals["rows_upserted"], totals["rows_quarantined"],
+    )  # fmt: skip
+    if missing:
+        raise StreamsFailed(
+            f"{len(missing)} stream(s) did not land: {', '.join(missing)} (see their task logs)"
+        )
+    return totals

@@ -1,0 +1,107 @@
+"""What the sync does with each source stream: how a record is checked and which SQL moves it into ``core``.
+
+Adding a stream to the warehouse means one entry here and one SQL file under ``sql/sync/``. Streams in
+wave 1 create the people and reference rows (users, contacts, courses) that wave 2's activity records
+(enrollments, completions, donations) point to, so the DAG runs wave 1 before wave 2.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from cdp.sync import validation as v
+
+
+@dataclass(frozen=True)
+class StreamSpec:
+    source: str
+    stream: str
+    entity: str  # the core table it feeds; also the name of the Airflow Asset it updates
+    wave: int
+    check: v.Check
+    transforms: tuple[str, ...]  # SQL files under sql/sync/, run in order on the temp table sync_batch
+    person_source: str | None = None  # key space in core.person_source_id for records that are people
+
+    @property
+    def key(self) -> str:
+        return f"{self.source}.{self.stream}"
+
+
+MOODLE_PARENTAL_CONSENT = ("", "none", "pending", "verified")
+RESOLVE_PEOPLE = "_resolve_people.sql"
+
+SPECS: tuple[StreamSpec, ...] = (
+    StreamSpec(
+        "moodle", "users", "core.person", 1,
+        v.all_of(
+            v.required("id", "firstname", "email"),
+            v.email("email"),
+            v.moodle_custom_field("dateofbirth", lambda value: v.iso_date("value")({"value": value})),
+            v.moodle_custom_field(
+                "parentalconsent",
+                lambda value: None if value in MOODLE_PARENTAL_CONSENT else f"unknown value {value!r} in parentalconsent",
+            ),
+        ),
+        ("moodle__users.sql", RESOLVE_PEOPLE),
+        person_source="moodle.user",
+    ),
+    StreamSpec(
+        "moodle", "courses", "core.course", 1,
+        v.all_of(v.required("id", "fullname"), v.epoch_order("startdate", "enddate")),
+        ("moodle__courses.sql",),
+    ),
+    StreamSpec(
+        "moodle", "enrollments", "core.enrollment", 2,
+        v.all_of(
+            v.required("id", "userid", "courseid", "timestart"),
+            v.one_of("status", (0, 1)),
+            v.epoch_plausible("timestart"),
+            v.epoch_order("timestart", "timeend"),
+        ),
+        ("moodle__enrollments.sql",),
+    ),
+    StreamSpec(
+        "moodle", "course_completions", "core.course_completion", 2,
+        v.all_of(
+            v.required("id", "userid", "course", "timecompleted"),
+            v.epoch_plausible("timecompleted"),
+            v.epoch_order("timestarted", "timecompleted", zero_means_open=False),
+        ),
+        ("moodle__course_completions.sql",),
+    ),
+    StreamSpec(
+        "salesforce", "Contact", "core.person", 1,
+        v.all_of(
+            v.required("Id", "LastName"),
+            v.email("Email", optional=True),
+            v.iso_date("Birthdate"),
+            v.one_of("npe01__Preferred_Email__c", (None, "Personal", "Work", "Alternate")),
+        ),
+        ("salesforce__contact.sql", RESOLVE_PEOPLE),
+        person_source="salesforce.contact",
+    ),
+    StreamSpec(
+        "stripe", "charges", "core.donation", 2,
+        v.all_of(
+            v.required("id", "amount", "currency", "created", "metadata.financial_transaction_id"),
+            v.amount_minor("amount"),
+            v.currency("currency"),
+            v.one_of("status", ("succeeded", "pending", "failed")),
+            v.email("billing_details.email", optional=True),
+            lambda record: None
+            if record.get("status") != "succeeded" or record.get("balance_transaction")
+            else "missing required field balance_transaction (succeeded charge)",
+        ),
+        ("stripe__charges_people.sql", RESOLVE_PEOPLE, "stripe__charges.sql"),
+        person_source="stripe.billing",
+    ),
+)  # fmt: skip
+
+BY_KEY: dict[str, StreamSpec] = {spec.key: spec for spec in SPECS}
+
+
+def spec_for(source: str, stream: str) -> StreamSpec:
+    try:
+        return BY_KEY[f"{source}.{stream}"]
+    except KeyError:
+        raise KeyError(f"stream {source}.{stream} has no sync spec; add one in cdp/sync/specs.py") from None

@@ -1,0 +1,176 @@
+"""Record-level checks that decide whether a source record may enter ``core``.
+
+A check returns a reason (short, stable, human-readable: it is what a person reads in ``ops.quarantine``)
+or ``None``. A failed record is never dropped: it goes to the quarantine with its payload and reason.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Mapping
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+Check = Callable[[Mapping[str, Any]], str | None]
+
+EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+# ISO 4217 codes the nonprofit accepts; an unknown code is quarantined, never guessed.
+CURRENCIES = frozenset(
+    {"USD", "EUR", "GBP", "CAD", "AUD", "NZD", "CHF", "SEK", "NOK", "DKK", "JPY", "INR", "MXN", "BRL", "ZAR",
+     "SGD", "HKD", "KES", "NGN", "PHP"}
+)  # fmt: skip
+EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+
+
+def field(record: Mapping[str, Any], path: str) -> Any:
+    """A value by dotted path (``billing_details.email``); missing anywhere on the way is None."""
+    value: Any = record
+    for part in path.split("."):
+        if not isinstance(value, Mapping):
+            return None
+        value = value.get(part)
+    return value
+
+
+def required(*paths: str) -> Check:
+    def check(record: Mapping[str, Any]) -> str | None:
+        for path in paths:
+            if field(record, path) in (None, ""):
+                return f"missing required field {path}"
+        return None
+
+    return check
+
+
+def email(path: str, *, optional: bool = False) -> Check:
+    def check(record: Mapping[str, Any]) -> str | None:
+        value = field(record, path)
+        if value in (None, "") and optional:
+            return None
+        if not isinstance(value, str) or not EMAIL.match(value.strip()):
+            return f"malformed email in {path}"
+        return None
+
+    return check
+
+
+def one_of(path: str, allowed: Iterable[Any]) -> Check:
+    allowed = frozenset(allowed)
+
+    def check(record: Mapping[str, Any]) -> str | None:
+        value = field(record, path)
+        if value not in allowed:
+            return f"unknown value {value!r} in {path}"
+        return None
+
+    return check
+
+
+def amount_minor(path: str) -> Check:
+    """Money arrives as integer minor units; a string, float or negative number is refused, not coerced."""
+
+    def check(record: Mapping[str, Any]) -> str | None:
+        value = field(record, path)
+        if isinstance(value, bool) or not isinstance(value, int):
+            return f"non-numeric amount in {path}: {value!r}"
+        if value < 0:
+            return f"negative amount in {path}"
+        return None
+
+    return check
+
+
+def decimal_amount(path: str) -> Check:
+    """CRM amounts are decimals in major units; they must be numbers, non-negative, at most 2 decimals."""
+
+    def check(record: Mapping[str, Any]) -> str | None:
+        value = field(record, path)
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return f"non-numeric amount in {path}: {value!r}"
+        if value < 0:
+            return f"negative amount in {path}"
+        if round(value * 100) != round(value * 100, 6):
+            return f"amount in {path} has more than 2 decimals"
+        return None
+
+    return check
+
+
+def currency(path: str) -> Check:
+    def check(record: Mapping[str, Any]) -> str | None:
+        value = field(record, path)
+        if not isinstance(value, str) or value.upper() not in CURRENCIES:
+            return f"unknown currency {value!r} in {path}"
+        return None
+
+    return check
+
+
+def iso_date(path: str, *, optional: bool = True, past: bool = True) -> Check:
+    def check(record: Mapping[str, Any]) -> str | None:
+        value = field(record, path)
+        if value in (None, ""):
+            return None if optional else f"missing required field {path}"
+        try:
+            parsed = date.fromisoformat(str(value)[:10])
+        except ValueError:
+            return f"impossible date in {path}: {value!r}"
+        if parsed.year < 1900 or (past and parsed > date.today()):
+            return f"impossible date in {path}: {value!r}"
+        return None
+
+    return check
+
+
+def epoch_order(earlier: str, later: str, *, zero_means_open: bool = True) -> Check:
+    """Two epoch timestamps in order (e.g. an enrollment's start before its end)."""
+
+    def check(record: Mapping[str, Any]) -> str | None:
+        start, end = field(record, earlier), field(record, later)
+        if not isinstance(start, int) or not isinstance(end, int):
+            return None
+        if zero_means_open and end == 0:
+            return None
+        if end < start:
+            return f"impossible dates: {later} before {earlier}"
+        return None
+
+    return check
+
+
+def epoch_plausible(path: str) -> Check:
+    def check(record: Mapping[str, Any]) -> str | None:
+        value = field(record, path)
+        if value in (None, 0):
+            return None
+        if not isinstance(value, int):
+            return f"wrong type for timestamp {path}: {value!r}"
+        moment = datetime.fromtimestamp(value, UTC)
+        if moment < EARLIEST or moment > datetime.now(UTC) + timedelta(days=1):
+            return f"impossible date in {path}"
+        return None
+
+    return check
+
+
+def moodle_custom_field(shortname: str, check: Callable[[Any], str | None]) -> Check:
+    """Moodle keeps profile fields in a ``customfields`` list of {shortname, value}."""
+
+    def run(record: Mapping[str, Any]) -> str | None:
+        for item in record.get("customfields") or ():
+            if item.get("shortname") == shortname:
+                return check(item.get("value"))
+        return None
+
+    return run
+
+
+def all_of(*checks: Check) -> Check:
+    def run(record: Mapping[str, Any]) -> str | None:
+        for check in checks:
+            reason = check(record)
+            if reason:
+                return reason
+        return None
+
+    return run
