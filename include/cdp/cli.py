@@ -128,12 +128,27 @@ def _register_sandbox(commands: argparse._SubParsersAction) -> None:
     serve.set_defaults(handler=server.run)
 
 
+def _register_dedupe(commands: argparse._SubParsersAction) -> None:
+    # The engine imports pandas and recordlinkage: parse its options only when `dedupe` is asked for.
+    dedupe = commands.add_parser(
+        "dedupe",
+        add_help=False,
+        help="find probable duplicates in any CSV of people (same engine as the nightly dedupe); see --help",
+    )
+    dedupe.set_defaults(handler=None)
+
+
 def _extensions() -> list[Callable[[argparse._SubParsersAction], None]]:
     """Sub-commands that live with their own package (sandbox, dedupe, privacy, …)."""
-    return [_register_sandbox]
+    return [_register_sandbox, _register_dedupe]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["dedupe"]:
+        from cdp.identity.resolve import main as dedupe_main
+
+        return dedupe_main(argv[1:])
     args = build_parser().parse_args(argv)
     try:
         return int(args.handler(args) or 0)

@@ -1,0 +1,44 @@
+"""FEBRL3 / FEBRL4 quality of cdp.identity (soc_sec_id removed), thresholds as in ResolveConfig.
+
+python benchmarks/dedupe/bench_febrl.py febrl3 febrl4
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from febrl_data import load, pair_scores  # noqa: E402
+
+from cdp.identity import ResolveConfig, resolve  # noqa: E402
+
+
+def main() -> None:
+    for name in sys.argv[1:] or ["febrl3", "febrl4"]:
+        people = load(name)
+        for guard_rails in (True, False):
+            started = time.perf_counter()
+            pairs = resolve(people, config=ResolveConfig(apply_guard_rails=guard_rails))
+            seconds = time.perf_counter() - started
+            matches = pairs[pairs["class"] == "match"]
+            flagged = pairs[pairs["class"] != "non_match"]
+            result = pair_scores(matches.id_l.to_numpy(), matches.id_r.to_numpy(), people["id"])
+            flagged_f1 = pair_scores(flagged.id_l.to_numpy(), flagged.id_r.to_numpy(), people["id"])["f1"]
+            print(
+                json.dumps(
+                    {
+                        "dataset": name,
+                        "guard_rails": guard_rails,
+                        "seconds": round(seconds, 2),
+                        **{k: round(v, 4) if isinstance(v, float) else v for k, v in result.items()},
+                        "f1_match_or_possible": round(flagged_f1, 4),
+                    }
+                )
+            )
+
+
+if __name__ == "__main__":
+    main()

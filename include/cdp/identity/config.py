@@ -1,0 +1,86 @@
+"""Settings of the identity-resolution engine.
+
+Thresholds are fixed here, before any evaluation, so that benchmark figures are
+not tuned on the labels they are scored against.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+#: The canonical roles a people table may carry; any may be missing.
+ROLES: tuple[str, ...] = (
+    "id",
+    "given_name",
+    "family_name",
+    "date_of_birth",
+    "email",
+    "phone",
+    "street_number",
+    "street",
+    "address_line2",
+    "locality",
+    "postcode",
+    "region",
+    "other_id",
+)
+
+MATCH = "match"
+POSSIBLE_MATCH = "possible_match"
+NON_MATCH = "non_match"
+
+
+@dataclass(frozen=True)
+class BlockingPass:
+    """One blocking pass: records sharing all `keys` (non-empty) become candidate pairs."""
+
+    name: str
+    keys: tuple[str, ...]
+
+
+DEFAULT_BLOCKING_PASSES: tuple[BlockingPass, ...] = (
+    BlockingPass("names_phonetic_year", ("names_phonetic_unordered", "birth_year")),
+    BlockingPass(
+        "names_phonetic_locality", ("names_phonetic_unordered", "locality_initial", "postcode_prefix")
+    ),
+    BlockingPass("name_tokens_year", ("name_tokens", "birth_decade")),
+    BlockingPass("dob_initials", ("dob_unordered", "given_initial", "family_initial")),
+    BlockingPass("dob_number", ("date_of_birth", "street_number")),
+    BlockingPass("dob_postcode_area", ("date_of_birth", "postcode_prefix")),
+    BlockingPass("postcode_number", ("postcode", "street_number", "street_initial")),
+    BlockingPass("postcode_names", ("postcode", "family_phonetic", "given_initial")),
+    BlockingPass("street_postcode", ("street", "postcode")),
+    BlockingPass("street_number_locality", ("street_phonetic", "street_number", "locality_initial")),
+    BlockingPass("locality_family", ("locality", "family_phonetic", "given_initial")),
+    BlockingPass("family_dob_month", ("family_phonetic", "birth_year", "dob_unordered_tail")),
+    BlockingPass("given_year_postcode", ("given_phonetic", "birth_year", "postcode")),
+    BlockingPass("email", ("email",)),
+    BlockingPass("phone", ("phone",)),
+    BlockingPass("other_id", ("other_id",)),
+)
+
+
+@dataclass(frozen=True)
+class ResolveConfig:
+    """Everything the engine needs besides the data; the defaults are the production settings."""
+
+    #: Pairs at or above this match probability are `match` (unless a guard rail caps them).
+    match_threshold: float = 0.9
+    #: Pairs at or above this (and below `match_threshold`) go to the review queue.
+    possible_match_threshold: float = 0.3
+    #: Region used to read phone numbers written without a country code.
+    default_region: str = "US"
+    blocking_passes: tuple[BlockingPass, ...] = DEFAULT_BLOCKING_PASSES
+    #: Blocks larger than this are skipped (and logged): they are common values, not evidence.
+    max_block_size: int = 200
+    #: Random pairs drawn to estimate how often non-matches agree by chance (u probabilities).
+    u_sample_pairs: int = 1_000_000
+    em_max_iterations: int = 60
+    random_seed: int = 42
+    #: Household/contact and name-only rules that cap `match` at `possible_match`.
+    apply_guard_rails: bool = True
+    #: Keep non-matching candidate pairs in the output (large; for diagnostics only).
+    include_non_matches: bool = False
+    #: Floor for term frequencies, so that one rare spelling cannot dominate a score.
+    min_term_frequency: float = 1e-5
+    tf_adjusted_features: tuple[str, ...] = field(default=("given_name", "family_name", "locality", "street"))

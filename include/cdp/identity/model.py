@@ -1,0 +1,217 @@
+"""Unsupervised Fellegi-Sunter model with guard rails.
+
+u (how often non-matches agree by chance) comes from random pairs, m (how often
+matches agree) and the match rate come from EM over the blocked candidate pairs: the
+same split Splink uses, because EM alone tends to chase whatever correlates inside the
+blocks. EM runs over distinct agreement patterns with their counts, so its cost does not
+grow with the number of pairs. Exact agreement on a name is then re-weighted by how rare
+the name is (term-frequency adjustment): two "Smith"s say less than two "Zbigniews".
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from cdp.identity.compare import (
+    CORROBORATING_FEATURES,
+    FEATURE_LEVELS,
+    MISSING,
+    NAME_FEATURES,
+    EncodedPeople,
+    compare_pairs,
+)
+from cdp.identity.config import MATCH, NON_MATCH, POSSIBLE_MATCH, ResolveConfig
+
+log = logging.getLogger(__name__)
+
+GUARD_SHARED_CONTACT = "shared_contact_different_person"
+GUARD_NAME_ONLY = "name_only"
+
+
+@dataclass
+class FellegiSunterModel:
+    """Parameters of a fitted model; `m` and `u` are per feature, indexed by level."""
+
+    m: dict[str, np.ndarray]
+    u: dict[str, np.ndarray]
+    #: Share of matches among the blocked candidate pairs (what EM sees).
+    match_rate: float
+    #: Probability that two random records match: the prior for scoring, consistent with u
+    #: coming from random pairs (blocking itself is not counted as evidence).
+    random_pair_match_rate: float
+    iterations: int
+
+    def weights(self) -> dict[str, np.ndarray]:
+        """log2(m/u) per feature and level: the evidence each level carries."""
+        return {f: np.log2(self.m[f] / self.u[f]) for f in self.m}
+
+
+def _level_frequencies(
+    levels: pd.DataFrame, weights: np.ndarray | None = None, pseudo: float = 0.5
+) -> dict[str, np.ndarray]:
+    frequencies = {}
+    for feature, top in FEATURE_LEVELS.items():
+        column = levels[feature].to_numpy()
+        present = column != MISSING
+        counts = np.bincount(
+            column[present].astype(np.int64),
+            weights=None if weights is None else weights[present],
+            minlength=top + 1,
+        )[: top + 1].astype(np.float64)
+        frequencies[feature] = (counts + pseudo) / (counts.sum() + pseudo * (top + 1))
+    return frequencies
+
+
+def estimate_u(encoded: EncodedPeople, n_rows: int, config: ResolveConfig) -> dict[str, np.ndarray]:
+    """Chance agreement from random pairs of distinct records."""
+    rng = np.random.default_rng(config.random_seed)
+    sample = min(config.u_sample_pairs, max(n_rows * (n_rows - 1) // 2, 1))
+    left = rng.integers(0, n_rows, sample)
+    right = rng.integers(0, n_rows - 1, sample)
+    right = right + (right >= left)  # never a record with itself
+    return _level_frequencies(compare_pairs(encoded, left, right), pseudo=0.1)
+
+
+def fit(
+    levels: pd.DataFrame, u: dict[str, np.ndarray], comparable_pairs: int, config: ResolveConfig
+) -> FellegiSunterModel:
+    """EM for m and the match rate with u held fixed.
+
+    `comparable_pairs` is how many pairs blocking chose from (n(n-1)/2 when deduping).
+    """
+    features = list(FEATURE_LEVELS)
+    matrix = levels[features].to_numpy(dtype=np.int64) + 1  # 0 = missing
+    base = 8
+    pattern_codes = np.zeros(len(matrix), dtype=np.int64)
+    for column in range(matrix.shape[1]):
+        pattern_codes = pattern_codes * base + matrix[:, column]
+    distinct, first_row, counts = np.unique(pattern_codes, return_index=True, return_counts=True)
+    patterns = matrix[first_row] - 1
+    counts = counts.astype(np.float64)
+
+    m = {}
+    for feature, top in FEATURE_LEVELS.items():
+        start = np.linspace(0.05, 1.0, top + 1) ** 3
+        m[feature] = start / start.sum()
+    match_rate = 0.1
+    log_u = [np.log(u[f]) for f in features]
+    iteration = 0
+    for iteration in range(1, config.em_max_iterations + 1):  # noqa: B007
+        log_m = [np.log(m[f]) for f in features]
+        log_match = np.full(len(patterns), np.log(match_rate))
+        log_non = np.full(len(patterns), np.log1p(-match_rate))
+        for column in range(len(features)):
+            level = patterns[:, column]
+            present = level != MISSING
+            log_match[present] += log_m[column][level[present]]
+            log_non[present] += log_u[column][level[present]]
+        posterior = 1.0 / (1.0 + np.exp(np.clip(log_non - log_match, -700, 700)))
+        weight = posterior * counts
+        new_rate = float(weight.sum() / max(counts.sum(), 1.0))
+        new_m = {}
+        for column, (feature, top) in enumerate(FEATURE_LEVELS.items()):
+            level = patterns[:, column]
+            present = level != MISSING
+            totals = np.bincount(level[present], weights=weight[present], minlength=top + 1)[: top + 1]
+            new_m[feature] = (totals + 1e-3) / (totals.sum() + 1e-3 * (top + 1))
+        change = max(float(np.abs(new_m[f] - m[f]).max()) for f in features)
+        m, match_rate = new_m, min(max(new_rate, 1e-9), 1 - 1e-9)
+        if change < 1e-5:
+            break
+    log.info(
+        "EM converged after %d iterations on %d distinct patterns; estimated match rate in blocks %.4f",
+        iteration,
+        len(distinct),
+        match_rate,
+    )
+    expected_matches = max(match_rate * len(levels), 1.0)
+    random_pair_match_rate = min(expected_matches / max(comparable_pairs, 1), 0.5)
+    return FellegiSunterModel(
+        m=m, u=u, match_rate=match_rate, random_pair_match_rate=random_pair_match_rate, iterations=iteration
+    )
+
+
+def term_frequency_adjustments(
+    encoded: EncodedPeople,
+    levels: pd.DataFrame,
+    left_rows: np.ndarray,
+    model: FellegiSunterModel,
+    config: ResolveConfig,
+) -> np.ndarray:
+    """Extra weight (log2) for exact agreements on rare values, less for common ones."""
+    adjustment = np.zeros(len(levels), dtype=np.float64)
+    for feature in config.tf_adjusted_features:
+        column = encoded.columns[feature]
+        present_codes = column.codes[column.codes >= 0]
+        if len(present_codes) == 0:
+            continue
+        frequency = np.bincount(present_codes, minlength=len(column.values)) / len(present_codes)
+        top = FEATURE_LEVELS[feature]
+        exact = np.flatnonzero(levels[feature].to_numpy() == top)
+        if len(exact) == 0:
+            continue
+        value_frequency = np.maximum(frequency[column.codes[left_rows[exact]]], config.min_term_frequency)
+        adjustment[exact] += np.log2(model.u[feature][top] / value_frequency)
+    return adjustment
+
+
+def score(
+    levels: pd.DataFrame, model: FellegiSunterModel, tf_adjustment: np.ndarray | None = None
+) -> np.ndarray:
+    """Match weight (log2 Bayes factor plus prior) of each pair."""
+    weights = model.weights()
+    prior = model.random_pair_match_rate
+    total = np.full(len(levels), np.log2(prior / (1 - prior)))
+    for feature in FEATURE_LEVELS:
+        level = levels[feature].to_numpy()
+        present = level != MISSING
+        total[present] += weights[feature][level[present]]
+    if tf_adjustment is not None:
+        total += tf_adjustment
+    return total
+
+
+def guard_rails(levels: pd.DataFrame) -> pd.Series:
+    """Name of the rule that forbids `match` for each pair, or None.
+
+    - shared contact: a family email, phone or household address is shared but the given
+      names or birth dates differ: relatives, not one person.
+    - name only: nothing but the name agrees (a donor who never enrolled vs a learner).
+    """
+    given = levels["given_name"].to_numpy()
+    dob = levels["date_of_birth"].to_numpy()
+    shared_household = (
+        (levels["street_number"].to_numpy() == FEATURE_LEVELS["street_number"])
+        & (levels["street"].to_numpy() >= 2)
+        & (
+            (levels["postcode"].to_numpy() == FEATURE_LEVELS["postcode"])
+            | (levels["locality"].to_numpy() >= 2)
+        )
+    )
+    shared_contact = (levels["email"].to_numpy() == 1) | (levels["phone"].to_numpy() == 1) | shared_household
+    different_person = (given == 0) | (dob == 0)
+    corroborated = np.zeros(len(levels), dtype=bool)
+    for feature in CORROBORATING_FEATURES:
+        top = FEATURE_LEVELS[feature]
+        corroborated |= levels[feature].to_numpy() >= (2 if top >= 2 else 1)
+    name_agrees = np.zeros(len(levels), dtype=bool)
+    for feature in NAME_FEATURES:
+        name_agrees |= levels[feature].to_numpy() >= 2
+    rule = np.full(len(levels), None, dtype=object)
+    rule[name_agrees & ~corroborated] = GUARD_NAME_ONLY
+    rule[shared_contact & different_person] = GUARD_SHARED_CONTACT
+    return pd.Series(rule, index=levels.index, dtype=object)
+
+
+def classify(probability: np.ndarray, guard: pd.Series, config: ResolveConfig) -> np.ndarray:
+    """Fixed thresholds, then guard rails cap `match` at `possible_match`."""
+    classes = np.full(len(probability), NON_MATCH, dtype=object)
+    classes[probability >= config.possible_match_threshold] = POSSIBLE_MATCH
+    classes[probability >= config.match_threshold] = MATCH
+    capped = guard.notna().to_numpy() & (classes == MATCH) & config.apply_guard_rails
+    classes[capped] = POSSIBLE_MATCH
+    return classes
