@@ -1,15 +1,4 @@
-UPDATE sync_batch b
-SET reason = 'unknown learner: moodle user ' || (b.payload ->> 'userid') || ' is not in the warehouse'
-WHERE b.reason IS NULL
-  AND NOT EXISTS (SELECT 1 FROM core.person_source_id m
-                  WHERE m.source = 'moodle.user' AND m.source_record_id = b.payload ->> 'userid');
-
-UPDATE sync_batch b
-SET reason = 'unknown course: moodle course ' || (b.payload ->> 'course') || ' is not in the warehouse'
-WHERE b.reason IS NULL
-  AND NOT EXISTS (SELECT 1 FROM core.course c
-                  WHERE c.source = 'moodle' AND c.source_record_id = b.payload ->> 'course');
-
+-- Completions into core.course_completion (after _moodle_references.sql has quarantined orphans).
 INSERT INTO core.course_completion (person_id, course_id, enrollment_id, completed_at, source, source_record_id)
 SELECT DISTINCT ON (b.source_record_id)
        coalesce(p.merged_into, p.person_id), c.course_id,

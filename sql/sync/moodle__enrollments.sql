@@ -1,16 +1,4 @@
--- Enrollments point to a learner and a course already in core; one that does not is kept in quarantine.
-UPDATE sync_batch b
-SET reason = 'unknown learner: moodle user ' || (b.payload ->> 'userid') || ' is not in the warehouse'
-WHERE b.reason IS NULL
-  AND NOT EXISTS (SELECT 1 FROM core.person_source_id m
-                  WHERE m.source = 'moodle.user' AND m.source_record_id = b.payload ->> 'userid');
-
-UPDATE sync_batch b
-SET reason = 'unknown course: moodle course ' || (b.payload ->> 'courseid') || ' is not in the warehouse'
-WHERE b.reason IS NULL
-  AND NOT EXISTS (SELECT 1 FROM core.course c
-                  WHERE c.source = 'moodle' AND c.source_record_id = b.payload ->> 'courseid');
-
+-- Enrollments into core.enrollment (after _moodle_references.sql has quarantined orphans).
 INSERT INTO core.enrollment (person_id, course_id, status, enrolled_at, source, source_record_id)
 SELECT DISTINCT ON (b.source_record_id)
        coalesce(p.merged_into, p.person_id), c.course_id,

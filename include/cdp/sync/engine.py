@@ -105,6 +105,7 @@ def sync_stream(
             "stream": spec.stream,
             "run_id": run_id,
             "person_source": spec.person_source,
+            **dict(spec.params),
         }
         for name in spec.transforms:
             for statement in _statements(name):

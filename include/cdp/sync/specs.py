@@ -21,6 +21,7 @@ class StreamSpec:
     check: v.Check
     transforms: tuple[str, ...]  # SQL files under sql/sync/, run in order on the temp table sync_batch
     person_source: str | None = None  # key space in core.person_source_id for records that are people
+    params: tuple[tuple[str, str], ...] = ()  # extra named parameters for the SQL files
 
     @property
     def key(self) -> str:
@@ -29,6 +30,7 @@ class StreamSpec:
 
 MOODLE_PARENTAL_CONSENT = ("", "none", "pending", "verified")
 RESOLVE_PEOPLE = "_resolve_people.sql"
+MOODLE_REFERENCES = "_moodle_references.sql"
 
 SPECS: tuple[StreamSpec, ...] = (
     StreamSpec(
@@ -58,7 +60,8 @@ SPECS: tuple[StreamSpec, ...] = (
             v.epoch_plausible("timestart"),
             v.epoch_order("timestart", "timeend"),
         ),
-        ("moodle__enrollments.sql",),
+        (MOODLE_REFERENCES, "moodle__enrollments.sql"),
+        params=(("course_field", "courseid"),),
     ),
     StreamSpec(
         "moodle", "course_completions", "core.course_completion", 2,
@@ -67,7 +70,8 @@ SPECS: tuple[StreamSpec, ...] = (
             v.epoch_plausible("timecompleted"),
             v.epoch_order("timestarted", "timecompleted", zero_means_open=False),
         ),
-        ("moodle__course_completions.sql",),
+        (MOODLE_REFERENCES, "moodle__course_completions.sql"),
+        params=(("course_field", "course"),),
     ),
     StreamSpec(
         "salesforce", "Contact", "core.person", 1,
