@@ -6,7 +6,7 @@ Connectors are plain Python (no Airflow): an adapter elsewhere turns an Airflow 
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol, runtime_checkable
@@ -133,3 +133,16 @@ class StreamInfo:
     primary_key: str
     cursor_field: str | None
     required_fields: tuple[str, ...]
+
+
+def classify_by_status(source: str, credential: str) -> Callable[[Any], Exception | None]:
+    """The plain REST convention: 401/403 means the credential was refused, 400/404 a request we got wrong."""
+
+    def classify(response: Any) -> Exception | None:
+        if response.status_code in (401, 403):
+            return AuthError(f"{source}: {credential} refused (HTTP {response.status_code})")
+        if response.status_code in (400, 404):
+            return ContractError(f"{source}: request rejected (HTTP {response.status_code})")
+        return None
+
+    return classify

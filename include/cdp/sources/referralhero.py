@@ -18,11 +18,11 @@ from typing import Any
 import requests
 
 from cdp.sources.base import (
-    AuthError,
     ContractError,
     SourceSettings,
     Stream,
     check_contract,
+    classify_by_status,
     in_window,
     parse_timestamp,
 )
@@ -43,11 +43,13 @@ SUBSCRIBER_FIELDS = (
 )
 
 
+_classify_status = classify_by_status(SOURCE, "API token")
+
+
 def _classify(response: requests.Response) -> Exception | None:
-    if response.status_code in (401, 403):
-        return AuthError(f"referralhero: API token refused (HTTP {response.status_code})")
-    if response.status_code in (400, 404):
-        return ContractError(f"referralhero: request rejected (HTTP {response.status_code})")
+    error = _classify_status(response)
+    if error is not None:
+        return error
     if response.status_code == 200 and response.content[:30].replace(b" ", b"").startswith(
         b'{"status":"error"'
     ):

@@ -13,14 +13,12 @@ from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Any
 
-import requests
-
 from cdp.sources.base import (
-    AuthError,
     ContractError,
     SourceSettings,
     Stream,
     check_contract,
+    classify_by_status,
     in_window,
     iso_utc,
     parse_timestamp,
@@ -31,12 +29,7 @@ SOURCE = "typeform"
 REQUIRED = ("response_id", "token", "landed_at", "submitted_at", "hidden", "answers")
 
 
-def _classify(response: requests.Response) -> Exception | None:
-    if response.status_code in (401, 403):
-        return AuthError(f"typeform: token refused (HTTP {response.status_code})")
-    if response.status_code in (400, 404):
-        return ContractError(f"typeform: request rejected (HTTP {response.status_code})")
-    return None
+_classify = classify_by_status(SOURCE, "token")
 
 
 class TypeformResponsesStream:

@@ -15,14 +15,12 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
-import requests
-
 from cdp.sources.base import (
-    AuthError,
     ContractError,
     SourceSettings,
     Stream,
     check_contract,
+    classify_by_status,
     in_window,
     parse_timestamp,
 )
@@ -35,12 +33,7 @@ REQUIRED = {
 }
 
 
-def _classify(response: requests.Response) -> Exception | None:
-    if response.status_code in (401, 403):
-        return AuthError(f"zigpoll: API key refused (HTTP {response.status_code})")
-    if response.status_code in (400, 404):
-        return ContractError(f"zigpoll: request rejected (HTTP {response.status_code})")
-    return None
+_classify = classify_by_status(SOURCE, "API key")
 
 
 class ZigpollStream:
