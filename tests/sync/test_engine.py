@@ -274,3 +274,24 @@ def test_overlap_window_reads_back_from_the_watermark() -> None:
     # A backfill of an older interval reads from that interval's start, not from the newer watermark.
     old_start = datetime(2026, 11, 1, tzinfo=UTC)
     assert read_window(mark, old_start, old_start + timedelta(hours=2), overlap)[0] == old_start - overlap
+
+
+def test_a_late_committed_record_stamped_before_the_watermark_is_caught_by_the_overlap(
+    warehouse_url: str, world: World, sandbox: SandboxServer
+) -> None:
+    users = list(world.records("moodle", "users"))
+    bad = {str(i) for i in world.truth.malformed("moodle", "users")}
+    cut = datetime.fromtimestamp(sorted(u["timemodified"] for u in users)[len(users) // 2], UTC)
+    late = next(u for u in users if u["timemodified"] > cut.timestamp() + 3600 and str(u["id"]) not in bad)
+
+    _sync(warehouse_url, sandbox, "moodle.users", cut)
+    # The source commits the record only now, stamped ten minutes before the watermark we already passed.
+    world.touch("moodle", "users", [late["id"]], cut - timedelta(minutes=10))
+    _sync(warehouse_url, sandbox, "moodle.users", cut + timedelta(hours=2), start=cut, run="run-2")
+
+    with psycopg.connect(warehouse_url) as conn:
+        found = conn.execute(
+            "SELECT count(*) FROM core.person_source_id WHERE source = 'moodle.user' AND source_record_id = %s",
+            (str(late["id"]),),
+        ).fetchone()[0]
+    assert found == 1
