@@ -1,3 +1,80 @@
--- Tables for the remaining synced streams (Stripe refunds and balance transactions, ledger postings, survey consent metadata, referral activity).
--- (placeholder: filled in by the issue that owns this revision)
-SELECT 1;
+-- Tables for the remaining synced streams. The finance tables below are the contract that the sync
+-- (which fills them) and the reconciliation (which reads them) share: add columns, never rename.
+
+-- The processor's own ledger of money movements (Stripe balance transactions): charges, refunds, fees,
+-- payouts and adjustments, signed, in minor units. net = amount - fee, as Stripe reports it.
+CREATE TABLE core.balance_transaction (
+    balance_transaction_id   uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+    financial_transaction_id text,                 -- the gift's id used by finance, traced via the charge
+    type                     text NOT NULL,        -- charge, refund, payout, stripe_fee, adjustment, …
+    source_object_id         text,                 -- the ch_/re_/po_ id the movement belongs to
+    amount_minor             bigint NOT NULL,
+    fee_minor                bigint NOT NULL DEFAULT 0,
+    net_minor                bigint NOT NULL,
+    currency                 char(3) NOT NULL CHECK (currency ~ '^[A-Z]{3}$'),
+    status                   text NOT NULL,
+    reporting_category       text,
+    created_at               timestamptz NOT NULL,
+    available_on             timestamptz,
+    source                   text NOT NULL,
+    source_record_id         text NOT NULL,        -- txn_… id
+    updated_at               timestamptz NOT NULL DEFAULT now(),
+    UNIQUE (source, source_record_id),
+    CHECK (net_minor = amount_minor - fee_minor)
+);
+CREATE INDEX balance_transaction_ftid ON core.balance_transaction (financial_transaction_id);
+CREATE INDEX balance_transaction_created ON core.balance_transaction (created_at);
+
+-- A refund of a donation (Stripe refund objects). Amounts are positive minor units.
+CREATE TABLE core.refund (
+    refund_id                uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+    donation_id              uuid REFERENCES core.donation,
+    financial_transaction_id text,
+    charge_id                text,
+    amount_minor             bigint NOT NULL CHECK (amount_minor >= 0),
+    currency                 char(3) NOT NULL CHECK (currency ~ '^[A-Z]{3}$'),
+    status                   text NOT NULL,
+    reason                   text,
+    created_at               timestamptz NOT NULL,
+    source                   text NOT NULL,
+    source_record_id         text NOT NULL,        -- re_… id
+    updated_at               timestamptz NOT NULL DEFAULT now(),
+    UNIQUE (source, source_record_id)
+);
+CREATE INDEX refund_donation ON core.refund (donation_id);
+CREATE INDEX refund_ftid ON core.refund (financial_transaction_id);
+
+-- The finance general ledger as finance exports it: one row per posting line, signed minor units
+-- (contributions positive, fees and refund reversals negative).
+CREATE TABLE core.ledger_posting (
+    ledger_posting_id        uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+    financial_transaction_id text NOT NULL,
+    posting_date             date NOT NULL,
+    account                  text NOT NULL,
+    amount_minor             bigint NOT NULL,
+    currency                 char(3) NOT NULL CHECK (currency ~ '^[A-Z]{3}$'),
+    reference                text NOT NULL,
+    source_file              text,
+    source                   text NOT NULL,
+    source_record_id         text NOT NULL,        -- the line's reference
+    updated_at               timestamptz NOT NULL DEFAULT now(),
+    UNIQUE (source, source_record_id)
+);
+CREATE INDEX ledger_posting_ftid ON core.ledger_posting (financial_transaction_id);
+CREATE INDEX ledger_posting_date ON core.ledger_posting (posting_date);
+
+-- What the CRM says about a gift, kept beside what the processor says, so a disagreement is visible.
+ALTER TABLE core.donation
+    ADD COLUMN crm_source_record_id text,
+    ADD COLUMN crm_amount_minor     bigint CHECK (crm_amount_minor >= 0),
+    ADD COLUMN crm_stage            text,
+    ADD COLUMN crm_close_date       date;
+CREATE UNIQUE INDEX donation_crm_record ON core.donation (crm_source_record_id);
+
+SELECT audit.track_changes(t.regclass, t.key_column)
+FROM (VALUES ('core.balance_transaction'::regclass, 'balance_transaction_id'), ('core.refund', 'refund_id'),
+             ('core.ledger_posting', 'ledger_posting_id')) AS t(regclass, key_column);
+
+GRANT SELECT ON core.balance_transaction, core.refund, core.ledger_posting
+    TO cdp_viewer, cdp_editor, cdp_admin, cdp_finance;
+GRANT SELECT, INSERT, UPDATE, DELETE ON core.balance_transaction, core.refund, core.ledger_posting TO cdp_loader;
