@@ -49,7 +49,6 @@ Typeform's 429 body), the shape used is marked "assumed" next to it.
 from __future__ import annotations
 
 import base64
-import json
 import math
 import re
 import threading
@@ -63,6 +62,7 @@ from typing import Any
 from urllib.parse import parse_qs
 
 import numpy as np
+import orjson
 
 from cdp.sandbox.faults import Fault, FaultBook
 from cdp.sandbox.generator import World, to_epoch
@@ -101,7 +101,7 @@ class Response:
             return self.body
         if isinstance(self.body, str):
             return self.body.encode()
-        return json.dumps(self.body, separators=(",", ":")).encode()
+        return orjson.dumps(self.body, option=orjson.OPT_NON_STR_KEYS)
 
 
 class Listing:
@@ -152,12 +152,21 @@ class Listing:
     def key(self, row: int) -> tuple[int, int]:
         return int(self.table.times()[row]), row
 
-    def render(self, rows: list[int]) -> list[dict[str, Any]]:
-        renames = [
+    def renames(self) -> list[tuple[str, str]]:
+        return [
             (f.field, f.renamed_to)
             for f in self.faults.list()
             if f.kind == "rename_field" and f.matches(self.source, self.stream)
         ]
+
+    def encoded(self, rows: list[int]) -> list[Any]:
+        """The records as JSON fragments ready to embed in a response (cached per row, as a real API serves)."""
+        if self.renames():
+            return self.render(rows)
+        return [orjson.Fragment(self.table.rendered(row)) for row in rows]
+
+    def render(self, rows: list[int]) -> list[dict[str, Any]]:
+        renames = self.renames()
         records = [self.table.builder(row) for row in rows]
         for old, new in renames:
             for record in records:
@@ -348,7 +357,7 @@ class VendorApis:
         rows, more = listing.page(
             _int_param(params, "timefrom"), _int_param(params, "timeto") or None, limit, after=after
         )
-        return {key: listing.render(rows), "hasmore": more, "warnings": []}
+        return {key: listing.encoded(rows), "hasmore": more, "warnings": []}
 
     def _moodle_site_info(self) -> dict[str, Any]:
         functions = [
@@ -703,7 +712,7 @@ class VendorApis:
             rows = rows[::-1]
         return Response(
             200,
-            {"object": "list", "data": listing.render(rows), "has_more": more, "url": f"/v1/{stream}"},
+            {"object": "list", "data": listing.encoded(rows), "has_more": more, "url": f"/v1/{stream}"},
             request_id,
         )
 
@@ -772,7 +781,11 @@ class VendorApis:
         total = listing.table.count(since, until_exclusive)
         return Response(
             200,
-            {"total_items": total, "page_count": math.ceil(total / page_size), "items": listing.render(rows)},
+            {
+                "total_items": total,
+                "page_count": math.ceil(total / page_size),
+                "items": listing.encoded(rows),
+            },
         )
 
     @staticmethod
@@ -823,7 +836,7 @@ class VendorApis:
             after = (time_part, index)
         rows, more = listing.page(None, None, limit, after=after, descending=True)
         end_cursor = _encode_cursor(*listing.key(rows[-1])) if rows else None
-        return Response(200, {"data": listing.render(rows), "hasNextPage": more, "endCursor": end_cursor})
+        return Response(200, {"data": listing.encoded(rows), "hasNextPage": more, "endCursor": end_cursor})
 
     # ---------------------------------------------------------------- ReferralHero
     def _referralhero(self, request: Request) -> Response:
@@ -901,7 +914,7 @@ class VendorApis:
             envelope(
                 {
                     "response": "subscribers_retrieved",
-                    "subscribers": listing.render(rows[start : start + per_page].tolist()),
+                    "subscribers": listing.encoded(rows[start : start + per_page].tolist()),
                     "pagination": {
                         "total_pages": max(1, math.ceil(total / per_page)),
                         "current_page": page,

@@ -292,6 +292,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="SPEC",
         help="source[:stream]:kind[:key=value,...], e.g. stripe:charges:rate_limit:times=3",
     )
+    parser.add_argument(
+        "--prerender",
+        action="store_true",
+        help="encode every record before serving, so pages cost what a real API's do (for benchmarks)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -301,6 +306,9 @@ def run(args: argparse.Namespace) -> int:
         duplicate_rate=args.duplicate_rate,
         malformed_rate=args.malformed_rate,
     )
+    if args.prerender:
+        for table in world.tables.values():
+            table.prerender()
     serve(world, args.host, args.port, [Fault.parse(spec) for spec in args.fault], args.ledger_folder)
     return 0
 

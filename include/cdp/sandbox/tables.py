@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import orjson
 
 BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 _BASE62_INDEX = {c: i for i, c in enumerate(BASE62)}
@@ -91,6 +92,7 @@ class Table:
     index_of: Callable[[Any], int | None]
     columns: dict[str, np.ndarray] = field(default_factory=dict)
     _order_cache: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict, repr=False)
+    _rendered: dict[int, bytes] | None = field(default=None, repr=False)
 
     def __len__(self) -> int:
         return int(self.created.shape[0])
@@ -133,25 +135,28 @@ class Table:
         Keyset (not offset) paging means an edit that moves a row out of the window
         never shifts the rows behind it, as in the real APIs' cursors.
         """
-        rows = self.window(since, until, column)
-        times = self.times(column)
+        order, sorted_times = self.ordered(column)
+        lo = 0 if since is None else int(np.searchsorted(sorted_times, since, "left"))
+        hi = len(order) if until is None else int(np.searchsorted(sorted_times, until, "left"))
+        if after is not None:
+            # Binary search for the keyset position: O(log n) per page, so paging a million rows stays linear.
+            after_time, after_index = after
+            first = lo + int(np.searchsorted(sorted_times[lo:hi], after_time, "left"))
+            last = lo + int(np.searchsorted(sorted_times[lo:hi], after_time, "right"))
+            same_time = order[first:last]
+            if descending:
+                hi = first + int(np.searchsorted(same_time, after_index, "left"))
+            else:
+                lo = first + int(np.searchsorted(same_time, after_index, "right"))
+        rows = order[lo:hi]
         if descending:
             rows = rows[::-1]
-        if after is not None and rows.shape[0]:
-            row_times = times[rows]
-            after_time, after_index = after
-            if descending:
-                keep = (row_times < after_time) | ((row_times == after_time) & (rows < after_index))
-            else:
-                keep = (row_times > after_time) | ((row_times == after_time) & (rows > after_index))
-            first = int(np.argmax(keep)) if keep.any() else rows.shape[0]
-            rows = rows[first:]
         picked: list[int] = []
-        position = 0
+        position = 0  # rows[:position] have been looked at
         while len(picked) < limit and position < rows.shape[0]:
-            chunk = rows[position : position + limit + len(exclude)]
-            position += chunk.shape[0]
-            for index in chunk.tolist():
+            chunk = rows[position : position + limit - len(picked) + len(exclude)].tolist()
+            for index in chunk:
+                position += 1
                 if index in exclude:
                     continue
                 picked.append(index)
@@ -159,22 +164,24 @@ class Table:
                     break
         if len(picked) < limit:
             return picked, False
-        has_more = self._has_more_after(rows, picked[-1], exclude)
-        return picked, has_more
-
-    @staticmethod
-    def _has_more_after(rows: np.ndarray, last: int, exclude: Iterable[int]) -> bool:
-        positions = np.nonzero(rows == last)[0]
-        if not positions.shape[0]:
-            return False
-        rest = rows[int(positions[0]) + 1 :]
-        excluded = set(exclude)
-        if not excluded:
-            return bool(rest.shape[0])
-        return any(index not in excluded for index in rest[: len(excluded) + 1].tolist())
+        rest = rows[position : position + len(exclude) + 1].tolist()
+        return picked, any(index not in exclude for index in rest)
 
     def record(self, index: int) -> dict[str, Any]:
         return self.builder(index)
+
+    def rendered(self, index: int) -> bytes:
+        """The record as JSON bytes; from the cache when the table was pre-rendered."""
+        if self._rendered is None:
+            return orjson.dumps(self.builder(index))
+        cached = self._rendered.get(index)
+        if cached is None:
+            cached = self._rendered[index] = orjson.dumps(self.builder(index))
+        return cached
+
+    def prerender(self) -> None:
+        """Encode every record once, so serving a page costs what a real API's does (used by benchmarks)."""
+        self._rendered = {index: orjson.dumps(self.builder(index)) for index in range(len(self))}
 
     def records(self, indices: Iterable[int]) -> Iterator[dict[str, Any]]:
         for index in indices:
@@ -186,6 +193,9 @@ class Table:
         if picked.shape[0]:
             self.modified[picked] = at
             self._order_cache.clear()
+            if self._rendered is not None:
+                for index in picked.tolist():
+                    self._rendered.pop(index, None)
 
     def malformed_rows(self) -> dict[Any, str]:
         rows = np.nonzero(self.malformed)[0]

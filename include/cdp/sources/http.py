@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
+import orjson
 import requests
 
 from cdp.sources.base import AuthError, ContractError, RateLimitExhausted, SourceSettings, TransientError
@@ -93,7 +94,7 @@ class HttpClient:
     ) -> Any:
         response = self.request(method, path, params=params, headers=headers, data=data)
         try:
-            return response.json()
+            return orjson.loads(response.content)
         except ValueError as error:
             raise ContractError(
                 f"{self.source}: {urlsplit(response.url).path} answered non-JSON "
