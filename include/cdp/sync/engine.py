@@ -13,12 +13,17 @@ committed late at the source, is read again; the upsert makes re-reading harmles
 
 from __future__ import annotations
 
+import json
 import logging
+import threading
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
+from queue import Empty, Full, Queue
 from typing import Any
 
+import orjson
 import psycopg
 import sqlparse
 from psycopg.types.json import Jsonb
@@ -108,8 +113,10 @@ def sync_stream(
             **dict(spec.params),
         }
         for name in spec.transforms:
-            for statement in _statements(name):
+            for number, statement in enumerate(_statements(name), 1):
+                began = time.monotonic()
                 conn.execute(statement, params)
+                log.debug("%s: %s statement %d took %.3fs", spec.key, name, number, time.monotonic() - began)
         counts = conn.execute(
             "SELECT count(DISTINCT source_record_id) FILTER (WHERE reason IS NULL) AS upserted,"
             "       count(*) FILTER (WHERE reason IS NOT NULL) AS quarantined FROM sync_batch"
@@ -119,8 +126,12 @@ def sync_stream(
         landed = conn.execute(
             "INSERT INTO raw.records (source, stream, source_record_id, run_id, payload)"
             " SELECT %(source)s, %(stream)s, b.source_record_id, %(run_id)s, b.payload FROM sync_batch b"
+            # `=` on the id (not IS NOT DISTINCT FROM, which no index serves) keeps this a join on the
+            # index rather than a scan of every record of the stream per incoming record.
             " WHERE NOT EXISTS (SELECT 1 FROM raw.records r WHERE r.source = %(source)s AND r.stream = %(stream)s"
-            "   AND r.source_record_id IS NOT DISTINCT FROM b.source_record_id AND r.payload = b.payload)"
+            "   AND r.source_record_id = b.source_record_id AND r.payload = b.payload)"
+            " AND NOT (b.source_record_id IS NULL AND EXISTS (SELECT 1 FROM raw.records r WHERE r.source ="
+            "   %(source)s AND r.stream = %(stream)s AND r.source_record_id IS NULL AND r.payload = b.payload))"
             " ORDER BY b.seq",
             params,
         ).rowcount
@@ -164,20 +175,78 @@ def sync_stream(
     return result
 
 
+def prefetched(pages: Iterator[list[dict]], depth: int = 2) -> Iterator[list[dict]]:
+    """The source's pages, fetched by a background thread up to ``depth`` pages ahead.
+
+    The source serves the next page while this thread copies the last one into Postgres; at most
+    ``depth`` + 1 pages are ever held, so memory stays flat. An error in the source is raised here, in
+    page order; when the consumer stops early the fetching thread stops too.
+    """
+    queue: Queue[tuple[str, Any]] = Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def fetch() -> None:
+        try:
+            for page in pages:
+                while not stop.is_set():
+                    try:
+                        queue.put(("page", page), timeout=0.5)
+                        break
+                    except Full:
+                        continue
+                if stop.is_set():
+                    return
+            queue.put(("done", None))
+        except BaseException as error:  # handed to the consumer, which raises it
+            queue.put(("error", error))
+
+    worker = threading.Thread(target=fetch, name="sync-prefetch", daemon=True)
+    worker.start()
+    try:
+        while True:
+            kind, item = queue.get()
+            if kind == "done":
+                return
+            if kind == "error":
+                raise item
+            yield item
+    finally:
+        stop.set()
+        while worker.is_alive():
+            try:
+                queue.get_nowait()
+            except Empty:
+                worker.join(timeout=0.1)
+
+
+def _json(value: Any) -> bytes | str:
+    """orjson where it can (several times faster than json.dumps on big payloads), json where it cannot."""
+    try:
+        return orjson.dumps(value)
+    except TypeError:  # e.g. an integer beyond 64 bits, which JSON allows and orjson refuses
+        return json.dumps(value)
+
+
 def _land_batch(
     conn: psycopg.Connection, stream: Stream, spec: StreamSpec, since: datetime | None, until: datetime
 ) -> int:
     """Stream pages into the temp table ``sync_batch``; only one page is ever held in memory."""
+    # The staging copy is read several times and dropped at commit. Stored the default way, every payload
+    # over 2 kB would be compressed on the way in and fetched from TOAST and decompressed again by each
+    # `payload ->> ...` of the stream's SQL; kept inline and uncompressed up to a full page, it is not.
+    # raw.records keeps the compressed copy.
     conn.execute(
-        "CREATE TEMP TABLE sync_batch (seq bigint PRIMARY KEY, source_record_id text, payload jsonb NOT NULL,"
-        " reason text) ON COMMIT DROP"
+        "CREATE TEMP TABLE sync_batch (seq bigint PRIMARY KEY, source_record_id text,"
+        " payload jsonb STORAGE EXTERNAL NOT NULL, reason text) WITH (toast_tuple_target = 8160) ON COMMIT DROP"
     )
     seq = 0
     with conn.cursor().copy("COPY sync_batch (seq, source_record_id, payload, reason) FROM STDIN") as copy:
-        for page in stream.read(since, until):
+        for page in prefetched(stream.read(since, until)):
             for record in page:
                 seq += 1
                 key = record.get(stream.primary_key)
-                copy.write_row((seq, None if key is None else str(key), Jsonb(record), spec.check(record)))
+                copy.write_row(
+                    (seq, None if key is None else str(key), Jsonb(record, _json), spec.check(record))
+                )
     conn.execute("ANALYZE sync_batch")
     return seq
