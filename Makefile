@@ -9,7 +9,7 @@ PORT   ?= 8080
 # Two workers: one per core on the target machines. Override with `make test PYTEST_WORKERS=0`.
 PYTEST_WORKERS ?= 2
 
-.PHONY: run test lint format lock bench clean venv
+.PHONY: run test lint format lock bench-sync clean venv
 
 venv: $(DEPS)
 
@@ -42,6 +42,15 @@ format: $(DEPS)
 lock: $(DEPS)
 	$(BIN)/uv pip compile requirements.in --universal --python-version 3.11 -o requirements.txt
 	$(BIN)/uv pip compile requirements-dev.in --universal --python-version 3.11 -o requirements-dev.txt
+
+## bench-sync: the initial-sync benchmark (ours, plain COPY, dlt) at LEARNERS learners; dlt gets its own venv
+LEARNERS ?= 100000
+REPEATS  ?= 3
+bench-sync: $(DEPS)
+	test -x benchmarks/.venv-sync/bin/python || $(PYTHON) -m venv benchmarks/.venv-sync
+	benchmarks/.venv-sync/bin/python -m pip install --quiet --disable-pip-version-check uv==0.13.9
+	benchmarks/.venv-sync/bin/uv pip install --quiet -p benchmarks/.venv-sync/bin/python -r benchmarks/sync/requirements-dlt.txt
+	$(BIN)/python benchmarks/sync/bench_sync.py --learners $(LEARNERS) --repeats $(REPEATS)
 
 clean:
 	-$(BIN)/cdp warehouse down
