@@ -10,6 +10,7 @@ SELECT DISTINCT ON (b.source_record_id)
        (SELECT nullif(f ->> 'value', '')::date FROM jsonb_array_elements(b.payload -> 'customfields') f
          WHERE f ->> 'shortname' = 'dateofbirth' LIMIT 1) AS date_of_birth,
        nullif(b.payload ->> 'country', '') AS country,
+       to_timestamp((b.payload ->> 'timemodified')::bigint) AS observed_at,
        true AS is_learner,
        false AS is_donor,
        NULL::uuid AS person_id,

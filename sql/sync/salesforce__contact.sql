@@ -8,6 +8,7 @@ SELECT DISTINCT ON (b.source_record_id)
        nullif(b.payload ->> 'Phone', '') AS phone,
        nullif(b.payload ->> 'Birthdate', '')::date AS date_of_birth,
        nullif(b.payload ->> 'MailingCountry', '') AS country,
+       (b.payload ->> 'SystemModstamp')::timestamptz AS observed_at,
        false AS is_learner,
        false AS is_donor,
        NULL::uuid AS person_id,

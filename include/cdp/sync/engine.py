@@ -110,6 +110,7 @@ def sync_stream(
             "stream": spec.stream,
             "run_id": run_id,
             "person_source": spec.person_source,
+            "people_update": "overwrite",
             **dict(spec.params),
         }
         for name in spec.transforms:

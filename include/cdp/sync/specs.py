@@ -21,7 +21,10 @@ class StreamSpec:
     check: v.Check
     transforms: tuple[str, ...]  # SQL files under sql/sync/, run in order on the temp table sync_batch
     person_source: str | None = None  # key space in core.person_source_id for records that are people
-    params: tuple[tuple[str, str], ...] = ()  # extra named parameters for the SQL files
+    # Extra named parameters for the SQL files. `people_update`: how a known person's values change when a
+    # record of theirs arrives again: 'overwrite' (the source keeps the person's current details) or 'fill'
+    # (only missing values are filled in, for sources whose details are typed afresh each time).
+    params: tuple[tuple[str, str], ...] = ()
 
     @property
     def key(self) -> str:
@@ -98,6 +101,7 @@ SPECS: tuple[StreamSpec, ...] = (
         ),
         ("stripe__charges_people.sql", RESOLVE_PEOPLE, "stripe__charges.sql"),
         person_source="stripe.billing",
+        params=(("people_update", "fill"),),
     ),
 )  # fmt: skip
 

@@ -1,6 +1,10 @@
 -- Tables for the remaining synced streams. The finance tables below are the contract that the sync
 -- (which fills them) and the reconciliation (which reads them) share: add columns, never rename.
 
+-- When the person's details were last stated at a source: a record that arrives later but was changed
+-- earlier (a backfill, a late page) fills gaps and never overwrites a newer statement.
+ALTER TABLE core.person ADD COLUMN values_observed_at timestamptz;
+
 -- The processor's own ledger of money movements (Stripe balance transactions): charges, refunds, fees,
 -- payouts and adjustments, signed, in minor units. net = amount - fee, as Stripe reports it.
 CREATE TABLE core.balance_transaction (
