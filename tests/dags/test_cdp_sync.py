@@ -13,9 +13,9 @@ from cdp.sync.specs import SPECS
 
 
 @pytest.fixture
-def sandbox_connections(monkeypatch: pytest.MonkeyPatch, warehouse_url: str):
+def sandbox_connections(monkeypatch: pytest.MonkeyPatch, warehouse_url: str, tmp_path):
     world = World(seed=5, learners=200)
-    with SandboxServer(world) as sandbox:
+    with SandboxServer(world, ledger_folder=tmp_path / "ledger-drop") as sandbox:
         monkeypatch.setenv("AIRFLOW_CONN_WAREHOUSE", warehouse_url)
         for source in {spec.source for spec in SPECS}:
             monkeypatch.setenv(
