@@ -347,3 +347,32 @@ def test_a_balance_transaction_whose_net_is_not_amount_less_fee_is_refused() -> 
     assert check({"amount": 4000, "fee": 146, "net": 4000}) == "net is not amount - fee"
     assert v.signed_amount_minor("amount")({"amount": -4000}) is None
     assert "non-numeric" in v.signed_amount_minor("amount")({"amount": "-4000"})
+
+
+def test_a_month_dropped_late_by_finance_still_lands_whole(
+    warehouse_url: str, world: World, tmp_path: Path
+) -> None:
+    """Finance drops March's file in early April, with postings dated before the watermark we passed."""
+    from cdp.sandbox.server import sandbox_settings
+
+    folder = tmp_path / "late-drop"
+    settings = sandbox_settings(world, "", "ledger", folder)
+    spec = spec_for("ledger", "postings")
+    stream = lambda: registry.stream("ledger", "postings", settings)  # noqa: E731
+    for month in ("2024-01", "2024-02"):
+        world.write_ledger_drop(folder, month)
+    sync_stream(warehouse_url, stream(), spec, actor=ACTOR, run_id="march-5",
+                interval_end=datetime(2024, 3, 5, tzinfo=UTC))  # fmt: skip
+    world.write_ledger_drop(folder, "2024-03")
+    sync_stream(warehouse_url, stream(), spec, actor=ACTOR, run_id="april-3",
+                interval_start=datetime(2024, 4, 3, tzinfo=UTC), interval_end=datetime(2024, 4, 3, 2, tzinfo=UTC))  # fmt: skip
+
+    march = [p for p in Expected(world).ledger if p["posting_date"].startswith("2024-03")]
+    assert any(p["posting_date"] < "2024-03-05" for p in march), (
+        "the test needs postings before the watermark"
+    )
+    with psycopg.connect(warehouse_url) as conn:
+        landed = conn.execute(
+            "SELECT count(*) FROM core.ledger_posting WHERE posting_date >= '2024-03-01' AND posting_date < '2024-04-01'"
+        ).fetchone()[0]
+    assert landed == len(march)

@@ -100,7 +100,9 @@ def sync_stream(
             "SELECT watermark FROM ops.sync_watermark WHERE source = %s AND stream = %s",
             (spec.source, spec.stream),
         ).fetchone()
-        since, until = read_window(row["watermark"] if row else None, interval_start, interval_end, overlap)
+        since, until = read_window(
+            row["watermark"] if row else None, interval_start, interval_end, max(overlap, spec.lookback)
+        )
 
         rows_read = _land_batch(conn, stream, spec, since, until)
         retried = _add_quarantined_for_replay(conn, spec, rows_read)

@@ -8,6 +8,7 @@ wave 1 create the people and reference rows (users, contacts, courses) that wave
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 
 from cdp.sync import validation as v
 
@@ -22,6 +23,9 @@ class StreamSpec:
     transforms: tuple[str, ...]  # SQL files under sql/sync/, run in order on the temp table sync_batch
     person_source: str | None = None  # key space in core.person_source_id for records that are people
     params: tuple[tuple[str, str], ...] = ()  # extra named parameters for the SQL files
+    # Re-read at least this far before the watermark: for a source whose records arrive late by design
+    # (finance drops a month's ledger after the month), so lines dated before the watermark still land.
+    lookback: timedelta = timedelta(0)
 
     @property
     def key(self) -> str:
@@ -167,6 +171,7 @@ SPECS: tuple[StreamSpec, ...] = (
             v.iso_date("posting_date", optional=False),
         ),
         ("ledger__postings.sql",),
+        lookback=timedelta(days=62),  # a month's drop arrives after the month; corrections re-drop the last
     ),
 )  # fmt: skip
 
