@@ -376,3 +376,27 @@ def test_a_month_dropped_late_by_finance_still_lands_whole(
             "SELECT count(*) FROM core.ledger_posting WHERE posting_date >= '2024-03-01' AND posting_date < '2024-04-01'"
         ).fetchone()[0]
     assert landed == len(march)
+
+
+def test_the_replay_serves_every_stream_an_enrollment_synced_before_its_learner(
+    warehouse_url: str, world: World, sandbox: SandboxServer
+) -> None:
+    passes = lambda key, record: spec_for(*key.split(".")).check(record) is None  # noqa: E731
+    learners = {str(u["id"]) for u in world.records("moodle", "users") if passes("moodle.users", u)}
+    enrollments = [e for e in world.records("moodle", "enrollments") if passes("moodle.enrollments", e)]
+    landing = {str(e["id"]) for e in enrollments if str(e["userid"]) in learners}
+    assert 0 < len(landing) < len(enrollments), "the test needs enrollments of quarantined learners too"
+
+    sync(warehouse_url, sandbox, "moodle.courses")
+    early = sync(warehouse_url, sandbox, "moodle.enrollments", run="early")
+    assert early.rows_upserted == 0 and early.rows_quarantined == world.truth.expected_count(
+        "moodle", "enrollments"
+    )
+    sync(warehouse_url, sandbox, "moodle.users")
+    later = sync(warehouse_url, sandbox, "moodle.enrollments", run="later")
+    assert later.rows_replayed == len(landing)
+    with psycopg.connect(warehouse_url) as conn:
+        landed = {row[0] for row in conn.execute("SELECT source_record_id FROM core.enrollment")}
+        waiting = quarantined(conn, "moodle.enrollments")
+    assert landed == landing
+    assert set(waiting) == {str(e["id"]) for e in world.records("moodle", "enrollments")} - landing
