@@ -44,6 +44,15 @@ JOIN incoming_gifts other
 WHERE b.seq = g.seq
   AND b.reason IS NULL;
 
+-- An opportunity moved to another gift in the CRM leaves the gift it was on.
+UPDATE core.donation d
+SET crm_source_record_id = NULL, crm_amount_minor = NULL, crm_currency = NULL, crm_stage = NULL,
+    crm_close_date = NULL, crm_account_id = NULL, household_id = NULL, organization_id = NULL, updated_at = now()
+FROM incoming_gifts g
+JOIN sync_batch b ON b.seq = g.seq AND b.reason IS NULL
+WHERE d.crm_source_record_id = g.source_record_id
+  AND d.financial_transaction_id <> g.financial_transaction_id;
+
 UPDATE core.donation d
 SET crm_source_record_id = g.source_record_id,
     crm_amount_minor = g.amount_minor,

@@ -321,3 +321,42 @@ def test_soft_credits_credit_the_right_person_with_the_right_amount(
         assert quarantine[credit_id].startswith(("unknown opportunity", "unknown contact")), quarantine[
             credit_id
         ]
+
+
+class EditedRecords:
+    """What the CRM sends after someone edits records: the edited records, whatever the window."""
+
+    source, name, primary_key = "salesforce", "Opportunity", "Id"
+
+    def __init__(self, records: list[dict]) -> None:
+        self.records = records
+
+    def read(self, since, until):
+        yield self.records
+
+
+def test_an_opportunity_moved_to_another_gift_leaves_the_first(
+    warehouse_url: str, world: World, sandbox: SandboxServer
+) -> None:
+    for key in CRM[:4]:
+        sync(warehouse_url, sandbox, key)
+    expected = Expected(world)
+    with psycopg.connect(warehouse_url) as conn:
+        unclaimed = conn.execute(
+            "SELECT financial_transaction_id FROM core.donation WHERE crm_source_record_id IS NULL LIMIT 1"
+        ).fetchone()[0]
+    opp_id, gift = next(iter(expected.gifts.items()))
+    spec = spec_for("salesforce", "Opportunity")
+    edited_at = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.000+0000")
+    stream = EditedRecords([{**gift, "Financial_Transaction_Id__c": unclaimed, "SystemModstamp": edited_at}])
+    sync_stream(warehouse_url, stream, spec, actor=ACTOR, run_id="moved", interval_end=datetime.now(UTC))
+    with psycopg.connect(warehouse_url) as conn:
+        now_on = conn.execute(
+            "SELECT financial_transaction_id FROM core.donation WHERE crm_source_record_id = %s", (opp_id,)
+        ).fetchall()
+        left = conn.execute(
+            "SELECT crm_amount_minor, crm_stage, household_id FROM core.donation WHERE financial_transaction_id = %s",
+            (gift["Financial_Transaction_Id__c"],),
+        ).fetchone()
+    assert now_on == [(unclaimed,)]
+    assert left == (None, None, None)
