@@ -1,6 +1,6 @@
 -- Gifts to the CRM account that made them (Opportunity.AccountId, kept as core.donation.crm_account_id):
 -- a household account sets the gift's household, an organisation account its organisation. Run by the
--- Account and the Opportunity stream, so it completes whichever arrives second.
+-- Account stream; the Opportunity stream sets both itself when the account is already here.
 UPDATE core.donation d
 SET household_id = h.household_id, updated_at = now()
 FROM core.household h

@@ -53,6 +53,8 @@ JOIN sync_batch b ON b.seq = g.seq AND b.reason IS NULL
 WHERE d.crm_source_record_id = g.source_record_id
   AND d.financial_transaction_id <> g.financial_transaction_id;
 
+-- The gift's household or organisation comes from its account when that is already here (else the
+-- Account stream sets it when the account arrives: salesforce__account_gifts.sql).
 UPDATE core.donation d
 SET crm_source_record_id = g.source_record_id,
     crm_amount_minor = g.amount_minor,
@@ -60,11 +62,17 @@ SET crm_source_record_id = g.source_record_id,
     crm_stage = g.stage,
     crm_close_date = g.close_date,
     crm_account_id = g.account_id,
+    household_id = g.household_id,
+    organization_id = g.organization_id,
     updated_at = now()
-FROM incoming_gifts g
-JOIN sync_batch b ON b.seq = g.seq AND b.reason IS NULL
+FROM (SELECT g.*, h.household_id, o.organization_id
+      FROM incoming_gifts g
+      JOIN sync_batch b ON b.seq = g.seq AND b.reason IS NULL
+      LEFT JOIN core.household h ON h.source = 'salesforce' AND h.source_record_id = g.account_id
+      LEFT JOIN core.organization o ON o.source = 'salesforce' AND o.source_record_id = g.account_id) g
 WHERE d.financial_transaction_id = g.financial_transaction_id
   AND (d.crm_source_record_id, d.crm_amount_minor, d.crm_currency, d.crm_stage, d.crm_close_date,
-       d.crm_account_id)
+       d.crm_account_id, d.household_id, d.organization_id)
       IS DISTINCT FROM
-      (g.source_record_id, g.amount_minor, g.currency::char(3), g.stage, g.close_date, g.account_id);
+      (g.source_record_id, g.amount_minor, g.currency::char(3), g.stage, g.close_date, g.account_id,
+       g.household_id, g.organization_id);

@@ -196,10 +196,15 @@ def _quarantined_household_fixed_later(warehouse_url: str, world: World, sandbox
     assert resolution == "superseded by a valid version in run run-2"
 
 
+@pytest.mark.parametrize("accounts", ["before the gifts", "after the gifts"])
 def test_opportunities_land_on_the_processors_donation_by_financial_transaction_id(
-    warehouse_url: str, world: World, sandbox: SandboxServer
+    warehouse_url: str, world: World, sandbox: SandboxServer, accounts: str
 ) -> None:
-    for key in CRM:
+    order = list(CRM)
+    if accounts == "after the gifts":
+        order.remove("salesforce.Account")
+        order.append("salesforce.Account")
+    for key in order:
         sync(warehouse_url, sandbox, key)
     expected = Expected(world)
     assert expected.gifts and expected.orphan_gifts

@@ -150,7 +150,7 @@ SPECS: tuple[StreamSpec, ...] = (
             v.iso_date("CloseDate", optional=False, past=False),
             v.one_of("StageName", v.NPSP_STAGES),
         ),
-        ("salesforce__opportunity.sql", "salesforce__account_gifts.sql"),
+        ("salesforce__opportunity.sql",),
     ),
     StreamSpec(
         "salesforce", "npsp__Partial_Soft_Credit__c", "core.donation_soft_credit", 2,
