@@ -4,7 +4,7 @@ SELECT DISTINCT ON (b.source_record_id)
        coalesce(p.merged_into, p.person_id), c.course_id,
        (SELECT e.enrollment_id FROM core.enrollment e
          WHERE e.person_id = coalesce(p.merged_into, p.person_id) AND e.course_id = c.course_id
-         ORDER BY e.enrolled_at LIMIT 1),
+         ORDER BY e.enrolled_at, e.enrollment_id LIMIT 1),
        to_timestamp((b.payload ->> 'timecompleted')::bigint),
        'moodle', b.source_record_id
 FROM sync_batch b

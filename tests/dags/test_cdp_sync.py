@@ -13,9 +13,9 @@ from cdp.sync.specs import SPECS
 
 
 @pytest.fixture
-def sandbox_connections(monkeypatch: pytest.MonkeyPatch, warehouse_url: str):
+def sandbox_connections(monkeypatch: pytest.MonkeyPatch, warehouse_url: str, tmp_path):
     world = World(seed=5, learners=200)
-    with SandboxServer(world) as sandbox:
+    with SandboxServer(world, ledger_folder=tmp_path / "ledger-drop") as sandbox:
         monkeypatch.setenv("AIRFLOW_CONN_WAREHOUSE", warehouse_url)
         for source in {spec.source for spec in SPECS}:
             monkeypatch.setenv(
@@ -38,6 +38,10 @@ def test_sync_dag_lands_every_stream_and_matches_the_truth(
         people = conn.execute(
             "SELECT count(*) FROM core.person_source_id WHERE source = 'moodle.user'"
         ).fetchone()[0]
+        ledger_lines = conn.execute("SELECT count(*) FROM core.ledger_posting").fetchone()[0]
+        households = conn.execute(
+            "SELECT count(*) FROM core.household WHERE source = 'salesforce'"
+        ).fetchone()[0]
         dag_events = conn.execute(
             "SELECT count(*) FROM audit.audit_events WHERE action = 'import' AND dag_id = 'cdp_sync' AND run_id = %s",
             (dag_run.run_id,),
@@ -47,6 +51,13 @@ def test_sync_dag_lands_every_stream_and_matches_the_truth(
         world.truth.malformed("moodle", "users")
     )
     assert dag_events == len(SPECS)
+    assert ledger_lines == world.truth.expected_count("ledger", "postings") - len(
+        world.truth.malformed("ledger", "postings")
+    )
+    household_accounts = [
+        a for a in world.records("salesforce", "Account") if a["npe01__SYSTEM_AccountType__c"] and a["Name"]
+    ]
+    assert households == len(household_accounts) > 0
 
 
 @pytest.mark.slow

@@ -36,8 +36,8 @@ def world() -> World:
 
 
 @pytest.fixture
-def sandbox(world: World) -> Iterator[SandboxServer]:
-    with SandboxServer(world) as server:
+def sandbox(world: World, tmp_path) -> Iterator[SandboxServer]:
+    with SandboxServer(world, ledger_folder=tmp_path / "ledger-drop") as server:
         yield server
 
 

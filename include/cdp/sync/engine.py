@@ -4,6 +4,8 @@ For a stream and a window: read pages from the source; copy each page into a tem
 each record's validation result; run the stream's SQL to move valid records into ``core`` (marking
 records whose references do not resolve); then append every payload to ``raw.records``, every rejected
 record to ``ops.quarantine``, the counts to ``ops.sync_run``, one audit event, and the new watermark.
+Records still waiting in the quarantine that now pass validation (typically orphans whose parent has
+since arrived) are re-tried with the batch; once one lands, its quarantine rows are marked resolved.
 All of it commits together or not at all: a task killed half-way leaves nothing behind and its
 watermark where it was.
 
@@ -51,6 +53,7 @@ class SyncResult:
     rows_upserted: int
     rows_quarantined: int
     seconds: float
+    rows_replayed: int = 0  # quarantined earlier, re-tried now, and landed
 
     def as_dict(self) -> dict[str, Any]:
         values = asdict(self)
@@ -102,9 +105,12 @@ def sync_stream(
             "SELECT watermark FROM ops.sync_watermark WHERE source = %s AND stream = %s",
             (spec.source, spec.stream),
         ).fetchone()
-        since, until = read_window(row["watermark"] if row else None, interval_start, interval_end, overlap)
+        since, until = read_window(
+            row["watermark"] if row else None, interval_start, interval_end, max(overlap, spec.lookback)
+        )
 
         rows_read = _land_batch(conn, stream, spec, since, until)
+        retried = _add_quarantined_for_replay(conn, spec, rows_read)
         params = {
             "source": spec.source,
             "stream": spec.stream,
@@ -120,7 +126,9 @@ def sync_stream(
                 log.debug("%s: %s statement %d took %.3fs", spec.key, name, number, time.monotonic() - began)
         counts = conn.execute(
             "SELECT count(DISTINCT source_record_id) FILTER (WHERE reason IS NULL) AS upserted,"
-            "       count(*) FILTER (WHERE reason IS NOT NULL) AS quarantined FROM sync_batch"
+            "       count(*) FILTER (WHERE reason IS NOT NULL AND NOT replayed) AS quarantined,"
+            "       count(DISTINCT source_record_id) FILTER (WHERE reason IS NULL AND replayed) AS replayed"
+            " FROM sync_batch"
         ).fetchone()
         # A payload identical to one already landed for the same record (the overlap window, a re-run)
         # is not landed twice: raw keeps every distinct version received, with the run that first saw it.
@@ -136,6 +144,17 @@ def sync_stream(
             " ORDER BY b.seq",
             params,
         ).rowcount
+        # A record that landed now (re-tried from the quarantine, or a newer valid version from the source)
+        # closes what was waiting for it; a re-tried record that still fails stays open, as it was.
+        conn.execute(
+            "UPDATE ops.quarantine q SET resolved_at = now(), resolution = CASE WHEN b.replayed"
+            "   THEN 'replayed in run ' || %(run_id)s ELSE 'superseded by a valid version in run ' || %(run_id)s END"
+            " FROM (SELECT source_record_id, bool_or(replayed) AS replayed FROM sync_batch"
+            "       WHERE reason IS NULL AND source_record_id IS NOT NULL GROUP BY 1) b"
+            " WHERE q.source = %(source)s AND q.stream = %(stream)s AND q.resolved_at IS NULL"
+            "   AND q.source_record_id = b.source_record_id",
+            params,
+        )
         # Likewise a rejection already waiting in the quarantine is not queued again.
         quarantined = conn.execute(
             "INSERT INTO ops.quarantine (source, stream, source_record_id, run_id, reason, payload)"
@@ -148,9 +167,12 @@ def sync_stream(
         ).rowcount
         result = SyncResult(
             spec.source, spec.stream, since, until, rows_read, landed,
-            int(counts["upserted"]), int(counts["quarantined"]), 0.0,
+            int(counts["upserted"]), int(counts["quarantined"]), 0.0, int(counts["replayed"]),
         )  # fmt: skip
-        log.info("%s: %d payloads new to raw, %d new rejections queued", spec.key, landed, quarantined)
+        log.info(
+            "%s: %d payloads new to raw, %d new rejections queued, %d of %d re-tried from the quarantine landed",
+            spec.key, landed, quarantined, result.rows_replayed, retried,
+        )  # fmt: skip
         conn.execute(
             "INSERT INTO ops.sync_run (run_id, source, stream, window_start, window_end, started_at, rows_read,"
             " rows_landed, rows_upserted, rows_quarantined) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
@@ -238,7 +260,8 @@ def _land_batch(
     # raw.records keeps the compressed copy.
     conn.execute(
         "CREATE TEMP TABLE sync_batch (seq bigint PRIMARY KEY, source_record_id text,"
-        " payload jsonb STORAGE EXTERNAL NOT NULL, reason text) WITH (toast_tuple_target = 8160) ON COMMIT DROP"
+        " payload jsonb STORAGE EXTERNAL NOT NULL, reason text, replayed boolean NOT NULL DEFAULT false)"
+        " WITH (toast_tuple_target = 8160) ON COMMIT DROP"
     )
     seq = 0
     with conn.cursor().copy("COPY sync_batch (seq, source_record_id, payload, reason) FROM STDIN") as copy:
@@ -251,3 +274,26 @@ def _land_batch(
                 )
     conn.execute("ANALYZE sync_batch")
     return seq
+
+
+def _add_quarantined_for_replay(conn: psycopg.Connection, spec: StreamSpec, after_seq: int) -> int:
+    """Append to ``sync_batch`` the latest open quarantined version of each record that the source did not
+    send again and that now passes validation: an orphan whose parent may have arrived since. The stream's
+    SQL then treats it like any record, and marks it again if its reference still does not resolve."""
+    waiting = conn.execute(
+        "SELECT DISTINCT ON (q.source_record_id) q.source_record_id, q.payload FROM ops.quarantine q"
+        " WHERE q.source = %s AND q.stream = %s AND q.resolved_at IS NULL AND q.source_record_id IS NOT NULL"
+        "   AND NOT EXISTS (SELECT 1 FROM sync_batch b WHERE b.source_record_id = q.source_record_id)"
+        " ORDER BY q.source_record_id, q.quarantine_id DESC",
+        (spec.source, spec.stream),
+    ).fetchall()
+    retry = [
+        (row["source_record_id"], row["payload"]) for row in waiting if spec.check(row["payload"]) is None
+    ]
+    if not retry:
+        return 0
+    with conn.cursor().copy("COPY sync_batch (seq, source_record_id, payload, replayed) FROM STDIN") as copy:
+        for seq, (record_id, payload) in enumerate(retry, start=after_seq + 1):
+            copy.write_row((seq, record_id, Jsonb(payload), True))
+    conn.execute("ANALYZE sync_batch")
+    return len(retry)

@@ -8,6 +8,7 @@ wave 1 create the people and reference rows (users, contacts, courses) that wave
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 
 from cdp.sync import validation as v
 
@@ -25,6 +26,9 @@ class StreamSpec:
     # record of theirs arrives again: 'overwrite' (the source keeps the person's current details) or 'fill'
     # (only missing values are filled in, for sources whose details are typed afresh each time).
     params: tuple[tuple[str, str], ...] = ()
+    # Re-read at least this far before the watermark: for a source whose records arrive late by design
+    # (finance drops a month's ledger after the month), so lines dated before the watermark still land.
+    lookback: timedelta = timedelta(0)
 
     @property
     def key(self) -> str:
@@ -84,7 +88,7 @@ SPECS: tuple[StreamSpec, ...] = (
             v.iso_date("Birthdate"),
             v.one_of("npe01__Preferred_Email__c", (None, "Personal", "Work", "Alternate")),
         ),
-        ("salesforce__contact.sql", RESOLVE_PEOPLE),
+        ("salesforce__contact.sql", RESOLVE_PEOPLE, "salesforce__account_contacts.sql", "salesforce__account_links.sql"),
         person_source="salesforce.contact",
     ),
     StreamSpec(
@@ -102,6 +106,76 @@ SPECS: tuple[StreamSpec, ...] = (
         ("stripe__charges_people.sql", RESOLVE_PEOPLE, "stripe__charges.sql"),
         person_source="stripe.billing",
         params=(("people_update", "fill"),),
+    ),
+    # --- Salesforce accounts, gifts and soft credits; Stripe refunds and balance transactions; the ledger
+    # Listed after the charges so that, run in this order, each finds its parent already landed; run in
+    # parallel, an orphan waits in the quarantine and the engine re-tries it on the next sync.
+    StreamSpec(
+        "salesforce", "Account", "core.household", 1,
+        v.all_of(
+            v.required("Id", "Name"),
+            v.one_of("npe01__SYSTEM_AccountType__c", v.NPSP_ACCOUNT_TYPES),
+        ),
+        ("salesforce__account.sql", "salesforce__account_links.sql", "salesforce__account_gifts.sql"),
+    ),
+    StreamSpec(
+        "stripe", "refunds", "core.refund", 2,
+        v.all_of(
+            v.required("id", "amount", "charge", "currency", "created", "status"),
+            v.amount_minor("amount"),
+            v.currency("currency"),
+            v.one_of("status", v.STRIPE_REFUND_STATUSES),
+            v.epoch_plausible("created"),
+        ),
+        ("stripe__refunds.sql",),
+    ),
+    StreamSpec(
+        "stripe", "balance_transactions", "core.balance_transaction", 2,
+        v.all_of(
+            v.required("id", "amount", "fee", "net", "currency", "created", "type", "status"),
+            v.signed_amount_minor("amount"),
+            v.amount_minor("fee"),
+            v.signed_amount_minor("net"),
+            v.net_of_fee("amount", "fee", "net"),
+            v.currency("currency"),
+            v.one_of("type", v.STRIPE_BALANCE_TYPES),
+            v.one_of("status", ("available", "pending")),
+            v.required_when("source", "type", ("charge", "payment", "refund", "payment_refund")),
+            v.epoch_plausible("created"),
+        ),
+        ("stripe__balance_transactions.sql",),
+    ),
+    StreamSpec(
+        "salesforce", "Opportunity", "core.donation", 2,
+        v.all_of(
+            v.required("Id", "Amount", "CurrencyIsoCode", "CloseDate", "StageName", "Financial_Transaction_Id__c"),
+            v.decimal_amount("Amount"),
+            v.currency("CurrencyIsoCode"),
+            v.iso_date("CloseDate", optional=False, past=False),
+            v.one_of("StageName", v.NPSP_STAGES),
+        ),
+        ("salesforce__opportunity.sql",),
+    ),
+    StreamSpec(
+        "salesforce", "npsp__Partial_Soft_Credit__c", "core.donation_soft_credit", 2,
+        v.all_of(
+            v.required("Id", "npsp__Opportunity__c", "npsp__Contact__c", "npsp__Amount__c"),
+            v.decimal_amount("npsp__Amount__c"),
+            v.currency("CurrencyIsoCode"),
+        ),
+        ("salesforce__soft_credit.sql",),
+    ),
+    StreamSpec(
+        "ledger", "postings", "core.ledger_posting", 2,
+        v.all_of(
+            v.required("transaction_id", "posting_date", "account", "amount", "currency", "reference"),
+            v.decimal_text_amount("amount"),
+            v.ledger_sign("amount", "account", "reference"),
+            v.currency("currency"),
+            v.iso_date("posting_date", optional=False),
+        ),
+        ("ledger__postings.sql",),
+        lookback=timedelta(days=62),  # a month's drop arrives after the month; corrections re-drop the last
     ),
 )  # fmt: skip
 

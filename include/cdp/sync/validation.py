@@ -180,3 +180,97 @@ def all_of(*checks: Check) -> Check:
         return None
 
     return run
+
+
+# --- Salesforce accounts, gifts and soft credits; Stripe refunds and balance transactions; the ledger
+NPSP_ACCOUNT_TYPES = (None, "Household Account", "One-to-One Individual", "Bucket Individual")
+NPSP_STAGES = ("Prospecting", "Qualification", "Cultivation", "Solicitation", "Pledged", "Proposal/Price Quote",
+               "Negotiation/Review", "Awarded", "Posted", "Closed Won", "Closed Lost", "Withdrawn")  # fmt: skip
+STRIPE_REFUND_STATUSES = ("pending", "requires_action", "succeeded", "failed", "canceled")
+# https://docs.stripe.com/api/balance_transactions/object#balance_transaction_object-type
+STRIPE_BALANCE_TYPES = (
+    "adjustment", "advance", "advance_funding", "anticipation_repayment", "application_fee",
+    "application_fee_refund", "charge", "climate_order_purchase", "climate_order_refund",
+    "connect_collection_transfer", "contribution", "issuing_authorization_hold", "issuing_authorization_release",
+    "issuing_dispute", "issuing_transaction", "obligation_outbound", "obligation_reversal_inbound", "payment",
+    "payment_failure_refund", "payment_network_reserve_hold", "payment_network_reserve_release",
+    "payment_refund", "payment_reversal", "payment_unreconciled", "payout", "payout_cancel", "payout_failure",
+    "payout_minimum_balance_hold", "payout_minimum_balance_release", "refund", "refund_failure",
+    "reserve_transaction", "reserved_funds", "stripe_fee", "stripe_fx_fee", "tax_fee", "topup",
+    "topup_reversal", "transfer", "transfer_cancel", "transfer_failure", "transfer_refund",
+)  # fmt: skip
+
+
+def signed_amount_minor(path: str) -> Check:
+    """Integer minor units that the vendor signs (a refund's balance transaction is negative)."""
+
+    def check(record: Mapping[str, Any]) -> str | None:
+        value = field(record, path)
+        if isinstance(value, bool) or not isinstance(value, int):
+            return f"non-numeric amount in {path}: {value!r}"
+        return None
+
+    return check
+
+
+def net_of_fee(amount: str, fee: str, net: str) -> Check:
+    """Stripe reports net = amount - fee; a record that disagrees with itself is not believed."""
+
+    def check(record: Mapping[str, Any]) -> str | None:
+        values = field(record, amount), field(record, fee), field(record, net)
+        numbers = all(isinstance(value, int) and not isinstance(value, bool) for value in values)
+        if numbers and values[2] != values[0] - values[1]:
+            return f"{net} is not {amount} - {fee}"
+        return None
+
+    return check
+
+
+DECIMAL_TEXT = re.compile(r"^-?\d+(\.\d{1,2})?$")
+
+
+def decimal_text_amount(path: str) -> Check:
+    """A CSV amount in major units as text ("-12.30"): a number with at most 2 decimals, nothing else."""
+
+    def check(record: Mapping[str, Any]) -> str | None:
+        value = field(record, path)
+        if not isinstance(value, str) or not DECIMAL_TEXT.match(value.strip()):
+            return f"non-numeric amount in {path}: {value!r}"
+        return None
+
+    return check
+
+
+def ledger_sign(amount: str, account: str, reference: str) -> Check:
+    """The ledger export signs its lines: contributions (4xxx accounts) are positive, except the reversal
+    of a refunded gift (its reference is the processor's refund id, ``re_…``); fees and other expenses
+    (5xxx-9xxx) are negative. A line with the wrong sign is a keying error, not a correction."""
+
+    def check(record: Mapping[str, Any]) -> str | None:
+        text, account_name = field(record, amount), str(field(record, account) or "")
+        if not isinstance(text, str) or not DECIMAL_TEXT.match(text.strip()):
+            return None
+        value = float(text)
+        is_reversal = str(field(record, reference) or "").startswith("re_")
+        if account_name.startswith("4") and not is_reversal and value < 0:
+            return f"wrong sign: negative amount in {amount} for a contribution"
+        if account_name.startswith("4") and is_reversal and value > 0:
+            return f"wrong sign: positive amount in {amount} for a refund reversal"
+        if account_name[:1] and account_name[:1] in "56789" and value > 0:
+            return f"wrong sign: positive amount in {amount} for an expense account"
+        return None
+
+    return check
+
+
+def required_when(path: str, condition_path: str, values: Iterable[Any]) -> Check:
+    """A field that is required only for some kinds of record (a charge's balance transaction's source)."""
+    values = frozenset(values)
+
+    def check(record: Mapping[str, Any]) -> str | None:
+        kind = field(record, condition_path)
+        if kind in values and field(record, path) in (None, ""):
+            return f"missing required field {path} ({condition_path} {kind})"
+        return None
+
+    return check

@@ -75,10 +75,35 @@ ALTER TABLE core.donation
     ADD COLUMN crm_close_date       date;
 CREATE UNIQUE INDEX donation_crm_record ON core.donation (crm_source_record_id);
 
+-- The CRM's accounts: NPSP household accounts become core.household, organisation accounts
+-- core.organization (already keyed by source id). Which account a contact belongs to is kept as its own
+-- relation, so whichever of the two streams arrives second completes the link.
+ALTER TABLE core.household
+    ADD COLUMN source           text,
+    ADD COLUMN source_record_id text,
+    ADD UNIQUE (source, source_record_id);
+
+CREATE TABLE core.crm_account_contact (
+    source            text NOT NULL,
+    contact_source_id text NOT NULL,       -- 003… Contact id
+    account_source_id text NOT NULL,       -- 001… Account id
+    updated_at        timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (source, contact_source_id)
+);
+CREATE INDEX crm_account_contact_account ON core.crm_account_contact (source, account_source_id);
+
+-- The CRM's currency and account of a gift (the processor's are currency and household/organization).
+ALTER TABLE core.donation
+    ADD COLUMN crm_currency   char(3) CHECK (crm_currency ~ '^[A-Z]{3}$'),
+    ADD COLUMN crm_account_id text;
+CREATE INDEX donation_crm_account ON core.donation (crm_account_id) WHERE crm_account_id IS NOT NULL;
+
 SELECT audit.track_changes(t.regclass, t.key_column)
 FROM (VALUES ('core.balance_transaction'::regclass, 'balance_transaction_id'), ('core.refund', 'refund_id'),
-             ('core.ledger_posting', 'ledger_posting_id')) AS t(regclass, key_column);
+             ('core.ledger_posting', 'ledger_posting_id'),
+             ('core.crm_account_contact', 'contact_source_id')) AS t(regclass, key_column);
 
-GRANT SELECT ON core.balance_transaction, core.refund, core.ledger_posting
+GRANT SELECT ON core.balance_transaction, core.refund, core.ledger_posting, core.crm_account_contact
     TO cdp_viewer, cdp_editor, cdp_admin, cdp_finance;
-GRANT SELECT, INSERT, UPDATE, DELETE ON core.balance_transaction, core.refund, core.ledger_posting TO cdp_loader;
+GRANT SELECT, INSERT, UPDATE, DELETE ON core.balance_transaction, core.refund, core.ledger_posting,
+    core.crm_account_contact TO cdp_loader;

@@ -1,0 +1,78 @@
+-- Salesforce Opportunities (the CRM's view of a gift) into the crm_* columns of the processor's donation,
+-- matched by the financial transaction id. A gift the processor has not reported yet is not invented from
+-- the CRM side: it waits in the quarantine with its reason and is re-tried by every later sync.
+
+-- The latest version of each opportunity in the batch: one gift per opportunity.
+CREATE TEMP TABLE incoming_gifts ON COMMIT DROP AS
+SELECT DISTINCT ON (b.source_record_id)
+       b.seq,
+       b.source_record_id,
+       trim(b.payload ->> 'Financial_Transaction_Id__c') AS financial_transaction_id,
+       ((b.payload ->> 'Amount')::numeric * 100)::bigint AS amount_minor,
+       upper(b.payload ->> 'CurrencyIsoCode') AS currency,
+       b.payload ->> 'StageName' AS stage,
+       (b.payload ->> 'CloseDate')::date AS close_date,
+       nullif(b.payload ->> 'AccountId', '') AS account_id
+FROM sync_batch b
+WHERE b.reason IS NULL
+ORDER BY b.source_record_id, b.seq DESC;
+
+UPDATE sync_batch b
+SET reason = 'no processor donation yet: financial transaction ' || g.financial_transaction_id
+             || ' is not in core.donation (its Stripe charge has not synced, or is quarantined)'
+FROM incoming_gifts g
+WHERE b.seq = g.seq
+  AND NOT EXISTS (SELECT 1 FROM core.donation d WHERE d.financial_transaction_id = g.financial_transaction_id);
+
+-- One gift is one opportunity: a second opportunity claiming it is held for a person to decide.
+UPDATE sync_batch b
+SET reason = 'financial transaction ' || g.financial_transaction_id || ' is already the gift of opportunity '
+             || d.crm_source_record_id
+FROM incoming_gifts g
+JOIN core.donation d ON d.financial_transaction_id = g.financial_transaction_id
+WHERE b.seq = g.seq
+  AND b.reason IS NULL
+  AND d.crm_source_record_id IS NOT NULL
+  AND d.crm_source_record_id <> g.source_record_id;
+
+UPDATE sync_batch b
+SET reason = 'financial transaction ' || g.financial_transaction_id || ' is also claimed by opportunity '
+             || other.source_record_id || ' in the same batch'
+FROM incoming_gifts g
+JOIN incoming_gifts other
+  ON other.financial_transaction_id = g.financial_transaction_id AND other.source_record_id < g.source_record_id
+WHERE b.seq = g.seq
+  AND b.reason IS NULL;
+
+-- An opportunity moved to another gift in the CRM leaves the gift it was on.
+UPDATE core.donation d
+SET crm_source_record_id = NULL, crm_amount_minor = NULL, crm_currency = NULL, crm_stage = NULL,
+    crm_close_date = NULL, crm_account_id = NULL, household_id = NULL, organization_id = NULL, updated_at = now()
+FROM incoming_gifts g
+JOIN sync_batch b ON b.seq = g.seq AND b.reason IS NULL
+WHERE d.crm_source_record_id = g.source_record_id
+  AND d.financial_transaction_id <> g.financial_transaction_id;
+
+-- The gift's household or organisation comes from its account when that is already here (else the
+-- Account stream sets it when the account arrives: salesforce__account_gifts.sql).
+UPDATE core.donation d
+SET crm_source_record_id = g.source_record_id,
+    crm_amount_minor = g.amount_minor,
+    crm_currency = g.currency,
+    crm_stage = g.stage,
+    crm_close_date = g.close_date,
+    crm_account_id = g.account_id,
+    household_id = g.household_id,
+    organization_id = g.organization_id,
+    updated_at = now()
+FROM (SELECT g.*, h.household_id, o.organization_id
+      FROM incoming_gifts g
+      JOIN sync_batch b ON b.seq = g.seq AND b.reason IS NULL
+      LEFT JOIN core.household h ON h.source = 'salesforce' AND h.source_record_id = g.account_id
+      LEFT JOIN core.organization o ON o.source = 'salesforce' AND o.source_record_id = g.account_id) g
+WHERE d.financial_transaction_id = g.financial_transaction_id
+  AND (d.crm_source_record_id, d.crm_amount_minor, d.crm_currency, d.crm_stage, d.crm_close_date,
+       d.crm_account_id, d.household_id, d.organization_id)
+      IS DISTINCT FROM
+      (g.source_record_id, g.amount_minor, g.currency::char(3), g.stage, g.close_date, g.account_id,
+       g.household_id, g.organization_id);
