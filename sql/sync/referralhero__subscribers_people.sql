@@ -1,9 +1,9 @@
 -- ReferralHero subscribers → incoming_people (then _resolve_people.sql). ReferralHero knows a subscriber
--- by name and email only. Besides the shared rules, a subscriber is taken to be the one person who holds
--- their email when their full name is that person's name in either order (ReferralHero shows names as
--- typed; some cultures write the family name first). Nobody else in the batch may use that email under
--- another name, so a family sharing one address stays several people. A subscriber resolved to a known
--- person contributes no name or email: the LMS and CRM stay the authority for those.
+-- by name and email only. Besides the shared rules, a subscriber is the person who holds their email
+-- under exactly their full name (in either order: ReferralHero shows names as typed, and some cultures
+-- write the family name first), when exactly one person does: a family sharing one address is told apart
+-- by name, and two people with the same name and address are left to the nightly dedupe. A subscriber
+-- resolved to a known person contributes no name or email: the LMS and CRM stay the authority for those.
 CREATE TEMP TABLE incoming_people ON COMMIT DROP AS
 SELECT DISTINCT ON (b.source_record_id)
        b.source_record_id,
@@ -29,27 +29,21 @@ FROM core.person_source_id m
 JOIN core.person p ON p.person_id = m.person_id
 WHERE m.source = %(person_source)s AND m.source_record_id = i.source_record_id;
 
-WITH owners AS (
-    SELECT email_normalized, min(person_id::text)::uuid AS person_id, count(*) AS people,
-           min(lower(coalesce(given_name, ''))) AS given_name, min(lower(coalesce(family_name, ''))) AS family_name
-    FROM core.person
-    WHERE email_normalized IS NOT NULL AND merged_into IS NULL
-    GROUP BY email_normalized
-), batch AS (
-    SELECT lower(trim(email)) AS email_normalized, count(DISTINCT full_name) AS names
-    FROM incoming_people
-    WHERE email IS NOT NULL
-    GROUP BY 1
+WITH candidates AS (
+    SELECT i.source_record_id, min(p.person_id::text)::uuid AS person_id, count(*) AS people
+    FROM incoming_people i
+    JOIN core.person p
+      ON p.email_normalized = lower(trim(i.email))
+     AND p.merged_into IS NULL
+     AND i.full_name IN (lower(trim(coalesce(p.given_name, '') || ' ' || coalesce(p.family_name, ''))),
+                         lower(trim(coalesce(p.family_name, '') || ' ' || coalesce(p.given_name, ''))))
+    WHERE i.person_id IS NULL
+    GROUP BY i.source_record_id
 )
 UPDATE incoming_people i
-SET person_id = o.person_id
-FROM owners o
-JOIN batch b ON b.email_normalized = o.email_normalized
-WHERE i.person_id IS NULL
-  AND o.email_normalized = lower(trim(i.email))
-  AND o.people = 1
-  AND b.names = 1
-  AND i.full_name IN (trim(o.given_name || ' ' || o.family_name), trim(o.family_name || ' ' || o.given_name));
+SET person_id = c.person_id
+FROM candidates c
+WHERE c.source_record_id = i.source_record_id AND c.people = 1;
 
 UPDATE incoming_people
 SET given_name = NULL, family_name = NULL, email = NULL, phone = NULL
