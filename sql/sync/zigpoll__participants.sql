@@ -4,6 +4,10 @@
 -- person (core.person_source_id, key space zigpoll.participant) and their consent goes to
 -- incoming_consent (then _land_consent.sql): granted → given, declined → refused, withdrawn → withdrawn,
 -- for the purpose surveys (Zigpoll's research and follow-up purposes are kept in the evidence).
+-- The participants and responses streams run side by side; they take turns here so that whichever commits
+-- second sees the other's rows, and no response is left unlinked between them.
+SELECT pg_advisory_xact_lock(hashtext('cdp.sync:zigpoll.respondents'));
+
 UPDATE sync_batch b
 SET reason = 'unknown learner: moodle user ' || (b.payload #>> '{metadata,moodle_user_id}') || ' is not in the warehouse'
 WHERE b.reason IS NULL

@@ -2,6 +2,10 @@
 -- participant not synced yet leaves the person and consent NULL until zigpoll__participants_link.sql
 -- fills them (nothing is dropped; unknown person and consent count as "no consent" downstream). The age
 -- Zigpoll puts in the response metadata, when present and not negative, is age_reported; else NULL.
+-- The participants and responses streams run side by side; they take turns here so that whichever commits
+-- second sees the other's rows, and no response is left unlinked between them.
+SELECT pg_advisory_xact_lock(hashtext('cdp.sync:zigpoll.respondents'));
+
 INSERT INTO core.survey_response (person_id, survey_id, submitted_at, age_reported, answers, source,
                                   source_record_id, respondent_ref, consent_id)
 SELECT DISTINCT ON (b.source_record_id)
@@ -33,3 +37,15 @@ WHERE (core.survey_response.person_id, core.survey_response.survey_id, core.surv
        core.survey_response.consent_id)
       IS DISTINCT FROM (excluded.person_id, excluded.survey_id, excluded.submitted_at, excluded.age_reported,
                         excluded.answers, excluded.respondent_ref, excluded.consent_id);
+
+-- Earlier responses whose participant is known by now (a safety net behind zigpoll__participants_link.sql).
+UPDATE core.survey_response r
+SET person_id = coalesce(p.merged_into, p.person_id),
+    consent_id = (SELECT c.consent_id FROM core.consent c
+                   WHERE c.statement_key = 'zigpoll.participant:' || r.respondent_ref AND c.stated_at <= r.submitted_at
+                   ORDER BY c.stated_at DESC LIMIT 1),
+    updated_at = now()
+FROM core.person_source_id m
+JOIN core.person p ON p.person_id = m.person_id
+WHERE r.source = 'zigpoll' AND r.person_id IS NULL
+  AND m.source = 'zigpoll.participant' AND m.source_record_id = r.respondent_ref;
