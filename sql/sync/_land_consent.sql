@@ -8,6 +8,8 @@
 -- core.consent decides eligibility. One audit event of kind 'consent' per run that added rows.
 -- incoming_consent.status is NULL where the source states nothing (e.g. an empty parental-consent field).
 -- Parameters: source, stream, run_id.
+ANALYZE incoming_consent;
+
 CREATE TEMP TABLE consent_changes ON COMMIT DROP AS
 SELECT i.*,
        previous.status AS previous_status,

@@ -48,3 +48,6 @@ WHERE c.source_record_id = i.source_record_id AND c.people = 1;
 UPDATE incoming_people
 SET given_name = NULL, family_name = NULL, email = NULL, phone = NULL
 WHERE person_id IS NOT NULL;
+
+-- Fresh statistics for the temp table, or the planner guesses its size and the email join goes quadratic.
+ANALYZE incoming_people;

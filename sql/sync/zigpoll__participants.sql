@@ -22,6 +22,7 @@ JOIN core.person_source_id m ON m.source = 'moodle.user' AND m.source_record_id 
 JOIN core.person p ON p.person_id = m.person_id
 WHERE b.reason IS NULL
 ORDER BY b.source_record_id, b.seq DESC;
+ANALYZE incoming_participants;
 
 INSERT INTO core.person_source_id (source, source_record_id, person_id)
 SELECT 'zigpoll.participant', source_record_id, person_id
