@@ -3,7 +3,8 @@
 --     row only when the series' status changes, so a re-sync or an edit that leaves consent alone adds
 --     nothing;
 --   * a refusal (or a parental consent taken off the form) after consent was given is a withdrawal;
---   * source_record_id names the version: statement_key '@' stated time ':' status.
+--   * source_record_id names the version: statement_key '@' stated time ':' status; a changed version
+--     whose source time is not after the previous one's is dated when seen (see below).
 -- The latest explicit statement per person and purpose is the current one (by stated_at); the view over
 -- core.consent decides eligibility. One audit event of kind 'consent' per run that added rows.
 -- incoming_consent.status is NULL where the source states nothing (e.g. an empty parental-consent field).
@@ -11,7 +12,14 @@
 ANALYZE incoming_consent;
 
 CREATE TEMP TABLE consent_changes ON COMMIT DROP AS
-SELECT i.*,
+SELECT i.person_id, i.purpose, i.statement_key, i.lawful_basis, i.jurisdiction, i.receipt_id,
+       i.parental_method, i.given_by,
+       -- A new version stamped no later than the one it replaces (a source that keeps the first collection
+       -- time) is dated when it was seen, so that it sorts as the latest statement; the source's time stays
+       -- in the evidence.
+       CASE WHEN previous.stated_at IS NOT NULL AND i.stated_at <= previous.stated_at
+            THEN greatest(now(), previous.stated_at + interval '1 second') ELSE i.stated_at END AS stated_at,
+       i.evidence || jsonb_build_object('source_stated_at', i.stated_at) AS evidence,
        previous.status AS previous_status,
        CASE
            WHEN i.status IS NOT NULL AND i.status <> 'refused' THEN i.status
@@ -21,7 +29,7 @@ SELECT i.*,
        END AS effective_status
 FROM incoming_consent i
 LEFT JOIN LATERAL (
-    SELECT c.status FROM core.consent c
+    SELECT c.status, c.stated_at FROM core.consent c
     WHERE c.statement_key = i.statement_key
     ORDER BY c.stated_at DESC, c.recorded_at DESC
     LIMIT 1

@@ -217,3 +217,41 @@ def test_an_unknown_consent_value_is_quarantined_not_guessed() -> None:
     )
     participant["consent"]["status"] = "withdrawn"
     assert spec_for("zigpoll", "participants").check(participant) is None
+
+
+def test_a_zigpoll_consent_declined_after_it_was_granted_lands_as_a_withdrawal(
+    warehouse_url: str, survey_world: World, sync: SyncFn
+) -> None:
+    world = survey_world
+    first_end = datetime.now(UTC) - timedelta(hours=1)
+    sync("moodle.users", first_end)
+    sync("zigpoll.participants", first_end)
+    table = world.table("zigpoll", "participants")
+    with psycopg.connect(warehouse_url) as conn:
+        participant_id, first_stated = conn.execute(
+            "SELECT evidence ->> 'participant_id', stated_at FROM core.consent"
+            " WHERE source = 'zigpoll' AND status = 'given' ORDER BY statement_key LIMIT 1"
+        ).fetchone()
+
+    # The participant declines on Zigpoll's consent slide; Zigpoll keeps the first collection time, and a
+    # participant is only listed again by a re-read of its creation window (the stream's cursor is createdAt).
+    table.columns["consent_research"][table.index_of(participant_id)] = False
+    sync("zigpoll.participants", first_end + timedelta(hours=2), start=world.start, run="backfill")
+
+    with psycopg.connect(warehouse_url) as conn:
+        history = conn.execute(
+            "SELECT status, stated_at, evidence ->> 'source_stated_at' FROM core.consent"
+            " WHERE statement_key = %s ORDER BY stated_at",
+            (f"zigpoll.participant:{participant_id}",),
+        ).fetchall()
+        changed = conn.execute("SELECT count(*) FROM core.consent WHERE source = 'zigpoll'").fetchone()[0]
+    assert [status for status, *_ in history] == ["given", "withdrawn"]
+    assert history[0][1] == first_stated
+    assert history[1][1] > first_stated, "the withdrawal sorts as the latest statement"
+    assert history[1][2] == history[0][2], "the source's own time is kept in the evidence"
+    assert changed == len(history) - 1 + sum(
+        1
+        for p in world.records("zigpoll", "participants")
+        if p["_id"] not in world.truth.malformed("zigpoll", "participants")
+        and p["metadata"]["moodle_user_id"] not in {str(i) for i in world.truth.malformed("moodle", "users")}
+    ), "the backfill added exactly one row: the withdrawal"
