@@ -229,3 +229,53 @@ def test_rerunning_the_same_interval_changes_nothing(warehouse_url: str, sync: S
     assert _snapshot(warehouse_url) == before
     with psycopg.connect(warehouse_url) as conn:
         assert conn.execute(audit).fetchone()[0] == changes_before, "a re-run wrote row or consent changes"
+
+
+def test_participants_and_responses_syncing_side_by_side_leave_no_response_unlinked(
+    warehouse_url: str, sync: SyncFn
+) -> None:
+    import threading
+    import time
+
+    end = datetime.now(UTC)
+    sync("moodle.users", end)
+    # Hold the lock both streams take before touching the links, start both, then let them go: they
+    # run one after the other from there, whichever goes first, and the second sees the first's rows.
+    with psycopg.connect(warehouse_url) as holder:
+        holder.execute("SELECT pg_advisory_lock(hashtext('cdp.sync:zigpoll.respondents'))")
+        errors: list[BaseException] = []
+
+        def run(key: str) -> None:
+            try:
+                sync(key, end)
+            except BaseException as error:  # noqa: BLE001 - reported by the assertion below
+                errors.append(error)
+
+        threads = [
+            threading.Thread(target=run, args=(k,)) for k in ("zigpoll.responses", "zigpoll.participants")
+        ]
+        for thread in threads:
+            thread.start()
+        waiting = 0
+        for _ in range(600):  # both land their pages, then queue on the lock
+            waiting = holder.execute(
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+            ).fetchone()[0]
+            if waiting == 2:
+                break
+            time.sleep(0.1)
+        assert waiting == 2, "both streams wait for their turn on the lock"
+        holder.execute("SELECT pg_advisory_unlock(hashtext('cdp.sync:zigpoll.respondents'))")
+        for thread in threads:
+            thread.join(timeout=120)
+    assert not errors
+    with psycopg.connect(warehouse_url) as conn:
+        unlinked = conn.execute(
+            "SELECT count(*) FROM core.survey_response r JOIN core.person_source_id m"
+            " ON m.source = 'zigpoll.participant' AND m.source_record_id = r.respondent_ref"
+            " WHERE r.person_id IS DISTINCT FROM m.person_id OR r.consent_id IS NULL"
+        ).fetchone()[0]
+        landed = conn.execute(
+            "SELECT count(*) FROM core.survey_response WHERE person_id IS NOT NULL"
+        ).fetchone()[0]
+    assert unlinked == 0 and landed > 0
