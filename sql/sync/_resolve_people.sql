@@ -1,11 +1,10 @@
 -- Resolve the people in temp table incoming_people to person ids, by exact keys only:
 --   1. the source record id already mapped in core.person_source_id (following a merge to its survivor);
---   2. else the exact key (normalised email, given name), only where it is unambiguous: at most one known
+--   2. else the exact key (normalised email, given name), only where it is unambiguous: exactly one known
 --      person holds that key, and the known person and the incoming records with the key carry at most one
 --      birth date between them. A family sharing one email stays several people (their given names
---      differ), and so do a father and son of the same name (their birth dates differ). Records of one
---      batch with the same unambiguous key become one new person, so a catch-up run over many intervals
---      links exactly what the runs interval by interval would have linked;
+--      differ), and so do a father and son of the same name (their birth dates differ). Two new records
+--      of one batch are never joined here: without a known person to agree with, that is the dedupe's call;
 --   3. else a new person.
 -- Fuzzy matching is the nightly dedupe's job. Parameters: person_source.
 
@@ -43,15 +42,15 @@ WITH known AS (
     FROM incoming_people
     WHERE exact_key IS NOT NULL
     GROUP BY 1
-), unambiguous AS MATERIALIZED (  -- materialised: one new id per key, not one per record
-    SELECT i.exact_key, coalesce(k.person_id, gen_random_uuid()) AS person_id, k.person_id IS NULL AS is_new
+), unambiguous AS (
+    SELECT i.exact_key, k.person_id
     FROM incoming i
-    LEFT JOIN known k USING (exact_key)
-    WHERE coalesce(k.people, 0) <= 1
+    JOIN known k USING (exact_key)
+    WHERE k.people = 1
       AND (SELECT count(DISTINCT birth) FROM unnest(coalesce(i.births, '{}') || coalesce(k.births, '{}')) AS birth) <= 1
 )
 UPDATE incoming_people i
-SET person_id = u.person_id, is_new = u.is_new
+SET person_id = u.person_id
 FROM unambiguous u
 WHERE i.exact_key = u.exact_key AND i.person_id IS NULL;
 

@@ -50,8 +50,12 @@ SPECS: tuple[StreamSpec, ...] = (
                 "parentalconsent",
                 lambda value: None if value in MOODLE_PARENTAL_CONSENT else f"unknown value {value!r} in parentalconsent",
             ),
+            v.moodle_custom_field(
+                "marketingconsent",
+                lambda value: None if value in ("", "0", "1") else f"unknown value {value!r} in marketingconsent",
+            ),
         ),
-        ("moodle__users.sql", RESOLVE_PEOPLE),
+        ("moodle__users.sql", RESOLVE_PEOPLE, "moodle__users_consent.sql", "_land_consent.sql"),
         person_source="moodle.user",
     ),
     StreamSpec(
@@ -176,6 +180,60 @@ SPECS: tuple[StreamSpec, ...] = (
         ),
         ("ledger__postings.sql",),
         lookback=timedelta(days=62),  # a month's drop arrives after the month; corrections re-drop the last
+    ),
+    # --- Surveys, consent metadata and referrals
+    StreamSpec(
+        "typeform", "responses", "core.survey_response", 2,
+        v.all_of(
+            v.required("response_id", "submitted_at", "hidden.learner_id"),
+            v.iso_timestamp("submitted_at"),
+            v.typeform_answer("email", v.email("answers.email")),
+            v.typeform_answer("age", v.age("answers.age")),
+            v.typeform_answer("may_contact", v.boolean("answers.may_contact")),
+        ),
+        ("typeform__responses_consent.sql", "_land_consent.sql", "typeform__responses.sql"),
+    ),
+    StreamSpec(
+        "zigpoll", "participants", "core.consent", 2,
+        v.all_of(
+            v.required("_id", "createdAt", "email", "consent.status", "metadata.moodle_user_id"),
+            v.email("email"),
+            v.one_of("consent.status", ("granted", "declined", "withdrawn")),
+            v.iso_timestamp("createdAt"),
+            v.iso_timestamp("consent.collectedAt", optional=True),
+        ),
+        ("zigpoll__participants.sql", "_land_consent.sql", "zigpoll__participants_link.sql"),
+    ),
+    StreamSpec(
+        "zigpoll", "responses", "core.survey_response", 2,
+        v.all_of(
+            v.required("_id", "createdAt", "pollId", "participantId"),
+            v.iso_timestamp("createdAt"),
+            v.age("metadata.age"),
+        ),
+        ("zigpoll__responses.sql",),
+    ),
+    StreamSpec(
+        "referralhero", "subscribers", "core.referral", 2,
+        v.all_of(
+            v.required("id", "name", "email", "created_at", "status"),
+            v.email("email"),
+            v.one_of("status", ("confirmed", "organic", "pending", "unconfirmed")),
+            v.epoch_plausible("created_at"),
+            v.email("referred_by.email", optional=True),
+            v.non_negative_int("unique_clicks"),
+            v.non_negative_int("people_referred"),
+            v.each(
+                "rewards",
+                v.all_of(
+                    v.required("id", "name", "status"),
+                    v.one_of("status", ("delivered", "pending", "redeemed", "cancelled")),
+                    v.epoch_plausible("created_at"),
+                ),
+            ),
+        ),
+        ("referralhero__subscribers_people.sql", RESOLVE_PEOPLE, "referralhero__subscribers.sql"),
+        person_source="referralhero.subscriber",
     ),
 )  # fmt: skip
 

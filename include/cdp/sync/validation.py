@@ -13,7 +13,8 @@ from typing import Any
 
 Check = Callable[[Mapping[str, Any]], str | None]
 
-EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+# Commas and semicolons never appear in an unquoted address (forms let "a,b@x.org" through: a typo).
+EMAIL = re.compile(r"^[^@\s,;]+@[^@\s,;]+\.[^@\s,;]+$")
 # ISO 4217 codes the nonprofit accepts; an unknown code is quarantined, never guessed.
 CURRENCIES = frozenset(
     {"USD", "EUR", "GBP", "CAD", "AUD", "NZD", "CHF", "SEK", "NOK", "DKK", "JPY", "INR", "MXN", "BRL", "ZAR",
@@ -271,6 +272,106 @@ def required_when(path: str, condition_path: str, values: Iterable[Any]) -> Chec
         kind = field(record, condition_path)
         if kind in values and field(record, path) in (None, ""):
             return f"missing required field {path} ({condition_path} {kind})"
+        return None
+
+    return check
+
+
+# --- Surveys, consent metadata and referrals
+
+
+def iso_timestamp(path: str, *, optional: bool = False) -> Check:
+    """An ISO 8601 moment (``2024-03-01T10:00:00Z``) that a calendar has and that is not in the future."""
+
+    def check(record: Mapping[str, Any]) -> str | None:
+        value = field(record, path)
+        if value in (None, ""):
+            return None if optional else f"missing required field {path}"
+        try:
+            text = str(value)
+            moment = datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith("Z") else text)
+        except ValueError:
+            return f"impossible date in {path}: {value!r}"
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)
+        if moment < EARLIEST or moment > datetime.now(UTC) + timedelta(days=1):
+            return f"impossible date in {path}: {value!r}"
+        return None
+
+    return check
+
+
+def age(path: str) -> Check:
+    """A reported age in whole years. Absent is fine (it stays unknown, which counts as a minor);
+    a negative number is the tools' "unknown" and is kept as unknown; anything else must be 0-130."""
+
+    def check(record: Mapping[str, Any]) -> str | None:
+        value = field(record, path)
+        if value is None or (isinstance(value, int) and not isinstance(value, bool) and value < 0):
+            return None
+        if isinstance(value, bool) or not isinstance(value, int):
+            return f"wrong type for age in {path}: {value!r}"
+        if value > 130:
+            return f"impossible age in {path}: {value}"
+        return None
+
+    return check
+
+
+def typeform_answer(ref: str, check: Check) -> Check:
+    """Typeform keeps answers in a list of {field: {ref}, type, <type>: value}; check the one with `ref`."""
+
+    def run(record: Mapping[str, Any]) -> str | None:
+        for answer in record.get("answers") or ():
+            if isinstance(answer, Mapping) and field(answer, "field.ref") == ref:
+                kind = answer.get("type")
+                if not isinstance(kind, str) or kind not in answer:
+                    return f"answer {ref} has no value of its type {kind!r}"
+                return check({"answers": {ref: answer[kind]}})
+        return None
+
+    return run
+
+
+def boolean(path: str) -> Check:
+    def check(record: Mapping[str, Any]) -> str | None:
+        value = field(record, path)
+        if value is not None and not isinstance(value, bool):
+            return f"wrong type for {path}: {value!r}"
+        return None
+
+    return check
+
+
+def each(path: str, check: Check) -> Check:
+    """Run `check` on every element of the list at `path` (e.g. a subscriber's rewards)."""
+
+    def run(record: Mapping[str, Any]) -> str | None:
+        items = field(record, path)
+        if items is None:
+            return None
+        if not isinstance(items, list):
+            return f"wrong type for {path}: expected a list"
+        for item in items:
+            reason = check(item if isinstance(item, Mapping) else {})
+            if reason:
+                return f"{path}: {reason}"
+        return None
+
+    return run
+
+
+def non_negative_int(path: str, *, optional: bool = True) -> Check:
+    """A count (clicks, sign-ups): a whole number, zero or more."""
+
+    def check(record: Mapping[str, Any]) -> str | None:
+        value = field(record, path)
+        if value is None and optional:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int):
+            return f"wrong type for {path}: {value!r}"
+        if value < 0:
+            return f"negative count in {path}"
         return None
 
     return check

@@ -107,3 +107,28 @@ GRANT SELECT ON core.balance_transaction, core.refund, core.ledger_posting, core
     TO cdp_viewer, cdp_editor, cdp_admin, cdp_finance;
 GRANT SELECT, INSERT, UPDATE, DELETE ON core.balance_transaction, core.refund, core.ledger_posting,
     core.crm_account_contact TO cdp_loader;
+
+
+-- Surveys, consent metadata and referrals
+-- A consent statement belongs to a series: one source record's one statement (a Moodle user's marketing
+-- checkbox, a Zigpoll participant's consent, one Typeform answer). A new row is added only when the
+-- series' status changes, so source_record_id = statement_key '@' stated time names one version of it.
+ALTER TABLE core.consent ADD COLUMN statement_key text;
+CREATE INDEX consent_statement ON core.consent (statement_key, stated_at DESC);
+
+-- Who the source says answered (a Zigpoll participant id, a Typeform hidden learner id) and the consent
+-- statement in force when they answered; a response whose participant has not synced yet lands with a
+-- NULL person and is linked when the participant arrives.
+ALTER TABLE core.survey_response
+    ADD COLUMN respondent_ref text,
+    ADD COLUMN consent_id     uuid REFERENCES core.consent;
+CREATE INDEX survey_response_respondent ON core.survey_response (source, respondent_ref);
+
+-- ReferralHero's view of a subscriber: their own referral code, who referred them (kept as the source id
+-- until that subscriber is resolved to a person), and how many clicks and sign-ups their link brought.
+ALTER TABLE core.referral
+    ADD COLUMN referrer_source_id text,
+    ADD COLUMN referral_code      text,
+    ADD COLUMN clicks             integer CHECK (clicks >= 0),
+    ADD COLUMN people_referred    integer CHECK (people_referred >= 0);
+CREATE INDEX referral_referrer_source ON core.referral (source, referrer_source_id);
