@@ -42,7 +42,10 @@ from cdp.runtime import default_args, run_failure_notifier
     catchup=False,
     max_active_runs=1,
     tags=["identity"],
-    params={"full": Param(False, type="boolean", description="compare everyone, not only new or changed")},
+    params={
+        "full": Param(False, type="boolean", description="compare everyone, not only new or changed"),
+        "shard_size": Param(50_000, type="integer", minimum=100, description="people compared per task"),
+    },
     default_args=default_args(retries=2),
     on_failure_callback=run_failure_notifier(),
     doc_md=__doc__,
@@ -50,12 +53,18 @@ from cdp.runtime import default_args, run_failure_notifier
 def cdp_dedupe() -> None:
     @task
     def plan_run() -> list[int]:
-        from cdp.identity.warehouse import start_run
+        from cdp.identity.warehouse import DedupeSettings, start_run
         from cdp.runtime import actor_from_context, warehouse_url
 
         context = get_current_context()
-        full = bool(context["params"].get("full"))
-        plan = start_run(warehouse_url(), actor_from_context(context), context["run_id"], full=full)
+        params = context["params"]
+        plan = start_run(
+            warehouse_url(),
+            actor_from_context(context),
+            context["run_id"],
+            full=bool(params.get("full")),
+            settings=DedupeSettings(shard_size=int(params.get("shard_size") or 50_000)),
+        )
         return list(range(plan.shards))
 
     @task

@@ -239,9 +239,14 @@ def score_shard(
             pairs = resolve(mine[engine_columns], existing=others[engine_columns], config=settings.engine)
         candidates = int(pairs.attrs["candidate_pairs"])
     level_columns = [column for column in pairs.columns if column.endswith("_level")]
+    # A pair of two compared people in different shards is found by both: the shard of its first person
+    # keeps it.
+    shard_of = dict(zip(compared["id"], _shard_of(compared, run["shards"]), strict=True))
     rows = []
     for values in pairs.to_dict("records"):
         low, high = _low_high(str(values["id_l"]), str(values["id_r"]))
+        if shard_of.get(low, shard) != shard:
+            continue
         levels = {column[: -len("_level")]: int(values[column]) for column in level_columns}
         rows.append(
             (run_id, low, high, shard, float(values["score"]), float(values["match_weight"]),
