@@ -291,3 +291,35 @@ def test_unmerge_after_a_sync_sends_rows_attached_since_the_merge_back(half_sync
     assert returned == landed >= on_survivor
     details = [e["details"] for e in events(url, "unmerge")]
     assert sum(d["returned_after_merge"] for d in details) >= on_survivor
+
+
+def test_a_nightly_run_compares_only_new_or_changed_people_against_everyone(synced_url: str) -> None:
+    first = run_dedupe(synced_url, ACTOR, "night-1")
+    with psycopg.connect(synced_url) as conn:
+        original = conn.execute(
+            "SELECT p.person_id::text, p.given_name, p.family_name, p.date_of_birth::text, p.email, p.phone"
+            " FROM core.person p WHERE p.merged_into IS NULL AND p.date_of_birth IS NOT NULL"
+            " AND p.email IS NOT NULL ORDER BY p.person_id LIMIT 1"
+        ).fetchone()
+        # The same learner registers again with a new email address.
+        again = _insert_person(
+            conn, original[1], original[2], original[3], "second.address@example.net", original[5]
+        )
+
+    second = run_dedupe(synced_url, ACTOR, "night-2")
+
+    assert (first.mode, second.mode) == ("full", "incremental")
+    assert second.people_compared == 1 < first.people_compared
+    with psycopg.connect(synced_url) as conn:
+        scored = conn.execute(
+            "SELECT count(*), count(*) FILTER (WHERE person_low = %s OR person_high = %s)"
+            " FROM ops.identity_pair_score WHERE run_id = 'night-2'",
+            (again, again),
+        ).fetchone()
+        found = conn.execute(
+            "SELECT status FROM ops.identity_pair WHERE person_low = least(%s::uuid, %s::uuid)"
+            " AND person_high = greatest(%s::uuid, %s::uuid)",
+            (original[0], again, original[0], again),
+        ).fetchone()
+    assert scored[0] == scored[1] > 0, "every pair scored involves the new person"
+    assert found is not None and found[0] in ("merged", "queued")

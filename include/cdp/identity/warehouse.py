@@ -399,6 +399,7 @@ def merge_people(
     pair_id: int | None = None,
     score: float | None = None,
     merged_by: str | None = None,
+    references: Sequence[PersonReference] | None = None,
 ) -> int:
     """Merge `absorbed` into `survivor` inside the caller's transaction; returns the merge id."""
     if survivor == absorbed:
@@ -417,7 +418,7 @@ def merge_people(
     ).fetchone()["merge_id"]  # fmt: skip
     moved: dict[str, int] = {}
     kept: dict[str, int] = {}
-    for reference in person_references(conn):
+    for reference in references if references is not None else person_references(conn):
         count, left = _move_rows(conn, merge_id, reference, absorbed, survivor)
         if count:
             moved[f"{reference.table}.{reference.column}"] = count
@@ -707,6 +708,7 @@ def apply_run(url: str, actor: Actor, run_id: str, *, settings: DedupeSettings |
         if missing:
             raise DedupeError(f"dedupe run {run_id}: shards {missing} have not been scored")
         report.candidate_pairs = sum(int(count) for count in done.values())
+        references = person_references(conn)
         # Reviewer approvals since the last run are merged first (reason 'review').
         for approved in conn.execute(
             "SELECT pair_id, person_low::text AS low, person_high::text AS high, score FROM ops.identity_pair"
@@ -718,7 +720,8 @@ def apply_run(url: str, actor: Actor, run_id: str, *, settings: DedupeSettings |
             survivor, absorbed = _survivor_first(facts, approved["low"], approved["high"])
             report.merge_ids.append(
                 merge_people(conn, survivor, absorbed, reason="review", run_id=run_id,
-                             pair_id=approved["pair_id"], score=approved["score"], merged_by=actor.name)
+                             pair_id=approved["pair_id"], score=approved["score"], merged_by=actor.name,
+                             references=references)
             )  # fmt: skip
             report.approved_merged += 1
 
@@ -801,7 +804,8 @@ def apply_run(url: str, actor: Actor, run_id: str, *, settings: DedupeSettings |
                 continue
             report.merge_ids.append(
                 merge_people(conn, survivor, absorbed, reason="auto", run_id=run_id,
-                             pair_id=pair_ids[(low, high)], score=pair["score"], merged_by=actor.name)
+                             pair_id=pair_ids[(low, high)], score=pair["score"], merged_by=actor.name,
+                             references=references)
             )  # fmt: skip
         for pair in to_queue:
             _set_status(conn, pair_ids[(pair["person_low"], pair["person_high"])], "queued", pair["guard"])
