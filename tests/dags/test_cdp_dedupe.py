@@ -6,9 +6,9 @@ from __future__ import annotations
 import psycopg
 import pytest
 
+from cdp.identity.sandbox_truth import sync_sandbox, true_duplicate_pairs, truth_of_people
 from cdp.sandbox.generator import World
 from cdp.sandbox.server import SandboxServer
-from tests.identity.conftest import sync, true_duplicate_pairs, truth_of_people
 
 # Measured on World(seed=11, learners=300), 613 warehouse people, 300 true duplicate pairs (2026-12-01):
 # merges precision 1.000, recall 0.393; merged or queued: precision 0.774, recall 0.983.
@@ -21,7 +21,7 @@ FOUND_PRECISION = 0.70
 def synced_warehouse(monkeypatch: pytest.MonkeyPatch, warehouse_url: str):
     world = World(seed=11, learners=300)
     with SandboxServer(world) as sandbox:
-        sync(warehouse_url, sandbox)
+        sync_sandbox(warehouse_url, sandbox)
     monkeypatch.setenv("AIRFLOW_CONN_WAREHOUSE", warehouse_url)
     return world
 

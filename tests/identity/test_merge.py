@@ -3,25 +3,16 @@ a sync attached new rows to the survivor."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import psycopg
 import pytest
 
 from cdp.identity import warehouse
-from cdp.identity.warehouse import DedupeError, merge_people, run_dedupe, unmerge
+from cdp.identity.sandbox_truth import sync_sandbox, true_duplicate_pairs, truth_of_people
+from cdp.identity.warehouse import DedupeError, DedupeSettings, merge_people, run_dedupe, unmerge
 from cdp.sandbox.generator import World
-from cdp.sandbox.server import SandboxServer
 from cdp.warehouse import Actor, transaction
-from tests.identity.conftest import (
-    copy_database,
-    core_snapshot,
-    drop_database,
-    events,
-    sync,
-    true_duplicate_pairs,
-    truth_of_people,
-)
 
 ACTOR = Actor("pytest:dedupe")
 
@@ -129,7 +120,9 @@ def test_without_the_guard_rails_the_look_alike_child_would_be_merged(synced_url
     assert frozenset((mother, daughter)) not in {frozenset((s, a)) for _, s, a in _merges(synced_url)}
 
 
-def test_merge_then_unmerge_restores_every_core_table_exactly(synced_url: str, world: World) -> None:
+def test_merge_then_unmerge_restores_every_core_table_exactly(
+    synced_url: str, world: World, core_snapshot, audit_events
+) -> None:
     before = core_snapshot(synced_url)
     real = truth_of_people(synced_url, world)
     truth = true_duplicate_pairs(real)
@@ -154,7 +147,7 @@ def test_merge_then_unmerge_restores_every_core_table_exactly(synced_url: str, w
     assert followers == len(merges)
     assert orphans == 0, "every source identity of an absorbed person points to its survivor"
     assert moved > len(merges)
-    merge_events = events(synced_url, "merge")
+    merge_events = audit_events(synced_url, "merge")
     assert sorted(e["details"]["merge_id"] for e in merge_events) == [m for m, _, _ in merges]
     assert all(e["details"]["rows_moved"] for e in merge_events)
 
@@ -162,7 +155,7 @@ def test_merge_then_unmerge_restores_every_core_table_exactly(synced_url: str, w
         unmerge(synced_url, ACTOR, merge_id, reason="test")
 
     assert core_snapshot(synced_url) == before
-    assert sorted(e["details"]["merge_id"] for e in events(synced_url, "unmerge")) == [
+    assert sorted(e["details"]["merge_id"] for e in audit_events(synced_url, "unmerge")) == [
         m for m, _, _ in merges
     ]
     with pytest.raises(DedupeError, match="already undone"):
@@ -186,7 +179,7 @@ def test_an_undone_merge_is_not_redone_by_the_next_run(synced_url: str) -> None:
     assert (status, allowed) == ("queued", False)
 
 
-def test_unmerge_refuses_while_a_later_merge_builds_on_it(synced_url: str) -> None:
+def test_unmerge_refuses_while_a_later_merge_builds_on_it(synced_url: str, core_snapshot) -> None:
     before = core_snapshot(synced_url)
     with psycopg.connect(synced_url) as conn:
         a, b, c = (
@@ -217,19 +210,9 @@ def test_unmerge_refuses_while_a_later_merge_builds_on_it(synced_url: str) -> No
     assert core_snapshot(synced_url) == before
 
 
-@pytest.fixture
-def half_synced(pg_server, migrated_template: str):
-    """A world without later edits, synced up to 60% of its history, and its sandbox still serving."""
-    world = World(seed=23, learners=250, edited_share=0.0)
-    cut = world.start + (world.end - world.start) * 0.6
-    name = copy_database(pg_server, migrated_template)
-    with SandboxServer(world) as server:
-        sync(pg_server.url(name), server, end=cut)
-        yield pg_server.url(name), world, server, cut
-    drop_database(pg_server, name)
-
-
-def test_unmerge_after_a_sync_sends_rows_attached_since_the_merge_back(half_synced) -> None:
+def test_unmerge_after_a_sync_sends_rows_attached_since_the_merge_back(
+    half_synced, core_snapshot, audit_events
+) -> None:
     url, world, sandbox, cut = half_synced
     before = core_snapshot(url)
     run_dedupe(url, ACTOR, "night-1")
@@ -246,8 +229,12 @@ def test_unmerge_after_a_sync_sends_rows_attached_since_the_merge_back(half_sync
     watched = sorted(set(moved_users) & later_users)
     assert watched, "some absorbed learners enrol again after the merge (test data)"
 
-    sync(
-        url, sandbox, ["moodle.enrollments", "moodle.course_completions"], end=datetime.now(UTC), run="sync-2"
+    sync_sandbox(
+        url,
+        sandbox,
+        ["moodle.enrollments", "moodle.course_completions"],
+        end=datetime.now(UTC),
+        run_id="sync-2",
     )
 
     survivor_of = {m: s for m, s, _ in merges}
@@ -289,12 +276,14 @@ def test_unmerge_after_a_sync_sends_rows_attached_since_the_merge_back(half_sync
         ).fetchone()[0]
     assert misplaced == 0, "every enrollment is on the person its learner record belongs to"
     assert returned == landed >= on_survivor
-    details = [e["details"] for e in events(url, "unmerge")]
+    details = [e["details"] for e in audit_events(url, "unmerge")]
     assert sum(d["returned_after_merge"] for d in details) >= on_survivor
 
 
 def test_a_nightly_run_compares_only_new_or_changed_people_against_everyone(synced_url: str) -> None:
-    first = run_dedupe(synced_url, ACTOR, "night-1")
+    # Everyone here was synced minutes ago: without the look-back the night's run sees only the newcomer.
+    settings = DedupeSettings(incremental_overlap=timedelta(0))
+    first = run_dedupe(synced_url, ACTOR, "night-1", settings=settings)
     with psycopg.connect(synced_url) as conn:
         original = conn.execute(
             "SELECT p.person_id::text, p.given_name, p.family_name, p.date_of_birth::text, p.email, p.phone"
@@ -306,8 +295,10 @@ def test_a_nightly_run_compares_only_new_or_changed_people_against_everyone(sync
             conn, original[1], original[2], original[3], "second.address@example.net", original[5]
         )
 
-    second = run_dedupe(synced_url, ACTOR, "night-2")
+    second = run_dedupe(synced_url, ACTOR, "night-2", settings=settings)
+    with_look_back = run_dedupe(synced_url, ACTOR, "night-3")
 
+    assert with_look_back.people_compared > 1, "the default look-back re-compares the recent syncs"
     assert (first.mode, second.mode) == ("full", "incremental")
     assert second.people_compared == 1 < first.people_compared
     with psycopg.connect(synced_url) as conn:

@@ -18,7 +18,6 @@ from cdp.identity.warehouse import (
     run_dedupe,
 )
 from cdp.warehouse import Actor, connect
-from tests.identity.conftest import events
 
 ACTOR = Actor("pytest:dedupe")
 
@@ -69,7 +68,7 @@ def test_a_rejected_pair_is_never_proposed_again(synced_url: str) -> None:
     assert _pair(synced_url, pair["pair_id"])["status"] == "queued"
 
 
-def test_an_approved_pair_is_merged_by_the_next_run(synced_url: str) -> None:
+def test_an_approved_pair_is_merged_by_the_next_run(synced_url: str, audit_events) -> None:
     run_dedupe(synced_url, ACTOR, "night-1")
     pair = _first_queued(synced_url)
     decide(synced_url, ACTOR, pair["pair_id"], "same", "Ada Reviewer")
@@ -89,11 +88,13 @@ def test_an_approved_pair_is_merged_by_the_next_run(synced_url: str) -> None:
         str(pair["left_person_id"]),
         str(pair["right_person_id"]),
     }
-    merge_events = [e for e in events(synced_url, "merge") if e["details"]["merge_id"] == merged["merge_id"]]
+    merge_events = [
+        e for e in audit_events(synced_url, "merge") if e["details"]["merge_id"] == merged["merge_id"]
+    ]
     assert merge_events and merge_events[0]["details"]["reason"] == "review"
 
 
-def test_program_staff_decide_and_every_decision_is_audited(synced_url: str) -> None:
+def test_program_staff_decide_and_every_decision_is_audited(synced_url: str, audit_events) -> None:
     run_dedupe(synced_url, ACTOR, "night-1")
     pair = _first_queued(synced_url)
     editor_url = _as_role(synced_url, "cdp_editor")
@@ -102,7 +103,7 @@ def test_program_staff_decide_and_every_decision_is_audited(synced_url: str) -> 
         assert [row["pair_id"] for row in review_queue(conn, limit=1)] == [pair["pair_id"]]
     decide(editor_url, Actor("reviewer:grace"), pair["pair_id"], "different", "Grace")
 
-    decision_events = events(synced_url, "review_decision")
+    decision_events = audit_events(synced_url, "review_decision")
     assert len(decision_events) == 1
     assert decision_events[0]["entity_id"] == str(pair["pair_id"])
     assert decision_events[0]["details"]["decision"] == "different"

@@ -27,6 +27,7 @@ import statistics
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
+from datetime import timedelta
 from typing import Any
 
 import numpy as np
@@ -89,6 +90,9 @@ class DedupeSettings:
     auto_merge_threshold: float = 0.99
     #: Compared people per scoring shard (one mapped task each).
     shard_size: int = 50_000
+    #: Incremental runs look back this far before the last run's start, so a person written by a sync
+    #: that committed only after that run had read the warehouse is still compared.
+    incremental_overlap: timedelta = timedelta(hours=2)
     #: The duplicate rate is a spike when above factor x the median of the recent runs and at least
     #: `spike_min_increase` above it, once `spike_min_history` runs are known.
     spike_factor: float = 2.0
@@ -193,7 +197,8 @@ def start_run(
         if existing and existing["status"] == "succeeded":
             raise DedupeError(f"dedupe run {run_id} already succeeded; start a new run id")
         conn.execute("DELETE FROM ops.dedupe_run WHERE run_id = %s", (run_id,))
-        since = None if full else _last_succeeded_start(conn)
+        last_start = None if full else _last_succeeded_start(conn)
+        since = None if last_start is None else last_start - settings.incremental_overlap
         mode = INCREMENTAL if since is not None else FULL
         total_row = conn.execute(
             "SELECT count(*) AS total, count(*) FILTER (WHERE created_at >= %(s)s OR updated_at >= %(s)s)"
@@ -798,7 +803,7 @@ def apply_run(url: str, actor: Actor, run_id: str, *, settings: DedupeSettings |
                 report.queued += 1
                 continue
             absorbed = high if survivor == low else low
-            if rejections and _rejected(survivor, absorbed, _merged_members(conn), rejections):
+            if _rejected(survivor, absorbed, members, rejections):
                 _set_status(conn, pair_ids[(low, high)], "queued", "rejected_within_cluster")
                 report.queued += 1
                 continue
@@ -807,6 +812,7 @@ def apply_run(url: str, actor: Actor, run_id: str, *, settings: DedupeSettings |
                              pair_id=pair_ids[(low, high)], score=pair["score"], merged_by=actor.name,
                              references=references)
             )  # fmt: skip
+            members.setdefault(survivor, set()).update({absorbed} | members.pop(absorbed, set()))
         for pair in to_queue:
             _set_status(conn, pair_ids[(pair["person_low"], pair["person_high"])], "queued", pair["guard"])
             report.queued += 1
