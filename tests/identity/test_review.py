@@ -119,6 +119,18 @@ def test_program_staff_decide_and_every_decision_is_audited(synced_url: str, aud
         conn.execute(
             "UPDATE core.person SET merged_into = NULL WHERE person_id = %s", (pair["left_person_id"],)
         )
+    # Nor can they change a pair except by deciding a queued one.
+    with psycopg.connect(editor_url) as conn, pytest.raises(psycopg.errors.InsufficientPrivilege):
+        conn.execute(
+            "UPDATE ops.identity_pair SET status = 'approved' WHERE pair_id = %s", (pair["pair_id"],)
+        )
+    with psycopg.connect(editor_url) as conn, pytest.raises(psycopg.errors.CheckViolation):
+        conn.execute(
+            "INSERT INTO ops.identity_decision (pair_id, person_low, person_high, decision, reviewer)"
+            " VALUES (%s, %s, %s, 'same', 'Grace')",
+            (pair["pair_id"], pair["left_person_id"], pair["right_person_id"]),
+        )
+    assert _pair(synced_url, pair["pair_id"])["status"] == "rejected"
     # Viewers read the queue but cannot decide.
     other = _first_queued(synced_url)
     with pytest.raises(psycopg.errors.InsufficientPrivilege):

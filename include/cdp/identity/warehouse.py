@@ -971,7 +971,7 @@ def decide(
         raise DedupeError("a decision needs the reviewer's name")
     with transaction(url, actor) as conn:
         pair = conn.execute(
-            "SELECT pair_id, person_low, person_high, status FROM ops.identity_pair WHERE pair_id = %s FOR UPDATE",
+            "SELECT pair_id, person_low, person_high, status FROM ops.identity_pair WHERE pair_id = %s",
             (pair_id,),
         ).fetchone()
         if pair is None:
@@ -983,11 +983,8 @@ def decide(
             " VALUES (%s, %s, %s, %s, %s, %s) RETURNING decision_id",
             (pair_id, pair["person_low"], pair["person_high"], decision, reviewer.strip(), note),
         ).fetchone()["decision_id"]
+        # The insert trigger moves the pair out of the queue, or refuses when someone decided it meanwhile.
         status = "approved" if decision == SAME else "rejected"
-        conn.execute(
-            "UPDATE ops.identity_pair SET status = %s, updated_at = now() WHERE pair_id = %s",
-            (status, pair_id),
-        )
         audit.record_event(
             conn,
             "review_decision",

@@ -98,6 +98,29 @@ CREATE TABLE ops.identity_decision (
 );
 CREATE INDEX identity_decision_people ON ops.identity_decision (person_low, person_high);
 
+-- A decision moves its pair out of the queue: 'same' to 'approved' (merged by the next run), 'different' to
+-- 'rejected' (final). SECURITY DEFINER, so program staff need no UPDATE right on the pairs themselves: the
+-- only way they change a pair is by recording a decision on a queued one.
+CREATE FUNCTION ops.apply_identity_decision() RETURNS trigger
+    LANGUAGE plpgsql
+    SECURITY DEFINER
+    SET search_path = pg_catalog, ops
+AS $$
+BEGIN
+    UPDATE ops.identity_pair
+    SET status = CASE NEW.decision WHEN 'same' THEN 'approved' ELSE 'rejected' END, updated_at = now()
+    WHERE pair_id = NEW.pair_id AND status = 'queued'
+      AND person_low = NEW.person_low AND person_high = NEW.person_high;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'pair % is not awaiting review', NEW.pair_id USING ERRCODE = 'check_violation';
+    END IF;
+    RETURN NEW;
+END
+$$;
+REVOKE ALL ON FUNCTION ops.apply_identity_decision() FROM PUBLIC;
+CREATE TRIGGER apply_decision AFTER INSERT ON ops.identity_decision
+    FOR EACH ROW EXECUTE FUNCTION ops.apply_identity_decision();
+
 -- ---------------------------------------------------------------------------------------------------------
 -- Merges: who absorbed whom, both person rows as they were, and every row the merge re-pointed.
 -- ---------------------------------------------------------------------------------------------------------
@@ -158,8 +181,8 @@ COMMENT ON VIEW ops.identity_review_queue IS
     'Possible duplicates awaiting a decision (cdp dedupe review), both records side by side.';
 
 -- ---------------------------------------------------------------------------------------------------------
--- Privileges: the loader (Airflow) runs dedupe; editors (program staff) read the queue and record decisions;
--- viewers read. No new core table here, so nothing to register with audit.track_changes.
+-- Privileges: the loader (Airflow) runs dedupe; editors (program staff) read the queue and record decisions
+-- (which is all they can change: see ops.apply_identity_decision); viewers read. No new core table here, so nothing to register with audit.track_changes.
 -- ---------------------------------------------------------------------------------------------------------
 REVOKE ALL ON ops.dedupe_run, ops.identity_pair_score, ops.identity_pair, ops.identity_decision,
               ops.identity_merge, ops.identity_merge_move, ops.identity_review_queue FROM PUBLIC;
@@ -172,4 +195,3 @@ GRANT SELECT ON ops.dedupe_run, ops.identity_pair, ops.identity_decision, ops.id
                 ops.identity_merge_move, ops.identity_review_queue
     TO cdp_viewer, cdp_editor, cdp_admin;
 GRANT INSERT ON ops.identity_decision TO cdp_editor, cdp_admin;
-GRANT UPDATE (status, updated_at) ON ops.identity_pair TO cdp_editor, cdp_admin;
