@@ -13,11 +13,12 @@ from cdp.identity.warehouse import (
     DedupeError,
     DuplicateRateSpike,
     decide,
+    merge_people,
     raise_on_spike,
     review_queue,
     run_dedupe,
 )
-from cdp.warehouse import Actor, connect
+from cdp.warehouse import Actor, connect, transaction
 
 ACTOR = Actor("pytest:dedupe")
 
@@ -208,3 +209,33 @@ def test_a_rate_like_recent_runs_is_not_a_spike(synced_url: str) -> None:
 
     assert not report.rate_spike
     raise_on_spike(synced_url, "steady")
+
+
+def test_a_queued_pair_whose_side_was_merged_is_reviewed_against_the_survivor(synced_url: str) -> None:
+    """A chain A~B~C merges B into A and holds B~C back: staff see A against C, and 'same' merges them."""
+    with connect(synced_url, ACTOR) as conn:
+        a, b, c = (
+            str(row["person_id"])
+            for row in conn.execute("SELECT person_id FROM core.person ORDER BY person_id LIMIT 3").fetchall()
+        )
+    with transaction(synced_url, ACTOR) as conn:
+        pair_id = conn.execute(
+            "INSERT INTO ops.identity_pair (person_low, person_high, first_run_id, last_run_id, score,"
+            " match_weight, class, guard, status) VALUES (%s, %s, 'night-0', 'night-0', 0.995, 12.0, 'match',"
+            " 'transitive_only', 'queued') RETURNING pair_id",
+            (b, c),
+        ).fetchone()["pair_id"]
+        merge_people(conn, a, b, reason="review")
+    with connect(synced_url, ACTOR) as conn:
+        shown = {row["pair_id"]: row for row in review_queue(conn, limit=10_000)}[pair_id]
+    assert {str(shown["left_person_id"]), str(shown["right_person_id"])} == {a, c}
+
+    decide(synced_url, ACTOR, pair_id, "same", "Ada Reviewer")
+    run_dedupe(synced_url, ACTOR, "night-1")
+
+    with connect(synced_url, ACTOR) as conn:
+        roots = conn.execute("SELECT ops.person_root(%s) AS a, ops.person_root(%s) AS c", (a, c)).fetchone()
+        still_queued = {row["pair_id"] for row in review_queue(conn, limit=10_000)}
+    assert roots["a"] == roots["c"], "the approval merged the survivor and the other record"
+    assert _pair(synced_url, pair_id)["status"] == "merged"
+    assert pair_id not in still_queued

@@ -719,10 +719,16 @@ def apply_run(url: str, actor: Actor, run_id: str, *, settings: DedupeSettings |
             "SELECT pair_id, person_low::text AS low, person_high::text AS high, score FROM ops.identity_pair"
             " WHERE status = 'approved' ORDER BY pair_id"
         ).fetchall():
-            facts = _person_facts(conn, (approved["low"], approved["high"]))
-            if any(facts[p]["merged_into"] for p in (approved["low"], approved["high"])):
+            # Either side may have been merged since it was queued: merge the people they now stand as.
+            roots = conn.execute(
+                "SELECT ops.person_root(%s)::text AS low, ops.person_root(%s)::text AS high",
+                (approved["low"], approved["high"]),
+            ).fetchone()
+            if roots["low"] == roots["high"]:
+                _set_status(conn, approved["pair_id"], "merged", None)
                 continue
-            survivor, absorbed = _survivor_first(facts, approved["low"], approved["high"])
+            facts = _person_facts(conn, (roots["low"], roots["high"]))
+            survivor, absorbed = _survivor_first(facts, roots["low"], roots["high"])
             report.merge_ids.append(
                 merge_people(conn, survivor, absorbed, reason="review", run_id=run_id,
                              pair_id=approved["pair_id"], score=approved["score"], merged_by=actor.name,

@@ -158,8 +158,23 @@ CREATE TABLE ops.identity_merge_move (
 COMMENT ON TABLE ops.identity_merge_move IS
     'Each row a merge re-pointed (table, primary key, column, person before and after): what unmerge restores.';
 
+-- The person a record now stands as: itself, or the survivor at the end of its merges.
+CREATE FUNCTION ops.person_root(p_person uuid) RETURNS uuid
+    LANGUAGE sql STABLE
+AS $$
+    WITH RECURSIVE chain AS (
+        SELECT person_id, merged_into, 0 AS depth FROM core.person WHERE person_id = p_person
+        UNION ALL
+        SELECT p.person_id, p.merged_into, c.depth + 1
+        FROM chain c JOIN core.person p ON p.person_id = c.merged_into
+        WHERE c.depth < 100
+    )
+    SELECT person_id FROM chain WHERE merged_into IS NULL
+$$;
+
 -- ---------------------------------------------------------------------------------------------------------
--- The review queue for program staff: both records side by side, strongest evidence first.
+-- The review queue for program staff: both records side by side, strongest evidence first. A side that was
+-- merged since the pair was scored shows as its survivor; pairs whose sides are now one person drop out.
 -- ---------------------------------------------------------------------------------------------------------
 CREATE VIEW ops.identity_review_queue AS
 SELECT q.pair_id, q.score, q.class, q.guard, q.levels, q.first_run_id, q.last_run_id, q.created_at,
@@ -174,9 +189,9 @@ SELECT q.pair_id, q.score, q.class, q.guard, q.levels, q.first_run_id, q.last_ru
        (SELECT string_agg(s.source, ', ' ORDER BY s.source) FROM core.person_source_id s
          WHERE s.person_id = r.person_id) AS right_sources
 FROM ops.identity_pair q
-JOIN core.person l ON l.person_id = q.person_low
-JOIN core.person r ON r.person_id = q.person_high
-WHERE q.status = 'queued' AND l.merged_into IS NULL AND r.merged_into IS NULL;
+JOIN core.person l ON l.person_id = ops.person_root(q.person_low)
+JOIN core.person r ON r.person_id = ops.person_root(q.person_high)
+WHERE q.status = 'queued' AND l.person_id <> r.person_id;
 COMMENT ON VIEW ops.identity_review_queue IS
     'Possible duplicates awaiting a decision (cdp dedupe review), both records side by side.';
 
