@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -97,6 +98,7 @@ def resolve(
     for feature in FEATURE_LEVELS:
         pairs[f"{feature}_level"] = levels[feature].to_numpy()[keep]
     pairs.attrs["blocking"] = reports
+    pairs.attrs["candidate_pairs"] = len(left)
     pairs.attrs["model"] = model
     pairs.attrs["timings"] = timings
     log.info(
@@ -175,6 +177,16 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="cdp dedupe", description="Find duplicate people in a CSV.")
+    """`cdp dedupe --input … --output … --columns …` on a CSV; `cdp dedupe run|review|unmerge` on the
+    warehouse (see `cdp.identity.commands`)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    from cdp.identity import commands
+
+    if argv[:1] and argv[0] in commands.ACTIONS:
+        return commands.main(argv)
+    parser = argparse.ArgumentParser(
+        prog="cdp dedupe",
+        description="Find duplicate people in a CSV. Warehouse actions: cdp dedupe run|review|unmerge --help",
+    )
     add_arguments(parser)
     return run(parser.parse_args(argv))

@@ -1,0 +1,107 @@
+"""
+# Nightly identity resolution (`cdp_dedupe`)
+
+**What it does.** Every night it looks for people who are in the warehouse more than once (a learner who
+registered twice, the same person as a Moodle user, a CRM contact and a Stripe payer). Incremental by
+default: people created or changed since the last successful run are compared against everyone; trigger
+it with `{"full": true}` to re-resolve everyone. The comparison is split into shards of the compared
+people, one mapped task each (`score_shard`), so a Celery or Kubernetes executor spreads the work.
+Certain matches are merged (`merged_into`, source identities and activity re-pointed, every moved row
+recorded); possible matches, and matches a guard rail holds back (a family sharing an email or phone,
+a donor and a learner with only a name in common), go to the review queue `ops.identity_review_queue`.
+Reviewer decisions are respected by every run: a pair rejected once is never proposed again, approved
+pairs are merged by the next run.
+
+**Reads** `core.person`, `ops.identity_decision`. **Writes** `ops.dedupe_run` (the run report: people
+compared, candidate pairs, merged, queued, rejected, duplicate rate, spike flag), `ops.identity_pair_score`,
+`ops.identity_pair`, `ops.identity_merge(_move)`, `core.*` (merges) and `audit.audit_events`.
+
+**An alert from it means** either a task failed after its retries (warehouse down: the next run picks
+up everything since the last successful run, nothing is lost), or *DuplicateRateSpike*: this run found
+a much higher share of duplicates than recent runs, which usually means an import created people twice
+(a source changed its ids, a sync ran with a broken mapping). The merges are done and every one can be
+undone: look at `ops.dedupe_run` and the newest merges, undo wrong ones with `cdp dedupe unmerge
+MERGE_ID`, fix the import.
+
+**Re-run / backfill.** Clearing a failed run re-runs it from its plan; a new run compares what changed
+since the last successful one, so there is nothing to backfill (`catchup=False`). Staff review the queue
+with `cdp dedupe review`.
+"""
+
+from __future__ import annotations
+
+import pendulum
+from airflow.sdk import Param, dag, get_current_context, task
+
+from cdp.runtime import default_args, run_failure_notifier
+
+
+@dag(
+    schedule="30 2 * * *",  # every night at 02:30 UTC, after the night's syncs
+    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    catchup=False,
+    max_active_runs=1,
+    tags=["identity"],
+    params={
+        "full": Param(False, type="boolean", description="compare everyone, not only new or changed"),
+        "shard_size": Param(50_000, type="integer", minimum=100, description="people compared per task"),
+    },
+    default_args=default_args(retries=2),
+    on_failure_callback=run_failure_notifier(),
+    doc_md=__doc__,
+)
+def cdp_dedupe() -> None:
+    @task
+    def plan_run() -> list[int]:
+        from cdp.identity.warehouse import DedupeSettings, start_run
+        from cdp.runtime import actor_from_context, warehouse_url
+
+        context = get_current_context()
+        params = context["params"]
+        plan = start_run(
+            warehouse_url(),
+            actor_from_context(context),
+            context["run_id"],
+            full=bool(params.get("full")),
+            settings=DedupeSettings(shard_size=int(params.get("shard_size") or 50_000)),
+        )
+        return list(range(plan.shards))
+
+    @task
+    def score_shard(shard: int) -> int:
+        from cdp.identity.warehouse import score_shard as score
+        from cdp.runtime import actor_from_context, warehouse_url
+
+        context = get_current_context()
+        return score(warehouse_url(), actor_from_context(context), context["run_id"], shard)
+
+    @task
+    def merge_and_queue() -> dict[str, int]:
+        from cdp.identity.warehouse import apply_run
+        from cdp.runtime import actor_from_context, warehouse_url
+
+        context = get_current_context()
+        report = apply_run(warehouse_url(), actor_from_context(context), context["run_id"])
+        return {"merged": report.merged, "queued": report.queued, "rejected": report.rejected}
+
+    @task
+    def write_report() -> dict[str, object]:
+        from cdp.identity.warehouse import finish_run
+        from cdp.runtime import actor_from_context, warehouse_url
+
+        context = get_current_context()
+        report = finish_run(warehouse_url(), actor_from_context(context), context["run_id"])
+        return {"duplicate_rate": report.duplicate_rate, "rate_spike": report.rate_spike}
+
+    @task
+    def check_duplicate_rate() -> None:
+        from cdp.identity.warehouse import raise_on_spike
+        from cdp.runtime import warehouse_url
+
+        raise_on_spike(warehouse_url(), get_current_context()["run_id"])
+
+    scored = score_shard.expand(shard=plan_run())
+    scored >> merge_and_queue() >> write_report() >> check_duplicate_rate()
+
+
+cdp_dedupe()

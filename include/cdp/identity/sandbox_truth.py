@@ -1,0 +1,80 @@
+"""How the warehouse dedupe does on sandbox data, judged by the generator's truth.
+
+The sandbox generator knows which source records belong to one real person; these helpers sync its data
+into a warehouse and name, for each warehouse person, the real people behind its records, so a test or a
+benchmark can count true and false merges. Only used against the sandbox: no production code path needs it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from itertools import combinations
+
+import psycopg
+
+from cdp.sandbox.generator import World
+from cdp.sandbox.server import SandboxServer
+from cdp.sources import registry
+from cdp.sync.engine import sync_stream
+from cdp.sync.specs import SPECS, spec_for
+from cdp.warehouse import Actor
+
+#: person_source_id key spaces whose records the generator can name the real person of directly.
+TRUTH_STREAMS = {"moodle.user": ("moodle", "users"), "salesforce.contact": ("salesforce", "Contact")}
+
+
+SANDBOX_SYNC_ACTOR = Actor("sandbox:sync")
+
+
+def sync_sandbox(
+    url: str,
+    sandbox: SandboxServer,
+    keys: Sequence[str] | None = None,
+    *,
+    end: datetime | None = None,
+    run_id: str = "sandbox-sync",
+    actor: Actor = SANDBOX_SYNC_ACTOR,
+) -> None:
+    """Sync streams (default all, in wave order) from the sandbox up to `end` (default now)."""
+    specs = sorted(SPECS, key=lambda s: s.wave) if keys is None else [spec_for(*k.split(".")) for k in keys]
+    for spec in specs:
+        stream = registry.stream(spec.source, spec.stream, sandbox.settings(spec.source))
+        sync_stream(url, stream, spec, actor=actor, run_id=run_id, interval_end=end or datetime.now(UTC))
+
+
+def truth_of_people(url: str, world: World) -> dict[str, set[str]]:
+    """Warehouse person id (following merges) -> the generator's real persons behind its records."""
+    with psycopg.connect(url) as conn:
+        rows = conn.execute(
+            "SELECT coalesce(p.merged_into, p.person_id)::text, s.source, s.source_record_id"
+            " FROM core.person_source_id s JOIN core.person p ON p.person_id = s.person_id"
+        ).fetchall()
+        # A Stripe payer is keyed by customer id or billing email: any of its charges names the person.
+        charge_of_payer = dict(
+            conn.execute(
+                "SELECT DISTINCT ON (key) key, source_record_id FROM (SELECT coalesce(payload ->> 'customer',"
+                " lower(trim(payload #>> '{billing_details,email}'))) AS key, source_record_id FROM raw.records"
+                " WHERE source = 'stripe' AND stream = 'charges') c ORDER BY key, source_record_id"
+            ).fetchall()
+        )
+    people: dict[str, set[str]] = {}
+    for person, source, record in rows:
+        real = None
+        if source == "stripe.billing" and record in charge_of_payer:
+            real = world.truth.person_of("stripe", "charges", charge_of_payer[record])
+        elif source in TRUTH_STREAMS:
+            record_id = int(record) if source == "moodle.user" else record
+            real = world.truth.person_of(*TRUTH_STREAMS[source], record_id)
+        if real is not None:
+            people.setdefault(person, set()).add(real)
+    return people
+
+
+def true_duplicate_pairs(people: dict[str, set[str]]) -> set[tuple[str, str]]:
+    """Pairs of warehouse people (ids in order) that are the same real person."""
+    by_real: dict[str, list[str]] = {}
+    for person, reals in people.items():
+        for real in reals:
+            by_real.setdefault(real, []).append(person)
+    return {tuple(sorted(pair)) for group in by_real.values() for pair in combinations(sorted(group), 2)}
