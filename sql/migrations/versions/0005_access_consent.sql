@@ -243,6 +243,10 @@ GRANT INSERT, UPDATE ON core.course, core.enrollment, core.course_completion, co
 
 GRANT UPDATE ON core.donation, core.refund TO cdp_finance;
 
+-- Deleting people, their consent history, their gifts or their answers is an erasure: admin's, through
+-- privacy.erase_person. The pipeline upserts and never deletes them.
+REVOKE DELETE ON core.person, core.consent, core.donation, core.survey_response FROM cdp_loader;
+
 GRANT SELECT ON raw.records TO cdp_admin;
 GRANT SELECT, INSERT, UPDATE, DELETE ON
     core.household, core.person, core.person_source_id, core.organization, core.organization_membership,
