@@ -97,8 +97,10 @@ class Intake:
         if content_type != "application/json":
             return self._reject(source, 415, "content type must be application/json", headers, body)
         if truncated or len(body) > self.settings.max_body_bytes:
+            declared = headers.get("content-length", "")
+            size = int(declared) if declared.isdigit() else len(body)
             return self._reject(
-                source, 413, f"body over {self.settings.max_body_bytes} bytes", headers, body, keep_body=False
+                source, 413, f"body over {self.settings.max_body_bytes} bytes", headers, body, size=size
             )
         try:
             signed_at = signatures.verify(source, config.secret, headers, body)
@@ -158,11 +160,12 @@ class Intake:
         headers: Mapping[str, str],
         body: bytes,
         *,
-        keep_body: bool = True,
+        size: int | None = None,
     ) -> Outcome:
+        """``size`` given for an oversized body, which is not kept (only its size and the digest of what was read)."""
         self.counters.rejected[status] = self.counters.rejected.get(status, 0) + 1
         text = None
-        if keep_body:
+        if size is None:
             try:
                 text = body.decode("utf-8").replace("\x00", "")
             except UnicodeDecodeError:
@@ -174,10 +177,10 @@ class Intake:
                 status,
                 reason,
                 headers.get("content-type"),
-                len(body),
+                len(body) if size is None else size,
                 hashlib.sha256(body).hexdigest(),
                 text,
             ),
         )
-        log.warning("webhook %s refused with %d: %s (%d bytes)", source, status, reason, len(body))
+        log.warning("webhook %s refused with %d: %s (%d bytes)", source, status, reason, size or len(body))
         return Outcome(status, {"error": reason})
