@@ -18,7 +18,7 @@ and every 30 minutes in any case, so an event whose Asset event was lost is stil
 
 **An alert from it means** either a stream failed to map its events (read the task log: the events stay
 pending and the next run tries again), or `check_backlog` found events pending for over an hour: their
-stream has no sync spec yet (`cdp.webhooks.stream.WEBHOOK_STREAM_KEYS` names the specs it expects) or
+stream has no sync spec yet (`cdp.webhooks.WEBHOOK_STREAM_KEYS` names the specs it expects) or
 processing keeps failing. Rejected requests are not alerts: they are counted in `ops.webhook_rejection`.
 
 **Re-run.** Safe at any time: only pending events are read, the upserts are idempotent, and an event
@@ -31,8 +31,7 @@ import pendulum
 from airflow.sdk import Asset, AssetOrTimeSchedule, CronTriggerTimetable, dag, get_current_context, task
 
 from cdp.runtime import default_args, run_failure_notifier, warehouse_asset
-from cdp.webhooks import WEBHOOK_ASSET_NAME, WEBHOOK_ASSET_URI
-from cdp.webhooks.stream import specs_with_webhooks
+from cdp.webhooks import WEBHOOK_ASSET_NAME, WEBHOOK_ASSET_URI, specs_with_webhooks
 
 WEBHOOK_SPECS = specs_with_webhooks()
 

@@ -103,17 +103,6 @@ def backlog(url: str, older_than_seconds: int = 3600) -> dict[str, int]:
     return {row["key"]: int(row["n"]) for row in rows}
 
 
-# The survey streams that webhooks feed, by their polling spec's key. A key with no spec in
-# cdp.sync.specs yet is left out (its events wait, and check_backlog reports them).
-WEBHOOK_STREAM_KEYS = ("typeform.responses", "zigpoll.responses", "registration.submissions")
-
-
-def specs_with_webhooks() -> list[StreamSpec]:
-    from cdp.sync.specs import BY_KEY
-
-    return [BY_KEY[key] for key in WEBHOOK_STREAM_KEYS if key in BY_KEY]
-
-
 class WebhookBacklog(RuntimeError):
     """Landed webhook events have waited too long: their stream has no spec, or processing fails."""
 
