@@ -14,6 +14,7 @@ import threading
 from collections.abc import Callable
 
 import psycopg
+import sqlalchemy.exc
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
@@ -102,7 +103,7 @@ def create_app(
             outcome = await run_in_threadpool(
                 current.receive, source, dict(request.headers), body, truncated=truncated
             )
-        except psycopg.Error:
+        except (psycopg.Error, sqlalchemy.exc.TimeoutError):  # down, or every pooled connection busy
             log.exception("webhook %s: the warehouse did not take the event", source)
             return JSONResponse({"error": "warehouse unavailable, retry later"}, status_code=503)
         if outcome.landed and notifier is not None:
