@@ -1,0 +1,75 @@
+"""
+# Webhook processing (`cdp_webhook_intake`)
+
+**What it does.** The webhook intake (plugin `cdp_webhooks`, served by the Airflow API server under
+`/cdp-webhooks/{typeform,zigpoll,registration}`) has already verified each request's signature and
+timestamp and landed its payload in `raw.records` (stream `webhook`) before answering the sender. This DAG
+feeds those landed payloads through the survey streams' own mappings into `core.survey_response` and
+`core.consent` (one task per stream, the same sync engine and SQL as the 2-hourly `cdp_sync` polling, under
+the stream key `<stream>_webhook` so the polling watermark never moves), marks them processed, and then
+checks that no event has waited over an hour.
+
+**When.** On the Asset event `warehouse.raw.webhooks` the intake emits after landing (coalesced per burst),
+and every 30 minutes in any case, so an event whose Asset event was lost is still processed.
+
+**Reads** `ops.webhook_event`, `raw.records`; the Airflow connection `warehouse`. **Writes** `core`,
+`raw` (the mapped record), `ops.quarantine` (records the mapping rejects, with the reason),
+`ops.sync_run`, `ops.webhook_event.processed_at`, `audit`.
+
+**An alert from it means** either a stream failed to map its events (read the task log: the events stay
+pending and the next run tries again), or `check_backlog` found events pending for over an hour: their
+stream has no sync spec yet (`cdp.webhooks.WEBHOOK_STREAM_KEYS` names the specs it expects) or
+processing keeps failing. Rejected requests are not alerts: they are counted in `ops.webhook_rejection`.
+
+**Re-run.** Safe at any time: only pending events are read, the upserts are idempotent, and an event
+mapped twice changes nothing.
+"""
+
+from __future__ import annotations
+
+import pendulum
+from airflow.sdk import Asset, AssetOrTimeSchedule, CronTriggerTimetable, dag, get_current_context, task
+
+from cdp.runtime import default_args, run_failure_notifier, warehouse_asset
+from cdp.webhooks import WEBHOOK_ASSET_NAME, WEBHOOK_ASSET_URI, specs_with_webhooks
+
+WEBHOOK_SPECS = specs_with_webhooks()
+
+
+@dag(
+    schedule=AssetOrTimeSchedule(
+        timetable=CronTriggerTimetable("*/30 * * * *", timezone="UTC"),  # every 30 minutes
+        assets=[Asset(name=WEBHOOK_ASSET_NAME, uri=WEBHOOK_ASSET_URI)],
+    ),
+    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    catchup=False,
+    max_active_runs=1,
+    tags=["privacy"],
+    default_args=default_args(retries=3),
+    on_failure_callback=run_failure_notifier(),
+    doc_md=__doc__,
+)
+def cdp_webhook_intake() -> None:
+    @task(outlets=sorted({warehouse_asset(spec.entity) for spec in WEBHOOK_SPECS}, key=str))
+    def process(stream_key: str) -> dict[str, object]:
+        from cdp.runtime import actor_from_context, warehouse_url
+        from cdp.sync.specs import BY_KEY
+        from cdp.webhooks.stream import process_pending
+
+        context = get_current_context()
+        result = process_pending(
+            warehouse_url(), BY_KEY[stream_key], actor=actor_from_context(context), run_id=context["run_id"]
+        )
+        return result.as_dict()
+
+    @task(trigger_rule="all_done")
+    def check_backlog() -> dict[str, int]:
+        from cdp.runtime import warehouse_url
+        from cdp.webhooks.stream import check_backlog
+
+        return check_backlog(warehouse_url())
+
+    process.expand(stream_key=[spec.key for spec in WEBHOOK_SPECS]) >> check_backlog()
+
+
+cdp_webhook_intake()

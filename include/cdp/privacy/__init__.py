@@ -1,0 +1,93 @@
+"""Data subject requests and logins, over the functions the warehouse itself guards.
+
+The rules live in the database (``sql/migrations/versions/0005_access_consent.sql``): who may export, who
+may erase, what erasure keeps for financial audit, how raw payloads are redacted. This module calls those
+functions in one transaction and prints numbers, never the personal data itself (an export is written to
+the file asked for, or to standard output when asked to).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from cdp.warehouse import Actor, transaction
+
+log = logging.getLogger(__name__)
+
+APPLICATION_ROLES = (
+    "cdp_loader",
+    "cdp_viewer",
+    "cdp_editor",
+    "cdp_admin",
+    "cdp_finance",
+    "cdp_partner",
+    "cdp_outreach",
+)
+
+
+class PersonNotFound(LookupError):
+    """No person with that id in the warehouse."""
+
+
+@dataclass(frozen=True)
+class ErasureResult:
+    person_id: str
+    counts: dict[str, Any]
+
+
+def _person_id(value: str) -> str:
+    try:
+        return str(uuid.UUID(value))
+    except ValueError as error:
+        raise PersonNotFound(f"{value!r} is not a person id (a UUID)") from error
+
+
+def export_person(url: str, person_id: str, actor: Actor) -> dict[str, Any]:
+    """Everything held about a person (core, consent, raw, audit references); audited in the database."""
+    import psycopg
+
+    person_id = _person_id(person_id)
+    try:
+        with transaction(url, actor) as conn:
+            row = conn.execute("SELECT privacy.export_person(%s) AS document", (person_id,)).fetchone()
+    except psycopg.errors.NoDataFound as error:
+        raise PersonNotFound(f"no person {person_id}") from error
+    document = row["document"]
+    log.info(
+        "exported person: %d person rows, %d raw records, %d audit references",
+        len(document["people"]), len(document["raw_records"]), len(document["audit_references"]),
+    )  # fmt: skip
+    return document
+
+
+def erase_person(url: str, person_id: str, reason: str, actor: Actor) -> ErasureResult:
+    """Remove or pseudonymise the person's personal data, keeping the financial trail; audited."""
+    import psycopg
+
+    person_id = _person_id(person_id)
+    try:
+        with transaction(url, actor) as conn:
+            row = conn.execute(
+                "SELECT privacy.erase_person(%s, %s) AS counts", (person_id, reason)
+            ).fetchone()
+    except psycopg.errors.NoDataFound as error:
+        raise PersonNotFound(f"no person {person_id}") from error
+    counts = dict(row["counts"])
+    log.info("erased person: %s", json.dumps({k: v for k, v in counts.items() if k != "erasure_id"}))
+    return ErasureResult(person_id, counts)
+
+
+def create_login(
+    url: str, login: str, role: str, password: str, actor: Actor, *, organization_id: str | None = None
+) -> None:
+    """A login user that is a member of one application role (and, for a partner, bound to its organisation)."""
+    if role not in APPLICATION_ROLES:
+        raise ValueError(f"unknown role {role!r}; one of {', '.join(APPLICATION_ROLES)}")
+    with transaction(url, actor) as conn:
+        conn.execute(
+            "SELECT privacy.create_login(%s, %s, %s, %s::uuid)", (login, role, password, organization_id)
+        )

@@ -1,0 +1,97 @@
+"""What identifies an event in each sender's payload, and the record inside it in the polling API's shape.
+
+Typeform (documented, https://www.typeform.com/developers/webhooks/example-payload/): ``{"event_id",
+"event_type": "form_response", "form_response": {"form_id", "token", "landed_at", "submitted_at",
+"hidden", "answers", "definition", …}}``. The record handed on is the Responses API's shape (the
+``response_id`` is the token), so the polling stream's mapping reads both alike.
+
+Zigpoll (ASSUMED, Zigpoll documents no webhook body we could check): ``{"id", "type": "response.created",
+"createdAt", "data": <the response object as GET /responses returns it>}``.
+
+Registration form (ours, ASSUMED until the form's owner confirms): ``{"event_id", "event_type":
+"registration.submitted", "occurred_at", "form_id", "data": {"id", …}}``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from cdp.sources.base import parse_timestamp
+
+# The primary key of the record inside each sender's payload (the stream's primary_key).
+RECORD_KEYS = {"typeform": "response_id", "zigpoll": "_id", "registration": "id"}
+
+
+class PayloadError(ValueError):
+    """The JSON is well formed but lacks what identifies the event."""
+
+
+@dataclass(frozen=True)
+class Event:
+    event_id: str
+    form_id: str
+    record_id: str | None
+    event_time: datetime | None
+
+
+def _text(value: Any, what: str) -> str:
+    if value is None or (isinstance(value, str) and not value.strip()):
+        raise PayloadError(f"missing {what}")
+    if not isinstance(value, str | int):
+        raise PayloadError(f"{what} is not a string")
+    return str(value)
+
+
+def _time(value: Any, what: str) -> datetime | None:
+    try:
+        return parse_timestamp(value)
+    except (TypeError, ValueError) as error:
+        raise PayloadError(f"{what} is not a timestamp") from error
+
+
+def _object(value: Any, what: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise PayloadError(f"missing {what} object")
+    return value
+
+
+def event_of(source: str, payload: Any) -> Event:
+    payload = _object(payload, "JSON")
+    if source == "typeform":
+        response = _object(payload.get("form_response"), "form_response")
+        return Event(
+            _text(payload.get("event_id"), "event_id"),
+            _text(response.get("form_id"), "form_response.form_id"),
+            _text(response.get("token"), "form_response.token"),
+            _time(response.get("submitted_at"), "form_response.submitted_at"),
+        )
+    data = _object(payload.get("data"), "data")
+    if source == "zigpoll":
+        return Event(
+            _text(payload.get("id"), "id"),
+            _text(data.get("pollId"), "data.pollId"),
+            _text(data.get("_id"), "data._id"),
+            _time(payload.get("createdAt"), "createdAt"),
+        )
+    return Event(
+        _text(payload.get("event_id"), "event_id"),
+        _text(payload.get("form_id"), "form_id"),
+        _text(data.get("id"), "data.id"),
+        _time(payload.get("occurred_at"), "occurred_at"),
+    )
+
+
+def record_of(source: str, payload: dict[str, Any]) -> dict[str, Any]:
+    """The record a polling read of the same source would have returned."""
+    if source == "typeform":
+        response = dict(payload["form_response"])
+        response.pop("definition", None)
+        token = response.get("token")
+        response.setdefault("response_id", token)
+        response.setdefault("landing_id", token)
+        response.setdefault("hidden", {})
+        response.setdefault("answers", [])
+        return response
+    return dict(payload["data"])

@@ -1,0 +1,14 @@
+-- Roles that could build an outreach list without mart.outreach_eligible: they read consent statements
+-- and contact details (email or phone) directly. Admin (who alone runs data subject requests) and the
+-- loader (the pipeline, whose code tests/privacy scans) are the known exceptions, listed in allowed.
+-- Expected: no rows.
+SELECT r.rolname AS role_name
+FROM pg_roles r
+WHERE left(r.rolname, 4) = 'cdp_'
+  AND r.rolname <> ALL (%(allowed)s)
+  AND has_any_column_privilege(r.oid, 'core.consent', 'SELECT')
+  AND (has_column_privilege(r.oid, 'core.person', 'email', 'SELECT')
+       OR has_column_privilege(r.oid, 'core.person', 'email_normalized', 'SELECT')
+       OR has_column_privilege(r.oid, 'core.person', 'phone', 'SELECT')
+       OR has_column_privilege(r.oid, 'core.person', 'phone_e164', 'SELECT'))
+ORDER BY 1;

@@ -1,0 +1,236 @@
+"""cdp privacy export / erase: everything about a person out; personal data gone while the financial trail
+stays; both audited."""
+
+from __future__ import annotations
+
+import json
+import stat
+from datetime import UTC, datetime
+from pathlib import Path
+
+import psycopg
+import pytest
+from privacy_seed import add_consent, add_person, eligible, years_ago
+from psycopg.types.json import Jsonb
+
+from cdp import audit, privacy
+from cdp.cli import main
+from cdp.warehouse import Actor
+
+EMAIL = "Erasmus.Target@Example.org"
+ACTOR = Actor("test-dpo")
+RECEIVED = datetime(2025, 3, 4, 5, 6, 7, tzinfo=UTC)
+
+
+def _charge(charge_id: str, email: str, name: str, amount: int, ftid: str) -> dict:
+    return {
+        "id": charge_id, "object": "charge", "amount": amount, "currency": "usd", "created": 1741064767,
+        "status": "succeeded", "balance_transaction": f"txn_{charge_id}",
+        "metadata": {"financial_transaction_id": ftid},
+        "billing_details": {"email": email, "name": name, "phone": "+1 555 0100", "address": {"line1": "1 Main St"}},
+    }  # fmt: skip
+
+
+@pytest.fixture
+def target(warehouse_url: str) -> dict[str, str]:
+    with psycopg.connect(warehouse_url) as conn:
+        household = conn.execute(
+            "INSERT INTO core.household (name, street, locality, postcode, country) VALUES"
+            " ('The Targets', '1 Main St', 'Springfield', '12345', 'US') RETURNING household_id::text"
+        ).fetchone()[0]
+        person = add_person(conn, born=years_ago(35), email=EMAIL, given_name="Erasmus")
+        conn.execute(
+            "UPDATE core.person SET phone = '+1 555 0100', household_id = %s WHERE person_id = %s",
+            (household, person),
+        )
+        duplicate = add_person(
+            conn, born=years_ago(35), email="erasmus.old@example.org", given_name="Erasmus"
+        )
+        conn.execute("UPDATE core.person SET merged_into = %s WHERE person_id = %s", (person, duplicate))
+        other = add_person(conn, born=years_ago(50), email="keep.me@example.org", given_name="Keeper")
+        conn.execute(
+            "INSERT INTO core.person_source_id (source, source_record_id, person_id) VALUES"
+            " ('moodle.user', '501', %s), ('stripe.billing', %s, %s), ('moodle.user', '777', %s)",
+            (person, EMAIL.lower(), person, other),
+        )
+        raw = [
+            ("moodle", "users", "501", {"id": 501, "firstname": "Erasmus", "email": EMAIL, "timecreated": 1}),
+            ("stripe", "charges", "ch_9", _charge("ch_9", EMAIL, "Erasmus Target", 5000, "FT-9")),
+            ("moodle", "users", "777", {"id": 777, "firstname": "Keeper", "email": "keep.me@example.org"}),
+            (
+                "typeform",
+                "webhook",
+                "evt-1",
+                {"event_id": "evt-1", "form_response": {"answers": [{"email": EMAIL}]}},
+            ),
+        ]
+        for source, stream, record_id, payload in raw:
+            conn.execute(
+                "INSERT INTO raw.records (source, stream, source_record_id, run_id, payload) VALUES (%s, %s, %s, 'r', %s)",
+                (source, stream, record_id, Jsonb(payload)),
+            )
+        conn.execute(
+            "INSERT INTO core.donation (financial_transaction_id, person_id, household_id, amount_minor, currency,"
+            " received_at, source, source_record_id) VALUES ('FT-9', %s, %s, 5000, 'USD', %s, 'stripe', 'ch_9')",
+            (person, household, RECEIVED),
+        )
+        add_consent(conn, person, "given", given_by="Erasmus Target")
+        add_consent(conn, duplicate, "given", purpose="fundraising")
+        add_consent(conn, other, "given")
+        conn.execute(
+            "INSERT INTO core.survey_response (person_id, survey_id, submitted_at, age_reported, answers, source,"
+            " source_record_id) VALUES (%s, 'kDnP4xQe', now(), 35, %s, 'typeform', 'tok-1')",
+            (person, Jsonb({"email": EMAIL, "score": 9})),
+        )
+        conn.execute(
+            "INSERT INTO ops.quarantine (source, stream, source_record_id, run_id, reason, payload)"
+            " VALUES ('moodle', 'users', '501', 'r', 'malformed email', %s)",
+            (Jsonb({"id": 501, "email": EMAIL + "!"}),),
+        )
+    return {"person": person, "duplicate": duplicate, "other": other, "household": household}
+
+
+def _occurrences(conn: psycopg.Connection, needle: str) -> dict[str, int]:
+    """Where a string still appears, case-insensitively, in every table that holds personal data."""
+    tables = [
+        "raw.records", "core.person", "core.person_source_id", "core.household", "core.consent",
+        "core.survey_response", "core.donation", "ops.quarantine",
+    ]  # fmt: skip
+    found = {}
+    for table in tables:
+        count = conn.execute(
+            f"SELECT count(*) FROM {table} t WHERE position(lower(%s) IN lower(to_jsonb(t)::text)) > 0",
+            (needle,),
+        ).fetchone()[0]
+        if count:
+            found[table] = count
+    return found
+
+
+def test_export_holds_everything_about_the_person_and_is_audited(warehouse_url: str, target) -> None:
+    document = privacy.export_person(warehouse_url, target["person"], ACTOR)
+    assert {p["person_id"] for p in document["people"]} == {target["person"], target["duplicate"]}
+    assert EMAIL in {p["email"] for p in document["people"]}
+    assert [
+        (d["financial_transaction_id"], d["amount_minor"], d["currency"]) for d in document["donations"]
+    ] == [("FT-9", 5000, "USD")]
+    assert {c["purpose"] for c in document["consent"]} == {"course_messages", "fundraising"}
+    assert {(r["source"], r["source_record_id"]) for r in document["raw_records"]} == {
+        ("moodle", "501"), ("stripe", "ch_9"), ("typeform", "evt-1"),
+    }  # fmt: skip
+    assert document["households"][0]["street"] == "1 Main St"
+    assert len(document["survey_responses"]) == 1 and len(document["outreach_decisions"]) == 4
+    assert document["audit_references"], "the inserts of the person's rows are in the audit trail"
+    assert "keep.me@example.org" not in json.dumps(document)
+    with psycopg.connect(warehouse_url) as conn:
+        event = conn.execute(
+            "SELECT actor, details FROM audit.audit_events WHERE action = 'privacy_export' AND entity_id = %s",
+            (target["person"],),
+        ).fetchone()
+    assert event[0] == "test-dpo" and event[1]["raw_records"] == 3
+
+
+def test_erase_removes_personal_data_and_keeps_the_financial_trail(warehouse_url: str, target) -> None:
+    with psycopg.connect(warehouse_url) as conn:
+        assert _occurrences(conn, EMAIL)  # the test data really holds it everywhere
+        before_other = conn.execute(
+            "SELECT payload FROM raw.records WHERE source_record_id = '777'"
+        ).fetchone()[0]
+
+    result = privacy.erase_person(warehouse_url, target["person"], "DSR-2026-001", ACTOR)
+    assert result.counts["people"] == 2 and result.counts["raw_records_redacted"] == 3
+    assert result.counts["donations_kept"] == 1
+
+    with psycopg.connect(warehouse_url) as conn:
+        for needle in (EMAIL, "erasmus.old@example.org", "Erasmus", "555 0100", "1 Main St", "Springfield"):
+            assert _occurrences(conn, needle) == {}, needle
+        # The financial trail, exactly.
+        donation = conn.execute(
+            "SELECT financial_transaction_id, amount_minor, currency, received_at, person_id::text, source_record_id"
+            " FROM core.donation"
+        ).fetchone()
+        assert donation == ("FT-9", 5000, "USD", RECEIVED, target["person"], "ch_9")
+        charge = conn.execute("SELECT payload FROM raw.records WHERE source_record_id = 'ch_9'").fetchone()[0]
+        assert (charge["id"], charge["amount"], charge["currency"], charge["created"]) == (
+            "ch_9",
+            5000,
+            "usd",
+            1741064767,
+        )
+        assert charge["metadata"]["financial_transaction_id"] == "FT-9"
+        assert charge["balance_transaction"] == "txn_ch_9"
+        assert charge["billing_details"]["email"] is None
+        assert charge["_erased"]["erasure_id"] == result.counts["erasure_id"]
+        # Someone else's data is untouched.
+        assert (
+            conn.execute("SELECT payload FROM raw.records WHERE source_record_id = '777'").fetchone()[0]
+            == before_other
+        )
+        assert "keep.me@example.org" in {r[0] for r in conn.execute("SELECT email FROM core.person")}
+        # The person id stays (the gift points to it), marked erased, and is never on a list again.
+        assert conn.execute(
+            "SELECT erased_at IS NOT NULL, email FROM core.person WHERE person_id = %s", (target["person"],)
+        ).fetchone() == (True, None)
+        assert target["person"] not in eligible(conn) and target["other"] in eligible(conn)
+        # Audited, and the chain still holds.
+        details = conn.execute(
+            "SELECT details FROM audit.audit_events WHERE action = 'privacy_erase' AND entity_id = %s",
+            (target["person"],),
+        ).fetchone()[0]
+        assert details["reason"] == "DSR-2026-001"
+        assert audit.verify(conn).ok
+
+
+def test_after_erasure_raw_is_append_only_again_and_a_resync_cannot_refill_the_person(
+    warehouse_url: str, target
+) -> None:
+    privacy.erase_person(warehouse_url, target["person"], "DSR-2", ACTOR)
+    with psycopg.connect(warehouse_url) as conn:
+        with pytest.raises(psycopg.errors.InsufficientPrivilege, match="append-only"):
+            conn.execute("UPDATE raw.records SET payload = '{}' WHERE source_record_id = '777'")
+        conn.rollback()
+        # Even the redaction switch does not open raw for anything but a redacted payload.
+        conn.execute("SELECT set_config('cdp.raw_redaction', 'on', true)")
+        with pytest.raises(psycopg.errors.InsufficientPrivilege, match="append-only"):
+            conn.execute("UPDATE raw.records SET payload = '{\"forged\": 1}' WHERE source_record_id = '777'")
+        conn.rollback()
+        conn.execute(
+            "UPDATE core.person SET email = %s, given_name = 'Erasmus', date_of_birth = '1990-01-01'"
+            " WHERE person_id = %s",
+            (EMAIL, target["person"]),
+        )
+        assert conn.execute(
+            "SELECT email, given_name, date_of_birth FROM core.person WHERE person_id = %s",
+            (target["person"],),
+        ).fetchone() == (None, None, None)
+
+
+def test_erase_needs_a_reason_and_an_existing_person(warehouse_url: str, target) -> None:
+    with pytest.raises(psycopg.errors.InvalidParameterValue):
+        privacy.erase_person(warehouse_url, target["person"], " ", ACTOR)
+    with pytest.raises(privacy.PersonNotFound):
+        privacy.erase_person(warehouse_url, "00000000-0000-0000-0000-000000000000", "DSR-3", ACTOR)
+    with pytest.raises(privacy.PersonNotFound):
+        privacy.export_person(warehouse_url, "not-a-uuid", ACTOR)
+
+
+def test_cli_export_and_erase(warehouse_url: str, target, tmp_path: Path, monkeypatch, capsys) -> None:
+    monkeypatch.setenv("CDP_WAREHOUSE_URL", warehouse_url)
+    output = tmp_path / "export.json"
+    assert main(["privacy", "--actor", "dpo", "export", target["person"], "--output", str(output)]) == 0
+    assert json.loads(output.read_text())["people"][0]["person_id"] in (target["person"], target["duplicate"])
+    assert stat.S_IMODE(output.stat().st_mode) == 0o600
+    printed = capsys.readouterr().out
+    assert "3 raw records" in printed and EMAIL not in printed
+
+    assert main(["privacy", "erase", target["person"], "--reason", "DSR-4"]) == 2  # no --yes: nothing happens
+    with psycopg.connect(warehouse_url) as conn:
+        assert (
+            conn.execute(
+                "SELECT erased_at FROM core.person WHERE person_id = %s", (target["person"],)
+            ).fetchone()[0]
+            is None
+        )
+    assert main(["privacy", "erase", target["person"], "--reason", "DSR-4", "--yes"]) == 0
+    assert "people 2" in capsys.readouterr().out
+    assert main(["privacy", "export", "00000000-0000-0000-0000-000000000000", "--output", "-"]) == 4

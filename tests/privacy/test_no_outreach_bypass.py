@@ -1,0 +1,89 @@
+"""No outreach path bypasses mart.outreach_eligible: not in the database (who may read what), and not in
+the code (no query in the package, the SQL, the DAGs or the plugins builds a list from consent itself)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import psycopg
+
+from cdp.privacy import catalog
+
+REPO = Path(__file__).resolve().parents[2]
+SCANNED = ("include", "sql", "dags", "plugins")
+# The view itself and the data subject request functions are defined here.
+DEFINES_THE_VIEW = {"sql/migrations/versions/0005_access_consent.sql"}
+
+READS_CONSENT = re.compile(r"\b(FROM|JOIN)\s+core\.consent\b", re.IGNORECASE)
+WRITES_CONSENT = re.compile(r"\bINSERT\s+INTO\s+core\.consent\b", re.IGNORECASE)
+READS_CONTACT = re.compile(r"\b(email|email_normalized|phone|phone_e164)\b", re.IGNORECASE)
+MENTIONS_OUTREACH = re.compile(r"outreach|mailing[_ ]?list|newsletter|audience\b", re.IGNORECASE)
+
+
+def bypasses(text: str) -> list[str]:
+    """Why a file's queries could build an outreach list without the view (empty: they cannot)."""
+    problems = []
+    # A sync mapping that writes consent may look at what is there; reading it beside contact details is
+    # how a list is built.
+    if READS_CONSENT.search(text) and READS_CONTACT.search(text) and not WRITES_CONSENT.search(text):
+        problems.append("reads core.consent with contact details")
+    if MENTIONS_OUTREACH.search(text) and READS_CONTACT.search(text) and "mart.outreach_eligible" not in text:
+        problems.append("selects contact details for outreach without mart.outreach_eligible")
+    return problems
+
+
+def _files() -> list[Path]:
+    return [
+        path
+        for root in SCANNED
+        for path in sorted((REPO / root).rglob("*"))
+        if path.suffix in {".py", ".sql"} and ".egg-info" not in str(path)
+    ]
+
+
+def test_no_query_in_the_code_builds_an_outreach_list_around_the_view() -> None:
+    offenders = {}
+    for path in _files():
+        relative = str(path.relative_to(REPO))
+        if relative in DEFINES_THE_VIEW or path.resolve() == Path(__file__).resolve():
+            continue
+        problems = bypasses(path.read_text(errors="replace"))
+        if problems:
+            offenders[relative] = problems
+    assert offenders == {}
+    assert len(_files()) > 20  # the scan really looked at the code
+
+
+def test_the_scan_catches_a_list_built_from_consent() -> None:
+    assert bypasses(
+        "SELECT p.email FROM core.person p JOIN core.consent c USING (person_id) WHERE c.status = 'given'"
+    ) == ["reads core.consent with contact details"]
+    assert bypasses("def outreach_list(conn): return conn.execute('SELECT email FROM core.person')") == [
+        "selects contact details for outreach without mart.outreach_eligible"
+    ]
+    assert (
+        bypasses("def outreach_list(conn): return conn.execute('SELECT email FROM mart.outreach_eligible')")
+        == []
+    )
+
+
+def test_no_role_but_admin_and_the_pipeline_reads_consent_and_contact_together(warehouse_url: str) -> None:
+    with psycopg.connect(warehouse_url) as conn:
+        assert catalog.outreach_bypass_roles(conn) == []
+        readers = {
+            row[0]
+            for row in conn.execute(
+                "SELECT rolname FROM pg_roles WHERE left(rolname, 4) = 'cdp_'"
+                " AND has_table_privilege(oid, 'mart.outreach_eligible', 'SELECT')"
+            )
+        }
+    assert readers == {"cdp_outreach", "cdp_admin"}
+
+
+def test_the_view_is_owned_by_the_migration_owner_not_an_application_role(warehouse_url: str) -> None:
+    with psycopg.connect(warehouse_url) as conn:
+        owner = conn.execute(
+            "SELECT pg_get_userbyid(relowner) FROM pg_class WHERE oid = 'mart.outreach_eligible'::regclass"
+        ).fetchone()[0]
+    assert not owner.startswith("cdp_")
