@@ -138,9 +138,15 @@ def _register_dedupe(commands: argparse._SubParsersAction) -> None:
     dedupe.set_defaults(handler=None)
 
 
+def _register_finance(commands: argparse._SubParsersAction) -> None:
+    from cdp.finance import corrections
+
+    corrections.register(commands)
+
+
 def _extensions() -> list[Callable[[argparse._SubParsersAction], None]]:
     """Sub-commands that live with their own package (sandbox, dedupe, privacy, …)."""
-    return [_register_sandbox, _register_dedupe]
+    return [_register_sandbox, _register_dedupe, _register_finance]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

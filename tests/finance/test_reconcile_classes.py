@@ -135,8 +135,13 @@ def test_report_has_totals_differences_and_history(warehouse_url: str, books, tm
     assert "2024-02" in page and "2024-03" in page  # month over month
     rows = list(csv.DictReader(result.report_csv.open()))
     differing = [row for row in rows if row["section"] == "difference"]
-    assert [(r["class"], r["financial_transaction_id"], r["ledger_minor"], r["difference_minor"]) for r in differing] == [
-        ("in_ledger_not_warehouse", "FT-LONLY", "123456", "-123456")
-    ]
+    assert [
+        (r["class"], r["financial_transaction_id"], r["ledger_minor"], r["difference_minor"])
+        for r in differing
+    ] == [("in_ledger_not_warehouse", "FT-LONLY", "123456", "-123456")]
     history = sorted((r["month"], r["class"], r["rows"]) for r in rows if r["section"] == "history")
-    assert history == [("2024-02", "matched", "1"), ("2024-03", "in_ledger_not_warehouse", "1"), ("2024-03", "matched", "1")]
+    assert history == [
+        ("2024-02", "matched", "1"),
+        ("2024-03", "in_ledger_not_warehouse", "1"),
+        ("2024-03", "matched", "1"),
+    ]

@@ -113,8 +113,14 @@ def reconcile_month(
         ).fetchone()
         totals = [
             ClassTotal(
-                row["class"], row["currency"].strip(), row["rows"], row["warehouse_minor"], row["stripe_minor"],
-                row["ledger_minor"], row["difference_minor"], row["unexplained"],
+                row["class"],
+                row["currency"].strip(),
+                row["rows"],
+                row["warehouse_minor"],
+                row["stripe_minor"],
+                row["ledger_minor"],
+                row["difference_minor"],
+                row["unexplained"],
             )  # fmt: skip
             for row in conn.execute(
                 "SELECT * FROM ops.reconciliation_total WHERE run_id = %s ORDER BY class, currency", (run_id,)

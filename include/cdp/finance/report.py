@@ -88,7 +88,9 @@ def write_report(conn: psycopg.Connection, result: Reconciliation, folder: Path)
         [[h["month"], h["status"], h["class"], h["currency"], h["rows"],
           _money(h["difference_minor"], h["currency"]), h["unexplained"]] for h in history],
     )  # fmt: skip
-    verdict = "reconciled" if result.status == "passed" else f"NOT reconciled: {result.unexplained} unexplained"
+    verdict = (
+        "reconciled" if result.status == "passed" else f"NOT reconciled: {result.unexplained} unexplained"
+    )
     html_path = folder / f"reconciliation_{month}_run{result.run_id}.html"
     html_path.write_text(
         "<!doctype html><html><head><meta charset='utf-8'>"
