@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from cdp.paths import SQL_DIR
@@ -112,6 +112,19 @@ def check_stream(
     return diff
 
 
+def day_window(moment: datetime) -> tuple[datetime, datetime]:
+    """The whole UTC day before ``moment``: a daily run checks yesterday, once every sync of it is done."""
+    moment = moment.astimezone(UTC)
+    end = moment.replace(hour=0, minute=0, second=0, microsecond=0)
+    return end - timedelta(days=1), end
+
+
+@dataclass
+class CountDiffRun:
+    diffs: list[CountDiff]
+    failures: dict[str, str]  # stream key -> why it could not be counted
+
+
 def run_count_diff(
     url: str,
     settings_for: Callable[[str], SourceSettings],
@@ -121,14 +134,27 @@ def run_count_diff(
     window_end: datetime,
     actor: Actor,
     specs: Iterable[StreamSpec] = SPECS,
-) -> list[CountDiff]:
-    """Every synced stream's count diff for the window (one source call and one SQL statement each)."""
-    diffs = []
+) -> CountDiffRun:
+    """Every synced stream's count diff for the window (one source call and one SQL statement each).
+
+    A source that cannot be asked does not stop the others; its failure is returned for the alert.
+    """
+    result = CountDiffRun([], {})
     for spec in specs:
-        stream = registry.stream(spec.source, spec.stream, settings_for(spec.source))
-        diffs.append(
-            check_stream(
-                url, spec, stream, run_id=run_id, window_start=window_start, window_end=window_end, actor=actor
+        try:
+            stream = registry.stream(spec.source, spec.stream, settings_for(spec.source))
+            diff = check_stream(
+                url,
+                spec,
+                stream,
+                run_id=run_id,
+                window_start=window_start,
+                window_end=window_end,
+                actor=actor,
             )
-        )
-    return diffs
+        except Exception as error:  # noqa: BLE001 - reported per stream, then the run fails
+            log.warning("count diff %s failed: %s", spec.key, type(error).__name__)
+            result.failures[spec.key] = f"{type(error).__name__}: {error}"
+            continue
+        result.diffs.append(diff)
+    return result

@@ -102,8 +102,7 @@ def alert_once(
         known = {
             row["alert_key"]: row["fingerprint"]
             for row in conn.execute(
-                "SELECT alert_key, fingerprint FROM ops.alert_state"
-                " WHERE active AND alert_key LIKE ANY (%s)",
+                "SELECT alert_key, fingerprint FROM ops.alert_state WHERE active AND alert_key LIKE ANY (%s)",
                 ([f"{prefix}%" for prefix in prefixes],),
             )
         }
