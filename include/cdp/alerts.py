@@ -97,6 +97,10 @@ class RunFailureNotifier(SlackWebhookNotifier):
     def __init__(self, *, slack_webhook_conn_id: str, **kwargs: Any) -> None:
         super().__init__(slack_webhook_conn_id=slack_webhook_conn_id, text="", **kwargs)
 
+    def render_template_fields(self, context: Any, jinja_env: Any = None) -> None:
+        """Nothing to render: the text is built from the context in ``notify``. (A callback run by the
+        scheduler gets a serialised DAG, which has no template environment to render with.)"""
+
     def notify(self, context: Any) -> None:
         ti = context.get("ti") or context.get("task_instance")
         error = None if context.get("exception") else _stored_error_tail(ti)
