@@ -3,58 +3,48 @@
 -- (dates, end exclusive). Statements run in order in one transaction; results land in ops.reconciliation_*.
 
 -- A month of gifts is grouped in memory, not in spill files.
-SET LOCAL work_mem = '256MB';
+SET LOCAL work_mem = '1GB';
 
--- The month's gifts: any side that dates the gift in the month brings it in (a gift the warehouse lost is
--- still found through the processor or the ledger). Refunds and fees of those gifts count whenever posted.
-CREATE TEMP TABLE recon_ids ON COMMIT DROP AS
-SELECT d.financial_transaction_id AS ftid
-FROM core.donation d
-WHERE d.received_at >= (%(month_start)s::date)::timestamp AT TIME ZONE 'UTC'
-  AND d.received_at < (%(month_end)s::date)::timestamp AT TIME ZONE 'UTC'
-  AND d.status NOT IN ('failed', 'pending')
-UNION
-SELECT b.financial_transaction_id
-FROM core.balance_transaction b
-WHERE b.type = 'charge' AND b.financial_transaction_id IS NOT NULL
-  AND b.created_at >= (%(month_start)s::date)::timestamp AT TIME ZONE 'UTC'
-  AND b.created_at < (%(month_end)s::date)::timestamp AT TIME ZONE 'UTC'
-UNION
-SELECT l.financial_transaction_id
-FROM core.ledger_posting l
-JOIN ops.finance_ledger_account a ON a.account = l.account AND a.kind = 'contribution'
-WHERE l.amount_minor > 0 AND l.posting_date >= %(month_start)s::date AND l.posting_date < %(month_end)s::date;
-
-ANALYZE recon_ids;
-
--- Every money movement of those gifts, from all three sides, in one stream; grouped once per gift.
+-- Every money movement from all three sides dated from a fortnight before the month onwards, in one stream,
+-- grouped once per gift (financial transaction id). A gift belongs to the month of its earliest gift row on
+-- any side (warehouse donation, Stripe charge, ledger contribution), so each gift is reconciled in exactly
+-- one month, and a gift the warehouse lost is still found through the processor or the ledger. Its fees and
+-- refunds count whenever they were posted. (Sides more than the fortnight apart fall into different months
+-- and show as differences in both: rare, and worth a look.)
 -- gross: the gift itself; fee: processing fees (positive); refunded: refunds (positive).
 CREATE TEMP TABLE recon_gift ON COMMIT DROP AS
-WITH movement AS (
-    SELECT d.financial_transaction_id AS ftid, 'w'::"char" AS side, d.currency, d.amount_minor AS gross,
-           d.fee_minor AS fee, d.refunded_minor AS refunded
-    FROM core.donation d
-    WHERE d.status NOT IN ('failed', 'pending') AND d.financial_transaction_id IN (SELECT ftid FROM recon_ids)
+WITH bounds AS (
+    SELECT (%(month_start)s::date)::timestamp AT TIME ZONE 'UTC' AS month_start,
+           (%(month_end)s::date)::timestamp AT TIME ZONE 'UTC' AS month_end,
+           ((%(month_start)s::date - 14)::timestamp AT TIME ZONE 'UTC') AS scan_from
+), movement AS (
+    SELECT d.financial_transaction_id AS ftid, 'w'::"char" AS side, d.received_at AS at, d.currency,
+           d.amount_minor AS gross, d.fee_minor AS fee, d.refunded_minor AS refunded
+    FROM core.donation d, bounds
+    WHERE d.status NOT IN ('failed', 'pending') AND d.received_at >= bounds.scan_from
     UNION ALL
-    SELECT b.financial_transaction_id, 's',
-           b.currency,
+    SELECT b.financial_transaction_id, 's', b.created_at, b.currency,
            CASE WHEN b.type = 'charge' THEN b.amount_minor END,
            CASE WHEN b.type = 'charge' THEN b.fee_minor WHEN b.type = 'stripe_fee' THEN -b.amount_minor END,
            CASE WHEN b.type IN ('refund', 'payment_refund') THEN -b.amount_minor END
-    FROM core.balance_transaction b
-    WHERE b.financial_transaction_id IN (SELECT ftid FROM recon_ids)
+    FROM core.balance_transaction b, bounds
+    WHERE b.financial_transaction_id IS NOT NULL AND b.created_at >= bounds.scan_from
     UNION ALL
-    SELECT l.financial_transaction_id, 'l',
-           l.currency,
+    SELECT l.financial_transaction_id, 'l', l.posting_date::timestamp AT TIME ZONE 'UTC', l.currency,
            CASE WHEN a.kind = 'contribution' AND l.amount_minor > 0 THEN l.amount_minor END,
            CASE WHEN a.kind = 'fee' THEN -l.amount_minor END,
            CASE WHEN (a.kind = 'contribution' AND l.amount_minor < 0) OR a.kind = 'refund' THEN -l.amount_minor END
     FROM core.ledger_posting l
     JOIN ops.finance_ledger_account a ON a.account = l.account
-    WHERE l.financial_transaction_id IN (SELECT ftid FROM recon_ids)
+    WHERE l.posting_date >= %(month_start)s::date - 14
+    UNION ALL
+    -- Refunds as the warehouse holds them (core.refund), a fourth view of the same money.
+    SELECT f.financial_transaction_id, 'r', f.created_at, f.currency, NULL, NULL, f.amount_minor
+    FROM core.refund f, bounds
+    WHERE f.status = 'succeeded' AND f.financial_transaction_id IS NOT NULL AND f.created_at >= bounds.scan_from
 ), per_gift AS (
     SELECT ftid,
-           bool_or(side = 'w') AS in_w,
+           count(*) FILTER (WHERE side = 'w') > 0 AS in_w,
            count(gross) FILTER (WHERE side = 's') > 0 AS in_s,
            count(gross) FILTER (WHERE side = 'l') > 0 AS in_l,
            min(currency) FILTER (WHERE side = 'w') AS w_currency,
@@ -70,23 +60,20 @@ WITH movement AS (
            coalesce(sum(refunded) FILTER (WHERE side = 'w'), 0) AS w_refunded,
            coalesce(sum(refunded) FILTER (WHERE side = 's'), 0) AS s_refunded,
            coalesce(sum(refunded) FILTER (WHERE side = 'l'), 0) AS l_refunded,
+           sum(refunded) FILTER (WHERE side = 'r') AS r_refunded,
            count(gross) FILTER (WHERE side = 's') AS s_charges,
            count(gross) FILTER (WHERE side = 'l') AS l_contributions,
            -- the same amount posted more than once for one gift (a split posting has differing lines)
-           count(gross) FILTER (WHERE side = 'l') > 1
-               AND min(gross) FILTER (WHERE side = 'l') = max(gross) FILTER (WHERE side = 'l') AS l_repeated
+           min(gross) FILTER (WHERE side = 'l') = max(gross) FILTER (WHERE side = 'l') AS l_same_amounts
     FROM movement
     GROUP BY ftid
-), refunds AS (
-    SELECT f.financial_transaction_id AS ftid, sum(f.amount_minor) AS refunded
-    FROM core.refund f
-    WHERE f.status = 'succeeded' AND f.financial_transaction_id IN (SELECT ftid FROM recon_ids)
-    GROUP BY f.financial_transaction_id
+    HAVING min(at) FILTER (WHERE gross IS NOT NULL OR side = 'w') >= (SELECT month_start FROM bounds)
+       AND min(at) FILTER (WHERE gross IS NOT NULL OR side = 'w') < (SELECT month_end FROM bounds)
 )
-SELECT g.*, r.refunded AS r_refunded,
+SELECT g.*,
        coalesce(g.w_currency, g.s_currency, g.l_currency) AS currency,
        CASE
-           WHEN g.s_charges > 1 OR g.l_repeated THEN 'duplicate'
+           WHEN g.s_charges > 1 OR (g.l_contributions > 1 AND g.l_same_amounts) THEN 'duplicate'
            WHEN g.mixed_currency THEN 'currency_mismatch'
            WHEN NOT g.in_w AND g.in_l THEN 'in_ledger_not_warehouse'
            WHEN NOT g.in_w AND NOT g.in_l THEN 'in_stripe_only'
@@ -107,15 +94,14 @@ SELECT g.*, r.refunded AS r_refunded,
            ELSE 'fee_mismatch'
        END AS fee_class,
        CASE
-           WHEN g.w_refunded = 0 AND g.s_refunded = 0 AND g.l_refunded = 0 AND coalesce(r.refunded, 0) = 0 THEN NULL
+           WHEN g.w_refunded = 0 AND g.s_refunded = 0 AND g.l_refunded = 0 AND coalesce(g.r_refunded, 0) = 0 THEN NULL
            WHEN (NOT g.in_w OR g.w_refunded = x.ref) AND (NOT g.in_s OR g.s_refunded = x.ref)
-                AND (NOT g.in_l OR g.l_refunded = x.ref) AND (r.refunded IS NULL OR r.refunded = x.ref)
+                AND (NOT g.in_l OR g.l_refunded = x.ref) AND (g.r_refunded IS NULL OR g.r_refunded = x.ref)
                THEN 'refund_accounted'
            ELSE 'refund_mismatch'
        END AS refund_class,
        x.ref AS ref_refunded
 FROM per_gift g
-LEFT JOIN refunds r ON r.ftid = g.ftid
 CROSS JOIN LATERAL (SELECT CASE WHEN g.in_w THEN g.w_refunded WHEN g.in_s THEN g.s_refunded
                                 ELSE g.l_refunded END AS ref) x;
 
@@ -169,15 +155,25 @@ INSERT INTO ops.reconciliation_total (run_id, class, currency, rows, warehouse_m
 SELECT %(run_id)s, t.class, t.currency, sum(t.rows), sum(t.w), sum(t.s), sum(t.l), sum(t.difference),
        sum(t.unexplained)
 FROM (
-    SELECT 'matched' AS class, g.currency, count(*) AS rows, coalesce(sum(g.w_gross), 0) AS w,
-           coalesce(sum(g.s_gross), 0) AS s, coalesce(sum(g.l_gross), 0) AS l, 0 AS difference, 0 AS unexplained
-    FROM recon_gift g WHERE g.class = 'matched' GROUP BY g.currency
-    UNION ALL
-    SELECT 'fee_accounted', g.currency, count(*), coalesce(sum(g.w_fee), 0), sum(g.s_fee), sum(g.l_fee), 0, 0
-    FROM recon_gift g WHERE g.fee_class = 'fee_accounted' GROUP BY g.currency
-    UNION ALL
-    SELECT 'refund_accounted', g.currency, count(*), sum(g.w_refunded), sum(g.s_refunded), sum(g.l_refunded), 0, 0
-    FROM recon_gift g WHERE g.refund_class = 'refund_accounted' GROUP BY g.currency
+    SELECT a.class, g.currency, a.rows, a.w, a.s, a.l, 0 AS difference, 0 AS unexplained
+    FROM (SELECT g.currency,
+                 count(*) FILTER (WHERE g.class = 'matched') AS m_rows,
+                 coalesce(sum(g.w_gross) FILTER (WHERE g.class = 'matched'), 0) AS m_w,
+                 coalesce(sum(g.s_gross) FILTER (WHERE g.class = 'matched'), 0) AS m_s,
+                 coalesce(sum(g.l_gross) FILTER (WHERE g.class = 'matched'), 0) AS m_l,
+                 count(*) FILTER (WHERE g.fee_class = 'fee_accounted') AS f_rows,
+                 coalesce(sum(g.w_fee) FILTER (WHERE g.fee_class = 'fee_accounted'), 0) AS f_w,
+                 coalesce(sum(g.s_fee) FILTER (WHERE g.fee_class = 'fee_accounted'), 0) AS f_s,
+                 coalesce(sum(g.l_fee) FILTER (WHERE g.fee_class = 'fee_accounted'), 0) AS f_l,
+                 count(*) FILTER (WHERE g.refund_class = 'refund_accounted') AS r_rows,
+                 coalesce(sum(g.w_refunded) FILTER (WHERE g.refund_class = 'refund_accounted'), 0) AS r_w,
+                 coalesce(sum(g.s_refunded) FILTER (WHERE g.refund_class = 'refund_accounted'), 0) AS r_s,
+                 coalesce(sum(g.l_refunded) FILTER (WHERE g.refund_class = 'refund_accounted'), 0) AS r_l
+          FROM recon_gift g GROUP BY g.currency) g
+    CROSS JOIN LATERAL (VALUES ('matched', g.m_rows, g.m_w, g.m_s, g.m_l),
+                               ('fee_accounted', g.f_rows, g.f_w, g.f_s, g.f_l),
+                               ('refund_accounted', g.r_rows, g.r_w, g.r_s, g.r_l)) AS a(class, rows, w, s, l)
+    WHERE a.rows > 0
     UNION ALL
     SELECT 'payout_accounted', c.currency, count(*), 0, coalesce(sum(c.s_minor), 0), coalesce(sum(c.l_minor), 0), 0, 0
     FROM recon_diff c WHERE c.class = 'payout_accounted' GROUP BY c.currency
