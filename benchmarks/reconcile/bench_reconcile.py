@@ -84,23 +84,26 @@ def main() -> int:
             print(f"generated {args.gifts:,} gifts: {sizes[0]:,} donations, {sizes[1]:,} balance transactions, "
                   f"{sizes[2]:,} ledger lines in {time.perf_counter() - started:.1f}s")  # fmt: skip
 
-            plain, with_report = [], []
-            for _ in range(args.repeat):
-                result = reconcile_month(url, "2024-03", actor=ACTOR)
-                plain.append(result.seconds)
-                reported = reconcile_month(url, "2024-03", actor=ACTOR, report_dir=Path(folder) / "reports")
-                with_report.append(reported.seconds)
-            found = {c: result.total(c)[0] for c in expected(args.gifts)}
-            assert result.gifts == args.gifts, result.gifts
-            assert found == expected(args.gifts), (found, expected(args.gifts))
-            print(f"gifts reconciled: {result.gifts:,}; classes found as planted: {found}")
-            print(f"reconcile (SQL): median {statistics.median(plain):.2f}s of {plain}")
-            print(
-                f"reconcile + HTML/CSV report: median {statistics.median(with_report):.2f}s of {with_report}"
-            )
+            measure(url, args)
         finally:
             server.stop()
     return 0
+
+
+def measure(url: str, args: argparse.Namespace) -> None:
+    plain, with_report = [], []
+    with tempfile.TemporaryDirectory(prefix="cdp-bench-reports-") as reports:
+        for _ in range(args.repeat):
+            result = reconcile_month(url, "2024-03", actor=ACTOR)
+            plain.append(result.seconds)
+            reported = reconcile_month(url, "2024-03", actor=ACTOR, report_dir=Path(reports))
+            with_report.append(reported.seconds)
+    print(f"reconcile (SQL): median {statistics.median(plain):.2f}s of {plain}")
+    print(f"reconcile + HTML/CSV report: median {statistics.median(with_report):.2f}s of {with_report}")
+    found = {c: result.total(c)[0] for c in expected(args.gifts)}
+    print(f"gifts reconciled: {result.gifts:,}; planted classes found: {found}")
+    assert result.gifts == args.gifts, result.gifts
+    assert found == expected(args.gifts), (found, expected(args.gifts))
 
 
 if __name__ == "__main__":
