@@ -176,3 +176,24 @@ def test_cli_requests_and_refuses_by_role(
         and '1\tapplied\tFT-2024-0000042\t{"amount_minor": 4000} -> {"amount_minor": 40000}' in out
     )
     assert _donation(warehouse_url) == (40000, "spring")
+
+
+def test_a_sync_re_landing_the_old_value_keeps_the_correction(warehouse_url: str, donation: str) -> None:
+    correction = corrections.request(
+        warehouse_url, donation, {"amount_minor": 4500, "campaign": "gala"}, "tip missing", person="junior",
+        role="cdp_editor",
+    )  # fmt: skip
+    corrections.approve(warehouse_url, correction, person="fin", role="cdp_finance")
+    with psycopg.connect(warehouse_url, autocommit=True) as conn:
+        conn.execute("SET ROLE cdp_loader")
+        # The overlap window re-reads the charge: Stripe still says 40.00 and no campaign change.
+        conn.execute(
+            "UPDATE core.donation SET amount_minor = 4000, campaign = 'spring' WHERE financial_transaction_id = %s",
+            (FTID,),
+        )
+        assert _donation(warehouse_url) == (4500, "gala")
+        # Stripe itself changed the amount: that lands.
+        conn.execute(
+            "UPDATE core.donation SET amount_minor = 4700 WHERE financial_transaction_id = %s", (FTID,)
+        )
+    assert _donation(warehouse_url) == (4700, "gala")

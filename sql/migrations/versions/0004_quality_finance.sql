@@ -364,13 +364,38 @@ $$;
 CREATE TRIGGER refuse_direct_write BEFORE INSERT OR UPDATE OR DELETE ON ops.donation_correction
     FOR EACH ROW EXECUTE FUNCTION ops.refuse_direct_correction_write();
 
--- Nobody changes a donation's money except the sync and an approved correction.
+CREATE INDEX donation_correction_donation ON ops.donation_correction (donation_id, applied_at DESC);
+
+-- The latest applied correction of a donation, for the guard below (which runs with the writer's rights).
+CREATE FUNCTION ops.latest_applied_correction(p_donation_id uuid) RETURNS ops.donation_correction
+    LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT c.* FROM ops.donation_correction c
+    WHERE c.donation_id = p_donation_id AND c.status = 'applied' ORDER BY c.applied_at DESC LIMIT 1
+$$;
+
+-- Nobody changes a donation's money except the sync and an approved correction. When the sync re-lands
+-- the very value an applied correction replaced (an overlap window, a backfill), the correction is kept;
+-- a value the source has newly changed still lands (and the next reconciliation shows any difference).
 CREATE FUNCTION core.guard_donation_money() RETURNS trigger
     LANGUAGE plpgsql
 AS $$
 DECLARE
     correction text := nullif(current_setting('cdp.correction_id', true), '');
+    applied    ops.donation_correction;
+    kept       jsonb;
 BEGIN
+    IF TG_OP = 'UPDATE' AND correction IS NULL THEN
+        applied := ops.latest_applied_correction(NEW.donation_id);
+        IF applied.correction_id IS NOT NULL THEN
+            SELECT jsonb_object_agg(k, to_jsonb(OLD) -> k) INTO kept
+              FROM jsonb_object_keys(applied.after) k
+             WHERE to_jsonb(NEW) -> k = applied.before -> k AND to_jsonb(OLD) -> k = applied.after -> k;
+            IF kept IS NOT NULL THEN
+                NEW := jsonb_populate_record(NEW, kept);
+            END IF;
+        END IF;
+    END IF;
     IF TG_OP = 'UPDATE' AND (NEW.amount_minor, NEW.currency, NEW.fee_minor, NEW.refunded_minor)
             IS NOT DISTINCT FROM (OLD.amount_minor, OLD.currency, OLD.fee_minor, OLD.refunded_minor) THEN
         RETURN NEW;
@@ -435,5 +460,7 @@ GRANT INSERT, UPDATE, DELETE ON ops.finance_ledger_account, ops.reconciliation_e
 REVOKE ALL ON FUNCTION ops.request_donation_correction(text, jsonb, text), ops.decide_donation_correction(bigint, boolean, text),
     ops.approve_donation_correction(bigint, text), ops.reject_donation_correction(bigint, text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION ops.request_donation_correction(text, jsonb, text) TO cdp_editor, cdp_admin, cdp_finance;
+REVOKE ALL ON FUNCTION ops.latest_applied_correction(uuid) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION ops.latest_applied_correction(uuid) TO cdp_loader, cdp_editor, cdp_admin, cdp_finance;
 GRANT EXECUTE ON FUNCTION ops.approve_donation_correction(bigint, text), ops.reject_donation_correction(bigint, text)
     TO cdp_finance;
