@@ -28,7 +28,7 @@ from __future__ import annotations
 import pendulum
 from airflow.sdk import dag, get_current_context, task
 
-from cdp.runtime import default_args, run_failure_notifier, warehouse_asset
+from cdp.runtime import default_args, run_failure_notifier, sync_deadline, warehouse_asset
 from cdp.sync.specs import SPECS
 
 PEOPLE_AND_REFERENCE = [spec.key for spec in SPECS if spec.wave == 1]
@@ -64,6 +64,7 @@ def _sync(stream_key: str) -> dict[str, object]:
     tags=["sync"],
     default_args=default_args(retries=3),
     on_failure_callback=run_failure_notifier(),
+    deadline=sync_deadline(),  # alerts when a run has not finished within its 2-hour window
     doc_md=__doc__,
 )
 def cdp_sync() -> None:

@@ -144,9 +144,15 @@ def _register_privacy(commands: argparse._SubParsersAction) -> None:
     register(commands)
 
 
+def _register_finance(commands: argparse._SubParsersAction) -> None:
+    from cdp.finance import corrections
+
+    corrections.register(commands)
+
+
 def _extensions() -> list[Callable[[argparse._SubParsersAction], None]]:
     """Sub-commands that live with their own package (sandbox, dedupe, privacy, …)."""
-    return [_register_sandbox, _register_dedupe, _register_privacy]
+    return [_register_sandbox, _register_dedupe, _register_privacy, _register_finance]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

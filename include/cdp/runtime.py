@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from cdp.alerts import RunFailureNotifier
+from cdp.alerts import RunFailureNotifier, record_error_tail
 from cdp.sources.base import SourceSettings
 from cdp.warehouse import Actor, normalise_url, resolve_url
 
@@ -36,12 +36,44 @@ def default_args(retries: int = 3) -> dict[str, Any]:
         "retry_delay": timedelta(minutes=1),
         "retry_exponential_backoff": True,
         "max_retry_delay": timedelta(minutes=20),
+        # Called after the final try only: keeps the error's last lines for the run's one alert.
+        "on_failure_callback": record_error_tail,
     }
 
 
 def run_failure_notifier() -> RunFailureNotifier:
     """One Slack message per failed DAG run, sent after the last retry of the task that failed it."""
     return RunFailureNotifier(slack_webhook_conn_id=SLACK_CONN_ID)
+
+
+def data_alert_sender():
+    """Where grouped data alerts go: the same Slack connection as failure alerts."""
+    from cdp.alerts import slack_sender
+
+    return slack_sender(SLACK_CONN_ID)
+
+
+SYNC_DEADLINE = timedelta(hours=2)
+
+
+def sync_deadline() -> Any:
+    """A DeadlineAlert: the 2-hourly sync run has not finished within its 2-hour window after being queued."""
+    from airflow.providers.slack.notifications.slack_webhook import SlackWebhookNotifier
+    from airflow.sdk.definitions.deadline import AsyncCallback, DeadlineAlert, DeadlineReference
+
+    return DeadlineAlert(
+        reference=DeadlineReference.DAGRUN_QUEUED_AT,
+        interval=SYNC_DEADLINE,
+        callback=AsyncCallback(
+            SlackWebhookNotifier,
+            kwargs={
+                "slack_webhook_conn_id": SLACK_CONN_ID,
+                "text": ":hourglass: *{{ dag_run.dag_id }}* run `{{ dag_run.run_id }}` has not finished "
+                "within 2 hours of being queued (deadline {{ deadline.deadline_time }}): the next run "
+                "will queue behind it. Check the run's running tasks in the Airflow UI.",
+            },
+        ),
+    )
 
 
 def warehouse_url() -> str:

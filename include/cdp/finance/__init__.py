@@ -1,0 +1,1 @@
+"""Finance: the monthly reconciliation of donations, its report, and the donation corrections workflow."""

@@ -1,0 +1,179 @@
+"""Monthly reconciliation: warehouse donations vs Stripe balance transactions vs the finance ledger.
+
+Matching and counting happen in SQL (``sql/finance/reconcile.sql``) by financial transaction id, exact to
+the cent and per currency. A run keeps its totals per class (the month-over-month history), its differing
+rows and a report for finance. A difference nobody has explained (``ops.reconciliation_explanation``)
+fails the run, so the DAG alerts.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import sqlparse
+
+from cdp import audit
+from cdp.paths import SQL_DIR
+from cdp.warehouse import Actor, transaction
+
+log = logging.getLogger(__name__)
+
+FINANCE_SQL = SQL_DIR / "finance"
+ACCOUNTED = frozenset({"matched", "fee_accounted", "refund_accounted", "payout_accounted"})
+
+
+class UnexplainedDifference(RuntimeError):
+    """The month did not reconcile: rows differ and nobody has explained why."""
+
+
+@dataclass(frozen=True)
+class ClassTotal:
+    class_: str
+    currency: str
+    rows: int
+    warehouse_minor: int
+    stripe_minor: int
+    ledger_minor: int
+    difference_minor: int
+    unexplained: int
+
+
+@dataclass
+class Reconciliation:
+    run_id: int
+    month: date
+    status: str
+    gifts: int
+    unexplained: int
+    seconds: float
+    totals: list[ClassTotal] = field(default_factory=list)
+    report_html: Path | None = None
+    report_csv: Path | None = None
+
+    def total(self, class_: str, currency: str | None = None) -> tuple[int, int]:
+        """Rows and summed difference of one class (one currency, or all)."""
+        picked = [t for t in self.totals if t.class_ == class_ and currency in (None, t.currency)]
+        return sum(t.rows for t in picked), sum(t.difference_minor for t in picked)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id,
+            "month": self.month.isoformat(),
+            "status": self.status,
+            "gifts": self.gifts,
+            "unexplained": self.unexplained,
+            "seconds": self.seconds,
+            "report_html": str(self.report_html) if self.report_html else None,
+            "report_csv": str(self.report_csv) if self.report_csv else None,
+            "totals": [t.__dict__ for t in self.totals],
+        }
+
+
+def month_bounds(month: date | str) -> tuple[date, date]:
+    """A month ("2024-03" or any date in it) as [first day, first day of the next month)."""
+    if isinstance(month, str):
+        year, mon = (int(part) for part in month[:7].split("-"))
+        month = date(year, mon, 1)
+    start = month.replace(day=1)
+    end = date(start.year + (start.month == 12), start.month % 12 + 1, 1)
+    return start, end
+
+
+def statements(name: str) -> list[str]:
+    text = (FINANCE_SQL / name).read_text()
+    return [s for s in sqlparse.split(text) if sqlparse.format(s, strip_comments=True).strip()]
+
+
+def reconcile_month(
+    url: str,
+    month: date | str,
+    *,
+    actor: Actor,
+    airflow_run_id: str | None = None,
+    report_dir: Path | None = None,
+) -> Reconciliation:
+    """Reconcile one month in one transaction; write the report when ``report_dir`` is given."""
+    started = time.monotonic()
+    month_start, month_end = month_bounds(month)
+    with transaction(url, actor) as conn:
+        run_id = conn.execute(
+            "INSERT INTO ops.reconciliation_run (month, airflow_run_id) VALUES (%s, %s) RETURNING run_id",
+            (month_start, airflow_run_id),
+        ).fetchone()["run_id"]
+        params = {"run_id": run_id, "month_start": month_start, "month_end": month_end}
+        for statement in statements("reconcile.sql"):
+            conn.execute(statement, params)
+        run = conn.execute(
+            "SELECT status, gifts, unexplained_count FROM ops.reconciliation_run WHERE run_id = %s", (run_id,)
+        ).fetchone()
+        totals = [
+            ClassTotal(
+                row["class"],
+                row["currency"].strip(),
+                row["rows"],
+                row["warehouse_minor"],
+                row["stripe_minor"],
+                row["ledger_minor"],
+                row["difference_minor"],
+                row["unexplained"],
+            )  # fmt: skip
+            for row in conn.execute(
+                "SELECT * FROM ops.reconciliation_total WHERE run_id = %s ORDER BY class, currency", (run_id,)
+            )
+        ]
+        result = Reconciliation(
+            run_id, month_start, run["status"], run["gifts"], run["unexplained_count"],
+            round(time.monotonic() - started, 3), totals,
+        )  # fmt: skip
+        if report_dir is not None:
+            from cdp.finance.report import write_report
+
+            result.report_html, result.report_csv = write_report(conn, result, report_dir)
+            conn.execute(
+                "UPDATE ops.reconciliation_run SET report_html = %s, report_csv = %s WHERE run_id = %s",
+                (str(result.report_html), str(result.report_csv), run_id),
+            )
+        audit.record_event(
+            conn,
+            "reconciliation",
+            "ops.reconciliation_run",
+            str(run_id),
+            {"month": month_start.isoformat(), "status": result.status, "gifts": result.gifts,
+             "unexplained": result.unexplained},
+        )  # fmt: skip
+    log.info(
+        "reconciled %s: %d gifts, %d unexplained differences, %s in %.1fs",
+        month_start.strftime("%Y-%m"), result.gifts, result.unexplained, result.status, result.seconds,
+    )  # fmt: skip
+    return result
+
+
+def problems(result: Reconciliation) -> list[ClassTotal]:
+    """The classes with unexplained rows, per currency."""
+    return [t for t in result.totals if t.class_ not in ACCOUNTED and t.unexplained]
+
+
+def require_reconciled(result: Reconciliation) -> None:
+    """Fail loudly (and so alert once for the run) when the month has unexplained differences."""
+    if result.status == "passed":
+        return
+    lines = [
+        f"{t.class_} {t.currency}: {t.unexplained} rows, difference {format_minor(t.difference_minor, t.currency)}"
+        for t in problems(result)
+    ]
+    raise UnexplainedDifference(
+        f"{result.month:%Y-%m} did not reconcile: {result.unexplained} unexplained differences "
+        f"(run {result.run_id}; report {result.report_html})\n" + "\n".join(lines)
+    )
+
+
+def format_minor(minor: int, currency: str) -> str:
+    """Minor units as a decimal amount with its currency, exactly (no floats)."""
+    sign = "-" if minor < 0 else ""
+    whole, cents = divmod(abs(int(minor)), 100)
+    return f"{sign}{whole:,}.{cents:02d} {currency}"

@@ -1,0 +1,1 @@
+"""Data quality checks that run in the warehouse: daily count diffs and grouped data alerts."""
