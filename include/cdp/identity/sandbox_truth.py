@@ -21,7 +21,12 @@ from cdp.sync.specs import SPECS, spec_for
 from cdp.warehouse import Actor
 
 #: person_source_id key spaces whose records the generator can name the real person of directly.
-TRUTH_STREAMS = {"moodle.user": ("moodle", "users"), "salesforce.contact": ("salesforce", "Contact")}
+TRUTH_STREAMS = {
+    "moodle.user": ("moodle", "users"),
+    "salesforce.contact": ("salesforce", "Contact"),
+    "referralhero.subscriber": ("referralhero", "subscribers"),
+    "zigpoll.participant": ("zigpoll", "participants"),
+}
 
 
 SANDBOX_SYNC_ACTOR = Actor("sandbox:sync")

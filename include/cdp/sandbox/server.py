@@ -23,7 +23,9 @@ import argparse
 import contextlib
 import json
 import logging
+import shutil
 import socket
+import tempfile
 import threading
 import time
 from collections.abc import Sequence
@@ -102,7 +104,12 @@ class SandboxServer:
         self.faults = FaultBook()
         self.apis = VendorApis(world, self.faults)
         self.slack_messages: list[dict[str, Any]] = []
-        self.ledger_folder = Path(ledger_folder) if ledger_folder else None
+        # Finance's ledger drop is a folder, not an API: without one given, the sandbox keeps its own for
+        # its lifetime, so every source, the ledger included, is there in every use of it.
+        self._own_ledger_folder = ledger_folder is None
+        self.ledger_folder = (
+            Path(ledger_folder) if ledger_folder else Path(tempfile.mkdtemp(prefix="cdp-ledger-drop-"))
+        )
         self._httpd = _Server((host, port), _Handler)
         self._httpd.sandbox = self
         self._thread: threading.Thread | None = None
@@ -147,6 +154,8 @@ class SandboxServer:
         self._httpd.server_close()
         if self._thread:
             self._thread.join(timeout=5)
+        if self._own_ledger_folder:
+            shutil.rmtree(self.ledger_folder, ignore_errors=True)
 
     def serve_forever(self) -> None:
         if self.ledger_folder:
@@ -156,6 +165,8 @@ class SandboxServer:
             self._httpd.serve_forever()
         finally:
             self._httpd.server_close()
+            if self._own_ledger_folder:
+                shutil.rmtree(self.ledger_folder, ignore_errors=True)
 
     def __enter__(self) -> SandboxServer:
         return self.start()
