@@ -27,7 +27,9 @@ MATRIX: dict[str, tuple[str, set[str]]] = {
         " source_record_id) VALUES ('FT-NEW', 100, 'USD', now(), 'stripe', 'ch_new')",
         {"cdp_admin", "cdp_loader"},
     ),
-    "delete a donation": ("DELETE FROM core.donation WHERE donation_id = %(donation)s", {"cdp_admin"}),
+    # Nobody deletes a gift, admin included: the financial trail stays, and a wrong gift is put right by a
+    # correction that finance approves (0004's guard on core.donation).
+    "delete a donation": ("DELETE FROM core.donation WHERE donation_id = %(donation)s", set()),
     "delete a person": ("DELETE FROM core.person WHERE person_id = %(loner)s", {"cdp_admin"}),
     "delete consent history": ("DELETE FROM core.consent", {"cdp_admin"}),
     "change an enrollment": (
