@@ -10,7 +10,7 @@ in `ops.sync_run` and one audit event, all in one transaction per stream. People
 donations) second, even when a first-wave stream failed. A last task logs the totals and fails the run
 when any stream did not land, so one alert names every failed stream.
 
-**Reads** the Airflow connections `moodle`, `salesforce`, `stripe` (one per source, named after it) and
+**Reads** the Airflow connections `moodle`, `salesforce`, `stripe`, `ledger`, `typeform`, `zigpoll`, `referralhero` (one per source, named after it) and
 `warehouse`. **Writes** `raw`, `core`, `ops`, `audit`; updates the Assets `warehouse.core.*`.
 
 **An alert from it means** a stream failed after its retries: `AuthError` (the connection's credential

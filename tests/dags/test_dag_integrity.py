@@ -5,7 +5,6 @@ from __future__ import annotations
 import ast
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -14,7 +13,11 @@ from cdp.runtime import ALLOWED_TAGS, OWNER
 
 REPO = Path(__file__).resolve().parents[2]
 DAG_FILES = sorted((REPO / "dags").glob("*.py"))
-PARSE_BUDGET_SECONDS = 1.0
+# Never imported by parsing a DAG file: slow to import, or able to reach a database or an API.
+HEAVY_AT_PARSE_TIME = frozenset(
+    {"pandas", "numpy", "scipy", "sklearn", "recordlinkage", "rapidfuzz", "openpyxl", "psycopg", "psycopg2",
+     "requests", "httpx", "sqlparse"}
+)  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -93,20 +96,25 @@ def test_schedule_catchup_and_start_date_are_explicit(path: Path) -> None:
 
 
 @pytest.mark.parametrize("path", DAG_FILES, ids=lambda path: path.name)
-def test_dag_file_parses_quickly(path: Path) -> None:
-    """Parse time, measured in a fresh interpreter after Airflow itself is imported (the dag-processor's view)."""
+def test_dag_file_parses_without_heavy_imports(path: Path) -> None:
+    """What parsing a DAG file loads, in a fresh interpreter after Airflow itself (the dag-processor's view).
+
+    Parse speed is kept by what a file imports, not by a stopwatch (which a busy machine defeats): data
+    libraries and database or HTTP clients belong inside task bodies.
+    """
     script = (
-        "import time, runpy, airflow.sdk, cdp.runtime\n"
-        f"start = time.perf_counter(); runpy.run_path({str(path)!r}); print(time.perf_counter() - start)"
+        "import sys, runpy, airflow.sdk, cdp.runtime\n"
+        "before = set(sys.modules)\n"
+        f"runpy.run_path({str(path)!r})\n"
+        "print(' '.join(sorted({name.split('.')[0] for name in set(sys.modules) - before})))"
     )
-    started = time.perf_counter()
     result = subprocess.run(
         [sys.executable, "-c", script], capture_output=True, text=True, check=False, timeout=120
     )
     assert result.returncode == 0, result.stderr[-2000:]
-    seconds = float(result.stdout.strip().splitlines()[-1])
-    assert seconds < PARSE_BUDGET_SECONDS, (
-        f"{path.name} took {seconds:.2f}s to parse (total {time.perf_counter() - started:.1f}s)"
+    loaded = set(result.stdout.strip().splitlines()[-1].split()) if result.stdout.strip() else set()
+    assert not loaded & HEAVY_AT_PARSE_TIME, (
+        f"{path.name} imports {sorted(loaded & HEAVY_AT_PARSE_TIME)} at parse time"
     )
 
 
