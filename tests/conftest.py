@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 _SESSION_DIR = Path(tempfile.mkdtemp(prefix="cdp-tests-"))
@@ -21,9 +20,8 @@ os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(Path(__file__).resolve().parents[
 for _variable in ("CDP_WAREHOUSE_URL", "AIRFLOW_CONN_WAREHOUSE", "CDP_AUDIT_ANCHOR_FILE"):
     os.environ.pop(_variable, None)
 
-import psycopg  # noqa: E402
 import pytest  # noqa: E402
-from psycopg import sql  # noqa: E402
+from support import create_database, drop_database  # noqa: E402
 
 from cdp.warehouse import migrations  # noqa: E402
 from cdp.warehouse.embedded import EmbeddedServer  # noqa: E402
@@ -47,37 +45,34 @@ def migrated_template(pg_server: EmbeddedServer) -> str:
     return TEMPLATE_DATABASE
 
 
-def _create_database(server: EmbeddedServer, template: str | None) -> str:
-    name = f"t_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(server.url("postgres"), autocommit=True) as conn:
-        statement = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name))
-        if template:
-            statement = sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
-                sql.Identifier(name), sql.Identifier(template)
-            )
-        conn.execute(statement)
-    return name
-
-
-def _drop_database(server: EmbeddedServer, name: str) -> None:
-    with psycopg.connect(server.url("postgres"), autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
-
-
 @pytest.fixture
 def empty_database_url(pg_server: EmbeddedServer) -> Iterator[str]:
     """A new, empty database (for migration tests)."""
-    name = _create_database(pg_server, None)
+    name = create_database(pg_server, None)
     yield pg_server.url(name)
-    _drop_database(pg_server, name)
+    drop_database(pg_server, name)
 
 
 @pytest.fixture
 def warehouse_url(pg_server: EmbeddedServer, migrated_template: str) -> Iterator[str]:
     """A fresh, fully migrated warehouse database for one test."""
-    name = _create_database(pg_server, migrated_template)
+    name = create_database(pg_server, migrated_template)
     yield pg_server.url(name)
-    _drop_database(pg_server, name)
+    drop_database(pg_server, name)
+
+
+@pytest.fixture
+def another_warehouse(pg_server: EmbeddedServer, migrated_template: str) -> Iterator[Callable[[], str]]:
+    """Makes more fresh, fully migrated warehouses in one test (to compare two histories side by side)."""
+    made: list[str] = []
+
+    def make() -> str:
+        made.append(create_database(pg_server, migrated_template))
+        return pg_server.url(made[-1])
+
+    yield make
+    for name in made:
+        drop_database(pg_server, name)
 
 
 @pytest.fixture

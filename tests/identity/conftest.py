@@ -3,31 +3,17 @@ the core tables, and the audit events of one kind."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable, Iterator
 
 import psycopg
 import pytest
 from psycopg import sql
+from support import create_database, drop_database
 
 from cdp.identity.sandbox_truth import sync_sandbox
 from cdp.sandbox.generator import World
 from cdp.sandbox.server import SandboxServer
 from cdp.warehouse.embedded import EmbeddedServer
-
-
-def copy_database(server: EmbeddedServer, template: str) -> str:
-    name = f"t_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(server.url("postgres"), autocommit=True) as conn:
-        conn.execute(
-            sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(sql.Identifier(name), sql.Identifier(template))
-        )
-    return name
-
-
-def drop_database(server: EmbeddedServer, name: str) -> None:
-    with psycopg.connect(server.url("postgres"), autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
 def _core_snapshot(url: str) -> dict[str, list[str]]:
@@ -67,7 +53,7 @@ def world() -> World:
 @pytest.fixture(scope="module")
 def synced_template(pg_server: EmbeddedServer, migrated_template: str, world: World) -> Iterator[str]:
     """A warehouse with every stream of the sandbox synced."""
-    name = copy_database(pg_server, migrated_template)
+    name = create_database(pg_server, migrated_template)
     with SandboxServer(world) as server:
         sync_sandbox(pg_server.url(name), server)
     yield name
@@ -76,7 +62,7 @@ def synced_template(pg_server: EmbeddedServer, migrated_template: str, world: Wo
 
 @pytest.fixture
 def synced_url(pg_server: EmbeddedServer, synced_template: str) -> Iterator[str]:
-    name = copy_database(pg_server, synced_template)
+    name = create_database(pg_server, synced_template)
     yield pg_server.url(name)
     drop_database(pg_server, name)
 
@@ -96,7 +82,7 @@ def half_synced(pg_server: EmbeddedServer, migrated_template: str):
     """A world without later edits, synced up to 60% of its history, and its sandbox still serving."""
     world = World(seed=23, learners=250, edited_share=0.0)
     cut = world.start + (world.end - world.start) * 0.6
-    name = copy_database(pg_server, migrated_template)
+    name = create_database(pg_server, migrated_template)
     with SandboxServer(world) as server:
         sync_sandbox(pg_server.url(name), server, end=cut)
         yield pg_server.url(name), world, server, cut

@@ -97,12 +97,12 @@ def _scheduled(url: str, sandbox: SandboxServer, world: World) -> None:
 
 
 def test_a_backfill_after_an_outage_equals_the_uninterrupted_history(
-    warehouse_url: str, pg_server, world: World, sandbox: SandboxServer
+    warehouse_url: str, another_warehouse, world: World, sandbox: SandboxServer
 ) -> None:
     _scheduled(warehouse_url, sandbox, world)
 
     # The same history, but every source is down for intervals 4 to 8: those runs fail and leave nothing.
-    other = pg_server.url(_fresh_copy(pg_server))
+    other = another_warehouse()
     ends = _interval_ends(world)
     start = None
     for number, end in enumerate(ends):
@@ -171,15 +171,3 @@ def _difference(expected: list[str], got: list[str]) -> dict[str, list[str]]:
         "missing": sorted(set(expected) - set(got))[:3],
         "unexpected": sorted(set(got) - set(expected))[:3],
     }
-
-
-def _fresh_copy(pg_server) -> str:
-    """A second migrated warehouse on the same server (the suite's template, copied)."""
-    import uuid
-
-    from psycopg import sql
-
-    name = f"t_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(pg_server.url("postgres"), autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {} TEMPLATE cdp_template").format(sql.Identifier(name)))
-    return name

@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 
 import psycopg
 import pytest
+from support import snapshot
 
 from cdp.sandbox.faults import Fault
 from cdp.sandbox.generator import World
@@ -58,14 +59,6 @@ def _sync_all(url: str, sandbox: SandboxServer, end: datetime, run: str = "run-1
     return {
         spec.key: _sync(url, sandbox, spec.key, end, run=run) for spec in sorted(SPECS, key=lambda s: s.wave)
     }
-
-
-def _snapshot(url: str) -> dict[str, list[str]]:
-    with psycopg.connect(url) as conn:
-        return {
-            table: sorted(row[0] for row in conn.execute(f"SELECT t::text FROM {table} t"))  # noqa: S608
-            for table in SNAPSHOT_TABLES
-        }
 
 
 def _ids(world: World, source: str, stream: str, key: str) -> list[str]:
@@ -147,7 +140,7 @@ def test_money_lands_to_the_cent_in_minor_units(
 def test_rerunning_the_same_interval_changes_nothing(warehouse_url: str, sandbox: SandboxServer) -> None:
     end = datetime.now(UTC)
     _sync_all(warehouse_url, sandbox, end)
-    before = _snapshot(warehouse_url)
+    before = snapshot(warehouse_url, SNAPSHOT_TABLES)
     with psycopg.connect(warehouse_url) as conn:
         changes_before = conn.execute(
             "SELECT count(*) FROM audit.audit_events WHERE action <> 'import'"
@@ -155,7 +148,7 @@ def test_rerunning_the_same_interval_changes_nothing(warehouse_url: str, sandbox
 
     _sync_all(warehouse_url, sandbox, end, run="run-2")
 
-    after = _snapshot(warehouse_url)
+    after = snapshot(warehouse_url, SNAPSHOT_TABLES)
     assert {t: after[t] for t in SNAPSHOT_TABLES if t != "ops.sync_watermark"} == {
         t: before[t] for t in SNAPSHOT_TABLES if t != "ops.sync_watermark"
     }

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from support import snapshot
 
 from cdp.sandbox.generator import World
 from cdp.sandbox.server import SandboxServer
@@ -286,11 +287,8 @@ def test_an_orphan_refund_is_replayed_once_its_charge_arrives(
 
 
 def _snapshot(url: str) -> dict[str, list[str]]:
+    tables = snapshot(url, SNAPSHOT_TABLES)
     with psycopg.connect(url) as conn:
-        tables = {
-            table: sorted(row[0] for row in conn.execute(f"SELECT t::text FROM {table} t"))  # noqa: S608
-            for table in SNAPSHOT_TABLES
-        }
         tables["audit changes"] = [
             str(
                 conn.execute("SELECT count(*) FROM audit.audit_events WHERE action <> 'import'").fetchone()[0]

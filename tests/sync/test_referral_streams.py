@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psycopg
+from support import snapshot
 
 from cdp.sandbox.generator import World
 from cdp.sandbox.tables import REASON_CODE
@@ -161,19 +162,11 @@ def test_a_referrer_held_in_quarantine_is_linked_once_it_lands(
         assert referrals[key]["referrer"] == referrals[referrer_id]["referred"]
 
 
-def _snapshot(url: str) -> dict[str, list[str]]:
-    with psycopg.connect(url) as conn:
-        return {
-            table: sorted(row[0] for row in conn.execute(f"SELECT t::text FROM {table} t"))  # noqa: S608
-            for table in SNAPSHOT_TABLES
-        }
-
-
 def test_rerunning_the_same_interval_changes_nothing(warehouse_url: str, sync: SyncFn) -> None:
     end = datetime.now(UTC)
     sync("moodle.users", end)
     sync("referralhero.subscribers", end)
-    before = _snapshot(warehouse_url)
+    before = snapshot(warehouse_url, SNAPSHOT_TABLES)
     audit = "SELECT count(*) FROM audit.audit_events WHERE action <> 'import'"
     with psycopg.connect(warehouse_url) as conn:
         changes_before = conn.execute(audit).fetchone()[0]
@@ -181,6 +174,6 @@ def test_rerunning_the_same_interval_changes_nothing(warehouse_url: str, sync: S
     sync("moodle.users", end, run="run-2")
     sync("referralhero.subscribers", end, run="run-2")
 
-    assert _snapshot(warehouse_url) == before
+    assert snapshot(warehouse_url, SNAPSHOT_TABLES) == before
     with psycopg.connect(warehouse_url) as conn:
         assert conn.execute(audit).fetchone()[0] == changes_before

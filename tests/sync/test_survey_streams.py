@@ -10,6 +10,7 @@ from typing import Any
 
 import psycopg
 import pytest
+from support import snapshot
 
 from cdp.sandbox.generator import World
 from cdp.sync import validation as v
@@ -208,25 +209,17 @@ def test_responses_synced_before_their_participants_are_linked_when_the_particip
     assert unlinked_known == 0
 
 
-def _snapshot(url: str) -> dict[str, list[str]]:
-    with psycopg.connect(url) as conn:
-        return {
-            table: sorted(row[0] for row in conn.execute(f"SELECT t::text FROM {table} t"))  # noqa: S608
-            for table in SNAPSHOT_TABLES
-        }
-
-
 def test_rerunning_the_same_interval_changes_nothing(warehouse_url: str, sync: SyncFn) -> None:
     end = datetime.now(UTC)
     _sync_surveys(sync, end)
-    before = _snapshot(warehouse_url)
+    before = snapshot(warehouse_url, SNAPSHOT_TABLES)
     audit = "SELECT count(*) FROM audit.audit_events WHERE action <> 'import'"
     with psycopg.connect(warehouse_url) as conn:
         changes_before = conn.execute(audit).fetchone()[0]
 
     _sync_surveys(sync, end, run="run-2")
 
-    assert _snapshot(warehouse_url) == before
+    assert snapshot(warehouse_url, SNAPSHOT_TABLES) == before
     with psycopg.connect(warehouse_url) as conn:
         assert conn.execute(audit).fetchone()[0] == changes_before, "a re-run wrote row or consent changes"
 
