@@ -80,26 +80,41 @@ def spawn(argv: list[str]) -> tuple[dict, float]:
     if process.returncode:
         raise SystemExit(f"contender failed ({process.returncode}): {' '.join(argv[:5])}")
     lines = [line for line in out.splitlines() if line.startswith("{")]
-    return json.loads(lines[-1]), usage.ru_maxrss / 1024
+    out = json.loads(lines[-1])
+    # The child's own high-water mark (VmHWM, reset at exec). ru_maxrss of a child is no use here: Linux
+    # folds the parent's peak into it when the child execs after a vfork, as subprocess does.
+    return out, out.pop("peak_rss_mib", usage.ru_maxrss / 1024)
+
+
+def own_peak_rss_mib() -> float:
+    """This process's peak resident memory since exec, from /proc (Linux)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmHWM in /proc/self/status")
 
 
 # ------------------------------------------------------------------------------------------- contenders
-def contender_ours(url: str, base_url: str, learners: int, streams: list[str]) -> dict:
-    from cdp.sandbox.generator import World
-    from cdp.sandbox.server import sandbox_settings
+def contender_ours(url: str, settings_json: str, end_epoch: int, streams: list[str]) -> dict:
+    """The sync engine over HTTP. Only connection settings come in: building the generator's world here
+    would count its memory, which grows with the data, against the sync's (which must not)."""
     from cdp.sources import registry
+    from cdp.sources.base import SourceSettings
     from cdp.sync.engine import sync_stream
     from cdp.sync.specs import BY_KEY
     from cdp.warehouse import Actor
 
-    world = World(seed=7, learners=learners)
-    end = datetime.fromtimestamp(world.end_ts + 86_400, UTC)
+    settings = {
+        source: SourceSettings(values.pop("base_url"), values.pop("credential"), values)
+        for source, values in json.loads(settings_json).items()
+    }
+    end = datetime.fromtimestamp(end_epoch, UTC)
     actor = Actor("benchmark", "bench_sync", "bench", "sync")
     specs = sorted((BY_KEY[key] for key in streams), key=lambda spec: spec.wave)
     started = time.perf_counter()
     read = upserted = quarantined = 0
     for spec in specs:
-        stream = registry.stream(spec.source, spec.stream, sandbox_settings(world, base_url, spec.source))
+        stream = registry.stream(spec.source, spec.stream, settings[spec.source])
         result = sync_stream(url, stream, spec, actor=actor, run_id="bench", interval_end=end)
         read += result.rows_read
         upserted += result.rows_upserted
@@ -221,6 +236,12 @@ class Bench:
             out[source] = {"base_url": settings.base_url, "credential": settings.credential, **settings.extra}
         return out
 
+    def end_epoch(self) -> int:
+        """The end of every contender's window: a day after the generator's last record."""
+        from cdp.sandbox.generator import World
+
+        return World(seed=7, learners=self.learners).end_ts + 86_400
+
     def close(self) -> None:
         import psycopg
 
@@ -277,7 +298,10 @@ def main(argv: list[str] | None = None) -> int:
                 for name in order:
                     if name == "ours":
                         url = bench.fresh(f"ours_{scale}_{repeat}")
-                        out, rss = spawn([*me, "_ours", url, base, str(scale), ",".join(streams)])
+                        out, rss = spawn(
+                            [*me, "_ours", url, json.dumps(bench.settings(base)), str(bench.end_epoch())]
+                            + [",".join(streams)]
+                        )
                         if "copy" in contenders and not (dump / "raw.records.bin").exists():
                             dump_rows(url, dump)
                     elif name == "copy":
@@ -335,9 +359,12 @@ def summary(results: dict) -> str:
 
 if __name__ == "__main__":
     if sys.argv[1:2] == ["_ours"]:
-        url, base, learners, streams = sys.argv[2:6]
-        print(json.dumps(contender_ours(url, base, int(learners), streams.split(","))))
+        url, settings_json, end_epoch, streams = sys.argv[2:6]
+        out = contender_ours(url, settings_json, int(end_epoch), streams.split(","))
+        print(json.dumps({**out, "peak_rss_mib": own_peak_rss_mib()}))
     elif sys.argv[1:2] == ["_copy"]:
-        print(json.dumps(contender_copy(sys.argv[2], Path(sys.argv[3]))))
+        print(
+            json.dumps({**contender_copy(sys.argv[2], Path(sys.argv[3])), "peak_rss_mib": own_peak_rss_mib()})
+        )
     else:
         sys.exit(main())

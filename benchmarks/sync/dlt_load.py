@@ -223,7 +223,12 @@ def main() -> int:
             for name in names:
                 cursor.execute(f"SELECT count(*) FROM sandbox.{source}_{name.lower()}")
                 rows += cursor.fetchone()[0]
-    print(json.dumps({"seconds": seconds, "rows": rows}))
+    peak = next(
+        int(line.split()[1]) / 1024
+        for line in open("/proc/self/status").read().splitlines()  # noqa: SIM115
+        if line.startswith("VmHWM:")
+    )
+    print(json.dumps({"seconds": seconds, "rows": rows, "peak_rss_mib": peak}))
     return 0
 
 
