@@ -139,3 +139,17 @@ def test_the_accuracy_target_is_a_success_criterion_that_fails_the_phase() -> No
         la.check_target({"after": {"accuracy_rate": 0.979}}, 0.98)
     with pytest.raises(RuntimeError, match="LegacyAccuracyBelowTarget"):
         la.check_target({"after": {"accuracy_rate": 0.98}}, 0.98)  # the target is "above 98%"
+
+
+def test_cli_writes_the_same_exports_for_the_same_seed(tmp_path: Path, capsys) -> None:
+    from cdp import cli
+
+    for folder in ("a", "b"):
+        assert (
+            cli.main(["sandbox", "legacy-exports", "--out", str(tmp_path / folder), "--learners", "80"]) == 0
+        )
+    names = sorted(p.name for p in (tmp_path / "a").iterdir())
+
+    assert names == sorted(name for names, _ in la.EXPORTS.values() for name in names)
+    assert all((tmp_path / "a" / n).read_bytes() == (tmp_path / "b" / n).read_bytes() for n in names)
+    assert "planted defects" in capsys.readouterr().out
