@@ -119,13 +119,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _register_sandbox(commands: argparse._SubParsersAction) -> None:
-    from cdp.sandbox import server
+    from cdp.sandbox import legacy, server
 
     sandbox = commands.add_parser("sandbox", help="the local stand-in for every vendor API")
     actions = sandbox.add_subparsers(dest="action", required=True)
     serve = actions.add_parser("serve", help="serve the vendor APIs on a local port until stopped")
     server.add_arguments(serve)
     serve.set_defaults(handler=server.run)
+    exports = actions.add_parser(
+        "legacy-exports", help="write the legacy exports (LMS, CRM, donors, referrals)"
+    )
+    legacy.add_arguments(exports)
+    exports.set_defaults(handler=legacy.run)
 
 
 def _register_dedupe(commands: argparse._SubParsersAction) -> None:

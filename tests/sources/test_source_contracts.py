@@ -74,7 +74,16 @@ def truth_ids(world: World, source: str, name: str, since: datetime | None, unti
 
 
 def test_registry_lists_every_source_with_the_stream_interface(sandbox: SandboxServer) -> None:
-    assert set(STREAMS) == {"moodle", "salesforce", "stripe", "ledger", "zigpoll", "typeform", "referralhero"}
+    assert set(STREAMS) == {
+        "moodle",
+        "salesforce",
+        "stripe",
+        "ledger",
+        "zigpoll",
+        "typeform",
+        "referralhero",
+        "galaxy",
+    }
     for source, factory in STREAMS.items():
         for s in factory(sandbox.settings(source)):
             assert isinstance(s, Stream)

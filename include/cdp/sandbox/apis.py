@@ -925,6 +925,11 @@ class VendorApis:
             ),
         )
 
+    def _galaxy(self, request: Request) -> Response:
+        from cdp.sandbox import volunteers
+
+        return volunteers.handle(self, request)
+
     @staticmethod
     def _referralhero_auth_error() -> Response:
         return Response(

@@ -89,6 +89,7 @@ class Credentials:
     typeform: str = "tfp_sandbox_personal_access_token"
     referralhero: str = "rh-sandbox-api-token"
     ledger: str = ""
+    galaxy: str = "galaxy-sandbox-api-key"
 
     def for_source(self, source: str) -> str:
         return getattr(self, source)

@@ -8,7 +8,7 @@
         sandbox.slack_messages                            # what the alerting posted
 
 Mounts: ``/moodle``, ``/salesforce``, ``/stripe``, ``/typeform``, ``/zigpoll``, ``/referralhero`` (see
-``cdp.sandbox.apis`` for what each speaks), ``POST /slack/...`` (incoming webhooks) and the admin API:
+``cdp.sandbox.apis`` for what each speaks), ``/galaxy`` (``cdp.sandbox.volunteers``), ``POST /slack/...`` (incoming webhooks) and the admin API:
 ``GET /_sandbox/health``, ``GET|POST|DELETE /_sandbox/faults`` (POST a Fault as JSON; DELETE clears,
 ``DELETE /_sandbox/faults/{id}`` removes one), ``GET|DELETE /_sandbox/slack``,
 ``GET /_sandbox/truth/count?source=&stream=&since=&until=``.
@@ -41,7 +41,7 @@ from cdp.sources.base import SourceSettings
 
 log = logging.getLogger(__name__)
 
-SOURCES = ("moodle", "salesforce", "stripe", "typeform", "zigpoll", "referralhero")
+SOURCES = ("moodle", "salesforce", "stripe", "typeform", "zigpoll", "referralhero", "galaxy")
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -278,6 +278,7 @@ def sandbox_settings(
         "typeform": {"form_id": ids.typeform_form_id},
         "zigpoll": {"account_id": ids.zigpoll_account_id, "poll_id": ids.zigpoll_poll_id},
         "referralhero": {"list_uuid": ids.referralhero_list_uuid},
+        "galaxy": {},  # the volunteer platform (cdp.sandbox.volunteers)
         "ledger": {"folder": str(ledger_folder) if ledger_folder else ""},
     }
     if source == "ledger":

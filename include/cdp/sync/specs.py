@@ -7,8 +7,11 @@ wave 1 create the people and reference rows (users, contacts, courses) that wave
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 from cdp.sync import validation as v
 
@@ -237,7 +240,78 @@ SPECS: tuple[StreamSpec, ...] = (
     ),
 )  # fmt: skip
 
-BY_KEY: dict[str, StreamSpec] = {spec.key: spec for spec in SPECS}
+
+# --- The volunteer platform (migration phase 4): synced by `migration_phase4_platforms`, daily, with the
+# same engine; kept out of SPECS (the 2-hourly cdp_sync) until that DAG's tests and the dedupe truth know it.
+GALAXY_TIME = r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}$"
+
+
+def _galaxy_time(path: str) -> v.Check:
+    def check(record: Mapping[str, Any]) -> str | None:
+        value = v.field(record, path)
+        if value in (None, ""):
+            return f"missing required field {path}"
+        if not isinstance(value, str) or not re.match(GALAXY_TIME, value):
+            return f"impossible date in {path}: {value!r}"
+        return v.iso_timestamp(path)({path: value.replace(" ", "T") + "Z"})
+
+    return check
+
+
+def _shift_order(record: Mapping[str, Any]) -> str | None:
+    start, end = record.get("shift_start"), record.get("shift_end")
+    if isinstance(start, str) and isinstance(end, str) and end <= start:
+        return "impossible dates: shift_end not after shift_start"
+    return None
+
+
+def _positive_hours(record: Mapping[str, Any]) -> str | None:
+    value = record.get("hour_hours")
+    if value in (None, ""):
+        return "missing required field hour_hours"
+    if not re.match(r"^\d+(\.\d+)?$", str(value)) or float(value) * 60 < 1:
+        return f"hours not a positive decimal in hour_hours: {value!r}"
+    return None
+
+
+VOLUNTEER_SPECS: tuple[StreamSpec, ...] = (
+    StreamSpec(
+        "galaxy", "users", "core.volunteer", 1,
+        v.all_of(
+            v.required("id", "user_fname", "user_email"),
+            v.email("user_email"),
+            v.one_of("user_status", ("active", "inactive", "pending")),
+            _galaxy_time("user_created"),
+            _galaxy_time("user_updated"),
+        ),
+        ("galaxy__users_people.sql", RESOLVE_PEOPLE, "galaxy__users.sql"),
+        person_source="galaxy.user",
+        params=(("people_update", "fill"),),
+    ),
+    StreamSpec(
+        "galaxy", "responses", "core.volunteer_shift", 2,
+        v.all_of(
+            v.required("id", "user_id", "need_id", "shift_id"),
+            _galaxy_time("shift_start"),
+            _galaxy_time("shift_end"),
+            _shift_order,
+            v.one_of("response_status", ("active", "inactive")),
+        ),
+        ("_galaxy_references.sql", "galaxy__responses.sql"),
+    ),
+    StreamSpec(
+        "galaxy", "hours", "core.volunteer_hours", 2,
+        v.all_of(
+            v.required("id", "user_id", "hour_date"),
+            v.iso_date("hour_date", optional=False),
+            _positive_hours,
+            v.one_of("hour_status", ("approved", "pending", "declined")),
+        ),
+        ("_galaxy_references.sql", "galaxy__hours.sql"),
+    ),
+)  # fmt: skip
+
+BY_KEY: dict[str, StreamSpec] = {spec.key: spec for spec in (*SPECS, *VOLUNTEER_SPECS)}
 
 
 def spec_for(source: str, stream: str) -> StreamSpec:

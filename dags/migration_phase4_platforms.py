@@ -1,0 +1,92 @@
+"""
+# Migration phase 4: the volunteer platform and the KPI marts (`migration_phase4_platforms`)
+
+**What it does.** Daily, it syncs the volunteer-management platform (Galaxy Digital: `users` are the
+volunteers, `responses` their shift sign-ups, `hours` what they logged) with the regular sync engine:
+every payload to `raw.records`, rejects to `ops.quarantine` with the reason, volunteers resolved to the
+same person ids as the LMS and CRM (exact keys only: the source id, else normalised email + given name
+when unambiguous; fuzzy matches are the nightly dedupe's), `core.volunteer`, `core.volunteer_shift`,
+`core.volunteer_hours`, one audit event per stream. Volunteers first, then shifts and hours (whose
+volunteer must be there; an orphan waits in the quarantine and is re-tried on the next run).
+Then it checks the phase's success criteria: every volunteer record received is landed with a person or
+quarantined, and every KPI mart (`mart.kpi_*_monthly`: course completion, learner re-engagement, learners
+also donors, learners also volunteers, data accuracy, duplicate rate) has one row per month with
+value = numerator / denominator. The marts are views: always current, nothing to refresh.
+
+**Reads** the Airflow connections `galaxy` (host = the API base URL, password = the API key) and
+`warehouse`. **Writes** `raw`, `core.person(_source_id)`, `core.volunteer*`, `ops`, `audit`.
+
+**An alert from it means** a task failed after its retries: a sync (`AuthError`: fix the `galaxy`
+connection's key; `TransientError`: the platform was down or rate-limited, the next run catches up from
+the watermark; `ContractError`: the API changed shape, the connector needs a change), or
+`Phase4CheckFailed`: records went neither to core nor to the quarantine, or a mart broke its convention;
+the message names the stream or mart and the numbers.
+
+**Re-run / backfill.** Idempotent: a re-run changes nothing that is already right. Backfilling an
+interval re-reads it; the watermark never moves backwards.
+"""
+
+from __future__ import annotations
+
+import pendulum
+from airflow.sdk import dag, get_current_context, task
+
+from cdp.runtime import default_args, run_failure_notifier, warehouse_asset
+from cdp.sync.specs import VOLUNTEER_SPECS
+
+VOLUNTEERS = [spec.key for spec in VOLUNTEER_SPECS if spec.wave == 1]
+VOLUNTEER_ACTIVITY = [spec.key for spec in VOLUNTEER_SPECS if spec.wave == 2]
+
+
+def _sync(stream_key: str) -> dict[str, object]:
+    from cdp.runtime import actor_from_context, source_settings, warehouse_url
+    from cdp.sources import registry
+    from cdp.sync.engine import sync_stream
+    from cdp.sync.specs import BY_KEY
+
+    context = get_current_context()
+    spec = BY_KEY[stream_key]
+    result = sync_stream(
+        warehouse_url(),
+        registry.stream(spec.source, spec.stream, source_settings(spec.source)),
+        spec,
+        actor=actor_from_context(context),
+        run_id=context["run_id"],
+        interval_start=context.get("data_interval_start"),
+        interval_end=context.get("data_interval_end") or pendulum.now("UTC"),
+    )
+    return result.as_dict()
+
+
+@dag(
+    schedule="15 5 * * *",  # daily at 05:15 UTC, before the morning's count diffs and reports
+    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    catchup=False,
+    max_active_runs=1,
+    tags=["migration"],
+    default_args=default_args(retries=3),
+    on_failure_callback=run_failure_notifier(),
+    doc_md=__doc__,
+)
+def migration_phase4_platforms() -> None:
+    @task(outlets=[warehouse_asset("core.volunteer")])
+    def sync_volunteers(stream_key: str) -> dict[str, object]:
+        return _sync(stream_key)
+
+    @task(outlets=[warehouse_asset("core.volunteer_shift"), warehouse_asset("core.volunteer_hours")])
+    def sync_volunteer_activity(stream_key: str) -> dict[str, object]:
+        return _sync(stream_key)
+
+    @task
+    def check_success_criteria() -> dict[str, object]:
+        from cdp.migration.platforms import check_phase
+        from cdp.runtime import warehouse_url
+
+        return check_phase(warehouse_url())
+
+    volunteers = sync_volunteers.expand(stream_key=VOLUNTEERS)
+    activity = sync_volunteer_activity.expand(stream_key=VOLUNTEER_ACTIVITY)
+    volunteers >> activity >> check_success_criteria()
+
+
+migration_phase4_platforms()
