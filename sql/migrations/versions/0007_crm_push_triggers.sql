@@ -92,13 +92,15 @@ CREATE UNIQUE INDEX crm_push_error_open ON ops.crm_push_error (person_id, error_
 -- Each trigger of a course completion, once: the key is claimed (committed) before the vendor is called,
 -- the vendor gets a key derived from it (an Idempotency-Key header, a CRM external id), and a claim left
 -- 'sending' by a crash is sent again with the same key, which the vendor answers without acting twice.
+-- rejected: the vendor refused it (reason in last_error; tried again each run); withheld: the person lost
+-- eligibility (or was erased) between the claim and the send, so it was not sent.
 CREATE TABLE ops.completion_trigger (
     trigger_key     text PRIMARY KEY,
     kind            text NOT NULL CHECK (kind IN ('certificate', 'crm_campaign')),
     idempotency_key text NOT NULL UNIQUE,
     completion_id   uuid NOT NULL,
     person_id       uuid NOT NULL,
-    status          text NOT NULL CHECK (status IN ('sending', 'sent', 'rejected')),
+    status          text NOT NULL CHECK (status IN ('sending', 'sent', 'rejected', 'withheld')),
     attempts        integer NOT NULL DEFAULT 0 CHECK (attempts >= 0),
     vendor_id       text,
     outcome         text,
