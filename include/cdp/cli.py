@@ -155,9 +155,15 @@ def _register_finance(commands: argparse._SubParsersAction) -> None:
     corrections.register(commands)
 
 
+def _register_crm(commands: argparse._SubParsersAction) -> None:
+    from cdp.crm.cli import register
+
+    register(commands)
+
+
 def _extensions() -> list[Callable[[argparse._SubParsersAction], None]]:
     """Sub-commands that live with their own package (sandbox, dedupe, privacy, …)."""
-    return [_register_sandbox, _register_dedupe, _register_privacy, _register_finance]
+    return [_register_sandbox, _register_dedupe, _register_privacy, _register_finance, _register_crm]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

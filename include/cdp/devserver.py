@@ -48,7 +48,7 @@ def sandbox_environment(port: int = SANDBOX_PORT) -> dict[str, str]:
     base_url = f"http://127.0.0.1:{port}"
     return dict(
         connection_env(source, sandbox_settings(world, base_url, source, state_dir() / "ledger-drop"))
-        for source in STREAMS
+        for source in (*STREAMS, "certificates")  # certificates: the service phase 3 posts requests to
     )
 
 

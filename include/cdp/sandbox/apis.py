@@ -64,6 +64,8 @@ from urllib.parse import parse_qs
 import numpy as np
 import orjson
 
+from cdp.sandbox.certificates import CertificateService
+from cdp.sandbox.crm_writes import SalesforceWrites
 from cdp.sandbox.faults import Fault, FaultBook
 from cdp.sandbox.generator import World, to_epoch
 from cdp.sandbox.tables import Table
@@ -225,6 +227,8 @@ class VendorApis:
         self.world = world
         self.faults = faults
         self.lock = threading.RLock()
+        self.salesforce_writes = SalesforceWrites()  # Contact, Campaign, CampaignMember writes
+        self.certificate_service = CertificateService()
         self.api_calls: dict[str, int] = {}
         self._soql_locators: OrderedDict[str, tuple[str, np.ndarray, list[str]]] = OrderedDict()
 
@@ -433,6 +437,8 @@ class VendorApis:
         return Response(status, [{"message": message, "errorCode": code}], headers or {})
 
     def _salesforce(self, request: Request) -> Response:
+        if SalesforceWrites.handles(request):
+            return self.salesforce_writes.handle(request, self)
         match = re.match(r"^/services/data/(v\d+\.\d)/(query|limits)(?:/([\w-]+))?/?$", request.path)
         if not match:
             return self._sf_error(404, "NOT_FOUND", "The requested resource does not exist")
@@ -609,6 +615,9 @@ class VendorApis:
         if not done:
             body["nextRecordsUrl"] = f"/services/data/{version}/query/{query_id}-{end}"
         return Response(200, body, headers)
+
+    def _certificates(self, request: Request) -> Response:
+        return self.certificate_service.handle(request, self)
 
     # ---------------------------------------------------------------- Stripe
     STRIPE_STREAMS = {"charges": "charge", "refunds": "refund", "balance_transactions": "balance_transaction"}

@@ -12,6 +12,9 @@ Kinds (each scoped to a source and optionally one stream):
 - ``edit_during_sync``: while pages are served, ``count`` not-yet-served records are edited in the
   source, so their modification time moves past the window.
 
+- ``lose_response``: a write is applied, then answered 502 (the connection dropped on the way back); see
+  ``cdp.sandbox.crm_writes`` and ``cdp.sandbox.certificates``.
+
 ``times`` limits how many matching requests a fault affects (None: until cleared).
 """
 
@@ -33,6 +36,7 @@ FAULT_KINDS = (
     "rename_field",
     "drop_records",
     "edit_during_sync",
+    "lose_response",
 )
 _REQUEST_FAULTS = ("rate_limit", "server_error", "slow", "auth_failure")
 

@@ -88,6 +88,7 @@ class Credentials:
     zigpoll: str = "zigpoll-sandbox-api-key"
     typeform: str = "tfp_sandbox_personal_access_token"
     referralhero: str = "rh-sandbox-api-token"
+    certificates: str = "cert-sandbox-api-key-0001"
     ledger: str = ""
     galaxy: str = "galaxy-sandbox-api-key"
 

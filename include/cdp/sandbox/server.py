@@ -11,7 +11,9 @@ Mounts: ``/moodle``, ``/salesforce``, ``/stripe``, ``/typeform``, ``/zigpoll``, 
 ``cdp.sandbox.apis`` for what each speaks), ``/galaxy`` (``cdp.sandbox.volunteers``), ``POST /slack/...`` (incoming webhooks) and the admin API:
 ``GET /_sandbox/health``, ``GET|POST|DELETE /_sandbox/faults`` (POST a Fault as JSON; DELETE clears,
 ``DELETE /_sandbox/faults/{id}`` removes one), ``GET|DELETE /_sandbox/slack``,
-``GET /_sandbox/truth/count?source=&stream=&since=&until=``.
+``GET /_sandbox/truth/count?source=&stream=&since=&until=``, ``POST /_sandbox/salesforce/staff-edit``
+(a staff edit in the CRM, see ``cdp.sandbox.crm_writes``). ``/certificates`` is the certificate
+issuance service (``cdp.sandbox.certificates``).
 
 Command line (wired to ``cdp sandbox serve``): ``--host --port --seed --learners --fault SPEC
 --ledger-folder PATH``; a fault SPEC is ``source[:stream]:kind[:key=value,...]``.
@@ -35,13 +37,14 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from cdp.sandbox.apis import Request, Response, VendorApis
+from cdp.sandbox.crm_writes import COMPLETION_CAMPAIGN_ID
 from cdp.sandbox.faults import Fault, FaultBook
 from cdp.sandbox.generator import World, to_epoch
 from cdp.sources.base import SourceSettings
 
 log = logging.getLogger(__name__)
 
-SOURCES = ("moodle", "salesforce", "stripe", "typeform", "zigpoll", "referralhero", "galaxy")
+SOURCES = ("moodle", "salesforce", "stripe", "typeform", "zigpoll", "referralhero", "galaxy", "certificates")
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -85,7 +88,7 @@ class _Handler(BaseHTTPRequestHandler):
         except (BrokenPipeError, ConnectionResetError):  # the client gave up (e.g. its timeout)
             self.close_connection = True
 
-    do_GET = do_POST = do_DELETE = do_HEAD = _dispatch
+    do_GET = do_POST = do_DELETE = do_HEAD = do_PATCH = _dispatch
 
 
 class _Server(ThreadingHTTPServer):
@@ -219,6 +222,15 @@ class SandboxServer:
                     self.faults.clear()
                 return Response(200, {"faults": []})
             return Response(200, {"faults": [f.as_dict() for f in self.faults.list()]})
+        if rest == "salesforce/staff-edit" and request.method == "POST":
+            try:
+                spec = json.loads(request.body or b"{}")
+                record = self.apis.salesforce_writes.staff_edit(
+                    spec["sobject"], spec["external_id_field"], spec["external_id"], spec["fields"]
+                )
+            except (KeyError, TypeError, ValueError) as error:
+                return Response(404, {"error": str(error)})
+            return Response(200, record)
         if rest == "slack":
             if request.method == "DELETE":
                 self.slack_messages.clear()
@@ -273,13 +285,17 @@ def sandbox_settings(
     ledger_folder = Path(ledger_folder) if ledger_folder else None
     defaults: dict[str, dict[str, Any]] = {
         "moodle": {},
-        "salesforce": {"api_version": ids.salesforce_api_version},
+        "salesforce": {
+            "api_version": ids.salesforce_api_version,
+            "completion_campaign_id": COMPLETION_CAMPAIGN_ID,
+        },
         "stripe": {},
         "typeform": {"form_id": ids.typeform_form_id},
         "zigpoll": {"account_id": ids.zigpoll_account_id, "poll_id": ids.zigpoll_poll_id},
         "referralhero": {"list_uuid": ids.referralhero_list_uuid},
         "galaxy": {},  # the volunteer platform (cdp.sandbox.volunteers)
         "ledger": {"folder": str(ledger_folder) if ledger_folder else ""},
+        "certificates": {},
     }
     if source == "ledger":
         base = ledger_folder.resolve().as_uri() if ledger_folder else ""

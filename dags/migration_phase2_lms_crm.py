@@ -1,0 +1,117 @@
+"""
+# Migration phase 2: LMS learners into the CRM (`migration_phase2_lms_crm`)
+
+**What it does.** Daily it pushes learner contact data from the warehouse into Salesforce: an upsert of
+`Contact` by the external id `CDP_Person_Id__c` (our person id) with `FirstName`, `LastName`, `Email`,
+`Phone`, `HasOptedOutOfEmail` and the consent flags `CDP_Course_Messages_Consent__c` /
+`CDP_Fundraising_Consent__c`.
+
+**Who is pushed.** Learners that `mart.outreach_eligible` holds for `course_messages` or `fundraising`
+(read as the `cdp_outreach` role). A minor without verified parental consent, a person of unknown age,
+anyone who refused or withdrew, and erased people are never pushed. Someone pushed before who is no longer
+eligible only gets the consent flags cleared and `HasOptedOutOfEmail` set.
+
+**Dry run first.** Param `mode`: `auto` (default) is a **dry run until a run has been applied on purpose**;
+`dry_run` always plans only; `apply` pushes. A dry run reads the CRM, writes the exact field-level plan to
+`ops.crm_push_change` (hashes) and a CSV with the values to `.cdp/reports/crm_push/` (operator only), and
+writes nothing to the CRM. To go live: read the dry run's report, then *Trigger DAG w/ config*
+`{"mode": "apply"}` once; from then on the daily runs apply.
+
+**Staff edits win.** A CRM field changed by staff after our last push is not overwritten: it is queued in
+`ops.crm_push_conflict` (who and when, from `LastModifiedById`/`LastModifiedDate`) and held until someone
+decides with `cdp crm resolve CONFLICT_ID keep_crm|push_warehouse`.
+
+**Reads / writes.** Reads `mart.outreach_eligible`, `core.person` (learner flag), `ops.crm_push_*` and the
+CRM's current values; writes Salesforce `Contact`s, `ops.crm_push_state`, `ops.crm_push_run`,
+`ops.crm_push_change`, `ops.crm_push_conflict`, `ops.crm_push_error`, `audit.audit_events`
+(`crm_push_dry_run`, one `crm_push_batch` per 200 records).
+
+**Alerts from it** (grouped, sent when they change; key prefix `crm_push:`):
+- `crm_push:reconcile` — sent ≠ accepted + rejected, or accepted records do not read back as sent. The run
+  fails too. Compare `ops.crm_push_state` with the CRM for the run's people; re-run (it re-plans from the
+  CRM's values, and a value already there is adopted, not sent again).
+- `crm_push:conflicts` — staff-edited fields wait for a decision (`cdp crm conflicts`).
+- `crm_push:errors` — records the CRM refused (e.g. `REQUIRED_FIELD_MISSING` for a learner without a
+  family name, `INVALID_EMAIL_ADDRESS`), kept in `ops.crm_push_error` and retried by every run: fix the
+  value at the source.
+- a failed run (Slack failure alert): the CRM or the warehouse was unreachable; clear the task to retry.
+
+**Re-run / backfill.** Safe at any time: the plan compares with the CRM's current values, so a re-run sends
+only what still differs. There is nothing to backfill (`catchup=False`): each run pushes the current state.
+"""
+
+from __future__ import annotations
+
+import pendulum
+from airflow.sdk import Param, dag, get_current_context, task
+
+from cdp.runtime import default_args, run_failure_notifier
+
+
+@dag(
+    schedule="15 5 * * *",  # daily at 05:15 UTC, after the night's sync and dedupe
+    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    catchup=False,
+    max_active_runs=1,
+    tags=["migration"],
+    default_args=default_args(retries=2),
+    on_failure_callback=run_failure_notifier(),
+    params={
+        "mode": Param(
+            "auto",
+            enum=["auto", "dry_run", "apply"],
+            description="auto: a dry run until one run was applied; dry_run: plan only; apply: push",
+        ),
+    },  # fmt: skip
+    doc_md=__doc__,
+)
+def migration_phase2_lms_crm() -> None:
+    @task
+    def push_contacts() -> dict[str, object]:
+        """Plan against the CRM's current values; send only what differs and is not held."""
+        from cdp.crm.client import SalesforceWriter
+        from cdp.crm.push import push_contacts as run_push
+        from cdp.paths import state_dir
+        from cdp.runtime import actor_from_context, source_settings, warehouse_url
+
+        context = get_current_context()
+        writer = SalesforceWriter(source_settings("salesforce"))
+        try:
+            result = run_push(
+                warehouse_url(), writer, run_id=context["run_id"], actor=actor_from_context(context),
+                mode=context["params"]["mode"], report_dir=state_dir() / "reports" / "crm_push",
+            )  # fmt: skip
+        finally:
+            writer.close()
+        return result.as_dict()
+
+    @task
+    def alert(result: dict[str, object]) -> bool:
+        """One grouped data alert: not reconciled, conflicts waiting, records refused."""
+        from cdp.crm.push import push_findings
+        from cdp.quality.data_alerts import alert_once
+        from cdp.runtime import actor_from_context, data_alert_sender, warehouse_url
+
+        context = get_current_context()
+        actor = actor_from_context(context)
+        outcome = alert_once(
+            warehouse_url(), scope="crm_push:", title="CRM push", run_id=context["run_id"],
+            findings=push_findings(warehouse_url(), str(result["run_id"]), actor), send=data_alert_sender(),
+            actor=actor,
+        )  # fmt: skip
+        return outcome.sent
+
+    @task
+    def require_reconciled(result: dict[str, object], alerted: bool) -> None:
+        """Fails the run when what the CRM accepted does not add up to what was sent."""
+        if result["reconciled"] is False:
+            raise RuntimeError(
+                f"CRM push not reconciled: sent {result['sent']}, accepted {result['accepted']}, rejected "
+                f"{result['rejected']}, read back as sent {result['verified']}"
+            )
+
+    result = push_contacts()
+    require_reconciled(result, alert(result))
+
+
+migration_phase2_lms_crm()
