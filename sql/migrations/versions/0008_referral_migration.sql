@@ -76,7 +76,7 @@ COMMENT ON VIEW ops.reward_fulfilment_queue IS
 -- KPI marts (month, numerator, denominator, value).
 -- ---------------------------------------------------------------------------------------------------------
 CREATE VIEW mart.kpi_referral_conversion_monthly AS
-SELECT date_trunc('month', r.signed_up_at)::date AS month,
+SELECT date_trunc('month', r.signed_up_at AT TIME ZONE 'UTC')::date AS month,
        sum(r.people_referred)::numeric AS numerator,
        sum(r.clicks)::numeric AS denominator,
        CASE WHEN sum(r.clicks) > 0 THEN sum(r.people_referred)::numeric / sum(r.clicks) END AS value
@@ -87,7 +87,7 @@ COMMENT ON VIEW mart.kpi_referral_conversion_monthly IS
     'Referral conversion rate (ratio): sign-ups via referral links ÷ unique clicks on those links, for the links of subscribers who joined that month (ReferralHero counts per link).';
 
 CREATE VIEW mart.kpi_referral_volume_monthly AS
-SELECT date_trunc('month', r.signed_up_at)::date AS month,
+SELECT date_trunc('month', r.signed_up_at AT TIME ZONE 'UTC')::date AS month,
        count(*)::numeric AS numerator,
        1::numeric AS denominator,
        count(*)::numeric AS value
@@ -98,7 +98,7 @@ COMMENT ON VIEW mart.kpi_referral_volume_monthly IS
     'Referral volume (count of sign-ups that came through a referral link, by sign-up month; value = numerator, denominator 1).';
 
 CREATE VIEW mart.kpi_referral_reward_redemption_monthly AS
-SELECT date_trunc('month', w.issued_at)::date AS month,
+SELECT date_trunc('month', w.issued_at AT TIME ZONE 'UTC')::date AS month,
        sum(extract(epoch FROM f.fulfilled_at - w.issued_at) / 86400)::numeric AS numerator,
        count(*)::numeric AS denominator,
        (sum(extract(epoch FROM f.fulfilled_at - w.issued_at) / 86400) / count(*))::numeric AS value
