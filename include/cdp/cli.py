@@ -126,6 +126,11 @@ def _register_sandbox(commands: argparse._SubParsersAction) -> None:
     serve = actions.add_parser("serve", help="serve the vendor APIs on a local port until stopped")
     server.add_arguments(serve)
     serve.set_defaults(handler=server.run)
+    from cdp.sandbox import legacy_referrals
+
+    sheet = actions.add_parser("legacy-referrals", help="write the referral program's legacy spreadsheet")
+    legacy_referrals.add_arguments(sheet)
+    sheet.set_defaults(handler=legacy_referrals.run)
 
 
 def _register_dedupe(commands: argparse._SubParsersAction) -> None:

@@ -110,3 +110,13 @@ def test_parse_row_names_what_is_wrong() -> None:
             assert str(error).startswith(reason), (header, value, error)
         else:
             raise AssertionError(f"{header}={value!r} was accepted")
+
+
+def test_the_cli_writes_the_sandbox_sheet(tmp_path: Path) -> None:
+    from cdp.cli import main
+
+    out = tmp_path / "sheet.xlsx"
+    assert main(["sandbox", "legacy-referrals", "--out", str(out), "--learners", "300"]) == 0
+    from cdp.referrals.legacy_import import read_sheet
+
+    assert len(read_sheet(out)) > 10

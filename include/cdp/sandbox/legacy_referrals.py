@@ -183,3 +183,22 @@ def legacy_sheet(
             sheet.rows.append([again, *repeated])
             sheet.duplicates[again] = ref
     return sheet
+
+
+def add_arguments(parser) -> None:
+    from cdp.devserver import SANDBOX_LEARNERS, SANDBOX_SEED
+
+    parser.add_argument("--out", required=True, help="the file to write: .csv or .xlsx")
+    parser.add_argument(
+        "--seed", type=int, default=SANDBOX_SEED, help="the world's seed (as `sandbox serve`)"
+    )
+    parser.add_argument("--learners", type=int, default=SANDBOX_LEARNERS, help="the world's size")
+
+
+def run(args) -> int:
+    """``cdp sandbox legacy-referrals --out FILE``: the legacy sheet of the world the sandbox serves."""
+    sheet = legacy_sheet(World(seed=args.seed, learners=args.learners))
+    out = Path(args.out)
+    (sheet.write_xlsx if out.suffix.lower() == ".xlsx" else sheet.write_csv)(out)
+    print(f"wrote {len(sheet.rows)} rows to {out} ({len(sheet.discrepancies)} planted discrepancies)")
+    return 0
