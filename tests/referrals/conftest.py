@@ -64,6 +64,13 @@ def referral_sync(warehouse_url: str, referral_sandbox: SandboxServer) -> Callab
 
 @pytest.fixture
 def synced(referral_sync: Callable[..., SyncResult]) -> None:
-    """Learners, their courses and enrolments, and the ReferralHero subscribers, synced to the world's end."""
-    for key in ("moodle.users", "moodle.courses", "moodle.enrollments", "referralhero.subscribers"):
+    """Learners and the ReferralHero subscribers (with their rewards), synced to the world's end."""
+    for key in ("moodle.users", "referralhero.subscribers"):
+        referral_sync(key)
+
+
+@pytest.fixture
+def synced_learning(synced: None, referral_sync: Callable[..., SyncResult]) -> None:
+    """As ``synced``, plus courses and enrolments (who is an active learner, who signs up)."""
+    for key in ("moodle.courses", "moodle.enrollments"):
         referral_sync(key)

@@ -24,7 +24,7 @@ TABLES = ("raw.records", "ops.referral_legacy", "ops.referral_pilot", "ops.refer
 def test_referral_migration_end_to_end(
     load_dag,
     warehouse_url: str,
-    synced: None,
+    synced_learning: None,
     referral_sandbox: SandboxServer,
     sheet: LegacySheet,
     sheet_csv: Path,

@@ -66,7 +66,7 @@ def test_a_share_outside_five_to_ten_percent_is_refused(share: float) -> None:
 
 
 def test_the_warehouse_pilot_is_chosen_once_and_rerunning_changes_nothing(
-    warehouse_url: str, synced: None
+    warehouse_url: str, synced_learning: None
 ) -> None:
     first = select_pilot(warehouse_url, as_of=AS_OF, actor=ACTOR, run_id="run-1")
     with transaction(warehouse_url, ACTOR) as conn:
