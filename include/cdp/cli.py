@@ -119,7 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _register_sandbox(commands: argparse._SubParsersAction) -> None:
-    from cdp.sandbox import legacy, server
+    from cdp.sandbox import legacy, legacy_referrals, server
 
     sandbox = commands.add_parser("sandbox", help="the local stand-in for every vendor API")
     actions = sandbox.add_subparsers(dest="action", required=True)
@@ -131,6 +131,9 @@ def _register_sandbox(commands: argparse._SubParsersAction) -> None:
     )
     legacy.add_arguments(exports)
     exports.set_defaults(handler=legacy.run)
+    sheet = actions.add_parser("legacy-referrals", help="write the referral program's legacy spreadsheet")
+    legacy_referrals.add_arguments(sheet)
+    sheet.set_defaults(handler=legacy_referrals.run)
 
 
 def _register_dedupe(commands: argparse._SubParsersAction) -> None:

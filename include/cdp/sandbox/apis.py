@@ -68,6 +68,7 @@ from cdp.sandbox.certificates import CertificateService
 from cdp.sandbox.crm_writes import SalesforceWrites
 from cdp.sandbox.faults import Fault, FaultBook
 from cdp.sandbox.generator import World, to_epoch
+from cdp.sandbox.referral_rewards import RewardDesk
 from cdp.sandbox.tables import Table
 
 
@@ -231,6 +232,7 @@ class VendorApis:
         self.certificate_service = CertificateService()
         self.api_calls: dict[str, int] = {}
         self._soql_locators: OrderedDict[str, tuple[str, np.ndarray, list[str]]] = OrderedDict()
+        self.reward_desk = RewardDesk(world)
 
     # ---------------------------------------------------------------- plumbing
     def handle(self, source: str, request: Request) -> Response:
@@ -851,6 +853,9 @@ class VendorApis:
     def _referralhero(self, request: Request) -> Response:
         match = re.match(r"^/api/v2/lists/(\w+)/(subscribers|bonuses)/?$", request.path)
         stream = "subscribers" if match and match.group(2) == "subscribers" else None
+        reward = re.match(r"^/api/v2/lists/(\w+)/subscribers/(\w+)/rewards/(\d+)/status/?$", request.path)
+        if reward:  # reward delivery (cdp.sandbox.referral_rewards)
+            match, stream = reward, "reward_status"
         calls_left = max(0, 10_000 - self.api_calls.get("referralhero", 0))
 
         def envelope(data: Any) -> dict[str, Any]:
@@ -882,6 +887,13 @@ class VendorApis:
             return self._referralhero_auth_error()
         if not match or match.group(1) != self.world.ids.referralhero_list_uuid:
             return Response(404, {"status": "error", "code": "list_not_found", "message": "List not found"})
+        if reward:
+            if request.method != "POST":
+                return Response(405, {"status": "error", "code": "method_not_allowed", "message": "Use POST"})
+            status, body = self.reward_desk.update_status(
+                reward.group(2), int(reward.group(3)), request.body, request.headers.get("idempotency-key")
+            )
+            return Response(status, envelope(body) if status == 200 else body)
         if match.group(2) == "bonuses":
             return Response(
                 200,

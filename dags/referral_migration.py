@@ -1,0 +1,163 @@
+"""
+# Referral program migration (`referral_migration`)
+
+**What it does.** Runs the referral program's move from its legacy spreadsheet to ReferralHero, every two
+hours during the parallel run:
+
+1. **Imports the legacy spreadsheet** (param `legacy_file`, CSV or XLSX; skipped when empty): every row to
+   `raw.records` (`legacy_referrals.spreadsheet`), parsed rows to `ops.referral_legacy`, unparsable rows to
+   `ops.quarantine` with the reason, repeated rows marked `duplicate_of`. The same file again changes nothing.
+2. **Chooses the pilot**: a deterministic, stratified 5–10% (param `pilot_share`, default 7%) of learners
+   active in the year before `as_of` (default today), by country, age band and first-enrolment year, in
+   `ops.referral_pilot`.
+3. **Parallel run**: the sheet against the platform (`core.referral`, synced by `cdp_sync`), one row per
+   disagreeing referral in `ops.referral_discrepancy` (`attributed_differently`, `missing_on_platform`,
+   `missing_in_legacy`; resolved when a later run no longer finds it) and a CSV report in
+   `$CDP_HOME/reports/referral_parallel_run/<run id>.csv` (ids only).
+4. **Fulfils rewards**: each reward ReferralHero unlocked is marked sent on the platform exactly once
+   (idempotency key, ledger `ops.reward_fulfilment`). While the platform is down, rewards go to the manual
+   fallback queue `ops.reward_fulfilment_queue`; the next run that reaches the platform drains it.
+5. **Outage check**: no referral tracked for `outage_hours` (default 6) while at least `outage_min_signups`
+   (default 5) course sign-ups came in.
+6. Logs the KPI marts `mart.kpi_referral_*_monthly` (conversion, volume, reward redemption time; the support
+   ticket KPI stays empty: no ticket source is connected).
+
+**Reads** `warehouse` (core.referral, core.reward, core.enrollment, core.person), the `referralhero`
+connection (reward status updates) and the spreadsheet file; **writes** `raw.records`, `ops.referral_*`,
+`ops.reward_fulfilment`, `ops.quarantine`, `ops.alert_state` and audit events (`import`, `pilot_selection`,
+`reward_fulfilment`, `reward_fallback_queued`).
+
+**An alert from it means**: `referral_outage:referralhero`, *Referral tracking outage*: referrals stopped
+arriving while sign-ups continue. Check the ReferralHero widget and campaign, and `cdp_sync`'s
+referralhero.subscribers runs; rewards meanwhile wait in the manual queue. Sent once per outage, and once
+when it clears. A failed run alerts through the usual failure notifier.
+
+**Re-run / backfill.** Every step is idempotent: re-running with the same inputs changes nothing. Trigger
+with params to import a new sheet or look at another day (`as_of`, ISO date). No catchup: each run looks at
+the warehouse as it is.
+"""
+
+from __future__ import annotations
+
+import pendulum
+from airflow.sdk import Param, dag, get_current_context, task
+
+from cdp.runtime import default_args, run_failure_notifier
+
+
+def _as_of(params: dict) -> pendulum.DateTime:
+    return pendulum.parse(params["as_of"]) if params.get("as_of") else pendulum.now("UTC")
+
+
+@dag(
+    schedule="50 */2 * * *",  # every 2 hours at :50, after the 2-hourly syncs on the hour
+    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    catchup=False,
+    max_active_runs=1,
+    tags=["migration", "referrals"],
+    default_args=default_args(retries=2),
+    on_failure_callback=run_failure_notifier(),
+    params={
+        "legacy_file": Param(
+            "", type="string", description="path of the legacy sheet (CSV/XLSX); empty: skip"
+        ),
+        "as_of": Param(None, type=["null", "string"], description="ISO 8601 UTC; default now"),
+        "pilot_share": Param(0.07, type="number", minimum=0.05, maximum=0.10),
+        "outage_hours": Param(6, type="number", minimum=1),
+        "outage_min_signups": Param(5, type="integer", minimum=1),
+    },
+    doc_md=__doc__,
+)
+def referral_migration() -> None:
+    @task
+    def import_legacy_sheet() -> dict[str, object] | None:
+        """The legacy spreadsheet into raw and ops.referral_legacy; rejects to ops.quarantine."""
+        from cdp.referrals.legacy_import import import_sheet
+        from cdp.runtime import actor_from_context, warehouse_url
+
+        context = get_current_context()
+        path = context["params"].get("legacy_file")
+        if not path:
+            return None
+        result = import_sheet(
+            warehouse_url(), path, actor=actor_from_context(context), run_id=context["run_id"]
+        )
+        return result.as_dict()
+
+    @task
+    def choose_pilot() -> dict[str, object]:
+        """The deterministic, stratified pilot share of active learners."""
+        from cdp.referrals.pilot import select_pilot
+        from cdp.runtime import actor_from_context, warehouse_url
+
+        context = get_current_context()
+        params = context["params"]
+        result = select_pilot(warehouse_url(), as_of=_as_of(params).date(), share=float(params["pilot_share"]),
+                              actor=actor_from_context(context), run_id=context["run_id"])  # fmt: skip
+        return {
+            "active": result.active,
+            "chosen": result.chosen,
+            "added": result.added,
+            "removed": result.removed,
+        }
+
+    @task
+    def parallel_run(imported: dict[str, object] | None, pilot: dict[str, object]) -> dict[str, object]:
+        """Legacy sheet vs platform: discrepancies to ops.referral_discrepancy and a CSV report."""
+        from cdp.referrals.parallel_run import run_parallel
+        from cdp.runtime import actor_from_context, warehouse_url
+
+        context = get_current_context()
+        result = run_parallel(warehouse_url(), actor=actor_from_context(context), run_id=context["run_id"])
+        return {"counts": result.counts, "matched": result.matched, "new": result.new,
+                "resolved": result.resolved, "report": str(result.report)}  # fmt: skip
+
+    @task
+    def fulfil_rewards() -> dict[str, object]:
+        """Unlocked rewards marked sent once on the platform, or queued for people while it is down."""
+        from cdp.referrals.fulfilment import fulfil_rewards as fulfil
+        from cdp.runtime import actor_from_context, source_settings, warehouse_url
+
+        context = get_current_context()
+        result = fulfil(warehouse_url(), source_settings("referralhero"), actor=actor_from_context(context),
+                        run_id=context["run_id"])  # fmt: skip
+        return dict(result.__dict__)
+
+    @task
+    def check_outage() -> dict[str, object]:
+        """No referrals for N hours while sign-ups continue: one grouped data alert, once per outage."""
+        from cdp.referrals.outage import alert_on_outage
+        from cdp.runtime import actor_from_context, data_alert_sender, warehouse_url
+
+        context = get_current_context()
+        params = context["params"]
+        check, outcome = alert_on_outage(
+            warehouse_url(), until=_as_of(params), hours=float(params["outage_hours"]),
+            min_signups=int(params["outage_min_signups"]), run_id=context["run_id"], send=data_alert_sender(),
+            actor=actor_from_context(context),
+        )  # fmt: skip
+        return {"referrals": check.referrals, "signups": check.signups, "sent": outcome.sent,
+                "cleared": list(outcome.cleared)}  # fmt: skip
+
+    @task
+    def report_kpis(parallel: dict[str, object], fulfilment: dict[str, object]) -> dict[str, object]:
+        """The latest month of each referral KPI, in the log and the task's return value."""
+        import logging
+
+        from cdp.referrals.kpis import read_kpis
+        from cdp.runtime import actor_from_context, warehouse_url
+
+        kpis = read_kpis(warehouse_url(), actor_from_context(get_current_context()))
+        latest = {name: (str(rows[-1]["month"]), float(rows[-1]["value"]) if rows[-1]["value"] is not None else None)
+                  if rows else None for name, rows in kpis.items()}  # fmt: skip
+        logging.getLogger(__name__).info("referral KPIs, latest month: %s", latest)
+        return latest
+
+    parallel = parallel_run(import_legacy_sheet(), choose_pilot())
+    fulfilment = fulfil_rewards()
+    parallel >> fulfilment
+    report_kpis(parallel, fulfilment)
+    check_outage()
+
+
+referral_migration()
