@@ -9,7 +9,7 @@ PORT   ?= 8080
 # Two workers: one per core on the target machines. Override with `make test PYTEST_WORKERS=0`.
 PYTEST_WORKERS ?= 2
 
-.PHONY: run test lint format lock bench-sync clean venv
+.PHONY: run test lint format lock bench-sync clean venv browser
 
 venv: $(DEPS)
 
@@ -25,8 +25,15 @@ $(DEPS): requirements.txt requirements-dev.txt pyproject.toml
 run: $(DEPS)
 	$(BIN)/cdp run --port $(PORT)
 
+## browser: Debian's Chromium for the browser test (tests/ui), installed with apt-get when missing (root)
+CHROMIUM ?= /usr/bin/chromium
+browser:
+	@test -x $(CHROMIUM) || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } || \
+		echo "warning: no $(CHROMIUM) (apt-get install chromium): the browser test will fail"
+
 ## test: the whole suite against a PostgreSQL server the suite starts itself
-test: $(DEPS)
+test: $(DEPS) browser
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) -p no:cacheprovider
 

@@ -102,23 +102,40 @@ def ui_password() -> str:
     return password
 
 
+def local_environment(warehouse_url: str, port: int, sandbox_port: int = SANDBOX_PORT) -> dict[str, str]:
+    """The whole environment `airflow standalone` gets from `make run` (the browser test uses it too)."""
+    environment = {
+        **os.environ,
+        **sandbox_environment(sandbox_port),
+        **airflow_environment(warehouse_url, port),
+        "CDP_DATA_HEALTH_DIR": os.environ.get("CDP_DATA_HEALTH_DIR") or str(state_dir() / "data-health"),
+    }
+    # Standalone starts its components as `airflow …` found on PATH: make that the project's own.
+    venv_bin = str(Path(sys.executable).parent)
+    environment["PATH"] = venv_bin + os.pathsep + environment.get("PATH", "")
+    return environment
+
+
+def airflow_executable() -> str:
+    venv_bin = str(Path(sys.executable).parent)
+    return shutil.which("airflow", path=venv_bin) or "airflow"
+
+
 def run_local(port: int = 8080) -> int:
     """Prepare everything, print how to log in, then hand the terminal to `airflow standalone`."""
     url = resolve_url(start_embedded=configured_url() is None)
     migrations.upgrade(url)
     sandbox = start_sandbox()
-    environment = {**os.environ, **sandbox_environment(), **airflow_environment(url, port)}
-    # Standalone starts its components as `airflow …` found on PATH: make that the project's own.
-    venv_bin = str(Path(sys.executable).parent)
-    environment["PATH"] = venv_bin + os.pathsep + environment.get("PATH", "")
+    environment = local_environment(url, port)
     password = ui_password()
-    airflow = shutil.which("airflow", path=venv_bin) or "airflow"
+    airflow = airflow_executable()
     print(
         "\n"
         f"  Airflow UI:  http://localhost:{port}\n"
         f"  login:       {UI_USER} / {password}\n"
         f"  warehouse:   schema {migrations.current_revision(url)}; `.venv/bin/cdp warehouse url` prints its address\n"
         f"  sandbox:     vendor APIs on http://127.0.0.1:{SANDBOX_PORT} (pid {sandbox.pid}), log in .cdp/sandbox.log\n"
+        f"  data health: http://localhost:{port}/cdp-data-health/ (in the UI: Browse -> Data health)\n"
         "  stop:        Ctrl-C (the warehouse keeps running: `.venv/bin/cdp warehouse down`)\n",
         flush=True,
     )

@@ -1,0 +1,56 @@
+"""
+# Data-health page (`cdp_data_health`)
+
+**What it does.** Every hour it reads the warehouse's own bookkeeping and writes one static page (HTML with
+inline SVG charts, nothing loaded from the internet) and the same figures as JSON: the freshness of each
+source stream (its watermark and last successful sync), the count-diff history of the last 30 days, open
+quarantine counts per stream, the duplicate rate of the recent dedupe runs, the last reconciliation,
+consent coverage per purpose, and every KPI view `mart.kpi_<name>_monthly` (found in the catalog at run
+time, labelled by its view comment). An empty warehouse gives a page that says "no data yet".
+
+**Where to see it.** In the Airflow UI: *Browse → Data health* (the `cdp_data_health` plugin, served
+under `/cdp-data-health/`); the files are `index.html` and `data-health.json` in the data-health folder
+(`CDP_DATA_HEALTH_DIR`, locally `.cdp/data-health/`; in docker-compose the `data-health` volume).
+
+**Reads** `warehouse` (`ops.sync_watermark`, `ops.sync_run`, `ops.count_diff`, `ops.quarantine`,
+`ops.dedupe_run`, `ops.reconciliation_*`, `mart.outreach_decision`, `mart.kpi_*_monthly`), read-only.
+**Writes** only the two files.
+
+**An alert from it means** the page could not be built: the warehouse is unreachable (check the
+`warehouse` connection) or the folder is not writable. The data itself is not judged here: the other DAGs
+alert on it. A KPI view that fails to read shows its error on the page and does not fail the run.
+
+**Re-run / backfill.** Safe at any time; each run replaces the page with the current state. Past
+intervals are not back-filled (`catchup=False`): the page is about now.
+"""
+
+from __future__ import annotations
+
+import pendulum
+from airflow.sdk import dag, get_current_context, task
+
+from cdp.runtime import default_args, run_failure_notifier
+
+
+@dag(
+    schedule="45 * * * *",  # hourly, at 45 minutes past (after the even-hour syncs have landed)
+    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    catchup=False,
+    max_active_runs=1,
+    tags=["ops", "quality"],
+    default_args=default_args(retries=2),
+    on_failure_callback=run_failure_notifier(),
+    doc_md=__doc__,
+)
+def cdp_data_health() -> None:
+    @task
+    def write_page() -> dict[str, object]:
+        from cdp.data_health import build
+        from cdp.runtime import actor_from_context, warehouse_url
+
+        return build(warehouse_url(), actor_from_context(get_current_context()))
+
+    write_page()
+
+
+cdp_data_health()

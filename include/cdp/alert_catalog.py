@@ -1,0 +1,72 @@
+"""Every alert the project can send, by stable key: the list the README runbook is checked against.
+
+Three ways a message reaches Slack (``slack_alerts`` connection):
+
+- ``run_failed``: one message per failed DAG run (``cdp.alerts.RunFailureNotifier``), naming DAG, task,
+  run, the error's last lines and the log link. The error's class says what happened: each class that
+  can end a task is listed below as ``error:<ClassName>``.
+- ``deadline_missed``: an Airflow DeadlineAlert (``cdp.runtime.sync_deadline``).
+- data alerts (``cdp.quality.data_alerts.alert_once``): one grouped message per run, one line per finding
+  whose key starts with the kind's prefix (``count_diff:moodle.users``, ``reconcile:2026-10``).
+
+Adding a kind is one line here and one entry in the README's "Runbook" section;
+``tests/test_alert_catalog.py`` fails until both exist and the code really sends it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class AlertKind:
+    key: str  # stable: a data alert's finding-key prefix, "run_failed", "deadline_missed", or "error:<Class>"
+    title: str
+    sent_by: str  # the DAG(s) or component that sends it
+
+
+_KINDS = (
+    AlertKind("run_failed", "A DAG run failed after its last retry", "every DAG"),
+    AlertKind("deadline_missed", "A sync run has not finished within 2 hours of being queued", "cdp_sync"),
+    AlertKind("count_diff", "Source and warehouse counts differ beyond the threshold", "cdp_count_diff"),
+    AlertKind("quarantine", "Records rejected into ops.quarantine", "cdp_count_diff"),
+    AlertKind("reconcile", "A month's donations do not reconcile with Stripe and the ledger", "cdp_reconcile"),
+    AlertKind("error:StreamsFailed", "One or more streams did not land this sync run", "cdp_sync"),
+    AlertKind("error:AuthError", "A source refused the connection's credential", "cdp_sync, cdp_count_diff"),
+    AlertKind("error:TransientError", "A source stayed down or kept failing after retries", "cdp_sync, cdp_count_diff"),
+    AlertKind("error:RateLimitExhausted", "A source's API request budget is used up", "cdp_sync, cdp_count_diff"),
+    AlertKind("error:ContractError", "A source changed a field or the shape of its answer", "cdp_sync, cdp_count_diff"),
+    AlertKind("error:DuplicateRateSpike", "The dedupe run's duplicate rate jumped", "cdp_dedupe"),
+    AlertKind("error:DedupeError", "The dedupe run could not proceed", "cdp_dedupe"),
+    AlertKind("error:SchemaOutOfDate", "The warehouse schema is behind the code", "cdp_health"),
+    AlertKind("error:AuditChainBroken", "The audit hash chain does not verify", "cdp_health"),
+    AlertKind("error:WebhookBacklog", "Landed webhook events wait unprocessed", "cdp_webhook_intake"),
+    AlertKind("error:WarehouseNotConfigured", "No warehouse connection and no embedded server", "every DAG"),
+    AlertKind("error:EmbeddedServerError", "The embedded warehouse server could not start", "every DAG (local only)"),
+)  # fmt: skip
+
+ALERTS: dict[str, AlertKind] = {kind.key: kind for kind in _KINDS}
+
+# Error classes of the package that never end a DAG run, so never reach Slack (and why).
+NOT_ALERTS: dict[str, str] = {
+    "SourceError": "base class only; its subclasses are listed",
+    "SignatureError": "a webhook request refused with 401 and counted in ops.webhook_rejection",
+    "PayloadError": "a webhook request refused with 400 and counted in ops.webhook_rejection",
+    "PersonNotFound": "the privacy CLI's answer to an unknown person (exit code 1)",
+    "UnexplainedDifference": "raised by cdp.finance.reconcile.require_reconciled for library and CLI use; the "
+    "cdp_reconcile DAG sends the `reconcile` data alert, then fails the run (`run_failed`) naming the month",
+}
+
+DATA_ALERT_PREFIXES = frozenset(
+    key for key in ALERTS if ":" not in key and key not in {"run_failed", "deadline_missed"}
+)
+
+
+def title(key: str) -> str:
+    """The title of the kind an alert key belongs to (``count_diff:moodle.users`` -> the count-diff kind)."""
+    if key in ALERTS:
+        return ALERTS[key].title
+    prefix = key.split(":", 1)[0]
+    if prefix in DATA_ALERT_PREFIXES:
+        return ALERTS[prefix].title
+    raise KeyError(f"no alert kind for {key!r}: add it to cdp.alert_catalog and the README runbook")
