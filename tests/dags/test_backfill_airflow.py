@@ -1,8 +1,8 @@
 """Under a real Airflow (scheduler, dag-processor, triggerer, api-server; LocalExecutor):
 
 - ``airflow backfill create`` of ``cdp_sync`` over past intervals runs one 2-hour interval per run and
-  leaves the same warehouse as the scheduled runs of those intervals, one after another, would have; a
-  second backfill of intervals that already ran (``--reprocess-behavior completed``) changes nothing.
+  leaves the same warehouse as the scheduled runs of those intervals, one after another, would have (that
+  re-running intervals that already ran changes nothing is ``tests/sync/test_backfill.py``'s, in-process).
 - the DeadlineAlert on ``cdp_sync`` fires: the scheduler finds the missed deadline, the triggerer runs its
   Slack notifier, and the sandbox's webhook receiver gets the message, once; runs that finish in time
   send nothing.
@@ -14,6 +14,7 @@ an idle machine (each task run parses the DAG file in a new process: a busy mach
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
@@ -37,7 +38,7 @@ STEP = timedelta(hours=2)  # cdp_sync's schedule: every 2 hours, each run coveri
 INTERVALS = [(WORLD_START + STEP * n, WORLD_START + STEP * (n + 1)) for n in range(2)]
 HOURGLASS = ":hourglass:"
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(1500)]
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(2400)]
 
 
 @pytest.fixture(scope="module")
@@ -134,12 +135,6 @@ def test_airflow_backfill_create_equals_the_scheduled_history(
         ).fetchone()
     assert landed == (len(INTERVALS), len(INTERVALS) * len(SPECS))
 
-    # Backfilling an interval that already ran re-reads it and changes nothing.
-    again = _backfill(cluster, INTERVALS[0][1], INTERVALS[0][1], "--reprocess-behavior", "completed")
-    assert [(r["data_interval_start"], r["state"]) for r in again] == [(INTERVALS[0][0], "success")]
-    after = warehouse_state(airflow_warehouse)
-    for name in STATE_QUERIES:
-        assert after[name] == expected[name], (name, state_difference(expected[name], after[name]))
     # Runs that finished within their deadline raised no deadline alert.
     assert not [m for m in sandbox.slack_messages if HOURGLASS in m["payload"].get("text", "")]
 
@@ -180,9 +175,5 @@ def test_the_sync_deadline_alert_fires_once_when_a_run_overruns(
     assert "Check the run's running tasks in the Airflow UI." in text
     assert cluster.query("SELECT missed FROM deadline WHERE id = %s", (deadline_id,)) == [(True,)]
 
-    cluster.wait(
-        lambda: [r for r in cluster.runs("cdp_sync") if r["run_id"] == run_id and r["state"] == "success"],
-        300,
-        "the overrunning run did not finish",
-    )
-    assert len(hourglass()) == 1  # sent once, not once per scheduler loop
+    time.sleep(20)  # many more scheduler loops (one a second): a missed deadline is handled once
+    assert len(hourglass()) == 1
