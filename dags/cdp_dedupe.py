@@ -19,8 +19,9 @@ compared, candidate pairs, merged, queued, rejected, duplicate rate, spike flag)
 **An alert from it means** either a task failed after its retries (warehouse down: the next run picks
 up everything since the last successful run, nothing is lost), or *DuplicateRateSpike*: this run found
 a much higher share of duplicates than recent runs, which usually means an import created people twice
-(a source changed its ids, a sync ran with a broken mapping). The merges are done and every one can be
-undone: look at `ops.dedupe_run` and the newest merges, undo wrong ones with `cdp dedupe unmerge
+(a source changed its ids, a sync ran with a broken mapping); it comes as a data alert (key
+`dedupe_spike:duplicate_rate`, sent once while the spike lasts and once more when a run is back to normal)
+and as the run's failure. The merges are done and every one can be undone: look at `ops.dedupe_run` and the newest merges, undo wrong ones with `cdp dedupe unmerge
 MERGE_ID`, fix the import.
 
 **Re-run / backfill.** Clearing a failed run re-runs it from its plan; a new run compares what changed
@@ -95,10 +96,18 @@ def cdp_dedupe() -> None:
 
     @task
     def check_duplicate_rate() -> None:
+        """A spike is a data alert (sent once, cleared once) and fails the run."""
         from cdp.identity.warehouse import raise_on_spike
-        from cdp.runtime import warehouse_url
+        from cdp.quality.data_alerts import alert_once, duplicate_spike_findings
+        from cdp.runtime import actor_from_context, data_alert_sender, warehouse_url
 
-        raise_on_spike(warehouse_url(), get_current_context()["run_id"])
+        context = get_current_context()
+        url, actor, run_id = warehouse_url(), actor_from_context(context), context["run_id"]
+        alert_once(
+            url, scope="dedupe_spike:", title="Duplicates", run_id=run_id,
+            findings=duplicate_spike_findings(url, run_id, actor), send=data_alert_sender(), actor=actor,
+        )  # fmt: skip
+        raise_on_spike(url, run_id)
 
     scored = score_shard.expand(shard=plan_run())
     scored >> merge_and_queue() >> write_report() >> check_duplicate_rate()

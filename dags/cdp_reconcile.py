@@ -6,7 +6,12 @@
 (`core.ledger_posting`), matched by financial transaction id, exact to the cent and per currency. Each gift
 is classed: matched; amount mismatch; currency mismatch; in the warehouse but not the ledger; in the
 ledger but not the warehouse; only at Stripe; not at Stripe; duplicate; and its fees, refunds and the
-month's payouts accounted or not. Results go to `ops.reconciliation_run`, `_total` (per class and
+month's payouts accounted or not. The CRM is a fourth side: a gift whose closed-won Salesforce Opportunity
+amount or currency differs from the donation is `crm_amount_mismatch` (to the cent; fix it in the CRM).
+Stripe balance transactions whose charge never reached the warehouse wait in `ops.quarantine` ("unknown
+charge"); each is listed as `stripe_quarantined` with its amount and quarantine id, so the report says
+where that money is (held, not lost: a backfill of `cdp_sync` for the charge's window lands the charge,
+and the next sync re-tries the quarantined rows). Results go to `ops.reconciliation_run`, `_total` (per class and
 currency, the month-over-month history) and `_result` (every differing row, traced to donor and campaign),
 and a report for finance (HTML and CSV) under `.cdp/reports/finance/`.
 

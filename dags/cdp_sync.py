@@ -19,14 +19,27 @@ catches up from the watermark, nothing is lost), `ContractError` (the source cha
 the connector needs a change, the stream stays stopped and its watermark unmoved). Other streams still land.
 
 **Re-run / backfill.** Every run is idempotent: clearing a task or re-running an interval changes nothing
-that is already right. A backfill (`airflow backfill create --dag-id cdp_sync --from-date … --to-date …`)
-re-reads each past interval; the watermark never moves backwards.
+that is already right. Each run's data interval is the 2 hours before its run time, and a run reads that
+interval (from its start, or from the watermark when that is earlier, less the 30-minute overlap) up to its
+end, so a backfill re-reads exactly the past intervals it covers; the watermark never moves backwards.
+After an outage, or to repair a window a count-diff alert names:
+
+    airflow backfill create --dag-id cdp_sync --from-date 2026-11-29T02:00:00+00:00 \
+        --to-date 2026-11-29T08:00:00+00:00 --max-active-runs 1 --reprocess-behavior completed
+
+(one run per 2-hour tick in the range, oldest first; `--reprocess-behavior completed` also re-runs
+intervals that already succeeded, `failed` only those that failed, `none` only missing ones; add
+`--dry-run` to list the runs first). From the UI: the DAG's *Trigger* menu, *Backfill*. A backfill gives
+the same warehouse as the scheduled runs of those intervals would have (`tests/dags/test_backfill_airflow.py`
+proves it with a real scheduler).
 """
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pendulum
-from airflow.sdk import dag, get_current_context, task
+from airflow.sdk import CronTriggerTimetable, dag, get_current_context, task
 
 from cdp.runtime import default_args, run_failure_notifier, sync_deadline, warehouse_asset
 from cdp.sync.specs import SPECS
@@ -57,7 +70,9 @@ def _sync(stream_key: str) -> dict[str, object]:
 
 
 @dag(
-    schedule="0 */2 * * *",  # every 2 hours, on the hour
+    # Every 2 hours on the hour; each run's data interval is the 2 hours before it, so a backfill run
+    # re-reads its whole interval (a bare cron string would give every run a zero-length interval).
+    schedule=CronTriggerTimetable("0 */2 * * *", timezone="UTC", interval=timedelta(hours=2)),
     start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
     catchup=False,
     max_active_runs=1,

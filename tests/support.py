@@ -41,3 +41,51 @@ def snapshot(url: str, tables: Iterable[str]) -> dict[str, list[str]]:
             )
             for table in tables
         }
+
+
+# The warehouse's state by natural keys (person ids are generated): each person is labelled by the sorted
+# list of source identities that map to it, and every other table names people through that label, so two
+# warehouses built in different orders (scheduled runs, backfills) compare equal.
+STATE_QUERIES = {
+    "people": """
+        WITH label AS (
+            SELECT person_id, string_agg(source || ':' || source_record_id, ',' ORDER BY source, source_record_id) AS who
+            FROM core.person_source_id GROUP BY person_id)
+        SELECT l.who, p.given_name, p.family_name, p.date_of_birth, p.email, p.phone, p.country, p.is_learner,
+               p.is_donor, p.merged_into IS NULL
+        FROM core.person p LEFT JOIN label l USING (person_id)""",
+    "courses": "SELECT source_record_id, code, title, starts_on, ends_on FROM core.course",
+    "enrollments": """
+        SELECT e.source_record_id, c.source_record_id, e.status, e.enrolled_at,
+               (SELECT min(m.source || ':' || m.source_record_id) FROM core.person_source_id m WHERE m.person_id = e.person_id)
+        FROM core.enrollment e JOIN core.course c USING (course_id)""",
+    "completions": """
+        SELECT k.source_record_id, c.source_record_id, k.completed_at, k.grade,
+               (SELECT e.source_record_id FROM core.enrollment e WHERE e.enrollment_id = k.enrollment_id),
+               (SELECT min(m.source || ':' || m.source_record_id) FROM core.person_source_id m WHERE m.person_id = k.person_id)
+        FROM core.course_completion k JOIN core.course c USING (course_id)""",
+    "donations": """
+        SELECT d.financial_transaction_id, d.amount_minor, d.currency, d.received_at, d.status, d.refunded_minor,
+               d.campaign,
+               (SELECT min(m.source || ':' || m.source_record_id) FROM core.person_source_id m WHERE m.person_id = d.person_id)
+        FROM core.donation d""",
+    "raw": "SELECT source, stream, source_record_id, payload FROM raw.records",
+    "quarantine": "SELECT source, stream, source_record_id, reason, payload, resolved_at IS NULL FROM ops.quarantine",
+}
+
+
+def warehouse_state(url: str) -> dict[str, list[str]]:
+    """Each projection of ``STATE_QUERIES`` as sorted rows of text: equal states mean equal warehouses."""
+    with psycopg.connect(url) as conn:
+        return {
+            name: sorted(str(row) for row in conn.execute(query).fetchall())
+            for name, query in STATE_QUERIES.items()
+        }
+
+
+def state_difference(expected: list[str], got: list[str]) -> dict[str, list[str]]:
+    """The first rows that differ, for a failure message a person can read."""
+    return {
+        "missing": sorted(set(expected) - set(got))[:3],
+        "unexpected": sorted(set(got) - set(expected))[:3],
+    }

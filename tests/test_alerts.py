@@ -145,4 +145,4 @@ def test_the_sync_has_a_deadline_alert_for_its_window() -> None:
     assert isinstance(alert.callback, AsyncCallback)
     assert alert.callback.path.endswith(SlackWebhookNotifier.__name__)
     assert alert.callback.kwargs["slack_webhook_conn_id"] == SLACK_CONN_ID
-    assert "{{ dag_run.run_id }}` has not finished within 2 hours" in alert.callback.kwargs["text"]
+    assert "{{ dag_run.dag_run_id }}` has not finished within 2 hours" in alert.callback.kwargs["text"]

@@ -64,11 +64,13 @@ def sync_deadline() -> Any:
     return DeadlineAlert(
         reference=DeadlineReference.DAGRUN_QUEUED_AT,
         interval=SYNC_DEADLINE,
+        # The scheduler hands the callback the run as the REST API's DAGRunResponse: its id is `dag_run_id`
+        # (`dag_run.run_id` renders empty; seen with a real scheduler in tests/dags/test_backfill_airflow.py).
         callback=AsyncCallback(
             SlackWebhookNotifier,
             kwargs={
                 "slack_webhook_conn_id": SLACK_CONN_ID,
-                "text": ":hourglass: *{{ dag_run.dag_id }}* run `{{ dag_run.run_id }}` has not finished "
+                "text": ":hourglass: *{{ dag_run.dag_id }}* run `{{ dag_run.dag_run_id }}` has not finished "
                 "within 2 hours of being queued (deadline {{ deadline.deadline_time }}): the next run "
                 "will queue behind it. Check the run's running tasks in the Airflow UI.",
             },

@@ -11,7 +11,8 @@ SET LOCAL work_mem = '1GB';
 -- one month, and a gift the warehouse lost is still found through the processor or the ledger. Its fees and
 -- refunds count whenever they were posted. (Sides more than the fortnight apart fall into different months
 -- and show as differences in both: rare, and worth a look.)
--- gross: the gift itself; fee: processing fees (positive); refunded: refunds (positive).
+-- gross: the gift itself; fee: processing fees (positive); refunded: refunds (positive); crm: the gift's
+-- closed-won Salesforce Opportunity amount and currency, as the sync put them beside the donation.
 CREATE TEMP TABLE recon_gift ON COMMIT DROP AS
 WITH bounds AS (
     SELECT (%(month_start)s::date)::timestamp AT TIME ZONE 'UTC' AS month_start,
@@ -19,27 +20,30 @@ WITH bounds AS (
            ((%(month_start)s::date - 14)::timestamp AT TIME ZONE 'UTC') AS scan_from
 ), movement AS (
     SELECT d.financial_transaction_id AS ftid, 'w'::"char" AS side, d.received_at AS at, d.currency,
-           d.amount_minor AS gross, d.fee_minor AS fee, d.refunded_minor AS refunded
+           d.amount_minor AS gross, d.fee_minor AS fee, d.refunded_minor AS refunded,
+           CASE WHEN d.crm_stage = 'Closed Won' THEN d.crm_amount_minor END AS crm,
+           CASE WHEN d.crm_stage = 'Closed Won' THEN d.crm_currency END AS crm_currency
     FROM core.donation d, bounds
     WHERE d.status NOT IN ('failed', 'pending') AND d.received_at >= bounds.scan_from
     UNION ALL
     SELECT b.financial_transaction_id, 's', b.created_at, b.currency,
            CASE WHEN b.type = 'charge' THEN b.amount_minor END,
            CASE WHEN b.type = 'charge' THEN b.fee_minor WHEN b.type = 'stripe_fee' THEN -b.amount_minor END,
-           CASE WHEN b.type IN ('refund', 'payment_refund') THEN -b.amount_minor END
+           CASE WHEN b.type IN ('refund', 'payment_refund') THEN -b.amount_minor END, NULL, NULL
     FROM core.balance_transaction b, bounds
     WHERE b.financial_transaction_id IS NOT NULL AND b.created_at >= bounds.scan_from
     UNION ALL
     SELECT l.financial_transaction_id, 'l', l.posting_date::timestamp AT TIME ZONE 'UTC', l.currency,
            CASE WHEN a.kind = 'contribution' AND l.amount_minor > 0 THEN l.amount_minor END,
            CASE WHEN a.kind = 'fee' THEN -l.amount_minor END,
-           CASE WHEN (a.kind = 'contribution' AND l.amount_minor < 0) OR a.kind = 'refund' THEN -l.amount_minor END
+           CASE WHEN (a.kind = 'contribution' AND l.amount_minor < 0) OR a.kind = 'refund' THEN -l.amount_minor END,
+           NULL, NULL
     FROM core.ledger_posting l
     JOIN ops.finance_ledger_account a ON a.account = l.account
     WHERE l.posting_date >= %(month_start)s::date - 14
     UNION ALL
     -- Refunds as the warehouse holds them (core.refund), a fourth view of the same money.
-    SELECT f.financial_transaction_id, 'r', f.created_at, f.currency, NULL, NULL, f.amount_minor
+    SELECT f.financial_transaction_id, 'r', f.created_at, f.currency, NULL, NULL, f.amount_minor, NULL, NULL
     FROM core.refund f, bounds
     WHERE f.status = 'succeeded' AND f.financial_transaction_id IS NOT NULL AND f.created_at >= bounds.scan_from
 ), per_gift AS (
@@ -54,6 +58,8 @@ WITH bounds AS (
            sum(gross) FILTER (WHERE side = 'w') AS w_gross,
            sum(gross) FILTER (WHERE side = 's') AS s_gross,
            sum(gross) FILTER (WHERE side = 'l') AS l_gross,
+           sum(crm) FILTER (WHERE side = 'w') AS crm_gross,
+           min(crm_currency) FILTER (WHERE side = 'w') AS crm_currency,
            sum(fee) FILTER (WHERE side = 'w') AS w_fee,
            coalesce(sum(fee) FILTER (WHERE side = 's'), 0) AS s_fee,
            coalesce(sum(fee) FILTER (WHERE side = 'l'), 0) AS l_fee,
@@ -100,6 +106,10 @@ SELECT g.*,
                THEN 'refund_accounted'
            ELSE 'refund_mismatch'
        END AS refund_class,
+       CASE
+           WHEN g.in_w AND g.crm_gross IS NOT NULL
+                AND (g.crm_gross <> g.w_gross OR g.crm_currency <> g.w_currency) THEN 'crm_amount_mismatch'
+       END AS crm_class,
        x.ref AS ref_refunded
 FROM per_gift g
 CROSS JOIN LATERAL (SELECT CASE WHEN g.in_w THEN g.w_refunded WHEN g.in_s THEN g.s_refunded
@@ -108,19 +118,42 @@ CROSS JOIN LATERAL (SELECT CASE WHEN g.in_w THEN g.w_refunded WHEN g.in_s THEN g
 -- The differing rows, one per gift and class, each traced to its donation and donor where there is one.
 CREATE TEMP TABLE recon_diff ON COMMIT DROP AS
 SELECT g.ftid, g.currency, g.class, g.w_gross AS w_minor, g.s_gross AS s_minor, g.l_gross AS l_minor,
-       g.difference AS difference_minor,
+       g.crm_gross AS crm_minor, g.difference AS difference_minor,
        jsonb_strip_nulls(jsonb_build_object(
-           'currencies', jsonb_build_object('warehouse', g.w_currency, 'stripe', g.s_currency, 'ledger', g.l_currency),
+           'currencies', jsonb_build_object('warehouse', g.w_currency, 'stripe', g.s_currency, 'ledger', g.l_currency,
+                                            'crm', g.crm_currency),
            'stripe_charges', g.s_charges, 'ledger_contribution_lines', g.l_contributions)) AS detail
 FROM recon_gift g WHERE g.class <> 'matched'
 UNION ALL
-SELECT g.ftid, g.currency, g.fee_class, g.w_fee, g.s_fee, g.l_fee, coalesce(g.w_fee, g.s_fee) - g.l_fee, '{}'::jsonb
+SELECT g.ftid, g.currency, g.fee_class, g.w_fee, g.s_fee, g.l_fee, NULL, coalesce(g.w_fee, g.s_fee) - g.l_fee,
+       '{}'::jsonb
 FROM recon_gift g WHERE g.fee_class = 'fee_mismatch'
 UNION ALL
-SELECT g.ftid, g.currency, g.refund_class, g.w_refunded, g.s_refunded, g.l_refunded,
+SELECT g.ftid, g.currency, g.refund_class, g.w_refunded, g.s_refunded, g.l_refunded, NULL,
        g.ref_refunded - coalesce(CASE WHEN g.in_l THEN g.l_refunded END, g.r_refunded, g.ref_refunded),
        jsonb_strip_nulls(jsonb_build_object('core_refund_minor', g.r_refunded))
-FROM recon_gift g WHERE g.refund_class = 'refund_mismatch';
+FROM recon_gift g WHERE g.refund_class = 'refund_mismatch'
+UNION ALL
+-- The CRM's closed-won amount against the donation, to the cent (difference: warehouse minus CRM).
+SELECT g.ftid, g.w_currency, g.crm_class, g.w_gross, g.s_gross, g.l_gross, g.crm_gross, g.w_gross - g.crm_gross,
+       jsonb_build_object('currencies', jsonb_build_object('warehouse', g.w_currency, 'crm', g.crm_currency))
+FROM recon_gift g WHERE g.crm_class = 'crm_amount_mismatch';
+
+-- Stripe money whose charge never reached the warehouse waits in the quarantine with its balance transaction
+-- (reason "unknown charge"): named here, with its amount, so the report says where that money is.
+INSERT INTO recon_diff (ftid, currency, class, w_minor, s_minor, l_minor, difference_minor, detail)
+SELECT DISTINCT ON (q.source_record_id)
+       NULL, upper(q.payload ->> 'currency'), 'stripe_quarantined', NULL, (q.payload ->> 'amount')::bigint, NULL,
+       -(q.payload ->> 'amount')::bigint,
+       jsonb_build_object('stripe_charge', q.payload ->> 'source', 'balance_transaction', q.source_record_id,
+                          'quarantine_id', q.quarantine_id, 'quarantine_reason', q.reason)
+FROM ops.quarantine q
+WHERE q.source = 'stripe' AND q.stream = 'balance_transactions' AND q.resolved_at IS NULL
+  AND q.reason LIKE 'unknown charge:%%'
+  AND q.payload ->> 'amount' ~ '^-?[0-9]+$' AND q.payload ->> 'created' ~ '^[0-9]+$'
+  AND to_timestamp((q.payload ->> 'created')::bigint) >= (%(month_start)s::date)::timestamp AT TIME ZONE 'UTC'
+  AND to_timestamp((q.payload ->> 'created')::bigint) < (%(month_end)s::date)::timestamp AT TIME ZONE 'UTC'
+ORDER BY q.source_record_id, q.quarantine_id DESC;
 
 -- Payouts are account-level, not per gift: the month's Stripe payouts against the ledger's, per currency.
 INSERT INTO recon_diff (ftid, currency, class, w_minor, s_minor, l_minor, difference_minor, detail)
@@ -140,10 +173,15 @@ FROM (
 ) p;
 
 INSERT INTO ops.reconciliation_result (run_id, class, financial_transaction_id, currency, warehouse_minor,
-                                       stripe_minor, ledger_minor, difference_minor, detail, donation_id,
-                                       person_id, campaign, explained, explanation)
-SELECT %(run_id)s, c.class, c.ftid, c.currency, c.w_minor, c.s_minor, c.l_minor, c.difference_minor, c.detail,
-       d.donation_id, d.person_id, d.campaign, e.note IS NOT NULL, e.note
+                                       stripe_minor, ledger_minor, crm_minor, difference_minor, detail,
+                                       donation_id, person_id, campaign, explained, explanation)
+SELECT %(run_id)s, c.class, c.ftid, c.currency, c.w_minor, c.s_minor, c.l_minor, c.crm_minor, c.difference_minor,
+       c.detail, d.donation_id, d.person_id, d.campaign,
+       -- money held in the quarantine is accounted for by the quarantine (its gift's own class still counts)
+       e.note IS NOT NULL OR c.class = 'stripe_quarantined',
+       coalesce(e.note, CASE WHEN c.class = 'stripe_quarantined'
+                             THEN 'held in ops.quarantine (id ' || (c.detail ->> 'quarantine_id') || '): '
+                                  || (c.detail ->> 'quarantine_reason') END)
 FROM recon_diff c
 LEFT JOIN core.donation d ON d.financial_transaction_id = c.ftid
 LEFT JOIN ops.reconciliation_explanation e ON e.financial_transaction_id = c.ftid AND e.class = c.class
@@ -151,16 +189,17 @@ WHERE c.class <> 'payout_accounted';
 
 -- Totals per class and currency: accounted classes from the gifts, differing ones from the results.
 INSERT INTO ops.reconciliation_total (run_id, class, currency, rows, warehouse_minor, stripe_minor, ledger_minor,
-                                      difference_minor, unexplained)
-SELECT %(run_id)s, t.class, t.currency, sum(t.rows), sum(t.w), sum(t.s), sum(t.l), sum(t.difference),
+                                      crm_minor, difference_minor, unexplained)
+SELECT %(run_id)s, t.class, t.currency, sum(t.rows), sum(t.w), sum(t.s), sum(t.l), sum(t.c), sum(t.difference),
        sum(t.unexplained)
 FROM (
-    SELECT a.class, g.currency, a.rows, a.w, a.s, a.l, 0 AS difference, 0 AS unexplained
+    SELECT a.class, g.currency, a.rows, a.w, a.s, a.l, a.c, 0 AS difference, 0 AS unexplained
     FROM (SELECT g.currency,
                  count(*) FILTER (WHERE g.class = 'matched') AS m_rows,
                  coalesce(sum(g.w_gross) FILTER (WHERE g.class = 'matched'), 0) AS m_w,
                  coalesce(sum(g.s_gross) FILTER (WHERE g.class = 'matched'), 0) AS m_s,
                  coalesce(sum(g.l_gross) FILTER (WHERE g.class = 'matched'), 0) AS m_l,
+                 coalesce(sum(g.crm_gross) FILTER (WHERE g.class = 'matched'), 0) AS m_c,
                  count(*) FILTER (WHERE g.fee_class = 'fee_accounted') AS f_rows,
                  coalesce(sum(g.w_fee) FILTER (WHERE g.fee_class = 'fee_accounted'), 0) AS f_w,
                  coalesce(sum(g.s_fee) FILTER (WHERE g.fee_class = 'fee_accounted'), 0) AS f_s,
@@ -170,16 +209,17 @@ FROM (
                  coalesce(sum(g.s_refunded) FILTER (WHERE g.refund_class = 'refund_accounted'), 0) AS r_s,
                  coalesce(sum(g.l_refunded) FILTER (WHERE g.refund_class = 'refund_accounted'), 0) AS r_l
           FROM recon_gift g GROUP BY g.currency) g
-    CROSS JOIN LATERAL (VALUES ('matched', g.m_rows, g.m_w, g.m_s, g.m_l),
-                               ('fee_accounted', g.f_rows, g.f_w, g.f_s, g.f_l),
-                               ('refund_accounted', g.r_rows, g.r_w, g.r_s, g.r_l)) AS a(class, rows, w, s, l)
+    CROSS JOIN LATERAL (VALUES ('matched', g.m_rows, g.m_w, g.m_s, g.m_l, g.m_c),
+                               ('fee_accounted', g.f_rows, g.f_w, g.f_s, g.f_l, 0),
+                               ('refund_accounted', g.r_rows, g.r_w, g.r_s, g.r_l, 0)) AS a(class, rows, w, s, l, c)
     WHERE a.rows > 0
     UNION ALL
-    SELECT 'payout_accounted', c.currency, count(*), 0, coalesce(sum(c.s_minor), 0), coalesce(sum(c.l_minor), 0), 0, 0
+    SELECT 'payout_accounted', c.currency, count(*), 0, coalesce(sum(c.s_minor), 0), coalesce(sum(c.l_minor), 0), 0, 0, 0
     FROM recon_diff c WHERE c.class = 'payout_accounted' GROUP BY c.currency
     UNION ALL
     SELECT r.class, coalesce(r.currency, '---'), count(*), coalesce(sum(r.warehouse_minor), 0),
-           coalesce(sum(r.stripe_minor), 0), coalesce(sum(r.ledger_minor), 0), sum(r.difference_minor),
+           coalesce(sum(r.stripe_minor), 0), coalesce(sum(r.ledger_minor), 0), coalesce(sum(r.crm_minor), 0),
+           sum(r.difference_minor),
            count(*) FILTER (WHERE NOT r.explained)
     FROM ops.reconciliation_result r WHERE r.run_id = %(run_id)s GROUP BY r.class, coalesce(r.currency, '---')
 ) t

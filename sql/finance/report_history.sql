@@ -6,7 +6,7 @@ WITH latest AS (
     ORDER BY month, run_id DESC
 )
 SELECT to_char(l.month, 'YYYY-MM') AS month, l.status, t.class, t.currency, t.rows, t.warehouse_minor,
-       t.stripe_minor, t.ledger_minor, t.difference_minor, t.unexplained
+       t.stripe_minor, t.ledger_minor, t.crm_minor, t.difference_minor, t.unexplained
 FROM latest l
 JOIN ops.reconciliation_total t ON t.run_id = l.run_id
 ORDER BY l.month DESC, t.class, t.currency;

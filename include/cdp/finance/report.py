@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 DIFFERENCE_ROWS = 5000
 CSV_COLUMNS = (
     "section", "month", "class", "financial_transaction_id", "currency", "rows", "warehouse_minor", "stripe_minor",
-    "ledger_minor", "difference_minor", "unexplained", "explanation", "person_id", "campaign", "is_learner",
+    "ledger_minor", "crm_minor", "difference_minor", "unexplained", "explanation", "person_id", "campaign", "is_learner",
     "enrollments", "completions", "referrals_made", "latest_course",
 )  # fmt: skip
 
@@ -59,7 +59,8 @@ def write_report(conn: psycopg.Connection, result: Reconciliation, folder: Path)
         for t in result.totals:
             writer.writerow({"section": "total", "month": month, "class": t.class_, "currency": t.currency,
                              "rows": t.rows, "warehouse_minor": t.warehouse_minor, "stripe_minor": t.stripe_minor,
-                             "ledger_minor": t.ledger_minor, "difference_minor": t.difference_minor,
+                             "ledger_minor": t.ledger_minor, "crm_minor": t.crm_minor,
+                             "difference_minor": t.difference_minor,
                              "unexplained": t.unexplained})  # fmt: skip
         for row in differences:
             writer.writerow({**row, "section": "difference", "month": month, "rows": 1,
@@ -68,17 +69,18 @@ def write_report(conn: psycopg.Connection, result: Reconciliation, folder: Path)
             writer.writerow({**row, "section": "history"})
 
     totals = _table(
-        ["class", "currency", "rows", "warehouse", "Stripe", "ledger", "difference", "unexplained"],
+        ["class", "currency", "rows", "warehouse", "Stripe", "ledger", "CRM", "difference", "unexplained"],
         [[t.class_, t.currency, t.rows, _money(t.warehouse_minor, t.currency), _money(t.stripe_minor, t.currency),
-          _money(t.ledger_minor, t.currency), _money(t.difference_minor, t.currency), t.unexplained]
+          _money(t.ledger_minor, t.currency), _money(t.crm_minor, t.currency), _money(t.difference_minor, t.currency),
+          t.unexplained]
          for t in result.totals],
     )  # fmt: skip
     diff_table = _table(
-        ["class", "financial transaction", "warehouse", "Stripe", "ledger", "difference", "explained", "donor",
+        ["class", "financial transaction", "warehouse", "Stripe", "ledger", "CRM", "difference", "explained", "donor",
          "campaign", "learner: enrollments / completions", "referrals made"],
         [[r["class"], r["financial_transaction_id"], _money(r["warehouse_minor"], r["currency"] or ""),
           _money(r["stripe_minor"], r["currency"] or ""), _money(r["ledger_minor"], r["currency"] or ""),
-          _money(r["difference_minor"], r["currency"] or ""), r["explanation"] or ("yes" if r["explained"] else "no"),
+          _money(r["crm_minor"], r["currency"] or ""), _money(r["difference_minor"], r["currency"] or ""), r["explanation"] or ("yes" if r["explained"] else "no"),
           r["person_id"], r["campaign"],
           "" if r["enrollments"] is None else f"{r['enrollments']} / {r['completions']}", r["referrals_made"]]
          for r in differences],

@@ -80,6 +80,37 @@ def quarantine_findings(url: str, since: datetime, actor: Actor) -> list[Finding
     ]
 
 
+DUPLICATE_SPIKE_KEY = "dedupe_spike:duplicate_rate"
+
+
+def duplicate_spike_findings(url: str, run_id: str, actor: Actor) -> list[Finding]:
+    """The finished dedupe run's duplicate-rate spike, if it flagged one (``ops.dedupe_run.rate_spike``).
+
+    The fingerprint is the rate and its baseline in whole percent, so the next night's run at about the
+    same rate is the same situation (not repeated); a run without a spike clears it.
+    """
+    with transaction(url, actor) as conn:
+        run = conn.execute(
+            "SELECT run_id, mode, people_compared, duplicate_rate, baseline_rate, rate_spike, merged, queued"
+            " FROM ops.dedupe_run WHERE run_id = %s AND status = 'succeeded'",
+            (run_id,),
+        ).fetchone()
+    if run is None:
+        raise ValueError(f"dedupe run {run_id} has not finished")
+    if not run["rate_spike"]:
+        return []
+    rate, baseline = float(run["duplicate_rate"]), float(run["baseline_rate"])
+    text = (
+        f"*duplicate rate spike*: dedupe {run['mode']} run `{run['run_id']}` found {rate:.1%} of "
+        f"{run['people_compared']} people compared in a duplicate pair, against {baseline:.1%} in recent runs "
+        f"({run['merged']} merged, {run['queued']} queued for review). An import probably created people twice."
+        "\n  repair: check the latest syncs (a source that changed its ids, a broken mapping), look at "
+        "ops.dedupe_run and the newest ops.identity_merge rows, undo wrong merges with "
+        "`cdp dedupe unmerge MERGE_ID`"
+    )
+    return [Finding(DUPLICATE_SPIKE_KEY, f"{rate:.0%}|{baseline:.0%}", text)]
+
+
 def alert_once(
     url: str,
     *,

@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from cdp.sandbox import people
+from cdp.sandbox.crm_amounts import crm_amount
 from cdp.sandbox.names import COURSE_TOPICS, CULTURE_WEIGHTS, CULTURES, PARTNER_NAMES
 from cdp.sandbox.tables import (
     MALFORMED_REASONS,
@@ -196,6 +197,8 @@ class World:
     partners: int | None = None
     duplicate_rate: float = 0.09
     malformed_rate: float = 0.005
+    #: Share of Opportunities whose Amount a person mistyped in the CRM (see ``crm_amounts``); off by default.
+    crm_amount_error_rate: float = 0.0
     edited_share: float = 0.35
     start: datetime = datetime(2023, 1, 1, tzinfo=UTC)
     end: datetime = datetime(2025, 1, 1, tzinfo=UTC)
@@ -1380,7 +1383,7 @@ class World:
         contact_id = salesforce_id("003", self._tags["sf"], contact_row)
         parts = self.name(donor, int(self.tables[("salesforce", "Contact")].columns["variant"][contact_row]))
         account_id = self._contact_account(donor)
-        amount: Any = int(self.donation_amount[donation]) / 100
+        amount: Any = crm_amount(self, donation) / 100
         currency: Any = CURRENCIES[int(self.donation_currency[donation])].upper()
         close = iso_date(int(self.donation_created[donation]))
         stage = "Closed Won"

@@ -1,0 +1,155 @@
+"""A real Airflow for tests: api-server, scheduler, dag-processor and triggerer on a temporary AIRFLOW_HOME.
+
+``dag.test()`` runs a DAG in the test process and skips the scheduler, so what only the scheduler does
+(backfill runs, deadline alerts) is checked against these processes: LocalExecutor, the project's ``dags/``,
+and Airflow's metadata in its own database on the suite's PostgreSQL (SQLite locks up under four
+processes writing at once). The scheduler's own schedule is switched off
+(``use_job_schedule = False``): only the runs a test creates (a backfill, a trigger) run, so nothing runs
+that the test did not ask for. Tests read the metadata database directly, read-only.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+REPO = Path(__file__).resolve().parents[1]
+AIRFLOW = Path(sys.executable).with_name("airflow")
+COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class AirflowCluster:
+    def __init__(self, home: Path, metadata_url: str, connections: Mapping[str, str]) -> None:
+        self.home = home
+        self.metadata_url = metadata_url
+        self.port = _free_port()
+        self.env = {
+            **{k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "CDP_WAREHOUSE"))},
+            **connections,
+            "PATH": f"{AIRFLOW.parent}{os.pathsep}{os.environ.get('PATH', '')}",
+            "AIRFLOW_HOME": str(home),
+            "CDP_HOME": str(home / "cdp"),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
+            "AIRFLOW__CORE__PLUGINS_FOLDER": str(home / "no-plugins"),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": metadata_url.replace(
+                "postgresql://", "postgresql+psycopg2://"
+            ),
+            "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+            "AIRFLOW__CORE__PARALLELISM": "2",
+            # A busy test machine parses slowly: the default 30 s import timeout fails tasks that are fine.
+            "AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT": "600",
+            "AIRFLOW__DAG_PROCESSOR__DAG_FILE_PROCESSOR_TIMEOUT": "600",
+            # ... and answers slowly: tasks wait longer for the api-server before giving up.
+            "AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT": "60",
+            "AIRFLOW__WORKERS__EXECUTION_API_RETRIES": "10",
+            "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
+            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{self.port}/execution/",
+            "AIRFLOW__API__PORT": str(self.port),
+            "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{self.port}",
+            "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_urlsafe(32),
+            "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False",
+            "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "1",
+            "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
+            "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
+            # Not the default ports: another Airflow on the machine may hold them.
+            "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(_free_port()),
+            "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(_free_port()),
+        }
+        self.processes: dict[str, subprocess.Popen[bytes]] = {}
+
+    # ------------------------------------------------------------------ lifecycle
+    def start(self, timeout: float = 240) -> None:
+        (self.home / "no-plugins").mkdir(parents=True, exist_ok=True)
+        self.airflow("db", "migrate", timeout=timeout)
+        for component in COMPONENTS:
+            log = (self.home / f"{component}.log").open("ab")
+            command = [str(AIRFLOW), component]
+            if component == "api-server":
+                command += ["--port", str(self.port)]
+            self.processes[component] = subprocess.Popen(
+                command, env=self.env, cwd=self.home, stdout=log, stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )  # fmt: skip
+        self.wait(lambda: self.query("SELECT 1 FROM serialized_dag WHERE dag_id = 'cdp_sync'"), timeout,
+                  "the dag-processor did not serialise cdp_sync")  # fmt: skip
+        self.wait(self._api_up, timeout, "the api-server did not answer")
+
+    def _api_up(self) -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=1):
+                return True
+        except OSError:
+            return False
+
+    def stop(self) -> None:
+        for process in self.processes.values():
+            if process.poll() is None:
+                os.killpg(process.pid, 15)
+        for process in self.processes.values():
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, 9)
+
+    # ------------------------------------------------------------------ helpers
+    def airflow(self, *args: str, timeout: float = 180) -> str:
+        result = subprocess.run(
+            [str(AIRFLOW), *args], env=self.env, cwd=self.home, capture_output=True, text=True,
+            timeout=timeout, check=False,
+        )  # fmt: skip
+        if result.returncode != 0:
+            raise AssertionError(
+                f"airflow {' '.join(args)} failed:\n{result.stdout[-2000:]}{result.stderr[-3000:]}"
+            )
+        return result.stdout
+
+    def query(self, statement: str, params: tuple[Any, ...] = ()) -> list[tuple]:
+        with psycopg.connect(self.metadata_url, autocommit=True) as conn:
+            return conn.execute(statement, params).fetchall()
+
+    def execute(self, statement: str, params: tuple[Any, ...] = ()) -> None:
+        """A write to the metadata database (only to move a deadline's time: see the deadline test)."""
+        with psycopg.connect(self.metadata_url, autocommit=True) as conn:
+            conn.execute(statement, params)
+
+    def wait(self, condition: Callable[[], Any], timeout: float, what: str) -> Any:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            value = condition()
+            if value:
+                return value
+            for name, process in self.processes.items():
+                if process.poll() is not None:
+                    raise AssertionError(f"airflow {name} exited: {self.log_tail(name)}")
+            time.sleep(1)
+        raise AssertionError(f"{what} within {timeout:.0f} s\n" + "\n".join(
+            f"--- {name}:\n{self.log_tail(name)}" for name in self.processes))  # fmt: skip
+
+    def log_tail(self, component: str, chars: int = 3000) -> str:
+        path = self.home / f"{component}.log"
+        return path.read_text(errors="replace")[-chars:] if path.exists() else ""
+
+    def runs(self, dag_id: str) -> list[dict[str, Any]]:
+        rows = self.query(
+            "SELECT run_id, run_type, state, data_interval_start, data_interval_end, backfill_id FROM dag_run"
+            " WHERE dag_id = %s ORDER BY data_interval_end, id",
+            (dag_id,),
+        )
+        keys = ("run_id", "run_type", "state", "data_interval_start", "data_interval_end", "backfill_id")
+        return [dict(zip(keys, row, strict=True)) for row in rows]
