@@ -13,6 +13,7 @@ import argparse
 import json
 import logging
 import resource
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -23,6 +24,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from febrl_data import entity_of, true_pair_count  # noqa: E402
 from generate import generate  # noqa: E402
 
+import cdp.identity  # noqa: E402
 from cdp.identity import ResolveConfig, resolve  # noqa: E402
 
 
@@ -35,18 +37,24 @@ def main() -> None:
     parser.add_argument("n_records", type=int)
     parser.add_argument("--incremental", type=int, default=0, help="resolve this many new against the rest")
     parser.add_argument("--no-guard-rails", action="store_true")
+    parser.add_argument(
+        "--repeat", type=int, default=1, help="resolve this many times; seconds are the median"
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     people = generate(args.n_records)
     config = ResolveConfig(apply_guard_rails=not args.no_guard_rails)
     rss_data = peak_rss_gib()
-    started = time.perf_counter()
-    if args.incremental:
-        new, existing = people.iloc[: args.incremental], people.iloc[args.incremental :]
-        pairs = resolve(new, existing=existing, config=config)
-    else:
-        pairs = resolve(people, config=config)
-    seconds = time.perf_counter() - started
+    runs = []
+    for _ in range(args.repeat):
+        started = time.perf_counter()
+        if args.incremental:
+            new, existing = people.iloc[: args.incremental], people.iloc[args.incremental :]
+            pairs = resolve(new, existing=existing, config=config)
+        else:
+            pairs = resolve(people, config=config)
+        runs.append(time.perf_counter() - started)
+    seconds = statistics.median(runs)
     entity = dict(zip(people["id"], entity_of(people["id"]), strict=True))
     matches = pairs[pairs["class"] == "match"]
     correct = int(
@@ -70,6 +78,8 @@ def main() -> None:
                 "records": args.n_records,
                 "incremental": args.incremental,
                 "seconds": round(seconds, 2),
+                "runs": [round(r, 2) for r in runs],
+                "engine": str(Path(cdp.identity.__file__).parents[2]),
                 "peak_rss_gib": round(peak_rss_gib(), 3),
                 "rss_after_data_gib": round(rss_data, 3),
                 "precision": round(precision, 5),

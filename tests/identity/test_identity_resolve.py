@@ -238,3 +238,54 @@ def test_unknown_roles_are_refused(tmp_path):
     pd.DataFrame({"a": ["x"]}).to_csv(path, index=False)
     with pytest.raises(ValueError, match="unknown roles"):
         dedupe_csv(path, tmp_path / "out.csv", {"nickname": "a"})
+
+
+def _scored(rows):
+    return pd.DataFrame(
+        [
+            {"id_l": a, "id_r": b, "score": s, "match_weight": 1.0, "class": c, "guard": None}
+            for a, b, s, c in rows
+        ]
+    )
+
+
+def test_records_that_both_match_a_third_are_one_cluster():
+    from cdp.identity.resolve import GUARD_CLUSTER, with_cluster_pairs
+
+    # org-dup1 and org-dup2 match; dup1-dup2 was scored as a possible match, dup2-dup3 never met in a block.
+    pairs = _scored(
+        [("org", "dup1", 0.99, MATCH), ("org", "dup2", 0.95, MATCH), ("dup1", "dup2", 0.5, POSSIBLE_MATCH),
+         ("org", "dup3", 0.97, MATCH), ("x", "y", 0.4, POSSIBLE_MATCH)]
+    )  # fmt: skip
+    clustered = with_cluster_pairs(pairs)
+    matched = {frozenset(p) for p in zip(clustered.id_l, clustered.id_r, strict=True)}
+    classes = {
+        frozenset((a, b)): (c, g)
+        for a, b, c, g in clustered[["id_l", "id_r", "class", "guard"]].itertuples(index=False)
+    }
+    assert len(clustered) == 5 + 2, "dup1-dup3 and dup2-dup3 are added; dup1-dup2 keeps its row"
+    assert classes[frozenset(("dup1", "dup2"))] == (MATCH, GUARD_CLUSTER)
+    assert classes[frozenset(("dup2", "dup3"))] == (MATCH, GUARD_CLUSTER)
+    assert classes[frozenset(("x", "y"))] == (POSSIBLE_MATCH, None), "possible matches form no cluster"
+    assert clustered.loc[clustered.guard == GUARD_CLUSTER, "score"].min() >= 0.5
+    assert frozenset(("dup1", "dup3")) in matched
+    # A chain longer than the cap stays as scored.
+    chain = _scored([(f"r{i}", f"r{i + 1}", 0.99, MATCH) for i in range(9)])
+    assert len(with_cluster_pairs(chain, max_cluster_size=8)) == 9
+    assert len(with_cluster_pairs(chain, max_cluster_size=10)) == 45
+
+
+def test_the_csv_command_writes_cluster_pairs(tmp_path, febrl1):
+    from cdp.identity.resolve import GUARD_CLUSTER
+
+    source = tmp_path / "febrl1.csv"
+    febrl1.to_csv(source, index=False)
+    columns = {role: role for role in febrl1.columns}
+    pairs = dedupe_csv(source, tmp_path / "pairs.csv", columns)
+    direct = resolve(febrl1)
+    assert len(pairs[pairs["class"] == MATCH]) >= len(direct[direct["class"] == MATCH])
+    cluster = pairs[pairs.guard == GUARD_CLUSTER]
+    entity = pairs.id_l.str.extract(r"rec-(\d+)-", expand=False) == pairs.id_r.str.extract(
+        r"rec-(\d+)-", expand=False
+    )
+    assert entity[cluster.index].all(), "every pair a FEBRL1 cluster implies is a true pair"

@@ -31,19 +31,26 @@ class PassReport:
     records_in_oversized_blocks: int
 
 
-def compound_key_codes(frame: pd.DataFrame, keys: Sequence[str]) -> np.ndarray:
-    """One integer per row for the combination of `keys`; -1 where any key is missing."""
+def compound_key_codes(
+    frame: pd.DataFrame, keys: Sequence[str], cache: dict[str, tuple[np.ndarray, int]] | None = None
+) -> np.ndarray:
+    """One integer per row for the combination of `keys`; -1 where any key is missing.
+
+    `cache` keeps each key column's codes between passes (most keys serve several passes)."""
     combined = np.zeros(len(frame), dtype=np.int64)
     missing = np.zeros(len(frame), dtype=bool)
+    cache = {} if cache is None else cache
     for key in keys:
         if key not in frame.columns:
             return np.full(len(frame), -1, dtype=np.int64)
-        codes, uniques = pd.factorize(frame[key], use_na_sentinel=True)
+        if key not in cache:
+            codes, uniques = pd.factorize(frame[key], use_na_sentinel=True)
+            cache[key] = (codes.astype(np.int64), len(uniques))
+        codes, distinct = cache[key]
         missing |= codes < 0
-        combined = combined * (len(uniques) + 1) + codes.astype(np.int64)
+        combined = combined * (distinct + 1) + codes
         if len(keys) > 1:  # keep the numbers small so the next multiplication cannot overflow
-            _, combined = np.unique(combined, return_inverse=True)
-            combined = combined.astype(np.int64)
+            combined = pd.factorize(combined)[0].astype(np.int64)
     combined[missing] = -1
     return combined
 
@@ -57,7 +64,11 @@ def pairs_within_blocks(
     sort first and only new rows start pairs, so existing-vs-existing pairs never exist.
     Returns left, right, number of blocks, oversized blocks, rows in oversized blocks.
     """
-    present = np.flatnonzero(codes >= 0)
+    present = codes >= 0
+    if is_new is not None:
+        # Only blocks holding a new row make pairs: drop the other rows before sorting.
+        present &= np.isin(codes, np.unique(codes[is_new & present]))
+    present = np.flatnonzero(present)
     if is_new is None:
         order = present[np.argsort(codes[present], kind="stable")]
     else:
@@ -108,8 +119,9 @@ def candidate_pairs(
     n_rows = len(normalized)
     pair_codes: list[np.ndarray] = []
     reports: list[PassReport] = []
+    key_cache: dict[str, tuple[np.ndarray, int]] = {}
     for blocking_pass in passes:
-        codes = compound_key_codes(normalized, blocking_pass.keys)
+        codes = compound_key_codes(normalized, blocking_pass.keys, key_cache)
         left, right, blocks, oversized, oversized_rows = pairs_within_blocks(codes, max_block_size, is_new)
         if is_new is None:
             left, right = np.minimum(left, right), np.maximum(left, right)

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from scipy import sparse
+from scipy.sparse import csgraph
 
 from cdp.identity.blocking import candidate_pairs
 from cdp.identity.compare import FEATURE_LEVELS, compare_pairs, encode_people
@@ -22,6 +24,9 @@ from cdp.identity.model import classify, estimate_u, fit, guard_rails, score, te
 from cdp.identity.normalize import normalize_people
 
 log = logging.getLogger(__name__)
+
+#: Guard value of a pair that is a match because both records match a third (see `with_cluster_pairs`).
+GUARD_CLUSTER = "cluster"
 
 PAIR_COLUMNS = ["id_l", "id_r", "score", "match_weight", "class", "guard"] + [
     f"{feature}_level" for feature in FEATURE_LEVELS
@@ -113,6 +118,64 @@ def resolve(
     return pairs.sort_values("score", ascending=False, ignore_index=True)
 
 
+def with_cluster_pairs(pairs: pd.DataFrame, max_cluster_size: int = 8) -> pd.DataFrame:
+    """Add the pairs that matches imply: two records that each match a third are one person too.
+
+    FEBRL-style data holds several duplicates of one original, each corrupted separately; two duplicates
+    may share too little to match directly, or never meet in a block, while both match the original. The
+    implied pairs are `match` with guard `cluster` and the lowest match score on the path joining them.
+    Clusters larger than `max_cluster_size` are left as scored: a long chain is weaker evidence than its
+    links. Used by `dedupe_csv` (pairs out of a file); the warehouse merges its own clusters (see
+    `cdp.identity.warehouse.apply_run`) and needs no implied pairs.
+    """
+    matches = pairs[pairs["class"] == MATCH]
+    if matches.empty:
+        return pairs
+    ids, codes = np.unique(np.r_[matches["id_l"].to_numpy(), matches["id_r"].to_numpy()], return_inverse=True)
+    left, right = codes[: len(matches)], codes[len(matches) :]
+    graph = sparse.coo_matrix((np.ones(len(left)), (left, right)), shape=(len(ids), len(ids)))
+    _, component = csgraph.connected_components(graph, directed=False)
+    sizes = np.bincount(component)
+    members: dict[int, list[int]] = {}
+    for record, group in enumerate(component):
+        if 2 < sizes[group] <= max_cluster_size:
+            members.setdefault(group, []).append(record)
+    if not members:
+        return pairs
+    score = {}
+    for a, b, value in zip(left, right, matches["score"].to_numpy(), strict=True):
+        score[(min(a, b), max(a, b))] = value
+    implied: dict[frozenset, float] = {}
+    for group in members.values():
+        floor = min(score[(a, b)] for a in group for b in group if (a, b) in score)
+        for i, a in enumerate(group):
+            for b in group[i + 1 :]:
+                if (min(a, b), max(a, b)) not in score:
+                    implied[frozenset((ids[a], ids[b]))] = floor
+    if not implied:
+        return pairs
+    scored = [frozenset(pair) for pair in zip(pairs["id_l"], pairs["id_r"], strict=True)]
+    # A pair scored below `match` keeps its row and its score; the cluster lifts its class.
+    lifted = np.fromiter((pair in implied for pair in scored), dtype=bool, count=len(scored))
+    pairs = pairs.copy()
+    pairs.loc[lifted, "class"] = MATCH
+    pairs.loc[lifted, "guard"] = GUARD_CLUSTER
+    new = [pair for pair in implied if pair not in set(scored)]
+    added = pd.DataFrame(
+        {
+            "id_l": [sorted(pair, key=str)[0] for pair in new],
+            "id_r": [sorted(pair, key=str)[1] for pair in new],
+            "score": [implied[pair] for pair in new],
+            "match_weight": np.nan,
+            "class": MATCH,
+            "guard": GUARD_CLUSTER,
+        }
+    )
+    return pd.concat([pairs, added], ignore_index=True).sort_values(
+        "score", ascending=False, ignore_index=True
+    )
+
+
 def people_from_csv(path: str | Path, columns: dict[str, str]) -> pd.DataFrame:
     """Read a CSV as text and rename its columns to roles; unknown roles are refused."""
     unknown = set(columns) - set(ROLES)
@@ -128,9 +191,10 @@ def dedupe_csv(
     columns: dict[str, str],
     config: ResolveConfig | None = None,
 ) -> pd.DataFrame:
-    """Dedupe any CSV: map its columns to roles, write every match and possible match."""
+    """Dedupe any CSV: map its columns to roles, write every match (direct or implied by a cluster, see
+    `with_cluster_pairs`) and possible match."""
     people = people_from_csv(input_path, columns)
-    pairs = resolve(people, config=config)
+    pairs = with_cluster_pairs(resolve(people, config=config))
     pairs = pairs[pairs["class"] != NON_MATCH]
     pairs.to_csv(output_path, index=False)
     return pairs

@@ -23,6 +23,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import re
 import statistics
 import time
 from collections.abc import Iterable, Sequence
@@ -314,6 +315,52 @@ def person_references(conn: psycopg.Connection) -> list[PersonReference]:
     return references
 
 
+#: Core columns pointing to core.person that no sync writes (merged_into is set by merges only; no stream
+#: lands certificates yet), so no row can be attached to a survivor through an absorbed person's
+#: identities: the rows a merge moved are all there is to put back. tests/identity/test_lineage.py checks
+#: that no sync SQL writes them.
+UNSYNCED_COLUMNS = frozenset({("core.person", "merged_into"), ("core.certificate", "person_id")})
+
+_LINEAGE_BRANCH = re.compile(r"SELECT (?:DISTINCT )?'(core\.\w+)'(?: AS table_name)?,\s*'(\w+)'")
+
+
+def lineage_columns() -> frozenset[tuple[str, str]]:
+    """The (table, column) pairs that `sql/dedupe/post_merge_lineage.sql` has a branch for."""
+    return frozenset(_LINEAGE_BRANCH.findall(_sql_file("post_merge_lineage.sql")))
+
+
+def uncovered_person_columns(conn: psycopg.Connection) -> list[str]:
+    """Core columns holding a person id that an unmerge could not put back exactly: a foreign key to
+    core.person with neither a lineage branch nor a place in `UNSYNCED_COLUMNS`, or a column named like
+    a person id with no foreign key at all (a merge would not even move it)."""
+    covered = lineage_columns() | UNSYNCED_COLUMNS
+    problems = [
+        f"{r.table}.{r.column}: no branch in post_merge_lineage.sql"
+        for r in person_references(conn)
+        if (r.table, r.column) not in covered
+    ]
+    unlinked = conn.execute(
+        """
+        SELECT c.table_schema || '.' || c.table_name AS table_name, c.column_name
+        FROM information_schema.columns c
+        JOIN information_schema.tables t USING (table_schema, table_name)
+        WHERE c.table_schema = 'core' AND t.table_type = 'BASE TABLE' AND c.data_type = 'uuid'
+          AND (c.column_name LIKE '%%person_id' OR c.column_name = 'merged_into')
+          AND (c.table_name, c.column_name) <> ('person', 'person_id')
+          AND NOT EXISTS (
+              SELECT 1 FROM pg_constraint f
+              JOIN pg_attribute a ON a.attrelid = f.conrelid AND a.attnum = f.conkey[1]
+              WHERE f.contype = 'f' AND f.confrelid = 'core.person'::regclass
+                AND f.conrelid = (c.table_schema || '.' || c.table_name)::regclass AND a.attname = c.column_name)
+        ORDER BY 1, 2
+        """
+    ).fetchall()
+    problems += [
+        f"{r['table_name']}.{r['column_name']}: holds a person id without a foreign key" for r in unlinked
+    ]
+    return problems
+
+
 def _table(name: str) -> sql.Composable:
     schema, table = name.split(".", 1)
     return sql.Identifier(schema, table)
@@ -526,6 +573,7 @@ def unmerge(url: str, actor: Actor, merge_id: int, *, reason: str | None = None)
             not in recorded
         ]
         restored = changed = returned = 0
+        returned_by_column: dict[str, int] = {}
         for rows, counter in ((moves, "restored"), (attached, "returned")):
             for row in rows:
                 reference = references.get((row["table_name"], row["column_name"]))
@@ -546,6 +594,8 @@ def unmerge(url: str, actor: Actor, merge_id: int, *, reason: str | None = None)
                     changed += 1 - done
                 else:
                     returned += done
+                    column = f"{reference.table}.{reference.column}"
+                    returned_by_column[column] = returned_by_column.get(column, 0) + done
         person_columns = [
             row["column_name"]
             for row in conn.execute(
@@ -558,7 +608,7 @@ def unmerge(url: str, actor: Actor, merge_id: int, *, reason: str | None = None)
         _restore_person(conn, merge["absorbed_before"], person_columns)
         _restore_person(conn, merge["survivor_before"], person_columns)
         details = {"restored": restored, "returned_after_merge": returned, "changed_since": changed,
-                   "reason": reason}  # fmt: skip
+                   "returned_by_column": returned_by_column, "reason": reason}  # fmt: skip
         conn.execute(
             "UPDATE ops.identity_merge SET unmerged_at = now(), unmerged_by = %s, unmerge_details = %s::jsonb"
             " WHERE merge_id = %s",
