@@ -122,6 +122,9 @@ def test_export_holds_everything_about_the_person_and_is_audited(warehouse_url: 
     assert document["households"][0]["street"] == "1 Main St"
     assert len(document["survey_responses"]) == 1 and len(document["outreach_decisions"]) == 4
     assert document["audit_references"], "the inserts of the person's rows are in the audit trail"
+    # The personal fields of those audit events (outside the chain) come with the export.
+    images = [image["fields"] for image in document["audit_personal_images"]]
+    assert any(image.get("email") == EMAIL for image in images)
     assert "keep.me@example.org" not in json.dumps(document)
     with psycopg.connect(warehouse_url) as conn:
         event = conn.execute(

@@ -123,36 +123,43 @@ BEGIN
     SELECT coalesce(array_agg(column_name ORDER BY column_name), '{}') INTO personal
     FROM audit.personal_column WHERE table_name = target;
 
+    -- One pass, no joins between the steps (a join of CTEs has no index: quadratic on a bulk upsert).
     WITH row_images AS MATERIALIZED (
         SELECT 'after' AS side, ord, r FROM jsonb_array_elements(rows_after) WITH ORDINALITY AS a(r, ord)
         UNION ALL
         SELECT 'before', ord, r FROM jsonb_array_elements(rows_before) WITH ORDINALITY AS b(r, ord)
     ), split AS MATERIALIZED (
-        SELECT side, ord, r - personal AS public,
-               (SELECT jsonb_object_agg(k, r -> k) FROM unnest(personal) AS k WHERE r ? k) AS fields,
-               coalesce(r ->> 'person_id', r ->> 'household_id') AS subject_id
-        FROM row_images
-    ), sealed AS MATERIALIZED (
-        SELECT s.side, s.ord, s.public, s.subject_id, s.fields,
-               row_number() OVER (ORDER BY s.side DESC, s.ord)::integer AS ordinal,
-               gen_random_uuid() AS image_id, gen_random_uuid()::text AS salt
-        FROM split s WHERE s.fields IS NOT NULL
+        SELECT side, ord, r - personal AS public, fields,
+               coalesce(r ->> 'person_id', r ->> 'household_id') AS subject_id,
+               CASE WHEN fields IS NOT NULL THEN gen_random_uuid() END AS image_id,
+               CASE WHEN fields IS NOT NULL THEN gen_random_uuid()::text END AS salt,
+               CASE WHEN fields IS NOT NULL
+                    THEN row_number() OVER (PARTITION BY fields IS NOT NULL ORDER BY side DESC, ord)::integer
+               END AS ordinal
+        FROM (SELECT side, ord, r,
+                     (SELECT jsonb_object_agg(k, r -> k) FROM unnest(personal) AS k WHERE r ? k) AS fields
+              FROM row_images) AS with_fields
+    ), images AS MATERIALIZED (
+        SELECT image_id, ordinal, subject_id, fields, salt,
+               encode(sha256(convert_to(salt || fields::text, 'UTF8')), 'hex') AS seal
+        FROM split WHERE fields IS NOT NULL
         UNION ALL
-        SELECT 'statement', 0, NULL, NULL, jsonb_build_object('statement', left(current_query(), 2000)), 0,
-               gen_random_uuid(), gen_random_uuid()::text
-    ), with_seal AS MATERIALIZED (
-        SELECT *, encode(sha256(convert_to(salt || fields::text, 'UTF8')), 'hex') AS seal FROM sealed
+        SELECT image_id, 0, NULL, fields, salt, encode(sha256(convert_to(salt || fields::text, 'UTF8')), 'hex')
+        FROM (SELECT gen_random_uuid() AS image_id, gen_random_uuid()::text AS salt,
+                     jsonb_build_object('statement', left(current_query(), 2000)) AS fields) AS statement
     ), stored AS (
         INSERT INTO audit.personal_image (image_id, image_set, ordinal, subject_id, fields, salt, seal)
-        SELECT image_id, image_set, ordinal, subject_id, fields, salt, seal FROM with_seal
+        SELECT image_id, image_set, ordinal, subject_id, fields, salt, seal FROM images
     )
     SELECT
-        (SELECT jsonb_agg(CASE WHEN w.image_id IS NULL THEN s.public ELSE s.public || jsonb_build_object('_personal', w.image_id) END ORDER BY s.ord)
-           FROM split s LEFT JOIN with_seal w ON w.side = s.side AND w.ord = s.ord WHERE s.side = 'after'),
-        (SELECT jsonb_agg(CASE WHEN w.image_id IS NULL THEN s.public ELSE s.public || jsonb_build_object('_personal', w.image_id) END ORDER BY s.ord)
-           FROM split s LEFT JOIN with_seal w ON w.side = s.side AND w.ord = s.ord WHERE s.side = 'before'),
-        (SELECT encode(sha256(convert_to(string_agg(w.image_id::text || ':' || w.seal, ',' ORDER BY w.ordinal), 'UTF8')), 'hex')
-           FROM with_seal w)
+        (SELECT jsonb_agg(CASE WHEN image_id IS NULL THEN public
+                               ELSE public || jsonb_build_object('_personal', image_id) END ORDER BY ord)
+           FROM split WHERE side = 'after'),
+        (SELECT jsonb_agg(CASE WHEN image_id IS NULL THEN public
+                               ELSE public || jsonb_build_object('_personal', image_id) END ORDER BY ord)
+           FROM split WHERE side = 'before'),
+        (SELECT encode(sha256(convert_to(string_agg(image_id::text || ':' || seal, ',' ORDER BY ordinal), 'UTF8')), 'hex')
+           FROM images)
     INTO rows_after, rows_before, set_digest;
 
     INSERT INTO audit.audit_events (seq, occurred_at, db_role, session_role, action, entity_type, entity_id,
