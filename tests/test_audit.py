@@ -8,6 +8,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from psycopg.types.json import Jsonb
 
 from cdp import audit
 from cdp.warehouse import Actor, connect, transaction
@@ -123,11 +124,24 @@ def test_a_manual_sql_edit_of_a_core_row_is_audited_with_before_and_after(wareho
             "SELECT * FROM audit.audit_events WHERE entity_type = 'core.person' AND action = 'update'"
         ).fetchone()
     assert event["entity_id"] == str(person_id)
-    assert event["before"][0]["family_name"] == "Lovelace"
-    assert event["after"][0]["family_name"] == "King"
+    # The chain holds the public part of each image; the personal fields are one reference away.
+    assert event["before"][0]["person_id"] == str(person_id)
+    assert "family_name" not in event["before"][0] and "Lovelace" not in str(event)
+    with connect(warehouse_url, TESTER) as conn:
+        images = conn.execute(
+            "SELECT audit.with_personal_fields(%s::jsonb) AS before, audit.with_personal_fields(%s::jsonb) AS after",
+            (Jsonb(event["before"]), Jsonb(event["after"])),
+        ).fetchone()
+        statement = conn.execute(
+            "SELECT fields ->> 'statement' AS text FROM audit.personal_image"
+            " WHERE image_set = %s AND ordinal = 0",
+            (event["details"]["personal_images"],),
+        ).fetchone()["text"]
+    assert images["before"][0]["family_name"] == "Lovelace"
+    assert images["after"][0]["family_name"] == "King"
     assert event["db_role"] == "postgres"
     assert event["actor"] is None
-    assert "UPDATE core.person" in event["details"]["statement"]
+    assert "UPDATE core.person" in statement
     assert _verify(warehouse_url).ok
 
 

@@ -5,6 +5,13 @@ Rows are chained in the database (see ``sql/migrations/versions/0001_foundation.
 from the canonical text, so a superuser who switched the triggers off and edited rows is still caught.
 Rows cut from the end leave a valid but shorter chain; an anchor (the head's sequence number and hash,
 exported after each run to a file outside the database) catches that.
+
+Personal data stays out of the chain (``0012_privacy_erasure.sql``): a change event's row images keep
+their public columns, and the personal fields sit in ``audit.personal_image``, each sealed with
+sha256(salt || fields); the event's details name the image set and a digest over its image ids and
+seals. ``verify`` recomputes those digests too, so an edited, removed or forged image is caught, while an
+image an erasure blanked (content and salt gone, seal kept) still fits the chain, provided a chained
+``privacy_erase`` event with that erasure id names the image's subject.
 """
 
 from __future__ import annotations
@@ -169,4 +176,69 @@ def verify(conn: psycopg.Connection, anchors: Iterable[Anchor] = ()) -> VerifyRe
             expected_seq,
             f"rows {expected_seq}..{newest_anchor} were removed from the end (anchor seq {newest_anchor})",
         )
+    bad_seq, problem = _verify_personal_images(conn)
+    if problem is not None:
+        return VerifyReport(False, rows, last, bad_seq, problem)
     return VerifyReport(True, rows, last)
+
+
+def _set_digest(images: list[tuple[str, str]]) -> str:
+    text = ",".join(f"{image_id}:{seal}" for image_id, seal in images)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _verify_personal_images(conn: psycopg.Connection) -> tuple[int | None, str | None]:
+    """Every image set named by the chain is complete and unedited; every blanked image was erased lawfully."""
+    tuples = psycopg.rows.tuple_row
+    chained = {
+        str(image_set): (int(seq), digest)
+        for seq, image_set, digest in conn.cursor(row_factory=tuples).execute(
+            "SELECT seq, details ->> 'personal_images', details ->> 'personal_digest' FROM audit.audit_events"
+            " WHERE details ? 'personal_images'"
+        )
+    }
+    erasures: dict[str, set[str]] = {}
+    for erasure_id, subjects in conn.cursor(row_factory=tuples).execute(
+        "SELECT details ->> 'erasure_id', details -> 'subjects' FROM audit.audit_events"
+        " WHERE action = 'privacy_erase' AND details ? 'erasure_id'"
+    ):
+        erasures[erasure_id] = set(subjects or [])
+
+    def check_set(image_set: str, images: list[tuple[str, str]]) -> tuple[int | None, str | None]:
+        seq, digest = chained.pop(image_set, (None, None))
+        if seq is None:
+            return None, f"personal image set {image_set} belongs to no audit event (forged images)"
+        if _set_digest(images) != digest:
+            return seq, "personal images differ from the digest the chain holds (edited, added or removed)"
+        return None, None
+
+    current: str | None = None
+    images: list[tuple[str, str]] = []
+    with conn.cursor(name="audit_verify_images", row_factory=tuples) as cursor:
+        cursor.itersize = 5000
+        cursor.execute("SELECT * FROM audit.personal_image_seals()")
+        for image_set, _ordinal, image_id, seal, content_matches, erasure_id, subject_id in cursor:
+            image_set = str(image_set)
+            if image_set != current:
+                if current is not None:
+                    bad = check_set(current, images)
+                    if bad[1]:
+                        return bad
+                current, images = image_set, []
+            if not content_matches:
+                seq = chained.get(image_set, (None, None))[0]
+                return seq, f"personal image {image_id} does not match its seal (edited image)"
+            if erasure_id is not None:
+                subjects = erasures.get(erasure_id)
+                if subjects is None or (subject_id is not None and subject_id not in subjects):
+                    seq = chained.get(image_set, (None, None))[0]
+                    return seq, f"personal image {image_id} was blanked without an erasure of its subject"
+            images.append((str(image_id), seal))
+    if current is not None:
+        bad = check_set(current, images)
+        if bad[1]:
+            return bad
+    if chained:
+        seq = min(seq for seq, _ in chained.values())
+        return seq, "the personal images of this event are missing"
+    return None, None

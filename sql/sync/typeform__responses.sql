@@ -1,11 +1,13 @@
 -- Typeform responses → core.survey_response, answers kept as jsonb keyed by the field's ref. The age
 -- answer, when the payload has one, is age_reported; without it (or with a negative "unknown" age) the
 -- age stays NULL, which downstream treats as a minor. consent_id is the response's own consent answer.
+-- The survey id: a webhook delivery names its form_id; a polled response only its referer URL.
 INSERT INTO core.survey_response (person_id, survey_id, submitted_at, age_reported, answers, source,
                                   source_record_id, respondent_ref, consent_id)
 SELECT DISTINCT ON (b.source_record_id)
        coalesce(p.merged_into, p.person_id),
-       coalesce(substring(b.payload #>> '{metadata,referer}' FROM '/to/([A-Za-z0-9]+)'), 'typeform'),
+       coalesce(b.payload ->> 'form_id', substring(b.payload #>> '{metadata,referer}' FROM '/to/([A-Za-z0-9]+)'),
+                'typeform'),
        (b.payload ->> 'submitted_at')::timestamptz,
        (SELECT CASE WHEN (a ->> 'number')::integer >= 0 THEN (a ->> 'number')::integer END
           FROM jsonb_array_elements(b.payload -> 'answers') a WHERE a #>> '{field,ref}' = 'age' LIMIT 1),

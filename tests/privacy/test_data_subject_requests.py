@@ -11,6 +11,7 @@ from pathlib import Path
 import psycopg
 import pytest
 from privacy_seed import add_consent, add_person, eligible, years_ago
+from psycopg import sql
 from psycopg.types.json import Jsonb
 
 from cdp import audit, privacy
@@ -121,6 +122,9 @@ def test_export_holds_everything_about_the_person_and_is_audited(warehouse_url: 
     assert document["households"][0]["street"] == "1 Main St"
     assert len(document["survey_responses"]) == 1 and len(document["outreach_decisions"]) == 4
     assert document["audit_references"], "the inserts of the person's rows are in the audit trail"
+    # The personal fields of those audit events (outside the chain) come with the export.
+    images = [image["fields"] for image in document["audit_personal_images"]]
+    assert any(image.get("email") == EMAIL for image in images)
     assert "keep.me@example.org" not in json.dumps(document)
     with psycopg.connect(warehouse_url) as conn:
         event = conn.execute(
@@ -234,3 +238,192 @@ def test_cli_export_and_erase(warehouse_url: str, target, tmp_path: Path, monkey
     assert main(["privacy", "erase", target["person"], "--reason", "DSR-4", "--yes"]) == 0
     assert "people 2" in capsys.readouterr().out
     assert main(["privacy", "export", "00000000-0000-0000-0000-000000000000", "--output", "-"]) == 4
+
+
+# --- erasure versus the hash-chained audit trail ------------------------------------------------------------
+
+TEXT_TYPES = ("text", "character varying", "character", "jsonb", "json", "name")
+
+
+def _everywhere(conn: psycopg.Connection, needle: str) -> dict[str, int]:
+    """Where a string appears, case-insensitively, in any text or JSON column of any table of any schema."""
+    columns = conn.execute(
+        "SELECT c.table_schema, c.table_name, c.column_name FROM information_schema.columns c"
+        " JOIN information_schema.tables t ON (t.table_schema, t.table_name) = (c.table_schema, c.table_name)"
+        " WHERE t.table_type = 'BASE TABLE' AND c.data_type = ANY(%s)"
+        " AND c.table_schema NOT IN ('pg_catalog', 'information_schema') AND c.table_schema NOT LIKE 'pg_%%'",
+        (list(TEXT_TYPES),),
+    ).fetchall()
+    found = {}
+    for schema, table, column in columns:
+        query = sql.SQL("SELECT count(*) FROM {}.{} WHERE position(lower(%s) IN lower({}::text)) > 0").format(
+            sql.Identifier(schema), sql.Identifier(table), sql.Identifier(column)
+        )
+        count = conn.execute(query, (needle,)).fetchone()[0]
+        if count:
+            found[f"{schema}.{table}.{column}"] = count
+    return found
+
+
+def _edit_by_hand(conn: psycopg.Connection, person: str) -> None:
+    """A person typing in psql, personal data as literals in the statement (which the trail keeps)."""
+    conn.execute(
+        f"UPDATE core.person SET phone = '+1 555 0100', email = '{EMAIL}' WHERE person_id = '{person}'"
+    )
+
+
+def test_after_erasure_the_person_is_nowhere_in_any_schema_and_the_chain_still_verifies(
+    warehouse_url: str, target
+) -> None:
+    born = None
+    with psycopg.connect(warehouse_url) as conn:
+        _edit_by_hand(conn, target["person"])
+        born = str(
+            conn.execute(
+                "SELECT date_of_birth FROM core.person WHERE person_id = %s", (target["person"],)
+            ).fetchone()[0]
+        )
+        everywhere = _everywhere(conn, EMAIL)
+        # The search sees what it must find: the data is in core, raw and the audit images ...
+        assert {"core.person.email", "raw.records.payload", "audit.personal_image.fields"} <= set(everywhere)
+        # ... but never in the hash-chained rows themselves.
+        assert not [column for column in everywhere if column.startswith("audit.audit_events")]
+        assert _everywhere(conn, "keep.me@example.org")  # someone else, kept below
+
+    result = privacy.erase_person(warehouse_url, target["person"], "DSR-2026-007", ACTOR)
+    assert result.counts["audit_images_erased"] > 0
+
+    with psycopg.connect(warehouse_url) as conn:
+        needles = (
+            EMAIL,
+            "erasmus.old@example.org",
+            "Erasmus",
+            "+1 555 0100",
+            "1 Main St",
+            "Springfield",
+            born,
+        )
+        for needle in needles:
+            assert _everywhere(conn, needle) == {}, needle
+        assert audit.verify(conn).ok, audit.verify(conn).summary()
+        # Auditors still see that the person's row was changed, when, by which role, to which person id.
+        event = conn.execute(
+            "SELECT occurred_at, db_role, before, after FROM audit.audit_events"
+            " WHERE entity_type = 'core.person' AND action = 'update' AND entity_id = %s ORDER BY seq LIMIT 1",
+            (target["person"],),
+        ).fetchone()
+        assert event[0] is not None and event[1] == "postgres"
+        assert event[3][0]["person_id"] == target["person"]
+        restored = conn.execute("SELECT audit.with_personal_fields(%s)", (Jsonb(event[3]),)).fetchone()[0]
+        assert restored[0]["_personal_erased"] == result.counts["erasure_id"]
+        assert "email" not in restored[0]
+        # Someone else's images are untouched and still readable.
+        assert "audit.personal_image.fields" in _everywhere(conn, "keep.me@example.org")
+
+
+def _image_of(conn: psycopg.Connection, person: str) -> str:
+    return str(
+        conn.execute(
+            "SELECT image_id FROM audit.personal_image WHERE subject_id = %s AND fields IS NOT NULL"
+            " ORDER BY recorded_at LIMIT 1",
+            (person,),
+        ).fetchone()[0]
+    )
+
+
+def _tampered(url: str, statement: str, params: tuple) -> audit.VerifyReport:
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("SET session_replication_role = replica")  # a superuser switching triggers off
+        conn.execute(statement, params)
+    with psycopg.connect(url) as conn:
+        return audit.verify(conn)
+
+
+@pytest.mark.parametrize(
+    ("statement", "problem"),
+    [
+        (
+            'UPDATE audit.personal_image SET fields = fields || \'{"email": "x@y.org"}\' WHERE image_id = %s',
+            "does not match its seal",
+        ),
+        (
+            "UPDATE audit.personal_image SET fields = NULL, salt = NULL, erased_at = now(),"
+            " erasure_id = 'erasure:made-up' WHERE image_id = %s",
+            "blanked without an erasure",
+        ),
+        ("DELETE FROM audit.personal_image WHERE image_id = %s", "differ from the digest"),
+        (
+            "UPDATE audit.personal_image SET seal = repeat('0', 64), salt = 's',"
+            ' fields = \'{"email": "x@y.org"}\' WHERE image_id = %s',
+            "does not match its seal",
+        ),
+    ],
+    ids=["edited", "blanked-without-erasure", "deleted", "resealed"],
+)
+def test_verify_catches_an_edited_removed_or_unlawfully_blanked_image(
+    warehouse_url: str, target, statement: str, problem: str
+) -> None:
+    with psycopg.connect(warehouse_url) as conn:
+        assert audit.verify(conn).ok
+        image = _image_of(conn, target["other"])
+    report = _tampered(warehouse_url, statement, (image,))
+    assert not report.ok and problem in report.problem, report.summary()
+
+
+def test_a_real_erasure_cannot_cover_blanking_someone_elses_images(warehouse_url: str, target) -> None:
+    result = privacy.erase_person(warehouse_url, target["person"], "DSR-8", ACTOR)
+    with psycopg.connect(warehouse_url) as conn:
+        image = _image_of(conn, target["other"])
+    report = _tampered(
+        warehouse_url,
+        "UPDATE audit.personal_image SET fields = NULL, salt = NULL, erased_at = now(), erasure_id = %s"
+        " WHERE image_id = %s",
+        (result.counts["erasure_id"], image),
+    )
+    assert not report.ok and "blanked without an erasure" in report.problem
+
+
+def test_the_images_are_append_only_except_for_an_erasure(warehouse_url: str, target) -> None:
+    with psycopg.connect(warehouse_url) as conn:
+        image = _image_of(conn, target["other"])
+        for statement in (
+            "UPDATE audit.personal_image SET fields = '{}' WHERE image_id = %s",
+            "DELETE FROM audit.personal_image WHERE image_id = %s",
+        ):
+            with pytest.raises(psycopg.errors.InsufficientPrivilege, match="append-only"):
+                conn.execute(statement, (image,))
+            conn.rollback()
+        # The erasure switch opens it only for blanking, never for rewriting.
+        conn.execute("SELECT set_config('cdp.audit_image_erasure', 'on', true)")
+        with pytest.raises(psycopg.errors.InsufficientPrivilege, match="append-only"):
+            conn.execute(
+                'UPDATE audit.personal_image SET fields = \'{"email": "forged@x.org"}\' WHERE image_id = %s',
+                (image,),
+            )
+        conn.rollback()
+        with pytest.raises(psycopg.errors.InsufficientPrivilege, match="append-only"):
+            conn.execute("TRUNCATE audit.personal_image")
+        conn.rollback()
+        # Application roles add images (through the change trigger) but read and change none.
+        for role in ("cdp_loader", "cdp_editor", "cdp_viewer", "cdp_finance"):
+            conn.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(role)))
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                conn.execute("SELECT fields FROM audit.personal_image LIMIT 1")
+            conn.rollback()
+        conn.execute("SET ROLE cdp_admin")
+        assert conn.execute("SELECT count(*) FROM audit.personal_image").fetchone()[0] > 0
+        conn.rollback()
+
+
+def test_every_personal_looking_audited_column_is_kept_out_of_the_chain(warehouse_url: str) -> None:
+    from cdp.privacy import catalog
+
+    with psycopg.connect(warehouse_url) as conn:
+        assert catalog.unregistered_personal_columns(conn) == []
+        # Breaking the rule is caught: a new audited table with an unregistered email column.
+        conn.execute("CREATE TABLE core.t_newsletter_signup (signup_id int PRIMARY KEY, email text)")
+        conn.execute("SELECT audit.track_changes('core.t_newsletter_signup', 'signup_id')")
+        assert catalog.unregistered_personal_columns(conn) == [("core.t_newsletter_signup", "email")]
+        conn.execute("INSERT INTO core.t_newsletter_signup VALUES (1, 'in.clear@example.org')")
+        assert _everywhere(conn, "in.clear@example.org").keys() >= {"audit.audit_events.after"}
+        conn.rollback()

@@ -77,3 +77,36 @@ def signed(
     body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
     headers = signatures.sign(source, secret or SECRETS[source], body, timestamp or int(time.time()))
     return body, {"Content-Type": "application/json", **headers}
+
+
+def registration_payload(
+    *,
+    email: str,
+    born: str | None,
+    country: str = "US",
+    marketing: bool | None = True,
+    parental: str | None = None,
+    submission_id: str | None = None,
+    submitted_at: str | None = None,
+    first_name: str = "Robin",
+) -> dict[str, Any]:
+    """A registration-form submission in the shape the form sends (cdp.webhooks.formats)."""
+    consent: dict[str, Any] = {"marketing": marketing, "receipt_id": f"rcpt-{uuid.uuid4().hex[:8]}"}
+    if parental is not None:
+        consent |= {
+            "parental": parental,
+            "parental_method": "signed consent form",
+            "guardian_name": "Pat Guardian",
+        }
+    moment = submitted_at or iso()
+    return {
+        "event_id": f"reg-{uuid.uuid4().hex[:12]}",
+        "event_type": "registration.submitted",
+        "occurred_at": moment,
+        "form_id": REGISTRATION_FORM,
+        "data": {
+            "id": submission_id or f"sub-{uuid.uuid4().hex[:12]}", "submitted_at": moment, "form_version": "2026-09",
+            "first_name": first_name, "last_name": "Learner", "email": email, "phone": None,
+            "date_of_birth": born, "country": country, "consent": consent,
+        },
+    }  # fmt: skip

@@ -54,9 +54,16 @@ def export_person(url: str, person_id: str, actor: Actor) -> dict[str, Any]:
     try:
         with transaction(url, actor) as conn:
             row = conn.execute("SELECT privacy.export_person(%s) AS document", (person_id,)).fetchone()
+            document = row["document"]
+            # The personal fields of the audit images (kept outside the hash chain, see 0012) are data
+            # held about the person too.
+            document["audit_personal_images"] = conn.execute(
+                "SELECT coalesce(jsonb_agg(to_jsonb(i) - 'salt' - 'subject_id' ORDER BY i.recorded_at, i.image_set,"
+                " i.ordinal), '[]') AS images FROM audit.personal_image i WHERE i.subject_id = ANY(%s)",
+                ([p["person_id"] for p in document["people"]],),
+            ).fetchone()["images"]
     except psycopg.errors.NoDataFound as error:
         raise PersonNotFound(f"no person {person_id}") from error
-    document = row["document"]
     log.info(
         "exported person: %d person rows, %d raw records, %d audit references",
         len(document["people"]), len(document["raw_records"]), len(document["audit_references"]),

@@ -30,3 +30,8 @@ def outreach_bypass_roles(conn: psycopg.Connection) -> list[str]:
 
 def forbidden_role_powers(conn: psycopg.Connection) -> list[tuple[str, str]]:
     return [(row[0], row[1]) for row in _rows(conn, "application_role_powers.sql")]
+
+
+def unregistered_personal_columns(conn: psycopg.Connection) -> list[tuple[str, str]]:
+    """Audited columns that look personal but would be chained in clear (not in audit.personal_column)."""
+    return [(row[0], row[1]) for row in _rows(conn, "unregistered_personal_columns.sql")]

@@ -311,7 +311,27 @@ VOLUNTEER_SPECS: tuple[StreamSpec, ...] = (
     ),
 )  # fmt: skip
 
-BY_KEY: dict[str, StreamSpec] = {spec.key: spec for spec in (*SPECS, *VOLUNTEER_SPECS)}
+
+# Streams that only arrive by webhook (no polling API, so cdp_sync has nothing to read): the webhook DAG
+# feeds them through the engine like any other (cdp.webhooks.stream).
+PUSH_ONLY_SPECS: tuple[StreamSpec, ...] = (
+    StreamSpec(
+        "registration", "submissions", "core.consent", 1,
+        v.all_of(
+            v.required("id", "submitted_at", "first_name", "email"),
+            v.email("email"),
+            v.iso_timestamp("submitted_at"),
+            v.iso_date("date_of_birth"),
+            v.boolean("consent.marketing"),
+            v.one_of("consent.parental", (None, "", "none", "pending", "verified")),
+        ),
+        ("registration__submissions_people.sql", RESOLVE_PEOPLE, "registration__submissions_consent.sql",
+         "_land_consent.sql"),
+        person_source="registration.submission",
+    ),
+)  # fmt: skip
+
+BY_KEY: dict[str, StreamSpec] = {spec.key: spec for spec in (*SPECS, *VOLUNTEER_SPECS, *PUSH_ONLY_SPECS)}
 
 
 def spec_for(source: str, stream: str) -> StreamSpec:

@@ -3,13 +3,21 @@
 Typeform (documented, https://www.typeform.com/developers/webhooks/example-payload/): ``{"event_id",
 "event_type": "form_response", "form_response": {"form_id", "token", "landed_at", "submitted_at",
 "hidden", "answers", "definition", …}}``. The record handed on is the Responses API's shape (the
-``response_id`` is the token), so the polling stream's mapping reads both alike.
+``response_id`` and ``landing_id`` are the token; the form definition is dropped; ``form_id`` stays, and
+names the survey where a polled response only has its ``metadata.referer``), so the polling stream's spec
+and SQL read both alike and the same response from either path is one row (tests/webhooks/
+test_webhook_and_poll.py).
 
 Zigpoll (ASSUMED, Zigpoll documents no webhook body we could check): ``{"id", "type": "response.created",
 "createdAt", "data": <the response object as GET /responses returns it>}``.
 
 Registration form (ours, ASSUMED until the form's owner confirms): ``{"event_id", "event_type":
-"registration.submitted", "occurred_at", "form_id", "data": {"id", …}}``.
+"registration.submitted", "occurred_at", "form_id", "data": {"id", "submitted_at", "form_version",
+"first_name", "last_name", "email", "phone", "date_of_birth" (YYYY-MM-DD or null), "country" (ISO 3166
+alpha-2), "consent": {"marketing": true|false|null, "parental": "none"|"pending"|"verified"|null,
+"parental_method", "guardian_name", "receipt_id"}}}``. Its stream ``registration.submissions`` (a
+push-only spec in ``cdp.sync.specs``) lands the person and the consent statements by the Moodle
+registration rules: marketing is fundraising consent, parental is parental consent for course messages.
 """
 
 from __future__ import annotations
