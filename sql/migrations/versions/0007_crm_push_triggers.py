@@ -3,7 +3,7 @@
 from cdp.warehouse.migrations import run_sql_file
 
 revision = "0007_crm_push_triggers"
-down_revision = "0005_access_consent"
+down_revision = "0006_legacy_audit_platforms"
 
 
 def upgrade() -> None:

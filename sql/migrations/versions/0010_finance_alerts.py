@@ -3,7 +3,7 @@
 from cdp.warehouse.migrations import run_sql_file
 
 revision = "0010_finance_alerts"
-down_revision = "0005_access_consent"
+down_revision = "0008_referral_migration"
 
 
 def upgrade() -> None:

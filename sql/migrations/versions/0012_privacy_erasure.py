@@ -3,7 +3,7 @@
 from cdp.warehouse.migrations import run_sql_file
 
 revision = "0012_privacy_erasure"
-down_revision = "0005_access_consent"
+down_revision = "0010_finance_alerts"
 
 
 def upgrade() -> None:
