@@ -113,3 +113,26 @@ def test_while_the_platform_is_down_rewards_wait_for_people_and_drain_on_recover
     assert _ledger(warehouse_url) == {"fulfilled": len(earned) - 1, "fulfilled_manually": 1}
     with psycopg.connect(warehouse_url) as conn:
         assert conn.execute("SELECT count(*) FROM ops.reward_fulfilment_queue").fetchone()[0] == 0
+
+
+def test_a_reward_the_platform_refuses_waits_alone_and_the_others_go_through(
+    warehouse_url: str, synced: None, referral_sandbox: SandboxServer, referral_world, settings
+) -> None:
+    earned = _earned(referral_world)
+    with psycopg.connect(warehouse_url) as conn:  # a reward the platform has no record of
+        (unknown,) = conn.execute(
+            "UPDATE core.reward SET source_record_id = split_part(source_record_id, ':', 1) || ':999'"
+            " WHERE source_record_id = (SELECT min(source_record_id) FROM core.reward) RETURNING source_record_id"
+        ).fetchone()
+
+    result = fulfil_rewards(warehouse_url, settings, actor=ACTOR, run_id="run-1", now=NOW)
+
+    assert not result.platform_down and (result.fulfilled, result.queued) == (len(earned) - 1, 1)
+    with psycopg.connect(warehouse_url) as conn:
+        queued = conn.execute(
+            "SELECT idempotency_key, last_error FROM ops.reward_fulfilment_queue"
+        ).fetchall()
+    assert [(key, error.split(":")[0]) for key, error in queued] == [
+        (idempotency_key(unknown), "ContractError")
+    ]
+    assert len(referral_sandbox.apis.reward_desk.sent) == len(earned) - 1

@@ -6,7 +6,7 @@ sent with that key as ``Idempotency-Key``, then records the answer. A run that d
 claim as ``requested``; the next run asks again with the same key and the platform answers as before
 without sending the reward twice. While the platform is down (its retries exhausted), the reward and every
 one after it in the run go to the manual fallback queue (``ops.reward_fulfilment_queue``) without further
-calls; the next run that reaches the platform drains the queue, unless staff fulfilled a reward by hand
+calls (a reward the platform refuses on its own, e.g. one it does not know, is queued alone); the next run that reaches the platform drains the queue, unless staff fulfilled a reward by hand
 first (status ``fulfilled_manually``). Each outcome is an audit event.
 """
 
@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 
 from cdp.audit import record_event
 from cdp.paths import SQL_DIR
-from cdp.sources.base import SourceError, SourceSettings
+from cdp.sources.base import ContractError, SourceError, SourceSettings
 from cdp.sources.http import HttpClient
 from cdp.sources.referralhero import SOURCE, _classify
 from cdp.warehouse import Actor, transaction
@@ -85,11 +85,16 @@ def fulfil_rewards(
                     " run_id = excluded.run_id",
                     (key, reward["reward_id"], reward["subscriber_id"], reward["platform_reward_id"], moment, run_id),
                 )  # fmt: skip
+            refused: str | None = None
             try:
                 platform.mark_sent(reward["subscriber_id"], reward["platform_reward_id"], key)
-            except SourceError as error:
+            except (
+                ContractError
+            ) as error:  # this reward only (e.g. unknown to the platform): people look at it
+                refused = f"{type(error).__name__}: {error}"[:500]
+            except SourceError as error:  # down, or refusing our credential: stop asking for this run
                 down_error = f"{type(error).__name__}: {error}"[:500]
-            else:
+            if refused is None and down_error is None:
                 via = "platform (queue drained)" if was_queued else "platform"
                 with transaction(url, actor) as conn:
                     conn.execute(
@@ -102,8 +107,11 @@ def fulfil_rewards(
                 drained += was_queued
                 fulfilled += not was_queued
                 continue
+        else:
+            refused = None
         if was_queued:
             continue  # already waiting for people; nothing new to record
+        reason = refused or down_error
         with transaction(url, actor) as conn:
             conn.execute(
                 "INSERT INTO ops.reward_fulfilment (idempotency_key, reward_id, subscriber_id, platform_reward_id,"
@@ -114,10 +122,10 @@ def fulfil_rewards(
             conn.execute(
                 "UPDATE ops.reward_fulfilment SET status = 'queued_manual', queued_at = %s, last_error = %s"
                 " WHERE idempotency_key = %s",
-                (moment, down_error, key),
+                (moment, reason, key),
             )
             record_event(conn, "reward_fallback_queued", "reward", str(reward["reward_id"]),
-                         {"idempotency_key": key, "reason": down_error, "run_id": run_id})  # fmt: skip
+                         {"idempotency_key": key, "reason": reason, "run_id": run_id})  # fmt: skip
         queued += 1
     result = FulfilmentResult(fulfilled, drained, queued, down_error is not None, down_error)
     log.info("reward fulfilment: %d fulfilled, %d drained from the manual queue, %d queued for people%s",
