@@ -28,7 +28,10 @@ def data_alert_prefixes_in_code() -> set[str]:
     for path in _code_files():
         text = path.read_text()
         prefixes |= set(re.findall(r"Finding\(\s*f?[\"']([a-z_]+):", text))
-        for scope in re.findall(r"scope=f?[\"']([^\"']+)[\"']", text):
+        # a scope given as a module constant (ALERT_SCOPE = "referral_outage:") counts like a literal one
+        scopes = re.findall(r"scope=f?[\"']([^\"']+)[\"']", text)
+        scopes += re.findall(r"^[A-Z_]*SCOPE\s*=\s*f?[\"']([^\"']+)[\"']", text, re.M)
+        for scope in scopes:
             prefixes |= {part.split(":", 1)[0].strip() for part in scope.split(",") if part.strip()}
     return prefixes
 
