@@ -144,6 +144,27 @@ WITH given AS (
     FROM core.reward w
     JOIN core.referral r ON r.referral_id = w.referral_id
     WHERE w.person_id = %(survivor)s AND w.source = 'referralhero'
+    UNION ALL
+    -- Galaxy Digital (migration phase 4): a volunteer is a Galaxy user; its shifts and hours follow it.
+    SELECT 'core.volunteer', 'person_id',
+           jsonb_build_object('volunteer_id', v.volunteer_id),
+           'galaxy.user', v.source_record_id
+    FROM core.volunteer v
+    WHERE v.person_id = %(survivor)s AND v.source = 'galaxy'
+    UNION ALL
+    SELECT 'core.volunteer_shift', 'person_id',
+           jsonb_build_object('volunteer_shift_id', s.volunteer_shift_id),
+           'galaxy.user', v.source_record_id
+    FROM core.volunteer_shift s
+    JOIN core.volunteer v USING (volunteer_id)
+    WHERE s.person_id = %(survivor)s AND s.source = 'galaxy'
+    UNION ALL
+    SELECT 'core.volunteer_hours', 'person_id',
+           jsonb_build_object('volunteer_hours_id', h.volunteer_hours_id),
+           'galaxy.user', v.source_record_id
+    FROM core.volunteer_hours h
+    JOIN core.volunteer v USING (volunteer_id)
+    WHERE h.person_id = %(survivor)s AND h.source = 'galaxy'
 )
 SELECT l.table_name, l.column_name, l.row_key
 FROM lineage l

@@ -26,6 +26,7 @@ REQUIRED_SERVICES = (*AIRFLOW_SERVICES, "airflow-init", "redis", "airflow-db", "
 CONNECTIONS = (
     "AIRFLOW_CONN_WAREHOUSE",
     "AIRFLOW_CONN_SLACK_ALERTS",
+    "AIRFLOW_CONN_CERTIFICATES",  # the certificate service of the completion triggers (phase 3)
     *(f"AIRFLOW_CONN_{source.upper()}" for source in STREAMS),
     *(f"AIRFLOW_CONN_WEBHOOK_{source.upper()}" for source in WEBHOOK_SOURCES),
 )
