@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 
 import psycopg
 import pytest
+from support import STATE_QUERIES, state_difference, warehouse_state
 
 from cdp.sandbox.faults import Fault
 from cdp.sandbox.generator import World
@@ -26,35 +27,6 @@ from cdp.warehouse import Actor
 
 ACTOR = Actor("pytest")
 INTERVALS = 8
-
-# Each person is labelled by the sorted list of source identities that map to it; every other table
-# names people through that label, so two warehouses built in different orders compare equal.
-STATE_QUERIES = {
-    "people": """
-        WITH label AS (
-            SELECT person_id, string_agg(source || ':' || source_record_id, ',' ORDER BY source, source_record_id) AS who
-            FROM core.person_source_id GROUP BY person_id)
-        SELECT l.who, p.given_name, p.family_name, p.date_of_birth, p.email, p.phone, p.country, p.is_learner,
-               p.is_donor, p.merged_into IS NULL
-        FROM core.person p LEFT JOIN label l USING (person_id)""",
-    "courses": "SELECT source_record_id, code, title, starts_on, ends_on FROM core.course",
-    "enrollments": """
-        SELECT e.source_record_id, c.source_record_id, e.status, e.enrolled_at,
-               (SELECT min(m.source || ':' || m.source_record_id) FROM core.person_source_id m WHERE m.person_id = e.person_id)
-        FROM core.enrollment e JOIN core.course c USING (course_id)""",
-    "completions": """
-        SELECT k.source_record_id, c.source_record_id, k.completed_at, k.grade,
-               (SELECT e.source_record_id FROM core.enrollment e WHERE e.enrollment_id = k.enrollment_id),
-               (SELECT min(m.source || ':' || m.source_record_id) FROM core.person_source_id m WHERE m.person_id = k.person_id)
-        FROM core.course_completion k JOIN core.course c USING (course_id)""",
-    "donations": """
-        SELECT d.financial_transaction_id, d.amount_minor, d.currency, d.received_at, d.status, d.refunded_minor,
-               d.campaign,
-               (SELECT min(m.source || ':' || m.source_record_id) FROM core.person_source_id m WHERE m.person_id = d.person_id)
-        FROM core.donation d""",
-    "raw": "SELECT source, stream, source_record_id, payload FROM raw.records",
-    "quarantine": "SELECT source, stream, source_record_id, reason, payload, resolved_at IS NULL FROM ops.quarantine",
-}
 
 
 @pytest.fixture
@@ -79,14 +51,6 @@ def _run(url: str, sandbox: SandboxServer, start: datetime | None, end: datetime
             spec.source, spec.stream, sandbox.settings(spec.source, max_attempts=2, retry_base_delay=0.01)
         )
         sync_stream(url, stream, spec, actor=ACTOR, run_id=run_id, interval_start=start, interval_end=end)
-
-
-def _state(url: str) -> dict[str, list[str]]:
-    with psycopg.connect(url) as conn:
-        return {
-            name: sorted(str(row) for row in conn.execute(query).fetchall())
-            for name, query in STATE_QUERIES.items()
-        }
 
 
 def _scheduled(url: str, sandbox: SandboxServer, world: World) -> None:
@@ -115,24 +79,27 @@ def test_a_backfill_after_an_outage_equals_the_uninterrupted_history(
         else:
             _run(other, sandbox, start, end, f"scheduled__{number}")
         start = end
-    assert _state(other) != _state(warehouse_url)
+    assert warehouse_state(other) != warehouse_state(warehouse_url)
 
     # The sources are back; operations backfill the failed intervals, oldest first, as Airflow runs them.
     sandbox.faults.clear()
     for number in range(3, INTERVALS):
         _run(other, sandbox, ends[number - 1], ends[number], f"backfill__{number}")
 
-    scheduled, backfilled = _state(warehouse_url), _state(other)
+    scheduled, backfilled = warehouse_state(warehouse_url), warehouse_state(other)
     assert scheduled["people"] and scheduled["donations"] and scheduled["quarantine"]
     for name in STATE_QUERIES:
-        assert backfilled[name] == scheduled[name], (name, _difference(scheduled[name], backfilled[name]))
+        assert backfilled[name] == scheduled[name], (
+            name,
+            state_difference(scheduled[name], backfilled[name]),
+        )
 
 
 def test_a_backfill_of_past_intervals_changes_nothing(
     warehouse_url: str, world: World, sandbox: SandboxServer
 ) -> None:
     _scheduled(warehouse_url, sandbox, world)
-    before = _state(warehouse_url)
+    before = warehouse_state(warehouse_url)
     with psycopg.connect(warehouse_url) as conn:
         watermarks = conn.execute(
             "SELECT source, stream, watermark FROM ops.sync_watermark ORDER BY 1, 2"
@@ -145,9 +112,9 @@ def test_a_backfill_of_past_intervals_changes_nothing(
     for number in (5, 2, 3):  # out of order, as someone clearing runs in the UI would
         _run(warehouse_url, sandbox, ends[number - 1], ends[number], f"backfill__{number}")
 
-    after = _state(warehouse_url)
+    after = warehouse_state(warehouse_url)
     for name in STATE_QUERIES:
-        assert after[name] == before[name], (name, _difference(before[name], after[name]))
+        assert after[name] == before[name], (name, state_difference(before[name], after[name]))
     with psycopg.connect(warehouse_url) as conn:
         assert conn.execute(
             "SELECT source, stream, watermark FROM ops.sync_watermark ORDER BY 1, 2"
@@ -163,11 +130,3 @@ def test_a_backfill_of_past_intervals_changes_nothing(
             "SELECT count(*) FROM ops.sync_run WHERE run_id LIKE 'backfill__%'"
         ).fetchone()[0]
     assert backfilled == 3 * len(SPECS)
-
-
-def _difference(expected: list[str], got: list[str]) -> dict[str, list[str]]:
-    """The first rows that differ, for a failure message a person can read."""
-    return {
-        "missing": sorted(set(expected) - set(got))[:3],
-        "unexpected": sorted(set(got) - set(expected))[:3],
-    }
