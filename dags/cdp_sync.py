@@ -1,22 +1,32 @@
 """
 # Incremental sync from every source (`cdp_sync`)
 
-**What it does.** Every 2 hours, one task per source stream (dynamic task mapping) reads what changed at
-the source since its watermark (less a 30-minute overlap, so nothing at the boundary is missed), lands
-every payload in `raw.records`, validates each record, upserts the good ones into `core` by source id,
-keeps the rejected ones in `ops.quarantine` with their reason, advances the watermark and records counts
-in `ops.sync_run` and one audit event, all in one transaction per stream. People and reference data
-(LMS users, CRM contacts, courses) sync first; activity that points to them (enrollments, completions,
-donations) second, even when a first-wave stream failed. A last task logs the totals and fails the run
-when any stream did not land, so one alert names every failed stream.
+**What it does.** Every 2 hours, for every source stream with a polling API (`SCHEDULED_SPECS` in
+`cdp/sync/specs.py`: the LMS, CRM, payments, ledger, surveys, referrals and the Galaxy Digital volunteer
+platform), it reads what changed at the source since its watermark (less a 30-minute overlap, so nothing at
+the boundary is missed), lands every payload in `raw.records`, validates each record, upserts the good ones
+into `core` by source id, keeps the rejected ones in `ops.quarantine` with their reason, advances the
+watermark and records counts in `ops.sync_run` and one audit event, all in one transaction per stream.
 
-**Reads** the Airflow connections `moodle`, `salesforce`, `stripe`, `ledger`, `typeform`, `zigpoll`, `referralhero` (one per source, named after it) and
-`warehouse`. **Writes** `raw`, `core`, `ops`, `audit`; updates the Assets `warehouse.core.*`.
+**Tasks.** One mapped task per source and wave, `sync_<source>_people_and_reference` and
+`sync_<source>_activity`, one map index per stream, each in its vendor's pool (`cdp.runtime.SOURCE_POOLS`:
+`moodle_api`, `salesforce_api`, `stripe_api`, `survey_api` for Typeform, Zigpoll and ReferralHero,
+`galaxy_api`; the ledger reads files and uses `default_pool`), so a vendor's slots cap its concurrent calls.
+People and reference data (LMS users, courses, CRM contacts and accounts, volunteers) sync first; activity
+that points to them (enrollments, completions, donations, shifts, hours, ...) second, even when a
+first-wave task failed. A last task, `summarise`, logs the totals and fails the run when any stream did not
+land, so one alert names every failed stream.
+
+**Reads** the Airflow connections `moodle`, `salesforce`, `stripe`, `ledger`, `typeform`, `zigpoll`,
+`referralhero`, `galaxy` (one per source, named after it) and `warehouse`. **Writes** `raw`, `core`, `ops`,
+`audit`; updates the Assets `warehouse.core.*`.
 
 **An alert from it means** a stream failed after its retries: `AuthError` (the connection's credential
 was refused: fix the connection), `TransientError` (the source stayed down or rate-limited: the next run
 catches up from the watermark, nothing is lost), `ContractError` (the source changed a field name or shape:
 the connector needs a change, the stream stays stopped and its watermark unmoved). Other streams still land.
+A task that stays *queued* waits for a slot in its pool (UI: Admin, Pools), or its pool does not exist
+(`airflow pools list`; docker-compose's airflow-init and `make run` create them).
 
 **Re-run / backfill.** Every run is idempotent: clearing a task or re-running an interval changes nothing
 that is already right. Each run's data interval is the 2 hours before its run time, and a run reads that
@@ -41,11 +51,18 @@ from datetime import timedelta
 import pendulum
 from airflow.sdk import CronTriggerTimetable, dag, get_current_context, task
 
-from cdp.runtime import default_args, run_failure_notifier, sync_deadline, warehouse_asset
-from cdp.sync.specs import SPECS
+from cdp.runtime import default_args, run_failure_notifier, source_pool, sync_deadline, warehouse_asset
+from cdp.sync.specs import SCHEDULED_SPECS
 
-PEOPLE_AND_REFERENCE = [spec.key for spec in SPECS if spec.wave == 1]
-ACTIVITY = [spec.key for spec in SPECS if spec.wave == 2]
+WAVES = {1: "people_and_reference", 2: "activity"}
+SOURCES = list(dict.fromkeys(spec.source for spec in SCHEDULED_SPECS))  # in the order SCHEDULED_SPECS lists
+# (source, wave) -> its stream keys: one mapped task each, `sync_<source>_<wave name>`, in the source's pool.
+STREAMS = {
+    (source, wave): keys
+    for source in SOURCES
+    for wave in WAVES
+    if (keys := [spec.key for spec in SCHEDULED_SPECS if spec.source == source and spec.wave == wave])
+}
 
 
 def _sync(stream_key: str) -> dict[str, object]:
@@ -83,28 +100,31 @@ def _sync(stream_key: str) -> dict[str, object]:
     doc_md=__doc__,
 )
 def cdp_sync() -> None:
-    @task(outlets=sorted({warehouse_asset(spec.entity) for spec in SPECS if spec.wave == 1}, key=str))
-    def sync_people_and_reference(stream_key: str) -> dict[str, object]:
-        return _sync(stream_key)
-
-    @task(
-        trigger_rule="all_done",
-        outlets=sorted({warehouse_asset(spec.entity) for spec in SPECS if spec.wave == 2}, key=str),
-    )
-    def sync_activity(stream_key: str) -> dict[str, object]:
-        return _sync(stream_key)
+    waves: dict[int, list] = {1: [], 2: []}
+    for (source, wave), keys in STREAMS.items():
+        sync = task(
+            _sync,
+            task_id=f"sync_{source}_{WAVES[wave]}",
+            pool=source_pool(source),
+            # Activity runs after every people/reference task has finished, even one that failed.
+            trigger_rule="all_done" if wave == 2 else "all_success",
+            outlets=sorted(
+                {warehouse_asset(spec.entity) for spec in SCHEDULED_SPECS if spec.key in keys}, key=str
+            ),
+        )
+        waves[wave].append(sync.expand(stream_key=keys))
+    for activity in waves[2]:
+        waves[1] >> activity
 
     @task(trigger_rule="all_done")
-    def summarise(people: list[dict | None], activity: list[dict | None]) -> dict[str, int]:
+    def summarise(streams: list[list[dict | None]]) -> dict[str, int]:
         """Totals for the run; fails the run (and so alerts once) when any stream did not land."""
         from cdp.sync.report import summarise_run
 
-        return summarise_run([*people, *activity], [*PEOPLE_AND_REFERENCE, *ACTIVITY])
+        results = [result for per_task in streams for result in per_task]
+        return summarise_run(results, [key for keys in STREAMS.values() for key in keys])
 
-    people = sync_people_and_reference.expand(stream_key=PEOPLE_AND_REFERENCE)
-    activity = sync_activity.expand(stream_key=ACTIVITY)
-    people >> activity
-    summarise(people, activity)
+    summarise([*waves[1], *waves[2]])
 
 
 cdp_sync()

@@ -8,6 +8,7 @@ connection is looked up only when a task calls ``warehouse_url()``.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -126,3 +127,43 @@ def warehouse_asset(entity: str) -> Asset:
 
     schema, table = entity.split(".", 1)
     return Asset(name=f"warehouse.{entity}", uri=f"cdp://warehouse/{schema}/{table}")
+
+
+# --- Pools: one Airflow pool per vendor API budget. Every task that calls a vendor's API runs in that
+# vendor's pool, so its slots cap how many of that vendor's calls run at once across every DAG (a mapped
+# task shares one pool over all its map indexes: Airflow sets `pool` per task, not per map index, which is
+# why cdp_sync has one mapped task per source). Created by docker-compose's airflow-init, by `make run`
+# (`cdp.devserver.create_pools`) and by the test clusters; a task whose pool does not exist stays queued.
+DEFAULT_POOL = "default_pool"  # Airflow's own; for work that calls no vendor API
+
+
+@dataclass(frozen=True)
+class VendorPool:
+    name: str
+    slots: int
+    description: str
+
+
+POOLS: tuple[VendorPool, ...] = (
+    VendorPool("salesforce_api", 2, "Salesforce: daily API request limit shared with other integrations"),
+    VendorPool("moodle_api", 4, "Moodle web services"),
+    VendorPool("stripe_api", 4, "Stripe: 100 read requests per second in live mode"),
+    VendorPool("survey_api", 2, "Typeform, Zigpoll and ReferralHero"),
+    VendorPool("galaxy_api", 2, "Galaxy Digital volunteer platform"),
+)
+
+SOURCE_POOLS: dict[str, str] = {
+    "moodle": "moodle_api",
+    "salesforce": "salesforce_api",
+    "stripe": "stripe_api",
+    "typeform": "survey_api",
+    "zigpoll": "survey_api",
+    "referralhero": "survey_api",
+    "galaxy": "galaxy_api",
+    "ledger": DEFAULT_POOL,  # files finance drops in a folder: no API, no budget to keep
+}
+
+
+def source_pool(source: str) -> str:
+    """The pool of the tasks that call ``source``'s API (a KeyError names a source added without one)."""
+    return SOURCE_POOLS[source]

@@ -241,8 +241,9 @@ SPECS: tuple[StreamSpec, ...] = (
 )  # fmt: skip
 
 
-# --- The volunteer platform (migration phase 4): synced by `migration_phase4_platforms`, daily, with the
-# same engine; kept out of SPECS (the 2-hourly cdp_sync) until that DAG's tests and the dedupe truth know it.
+# --- The volunteer platform (adopted in migration phase 4): synced by the 2-hourly cdp_sync (see
+# SCHEDULED_SPECS) and by `migration_phase4_platforms` before its checks, with the same engine; kept out of
+# SPECS itself, which the dedupe truth and the engine tests take as "the learner and donor streams".
 GALAXY_TIME = r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}$"
 
 
@@ -330,6 +331,9 @@ PUSH_ONLY_SPECS: tuple[StreamSpec, ...] = (
         person_source="registration.submission",
     ),
 )  # fmt: skip
+
+# Every stream with a polling API: what cdp_sync reads every 2 hours and cdp_count_diff counts every day.
+SCHEDULED_SPECS: tuple[StreamSpec, ...] = (*SPECS, *VOLUNTEER_SPECS)
 
 BY_KEY: dict[str, StreamSpec] = {spec.key: spec for spec in (*SPECS, *VOLUNTEER_SPECS, *PUSH_ONLY_SPECS)}
 
