@@ -45,7 +45,7 @@ from __future__ import annotations
 import pendulum
 from airflow.sdk import Param, dag, get_current_context, task
 
-from cdp.runtime import default_args, run_failure_notifier
+from cdp.runtime import default_args, run_failure_notifier, source_pool
 
 
 @dag(
@@ -66,7 +66,7 @@ from cdp.runtime import default_args, run_failure_notifier
     doc_md=__doc__,
 )
 def migration_phase2_lms_crm() -> None:
-    @task
+    @task(pool=source_pool("salesforce"))  # writes to the CRM: shares Salesforce's API budget
     def push_contacts() -> dict[str, object]:
         """Plan against the CRM's current values; send only what differs and is not held."""
         from cdp.crm.client import SalesforceWriter

@@ -35,7 +35,7 @@ from __future__ import annotations
 import pendulum
 from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, Param, dag, get_current_context, task
 
-from cdp.runtime import default_args, run_failure_notifier, warehouse_asset
+from cdp.runtime import default_args, run_failure_notifier, source_pool, warehouse_asset
 
 
 @dag(
@@ -61,7 +61,8 @@ from cdp.runtime import default_args, run_failure_notifier, warehouse_asset
     doc_md=__doc__,
 )
 def migration_phase3_completion_triggers() -> None:
-    @task
+    # Calls the CRM and the certificate service: the pool is Salesforce's, the scarcer budget of the two.
+    @task(pool=source_pool("salesforce"))
     def trigger_completions() -> dict[str, object]:
         """Claim what is due, then send every claim not yet sent, with its idempotency key."""
         from cdp.crm.client import SalesforceWriter

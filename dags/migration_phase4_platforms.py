@@ -8,6 +8,10 @@ same person ids as the LMS and CRM (exact keys only: the source id, else normali
 when unambiguous; fuzzy matches are the nightly dedupe's), `core.volunteer`, `core.volunteer_shift`,
 `core.volunteer_hours`, one audit event per stream. Volunteers first, then shifts and hours (whose
 volunteer must be there; an orphan waits in the quarantine and is re-tried on the next run).
+Since the platform was adopted, `cdp_sync` syncs the same streams every 2 hours; this DAG keeps its own
+sync so that its checks always judge data read just before them. The two never clash: a stream's sync
+holds a per-stream lock in the warehouse, shares one watermark, and the upsert makes a second read a no-op.
+Both run in the `galaxy_api` pool.
 Then it checks the phase's success criteria: every volunteer record received is landed with a person or
 quarantined, and every KPI mart (`mart.kpi_*_monthly`: course completion, learner re-engagement, learners
 also donors, learners also volunteers, data accuracy, duplicate rate) has one row per month with
@@ -31,7 +35,7 @@ from __future__ import annotations
 import pendulum
 from airflow.sdk import dag, get_current_context, task
 
-from cdp.runtime import default_args, run_failure_notifier, warehouse_asset
+from cdp.runtime import default_args, run_failure_notifier, source_pool, warehouse_asset
 from cdp.sync.specs import VOLUNTEER_SPECS
 
 VOLUNTEERS = [spec.key for spec in VOLUNTEER_SPECS if spec.wave == 1]
@@ -69,11 +73,14 @@ def _sync(stream_key: str) -> dict[str, object]:
     doc_md=__doc__,
 )
 def migration_phase4_platforms() -> None:
-    @task(outlets=[warehouse_asset("core.volunteer")])
+    @task(pool=source_pool("galaxy"), outlets=[warehouse_asset("core.volunteer")])
     def sync_volunteers(stream_key: str) -> dict[str, object]:
         return _sync(stream_key)
 
-    @task(outlets=[warehouse_asset("core.volunteer_shift"), warehouse_asset("core.volunteer_hours")])
+    @task(
+        pool=source_pool("galaxy"),
+        outlets=[warehouse_asset("core.volunteer_shift"), warehouse_asset("core.volunteer_hours")],
+    )
     def sync_volunteer_activity(stream_key: str) -> dict[str, object]:
         return _sync(stream_key)
 

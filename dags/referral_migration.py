@@ -42,7 +42,7 @@ from __future__ import annotations
 import pendulum
 from airflow.sdk import Param, dag, get_current_context, task
 
-from cdp.runtime import default_args, run_failure_notifier
+from cdp.runtime import default_args, run_failure_notifier, source_pool
 
 
 def _as_of(params: dict) -> pendulum.DateTime:
@@ -112,7 +112,7 @@ def referral_migration() -> None:
         return {"counts": result.counts, "matched": result.matched, "new": result.new,
                 "resolved": result.resolved, "report": str(result.report)}  # fmt: skip
 
-    @task
+    @task(pool=source_pool("referralhero"))  # calls the ReferralHero API
     def fulfil_rewards() -> dict[str, object]:
         """Unlocked rewards marked sent once on the platform, or queued for people while it is down."""
         from cdp.referrals.fulfilment import fulfil_rewards as fulfil

@@ -6,8 +6,9 @@ import psycopg
 import pytest
 
 from cdp.devserver import connection_env
+from cdp.runtime import source_pool
 from cdp.sandbox.server import SandboxServer
-from cdp.sync.specs import SPECS
+from cdp.sync.specs import SCHEDULED_SPECS
 
 
 @pytest.mark.slow
@@ -15,7 +16,7 @@ def test_count_diff_dag_records_every_stream_and_sends_one_grouped_alert(
     load_dag, warehouse_url: str, sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("AIRFLOW_CONN_WAREHOUSE", warehouse_url)
-    for source in {spec.source for spec in SPECS}:
+    for source in {spec.source for spec in SCHEDULED_SPECS}:
         monkeypatch.setenv(
             *connection_env(source, sandbox.settings(source, max_attempts=2, retry_base_delay=0.01))
         )
@@ -26,13 +27,16 @@ def test_count_diff_dag_records_every_stream_and_sends_one_grouped_alert(
     )
 
     assert dag_run.state == "success"
+    assert {
+        task.task_id: task.pool for task in load_dag("cdp_count_diff").tasks if task.task_id != "alert"
+    } == {f"count_{source}": source_pool(source) for source in {spec.source for spec in SCHEDULED_SPECS}}
     with psycopg.connect(warehouse_url) as conn:
         rows = conn.execute(
             "SELECT source || '.' || stream, source_count, raw_count, status, loss_location FROM ops.count_diff"
             " WHERE run_id = %s",
             (dag_run.run_id,),
         ).fetchall()
-    assert sorted(r[0] for r in rows) == sorted(spec.key for spec in SPECS)
+    assert sorted(r[0] for r in rows) == sorted(spec.key for spec in SCHEDULED_SPECS)
     alerted = sorted(key for key, source_count, raw, status, where in rows if status == "alert")
     assert alerted and all(
         (raw, where) == (0, "never_fetched") for _, n, raw, status, where in rows if status == "alert"
