@@ -121,6 +121,49 @@ def airflow_executable() -> str:
     return shutil.which("airflow", path=venv_bin) or "airflow"
 
 
+def pool_definitions() -> dict[str, dict[str, object]]:
+    """Every vendor pool (``cdp.runtime.POOLS``) in the file format `airflow pools import` reads."""
+    from cdp.runtime import POOLS
+
+    return {pool.name: {"slots": pool.slots, "description": pool.description} for pool in POOLS}
+
+
+def create_pools(environment: dict[str, str]) -> list[str]:
+    """Create the vendor pools missing from the (migrated) Airflow that ``environment`` points at.
+
+    Only missing ones: slots an operator changed with `airflow pools set` stay as they are. Without its pool a
+    task would stay queued for ever. Returns the names created.
+    """
+    airflow = airflow_executable()
+
+    def run(*args: str) -> str:
+        result = subprocess.run(
+            [airflow, *args], env=environment, capture_output=True, text=True, check=False
+        )
+        if result.returncode != 0:
+            raise RuntimeError(f"airflow {' '.join(args)} failed: {result.stderr[-2000:]}")
+        return result.stdout
+
+    listed = run("pools", "list", "--output", "json")
+    existing = {pool["pool"] for pool in json.loads(listed[listed.index("[") :])}
+    missing = {name: pool for name, pool in pool_definitions().items() if name not in existing}
+    if missing:
+        path = Path(environment["AIRFLOW_HOME"]) / "cdp-pools.json"
+        path.write_text(json.dumps(missing, indent=2))
+        run("pools", "import", str(path))
+    return sorted(missing)
+
+
+def prepare_airflow(environment: dict[str, str]) -> None:
+    """Airflow's metadata schema and the vendor pools, before `airflow standalone` starts its components."""
+    result = subprocess.run(
+        [airflow_executable(), "db", "migrate"], env=environment, capture_output=True, text=True, check=False
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"airflow db migrate failed: {result.stderr[-2000:]}")
+    create_pools(environment)
+
+
 def run_local(port: int = 8080) -> int:
     """Prepare everything, print how to log in, then hand the terminal to `airflow standalone`."""
     url = resolve_url(start_embedded=configured_url() is None)
@@ -128,6 +171,7 @@ def run_local(port: int = 8080) -> int:
     sandbox = start_sandbox()
     environment = local_environment(url, port)
     password = ui_password()
+    prepare_airflow(environment)
     airflow = airflow_executable()
     print(
         "\n"
@@ -135,6 +179,7 @@ def run_local(port: int = 8080) -> int:
         f"  login:       {UI_USER} / {password}\n"
         f"  warehouse:   schema {migrations.current_revision(url)}; `.venv/bin/cdp warehouse url` prints its address\n"
         f"  sandbox:     vendor APIs on http://127.0.0.1:{SANDBOX_PORT} (pid {sandbox.pid}), log in .cdp/sandbox.log\n"
+        f"  pools:       {', '.join(pool_definitions())} (one per vendor API; `airflow pools list`)\n"
         f"  data health: http://localhost:{port}/cdp-data-health/ (in the UI: Browse -> Data health)\n"
         "  stop:        Ctrl-C (the warehouse keeps running: `.venv/bin/cdp warehouse down`)\n",
         flush=True,
