@@ -95,6 +95,7 @@ def start(warehouse_url: str, work: Path, *, timeout: float = 300) -> Stack:
     environment["AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT"] = str(free_port())
     environment["AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT"] = str(free_port())
     password = devserver.ui_password()
+    devserver.prepare_airflow(environment)  # Airflow's schema and the vendor pools, as `make run` does
     log_path = work / "airflow-standalone.log"
     airflow = subprocess.Popen(
         [devserver.airflow_executable(), "standalone"],
