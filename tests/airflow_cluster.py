@@ -77,6 +77,10 @@ class AirflowCluster:
     def start(self, timeout: float = 240) -> None:
         (self.home / "no-plugins").mkdir(parents=True, exist_ok=True)
         self.airflow("db", "migrate", timeout=timeout)
+        # The vendor pools, as airflow-init and `make run` create them: without its pool a task stays queued.
+        from cdp.devserver import create_pools
+
+        create_pools(self.env)
         for component in COMPONENTS:
             log = (self.home / f"{component}.log").open("ab")
             command = [str(AIRFLOW), component]

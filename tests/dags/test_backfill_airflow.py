@@ -1,13 +1,17 @@
 """Under a real Airflow (scheduler, dag-processor, triggerer, api-server; LocalExecutor):
 
 - ``airflow backfill create`` of ``cdp_sync`` over past intervals runs one 2-hour interval per run and
-  leaves the same warehouse as the scheduled runs of those intervals, one after another, would have (that
-  re-running intervals that already ran changes nothing is ``tests/sync/test_backfill.py``'s, in-process).
+  leaves the same warehouse as the scheduled runs of those intervals, one after another, would have.
+- ``--reprocess-behavior completed`` re-runs intervals that already succeeded, through the scheduler: the
+  warehouse is unchanged, no core row changes are audited (only the imports), the watermarks stay put
+  (``tests/sync/test_backfill.py`` shows the same in-process, out of order).
 - the DeadlineAlert on ``cdp_sync`` fires: the scheduler finds the missed deadline, the triggerer runs its
   Slack notifier, and the sandbox's webhook receiver gets the message, once; runs that finish in time
   send nothing.
 
-The sandbox world is 4 hours long (2 sync intervals, 34 task runs), so the module runs in a few minutes on
+The sandbox world is 4 hours long (2 sync intervals of 20 task runs each: 19 streams in 11 mapped tasks,
+one per source and wave in its vendor's pool, and the summary; three backfills of them plus the
+deadline run), so the module runs in several minutes on
 an idle machine (each task run parses the DAG file in a new process: a busy machine makes it much slower).
 """
 
@@ -29,7 +33,7 @@ from cdp.sandbox.generator import World
 from cdp.sandbox.server import SandboxServer
 from cdp.sources import registry
 from cdp.sync.engine import sync_stream
-from cdp.sync.specs import SPECS
+from cdp.sync.specs import SCHEDULED_SPECS
 from cdp.warehouse import Actor
 
 WORLD_START = datetime(2026, 11, 29, 0, tzinfo=UTC)
@@ -65,7 +69,7 @@ def cluster(
 ) -> Iterator[AirflowCluster]:
     connections = dict(
         connection_env(source, sandbox.settings(source, max_attempts=2, retry_base_delay=0.01))
-        for source in {spec.source for spec in SPECS}
+        for source in {spec.source for spec in SCHEDULED_SPECS}
     )
     connections["AIRFLOW_CONN_WAREHOUSE"] = airflow_warehouse
     connections["AIRFLOW_CONN_SLACK_ALERTS"] = json.dumps(
@@ -84,7 +88,7 @@ def cluster(
 def _scheduled_history(url: str, sandbox: SandboxServer, intervals: list[tuple[datetime, datetime]]) -> None:
     """What the scheduled runs do, in order: every stream, people first, with the run's data interval."""
     for number, (start, end) in enumerate(intervals):
-        for spec in sorted(SPECS, key=lambda s: s.wave):
+        for spec in sorted(SCHEDULED_SPECS, key=lambda s: s.wave):
             stream = registry.stream(
                 spec.source, spec.stream, sandbox.settings(spec.source, max_attempts=2, retry_base_delay=0.01)
             )
@@ -133,10 +137,54 @@ def test_airflow_backfill_create_equals_the_scheduled_history(
         landed = conn.execute(
             "SELECT count(DISTINCT run_id), count(*) FROM ops.sync_run WHERE run_id LIKE 'backfill__%'"
         ).fetchone()
-    assert landed == (len(INTERVALS), len(INTERVALS) * len(SPECS))
+    assert landed == (len(INTERVALS), len(INTERVALS) * len(SCHEDULED_SPECS))
 
     # Runs that finished within their deadline raised no deadline alert.
     assert not [m for m in sandbox.slack_messages if HOURGLASS in m["payload"].get("text", "")]
+
+
+WATERMARKS = "SELECT source, stream, watermark FROM ops.sync_watermark ORDER BY 1, 2"
+# Rows the change triggers write (and every other event except the per-stream import events).
+CHANGES = (
+    "SELECT action, entity_type, details ->> 'rows', left(details ->> 'statement', 200) FROM audit.audit_events"
+    " WHERE action <> 'import' ORDER BY seq OFFSET %s"
+)
+
+
+def test_a_reprocessing_backfill_of_completed_intervals_changes_nothing(
+    cluster: AirflowCluster, airflow_warehouse: str
+) -> None:
+    first = [r for r in cluster.runs("cdp_sync") if r["run_type"] == "backfill" and r["state"] == "success"]
+    if not first:  # run alone (-k): the intervals must have run once first
+        first = _backfill(cluster, INTERVALS[0][1], INTERVALS[-1][1])
+    before = warehouse_state(airflow_warehouse)
+    with psycopg.connect(airflow_warehouse) as conn:
+        watermarks = conn.execute(WATERMARKS).fetchall()
+        events = conn.execute("SELECT count(*) FROM audit.audit_events WHERE action <> 'import'").fetchone()[
+            0
+        ]
+        imports = conn.execute("SELECT count(*) FROM audit.audit_events WHERE action = 'import'").fetchone()[
+            0
+        ]
+    assert before["people"] and watermarks
+
+    runs = _backfill(cluster, INTERVALS[0][1], INTERVALS[-1][1], "--reprocess-behavior", "completed")
+
+    # The same two intervals ran again (the runs the first backfill made, cleared and re-run), and succeeded.
+    assert [(r["data_interval_start"], r["data_interval_end"]) for r in runs] == INTERVALS
+    assert {(r["run_type"], r["state"]) for r in runs} == {("backfill", "success")}, runs
+    assert {r["run_id"] for r in runs} == {r["run_id"] for r in first}
+    after = warehouse_state(airflow_warehouse)
+    for name in STATE_QUERIES:
+        assert after[name] == before[name], (name, state_difference(before[name], after[name]))
+    with psycopg.connect(airflow_warehouse) as conn:
+        assert conn.execute(WATERMARKS).fetchall() == watermarks
+        assert conn.execute(CHANGES, (events,)).fetchall() == []
+        # It did re-read every stream of both intervals: one import event each.
+        reimported = conn.execute(
+            "SELECT count(*) FROM audit.audit_events WHERE action = 'import'"
+        ).fetchone()[0]
+    assert reimported - imports == len(INTERVALS) * len(SCHEDULED_SPECS)
 
 
 def test_the_sync_deadline_alert_fires_once_when_a_run_overruns(

@@ -124,6 +124,17 @@ def test_each_sources_streams_run_in_that_sources_own_mapped_task_and_pool(load_
     }
     # Activity waits for every people/reference task, and runs even when one of them failed.
     first = {task.task_id for task in syncs if task.task_id.endswith("_people_and_reference")}
+    # Volunteers resolve to the people the LMS and CRM hold, so they land after those (order decides ids).
+    galaxy_people = dag.get_task("sync_galaxy_people_and_reference")
+    assert (
+        galaxy_people.upstream_task_ids
+        == first - {galaxy_people.task_id}
+        >= {
+            "sync_moodle_people_and_reference",
+            "sync_salesforce_people_and_reference",
+        }
+    )
+    assert galaxy_people.trigger_rule == "all_done"
     for task in syncs:
         if task.task_id.endswith("_activity"):
             assert task.upstream_task_ids == first
