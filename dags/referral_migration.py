@@ -19,8 +19,8 @@ hours during the parallel run:
    fallback queue `ops.reward_fulfilment_queue`; the next run that reaches the platform drains it.
 5. **Outage check**: no referral tracked for `outage_hours` (default 6) while at least `outage_min_signups`
    (default 5) course sign-ups came in.
-6. Logs the KPI marts `mart.kpi_referral_*_monthly` (conversion, volume, reward redemption time; the support
-   ticket KPI stays empty: no ticket source is connected).
+6. Logs the KPI marts `mart.kpi_referral_*_monthly` (conversion, volume, reward redemption time, and the
+   share of support tickets about referrals, from the Zendesk tickets `cdp_sync` lands in core.support_ticket).
 
 **Reads** `warehouse` (core.referral, core.reward, core.enrollment, core.person), the `referralhero`
 connection (reward status updates) and the spreadsheet file; **writes** `raw.records`, `ops.referral_*`,

@@ -165,6 +165,13 @@ WITH given AS (
     FROM core.volunteer_hours h
     JOIN core.volunteer v USING (volunteer_id)
     WHERE h.person_id = %(survivor)s AND h.source = 'galaxy'
+    UNION ALL
+    -- Zendesk: a ticket's requester is a Zendesk user (mapped as zendesk.user when the sync resolved it).
+    SELECT 'core.support_ticket', 'person_id',
+           jsonb_build_object('support_ticket_id', t.support_ticket_id),
+           'zendesk.user', t.requester_source_id
+    FROM core.support_ticket t
+    WHERE t.person_id = %(survivor)s AND t.source = 'zendesk'
 )
 SELECT l.table_name, l.column_name, l.row_key
 FROM lineage l

@@ -3,6 +3,7 @@ stays; both audited."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import stat
 from datetime import UTC, datetime
@@ -19,6 +20,8 @@ from cdp.cli import main
 from cdp.warehouse import Actor
 
 EMAIL = "Erasmus.Target@Example.org"
+# What a support ticket keeps of its requester's email (0015): the sha256 of the normalised address.
+TICKET_EMAIL_HASH = hashlib.sha256(EMAIL.lower().encode()).hexdigest()
 ACTOR = Actor("test-dpo")
 RECEIVED = datetime(2025, 3, 4, 5, 6, 7, tzinfo=UTC)
 
@@ -88,6 +91,17 @@ def target(warehouse_url: str) -> dict[str, str]:
             " VALUES ('moodle', 'users', '501', 'r', 'malformed email', %s)",
             (Jsonb({"id": 501, "email": EMAIL + "!"}),),
         )
+        # Support tickets: one joined to the person, one from their email that the sync could not join (no
+        # person id, only the email's hash), and someone else's.
+        conn.execute(
+            "INSERT INTO core.support_ticket (person_id, requester_source_id, requester_email_sha256, subject,"
+            " status, about_referral, opened_at, changed_at, source, source_record_id) VALUES"
+            " (%s, '1', %s, 'Erasmus cannot log in', 'open', false, %s, %s, 'zendesk', '9001'),"
+            " (NULL, '2', %s, 'Reward missing, Erasmus T.', 'solved', true, %s, %s, 'zendesk', '9002'),"
+            " (%s, '3', %s, 'Keeper asks about a receipt', 'open', false, %s, %s, 'zendesk', '9003')",
+            (person, TICKET_EMAIL_HASH, RECEIVED, RECEIVED, TICKET_EMAIL_HASH, RECEIVED, RECEIVED, other,
+             hashlib.sha256(b"keep.me@example.org").hexdigest(), RECEIVED, RECEIVED),
+        )  # fmt: skip
     return {"person": person, "duplicate": duplicate, "other": other, "household": household}
 
 
@@ -95,7 +109,7 @@ def _occurrences(conn: psycopg.Connection, needle: str) -> dict[str, int]:
     """Where a string still appears, case-insensitively, in every table that holds personal data."""
     tables = [
         "raw.records", "core.person", "core.person_source_id", "core.household", "core.consent",
-        "core.survey_response", "core.donation", "ops.quarantine",
+        "core.survey_response", "core.donation", "ops.quarantine", "core.support_ticket",
     ]  # fmt: skip
     found = {}
     for table in tables:
@@ -126,6 +140,8 @@ def test_export_holds_everything_about_the_person_and_is_audited(warehouse_url: 
     images = [image["fields"] for image in document["audit_personal_images"]]
     assert any(image.get("email") == EMAIL for image in images)
     assert "keep.me@example.org" not in json.dumps(document)
+    # Their support tickets: the one joined to them and the one written from their email.
+    assert {t["source_record_id"] for t in document["support_tickets"]} == {"9001", "9002"}
     with psycopg.connect(warehouse_url) as conn:
         event = conn.execute(
             "SELECT actor, details FROM audit.audit_events WHERE action = 'privacy_export' AND entity_id = %s",
@@ -171,6 +187,8 @@ def test_erase_removes_personal_data_and_keeps_the_financial_trail(warehouse_url
             == before_other
         )
         assert "keep.me@example.org" in {r[0] for r in conn.execute("SELECT email FROM core.person")}
+        tickets = dict(conn.execute("SELECT source_record_id, subject FROM core.support_ticket").fetchall())
+        assert tickets == {"9001": None, "9002": None, "9003": "Keeper asks about a receipt"}
         # The person id stays (the gift points to it), marked erased, and is never on a list again.
         assert conn.execute(
             "SELECT erased_at IS NOT NULL, email FROM core.person WHERE person_id = %s", (target["person"],)
@@ -286,6 +304,10 @@ def test_after_erasure_the_person_is_nowhere_in_any_schema_and_the_chain_still_v
         everywhere = _everywhere(conn, EMAIL)
         # The search sees what it must find: the data is in core, raw and the audit images ...
         assert {"core.person.email", "raw.records.payload", "audit.personal_image.fields"} <= set(everywhere)
+        # A ticket requester the sync could not join is known by the email's hash only, also in the images.
+        assert {"core.support_ticket.requester_email_sha256", "audit.personal_image.fields"} <= set(
+            _everywhere(conn, TICKET_EMAIL_HASH)
+        )
         # ... but never in the hash-chained rows themselves.
         assert not [column for column in everywhere if column.startswith("audit.audit_events")]
         assert _everywhere(conn, "keep.me@example.org")  # someone else, kept below
@@ -305,6 +327,9 @@ def test_after_erasure_the_person_is_nowhere_in_any_schema_and_the_chain_still_v
         )
         for needle in needles:
             assert _everywhere(conn, needle) == {}, needle
+        # The tickets' hash of the email is gone from the tickets and their audit images; what remains is the
+        # erasure's own pseudonym of an email-keyed source id ('erased:' || the same sha256, by 0005's design).
+        assert set(_everywhere(conn, TICKET_EMAIL_HASH)) == {"core.person_source_id.source_record_id"}
         assert audit.verify(conn).ok, audit.verify(conn).summary()
         # Auditors still see that the person's row was changed, when, by which role, to which person id.
         event = conn.execute(

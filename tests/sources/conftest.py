@@ -60,6 +60,7 @@ def settings_for(sandbox: SandboxServer, sleeps: SleepRecorder) -> Callable[...,
             "typeform": {"page_size": 100},
             "zigpoll": {"page_size": 100},
             "ledger": {"page_size": 500},
+            "zendesk": {"page_size": 100},
         }
         return sandbox.settings(
             source,

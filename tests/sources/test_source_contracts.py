@@ -31,6 +31,7 @@ INCREMENTAL = [
     ("zigpoll", "participants"),
     ("referralhero", "subscribers"),
     ("ledger", "postings"),
+    ("zendesk", "tickets"),
 ]
 HTTP_SOURCES = ["moodle", "salesforce", "stripe", "typeform", "zigpoll", "referralhero"]
 START = datetime(2023, 1, 1, tzinfo=UTC)  # the world fixture spans 2023
@@ -83,6 +84,7 @@ def test_registry_lists_every_source_with_the_stream_interface(sandbox: SandboxS
         "typeform",
         "referralhero",
         "galaxy",
+        "zendesk",
     }
     for source, factory in STREAMS.items():
         for s in factory(sandbox.settings(source)):

@@ -62,6 +62,10 @@ def export_person(url: str, person_id: str, actor: Actor) -> dict[str, Any]:
                 " i.ordinal), '[]') AS images FROM audit.personal_image i WHERE i.subject_id = ANY(%s)",
                 ([p["person_id"] for p in document["people"]],),
             ).fetchone()["images"]
+            # Support tickets (0015): by person id, or written from one of the person's emails.
+            document["support_tickets"] = conn.execute(
+                "SELECT privacy.support_tickets_of(%s) AS tickets", (person_id,)
+            ).fetchone()["tickets"]
     except psycopg.errors.NoDataFound as error:
         raise PersonNotFound(f"no person {person_id}") from error
     log.info(

@@ -951,6 +951,11 @@ class VendorApis:
 
         return volunteers.handle(self, request)
 
+    def _zendesk(self, request: Request) -> Response:
+        from cdp.sandbox import zendesk
+
+        return zendesk.handle(self, request)
+
     @staticmethod
     def _referralhero_auth_error() -> Response:
         return Response(

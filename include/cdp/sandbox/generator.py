@@ -92,6 +92,7 @@ class Credentials:
     certificates: str = "cert-sandbox-api-key-0001"
     ledger: str = ""
     galaxy: str = "galaxy-sandbox-api-key"
+    zendesk: str = "zendesk-sandbox-api-token"
 
     def for_source(self, source: str) -> str:
         return getattr(self, source)
@@ -231,6 +232,9 @@ class World:
         self._build_surveys()
         self._build_referrals()
         self._build_ledger()
+        from cdp.sandbox import zendesk  # the support desk (own module and random generator)
+
+        zendesk.build(self)
 
     # ---------------------------------------------------------------- helpers
     def rng(self, purpose: int) -> np.random.Generator:

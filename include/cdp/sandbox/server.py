@@ -8,7 +8,7 @@
         sandbox.slack_messages                            # what the alerting posted
 
 Mounts: ``/moodle``, ``/salesforce``, ``/stripe``, ``/typeform``, ``/zigpoll``, ``/referralhero`` (see
-``cdp.sandbox.apis`` for what each speaks), ``/galaxy`` (``cdp.sandbox.volunteers``), ``POST /slack/...`` (incoming webhooks) and the admin API:
+``cdp.sandbox.apis`` for what each speaks), ``/galaxy`` (``cdp.sandbox.volunteers``), ``/zendesk`` (``cdp.sandbox.zendesk``), ``POST /slack/...`` (incoming webhooks) and the admin API:
 ``GET /_sandbox/health``, ``GET|POST|DELETE /_sandbox/faults`` (POST a Fault as JSON; DELETE clears,
 ``DELETE /_sandbox/faults/{id}`` removes one), ``GET|DELETE /_sandbox/slack``,
 ``GET /_sandbox/truth/count?source=&stream=&since=&until=``, ``POST /_sandbox/salesforce/staff-edit``
@@ -40,11 +40,23 @@ from cdp.sandbox.apis import Request, Response, VendorApis
 from cdp.sandbox.crm_writes import COMPLETION_CAMPAIGN_ID
 from cdp.sandbox.faults import Fault, FaultBook
 from cdp.sandbox.generator import World, to_epoch
+from cdp.sandbox.zendesk import AGENT_EMAIL as ZENDESK_AGENT_EMAIL
+from cdp.sandbox.zendesk import REFERRAL_FIELD_ID as ZENDESK_REFERRAL_FIELD_ID
 from cdp.sources.base import SourceSettings
 
 log = logging.getLogger(__name__)
 
-SOURCES = ("moodle", "salesforce", "stripe", "typeform", "zigpoll", "referralhero", "galaxy", "certificates")
+SOURCES = (
+    "moodle",
+    "salesforce",
+    "stripe",
+    "typeform",
+    "zigpoll",
+    "referralhero",
+    "galaxy",
+    "zendesk",
+    "certificates",
+)
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -294,6 +306,7 @@ def sandbox_settings(
         "zigpoll": {"account_id": ids.zigpoll_account_id, "poll_id": ids.zigpoll_poll_id},
         "referralhero": {"list_uuid": ids.referralhero_list_uuid},
         "galaxy": {},  # the volunteer platform (cdp.sandbox.volunteers)
+        "zendesk": {"email": ZENDESK_AGENT_EMAIL, "referral_field_id": ZENDESK_REFERRAL_FIELD_ID},
         "ledger": {"folder": str(ledger_folder) if ledger_folder else ""},
         "certificates": {},
     }

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from cdp.sources import galaxy, ledger, moodle, referralhero, salesforce, stripe, typeform, zigpoll
+from cdp.sources import galaxy, ledger, moodle, referralhero, salesforce, stripe, typeform, zendesk, zigpoll
 from cdp.sources.base import SourceSettings, Stream
 
 STREAMS: dict[str, Callable[[SourceSettings], list[Stream]]] = {
@@ -16,6 +16,7 @@ STREAMS: dict[str, Callable[[SourceSettings], list[Stream]]] = {
     "typeform": typeform.streams,
     "referralhero": referralhero.streams,
     "galaxy": galaxy.streams,
+    "zendesk": zendesk.streams,
 }
 
 

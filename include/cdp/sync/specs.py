@@ -238,6 +238,18 @@ SPECS: tuple[StreamSpec, ...] = (
         ("referralhero__subscribers_people.sql", RESOLVE_PEOPLE, "referralhero__subscribers.sql"),
         person_source="referralhero.subscriber",
     ),
+    # --- The support desk: tickets, their requester resolved by exact keys (never a new person), referrals
+    StreamSpec(
+        "zendesk", "tickets", "core.support_ticket", 2,
+        v.all_of(
+            v.required("id", "created_at", "updated_at", "status", "requester_id", "requester.id"),
+            v.iso_timestamp("created_at"),
+            v.iso_timestamp("updated_at"),
+            v.one_of("status", ("new", "open", "pending", "hold", "solved", "closed", "deleted")),
+            v.email("requester.email", optional=True),
+        ),
+        ("zendesk__tickets.sql",),
+    ),
 )  # fmt: skip
 
 
