@@ -269,7 +269,7 @@ def load_rows(conn: psycopg.Connection, files: Sequence[LegacyFile]) -> dict[str
     for file in sorted(files, key=lambda f: (f.export, order.get(f.name, 99))):
         records = conn.execute(
             "SELECT source_record_id, payload FROM raw.records WHERE source = %s AND stream = %s"
-            " AND source_record_id LIKE %s ORDER BY (payload ->> 'row')::int",
+            " AND source_record_id LIKE %s AND NOT payload ? '_erased' ORDER BY (payload ->> 'row')::int",
             (SOURCE, file.export, f"{file.sha256[:16]}:%"),
         ).fetchall()
         for record in records:

@@ -91,6 +91,7 @@ def _batch(conn: psycopg.Connection, export: str, files: Sequence[LegacyFile]) -
         "CREATE TEMP TABLE legacy_batch ON COMMIT DROP AS"
         " SELECT c.row_key, c.values FROM ops.legacy_clean_record c"
         " WHERE c.export = %s AND c.file_sha256 = ANY(%s) AND c.status IN ('clean', 'fixed')"
+        " AND NOT c.values ? '_erased'"
         " AND NOT EXISTS (SELECT 1 FROM ops.legacy_review r WHERE r.export = c.export AND r.row_key = c.row_key"
         "                 AND r.resolved_at IS NULL)",
         (export, [f.sha256 for f in files if f.export == export]),
