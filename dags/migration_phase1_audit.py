@@ -13,15 +13,24 @@
 3. `clean_up` fixes what is safe (emails trimmed and lower-cased, phones in E.164, dates as ISO, exact
    duplicates set aside; one audit event per export's batch, with counts and row ids) and queues the rest
    in `ops.legacy_review` with the reason; then profiles the cleaned records again.
-4. `write_report` writes `legacy_audit_<fingerprint>.html` (charts) and `.json` to the reports folder.
-5. `check_accuracy_target` fails the run when the accuracy after cleanup is not above the target (98%).
+4. `load_core` loads the cleaned records into core through the sync's person resolution (source identity,
+   else the exact key normalised email + given name, else a new person; legacy values only fill what core
+   lacks): learners (source `legacy_lms`), CRM contacts (`legacy_crm`), donors (`legacy_donors`, gifts in
+   `core.donation` as exact integer minor units with currency), enrollments (`legacy_lms`). A row waiting
+   in `ops.legacy_review` or set aside as a duplicate is never loaded; a row that cannot be loaded (an
+   enrollment whose learner waits for review, an amount not exact in its currency) is kept in
+   `ops.quarantine` (source `legacy`) with the reason. One `import` audit event per export that changed
+   core (entity `legacy_core.<export>`). Once reviewed rows are corrected in a new export, re-run the DAG.
+5. `write_report` writes `legacy_audit_<fingerprint>.html` (charts) and `.json` to the reports folder.
+6. `check_accuracy_target` fails the run when the accuracy after cleanup is not above the target (98%).
 
 **Params.** `folder` (the exports; empty = Airflow Variable `legacy_exports_folder`, else
 `.cdp/legacy-exports`), `reports_folder` (empty = `.cdp/reports`), `accuracy_target` (0.98). For a
 sandbox run, write the files with `cdp sandbox legacy-exports --out .cdp/legacy-exports`.
 
 **Reads** the export folder. **Writes** `raw.legacy_file`, `raw.records`, `ops.legacy_profile(_metric)`,
-`ops.legacy_clean_record`, `ops.legacy_review`, `audit.audit_events`, the report files.
+`ops.legacy_clean_record`, `ops.legacy_review`, `core.person`, `core.person_source_id`, `core.course`,
+`core.enrollment`, `core.donation`, `ops.quarantine`, `audit.audit_events`, the report files.
 
 **An alert from it means** a task failed after its retries: `LegacyFormatError` (a file's header is not
 the export it is named after: nothing of it landed; fix or rename the file and re-run), or
@@ -103,6 +112,16 @@ def migration_phase1_audit() -> None:
         return {"changed_rows": result.changed_rows, "accuracy_after": result.after.accuracy_rate}
 
     @task
+    def load_core(found: list[dict]) -> dict[str, object]:
+        """The cleaned rows (never a queued one) into core, by the sync's person resolution."""
+        from cdp.migration.legacy_load import load_core as load
+        from cdp.runtime import actor_from_context, warehouse_url
+
+        context = get_current_context()
+        result = load(warehouse_url(), actor_from_context(context), context["run_id"], _files(found))
+        return {"loaded": result.loaded, "changed": result.changed, "rejected": result.rejected}
+
+    @task
     def write_report(found: list[dict]) -> list[str]:
         from cdp.migration.audit_report import write_report as write
         from cdp.migration.legacy_audit import stored_profiles
@@ -125,7 +144,8 @@ def migration_phase1_audit() -> None:
         check_target(stored_profiles(warehouse_url(), _files(found)), float(params["accuracy_target"]))
 
     found = import_exports()
-    profile_before(found) >> clean_up(found) >> write_report(found) >> check_accuracy_target(found)
+    cleaned = profile_before(found) >> clean_up(found)
+    cleaned >> load_core(found) >> write_report(found) >> check_accuracy_target(found)
 
 
 migration_phase1_audit()

@@ -11,9 +11,19 @@
 anyone who refused or withdrew, and erased people are never pushed. Someone pushed before who is no longer
 eligible only gets the consent flags cleared and `HasOptedOutOfEmail` set.
 
+**Contacts staff created first.** A learner who already is a Contact in Salesforce (created by staff,
+synced here by the `salesforce` contacts stream) but has no `CDP_Person_Id__c` is *linked*, not created
+again: before the upsert the run sets `CDP_Person_Id__c` on that Contact by its `Id` (sObject Collections
+update); from then on it is an ordinary update, and fields we do not push (account, birth date, preferred
+email, ...) stay as staff left them. A learner with two or more Contacts in the CRM (a CRM duplicate), or
+whose Contact carries another person's id, is not guessed at: queued in `ops.crm_contact_review` and not
+pushed until staff merge the Contacts in Salesforce (the next run then links the one left and closes the
+row). Links per run: `ops.crm_contact_link`; audit event `crm_contact_link_batch` per 200 links.
+
 **Dry run first.** Param `mode`: `auto` (default) is a **dry run until a run has been applied on purpose**;
 `dry_run` always plans only; `apply` pushes. A dry run reads the CRM, writes the exact field-level plan to
-`ops.crm_push_change` (hashes) and a CSV with the values to `.cdp/reports/crm_push/` (operator only), and
+`ops.crm_push_change` (hashes) and the planned links to `ops.crm_contact_link`, and a CSV (link steps
+first, `change = link`) with the values to `.cdp/reports/crm_push/` (operator only), and
 writes nothing to the CRM. To go live: read the dry run's report, then *Trigger DAG w/ config*
 `{"mode": "apply"}` once; from then on the daily runs apply.
 
@@ -21,16 +31,20 @@ writes nothing to the CRM. To go live: read the dry run's report, then *Trigger 
 `ops.crm_push_conflict` (who and when, from `LastModifiedById`/`LastModifiedDate`) and held until someone
 decides with `cdp crm resolve CONFLICT_ID keep_crm|push_warehouse`.
 
-**Reads / writes.** Reads `mart.outreach_eligible`, `core.person` (learner flag), `ops.crm_push_*` and the
+**Reads / writes.** Reads `mart.outreach_eligible`, `core.person` (learner flag), `core.person_source_id`
+(the Contacts synced from the CRM), `ops.crm_push_*` and the
 CRM's current values; writes Salesforce `Contact`s, `ops.crm_push_state`, `ops.crm_push_run`,
-`ops.crm_push_change`, `ops.crm_push_conflict`, `ops.crm_push_error`, `audit.audit_events`
-(`crm_push_dry_run`, one `crm_push_batch` per 200 records).
+`ops.crm_push_change`, `ops.crm_push_conflict`, `ops.crm_push_error`, `ops.crm_contact_link`,
+`ops.crm_contact_review`, `audit.audit_events` (`crm_push_dry_run`, one `crm_contact_link_batch` per 200
+links, one `crm_push_batch` per 200 records).
 
 **Alerts from it** (grouped, sent when they change; key prefix `crm_push:`):
 - `crm_push:reconcile` — sent ≠ accepted + rejected, or accepted records do not read back as sent. The run
   fails too. Compare `ops.crm_push_state` with the CRM for the run's people; re-run (it re-plans from the
   CRM's values, and a value already there is adopted, not sent again).
 - `crm_push:conflicts` — staff-edited fields wait for a decision (`cdp crm conflicts`).
+- `crm_push:contact_review` — learners held back because the CRM has several Contacts for them (or their
+  Contact carries another person's id): merge the duplicates in Salesforce; the next run links and pushes.
 - `crm_push:errors` — records the CRM refused (e.g. `REQUIRED_FIELD_MISSING` for a learner without a
   family name, `INVALID_EMAIL_ADDRESS`), kept in `ops.crm_push_error` and retried by every run: fix the
   value at the source.

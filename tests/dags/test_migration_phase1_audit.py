@@ -15,7 +15,8 @@ from cdp.sandbox.legacy import FIXABLE, UNFIXABLE, write_exports
 
 TABLES = (
     "raw.legacy_file", "raw.records", "ops.legacy_profile", "ops.legacy_profile_metric",
-    "ops.legacy_clean_record", "ops.legacy_review", "audit.audit_events",
+    "ops.legacy_clean_record", "ops.legacy_review", "audit.audit_events", "core.person",
+    "core.person_source_id", "core.enrollment", "core.donation", "ops.quarantine",
 )  # fmt: skip
 
 
@@ -106,9 +107,15 @@ def test_phase1_profile_matches_the_planted_truth_and_cleanup_reaches_the_target
     assert statuses["review"] == sum(1 for kind in all_kinds if kind in UNFIXABLE)
 
     # One import event per file, one correction event per export; counts and row ids, no values.
-    assert [e[1] for e in events if e[0] == "import"] == [
+    assert [e[1] for e in events if e[0] == "import" and e[1].startswith("legacy.")] == [
         f"legacy.{export}" for export, (names, _) in EXPORTS.items() for _ in names
     ]
+    # The load into core: one import event per export it loads, counts only.
+    loads = {e[1]: e[2] for e in events if e[0] == "import" and e[1].startswith("legacy_core.")}
+    assert set(loads) == {
+        f"legacy_core.{e}" for e in ("lms_learners", "crm_contacts", "donors", "lms_enrollments")
+    }
+    assert all(d["core_rows_changed"] > 0 for d in loads.values())
     corrections = {e[1]: e[2] for e in events if e[0] == "correction"}
     assert set(corrections) == {f"legacy.{export}" for export in EXPORTS}
     assert corrections["legacy.lms_learners"]["fixed"] == {

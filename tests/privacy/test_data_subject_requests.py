@@ -17,6 +17,7 @@ from psycopg.types.json import Jsonb
 
 from cdp import audit, privacy
 from cdp.cli import main
+from cdp.crm import push
 from cdp.warehouse import Actor
 
 EMAIL = "Erasmus.Target@Example.org"
@@ -290,10 +291,75 @@ def _edit_by_hand(conn: psycopg.Connection, person: str) -> None:
     )
 
 
+def _in_the_migration(url: str, person: str, folder: Path) -> None:
+    """The person as the migration met them: in the legacy exports (landed, cleaned, loaded, and a CRM row
+    about them queued for review with a broken email), the referral spreadsheet and the CRM push's tables."""
+    from cdp.migration import legacy_audit as la
+    from cdp.migration.legacy_load import load_core
+
+    folder.mkdir()
+    learners = la.EXPORTS["lms_learners"][1]
+    contacts = la.EXPORTS["crm_contacts"][1]
+    (folder / "lms_learners.csv").write_text(
+        ",".join(learners) + "\r\n"
+        + f"1001,Erasmus,Target, {EMAIL} ,+1 555 0100,,2023/04/05\r\n"
+        + "1002,Keeper,Doe,keep.me@example.org,,,2023-04-06\r\n"
+    )  # fmt: skip
+    (folder / "crm_contacts.csv").write_text(
+        ",".join(contacts) + "\r\n"
+        + f"0030001,1001,Erasmus,Target,{EMAIL},+1 555 0100,2023-05-01\r\n"
+        + "0030002,1001,Erasmus,Target,erasmus.target at example.org,,2023-05-02\r\n"
+    )  # fmt: skip
+    files = la.import_exports(url, ACTOR, "legacy-1", folder)
+    la.profile(url, ACTOR, "legacy-1", files)
+    la.cleanup(url, ACTOR, "legacy-1", files)
+    load_core(url, ACTOR, "legacy-1", files)
+    with psycopg.connect(url) as conn:
+        # Loaded onto the person by the exact key, and a row about them waits for review.
+        assert conn.execute(
+            "SELECT person_id::text FROM core.person_source_id WHERE source = 'legacy_lms' AND source_record_id = '1001'"
+        ).fetchone() == (person,)
+        assert (
+            conn.execute(
+                "SELECT count(*) FROM ops.legacy_review WHERE payload::text LIKE '%%erasmus.target at%%'"
+            ).fetchone()[0]
+            > 0
+        )
+        conn.execute(
+            "INSERT INTO ops.referral_legacy (legacy_ref, file_sha256, row_number, referrer_name, referrer_email,"
+            " referred_name, referred_email, referred_on, imported_run_id) VALUES ('R1', repeat('a', 64), 1,"
+            " 'Keeper Doe', 'keep.me@example.org', 'Erasmus Target', %s, '2023-04-01', 'r')",
+            (EMAIL,),
+        )
+        email_hash = push.value_hash(EMAIL)
+        conn.execute("INSERT INTO ops.crm_push_run (run_id, dry_run) VALUES ('push-1', false)")
+        conn.execute(
+            "INSERT INTO ops.crm_push_state (person_id, external_id, crm_id, field_hashes) VALUES (%s, %s, '003X',"
+            " jsonb_build_object('Email', %s::text, 'CDP_Fundraising_Consent__c', 'h'))",
+            (person, person, email_hash),
+        )
+        conn.execute(
+            "INSERT INTO ops.crm_push_change (run_id, person_id, field, change, crm_hash, new_hash)"
+            " VALUES ('push-1', %s, 'Email', 'update', %s, %s)",
+            (person, email_hash, email_hash),
+        )
+        conn.execute(
+            "INSERT INTO ops.crm_push_error (person_id, error_code, message, first_run_id, last_run_id)"
+            " VALUES (%s, 'DUPLICATES_DETECTED', %s, 'push-1', 'push-1')",
+            (person, f"a Contact with Email {EMAIL.upper()} exists"),
+        )
+
+
 def test_after_erasure_the_person_is_nowhere_in_any_schema_and_the_chain_still_verifies(
-    warehouse_url: str, target
+    warehouse_url: str, target, tmp_path: Path
 ) -> None:
     born = None
+    _in_the_migration(warehouse_url, target["person"], tmp_path / "legacy")
+    exported = privacy.export_person(warehouse_url, target["person"], ACTOR)["migration_records"]
+    assert {k for k, v in exported.items() if v} == {
+        "legacy_raw_records", "legacy_clean_records", "legacy_reviews", "legacy_referrals", "crm_push_state",
+        "crm_push_errors",
+    }  # fmt: skip
     with psycopg.connect(warehouse_url) as conn:
         _edit_by_hand(conn, target["person"])
         born = str(
@@ -308,6 +374,15 @@ def test_after_erasure_the_person_is_nowhere_in_any_schema_and_the_chain_still_v
         assert {"core.support_ticket.requester_email_sha256", "audit.personal_image.fields"} <= set(
             _everywhere(conn, TICKET_EMAIL_HASH)
         )
+        # The search sees what it must find: the data is in core, raw, the migration's tables and the
+        # audit images ...
+        assert {
+            "core.person.email", "raw.records.payload", "audit.personal_image.fields",
+            "ops.legacy_clean_record.values", "ops.referral_legacy.referred_email", "ops.crm_push_error.message",
+        } <= set(everywhere)  # fmt: skip
+        assert "ops.legacy_review.payload" in _everywhere(conn, "erasmus.target at example.org")
+        hashes = _everywhere(conn, push.value_hash(EMAIL))
+        assert {"ops.crm_push_state.field_hashes", "ops.crm_push_change.crm_hash"} <= set(hashes)
         # ... but never in the hash-chained rows themselves.
         assert not [column for column in everywhere if column.startswith("audit.audit_events")]
         assert _everywhere(conn, "keep.me@example.org")  # someone else, kept below
@@ -325,11 +400,15 @@ def test_after_erasure_the_person_is_nowhere_in_any_schema_and_the_chain_still_v
             "Springfield",
             born,
         )
-        for needle in needles:
+        for needle in (*needles, "erasmus.target at example.org", push.value_hash(EMAIL)):
             assert _everywhere(conn, needle) == {}, needle
         # The tickets' hash of the email is gone from the tickets and their audit images; what remains is the
         # erasure's own pseudonym of an email-keyed source id ('erased:' || the same sha256, by 0005's design).
         assert set(_everywhere(conn, TICKET_EMAIL_HASH)) == {"core.person_source_id.source_record_id"}
+        # The other person of the same exports and spreadsheet keeps their rows.
+        assert {"ops.legacy_clean_record.values", "ops.referral_legacy.referrer_email"} <= set(
+            _everywhere(conn, "keep.me@example.org")
+        )
         assert audit.verify(conn).ok, audit.verify(conn).summary()
         # Auditors still see that the person's row was changed, when, by which role, to which person id.
         event = conn.execute(

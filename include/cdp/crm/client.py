@@ -4,7 +4,8 @@ Vendor docs followed: REST API Developer Guide, "Upsert Records Using sObject Co
 /services/data/vXX.X/composite/sobjects/<SObject>/<ExternalIdField>``, at most 200 records, each with an
 ``attributes.type``; ``allOrNone=false`` gives one UpsertResult ``{"id", "success", "errors", "created"}``
 per record, in order) and "Get Records Using sObject Collections" (``POST .../composite/sobjects/<SObject>``
-with ``{"ids", "fields"}``). Errors of the request as a whole are classified as for reads
+with ``{"ids", "fields"}``) and "Update Records Using sObject Collections" (``PATCH .../composite/sobjects``,
+each record with its ``id``; one SaveResult ``{"id", "success", "errors"}`` per record, in order). Errors of the request as a whole are classified as for reads
 (``cdp.sources.salesforce``); per-record errors are returned to the caller, which keeps them.
 """
 
@@ -50,6 +51,20 @@ class SalesforceWriter:
             )
             if not isinstance(answer, list) or len(answer) != len(chunk):
                 raise ContractError(f"salesforce: upsert of {len(chunk)} {sobject} answered no result list")
+            results.extend(answer)
+        return results
+
+    def update(self, sobject: str, records: Sequence[dict[str, Any]]) -> list[dict]:
+        """Update ``records`` by their Salesforce ``id``; one SaveResult per record, in order."""
+        results: list[dict] = []
+        for chunk in _chunks(records, COLLECTION_LIMIT):
+            body = {
+                "allOrNone": False,
+                "records": [{"attributes": {"type": sobject}, **record} for record in chunk],
+            }
+            answer = self._call("PATCH", f"/services/data/{self.version}/composite/sobjects", body)
+            if not isinstance(answer, list) or len(answer) != len(chunk):
+                raise ContractError(f"salesforce: update of {len(chunk)} {sobject} answered no result list")
             results.extend(answer)
         return results
 

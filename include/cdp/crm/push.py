@@ -19,6 +19,18 @@ it and when) and held until someone decides (``resolve_conflict``: ``keep_crm`` 
 CRM for good, ``push_warehouse`` lets the next run overwrite it). A CRM value that already equals what we
 would push is simply adopted (that is also how a crash between the CRM's answer and our bookkeeping heals).
 
+Contacts staff created first (linking). A learner may already be a Contact in the CRM, created there by
+staff and synced here by the ``salesforce`` contacts stream (source identity ``salesforce.contact`` = the
+Contact's ``Id``), without our external id: an upsert by ``CDP_Person_Id__c`` would create a second
+Contact. So before the upsert, every person with exactly one known, existing Contact that carries no
+external id yet gets ``CDP_Person_Id__c`` set on that Contact by its ``Id`` (sObject Collections update);
+from then on it is an ordinary update (fields staff keep and we do not push stay as they are). A person
+with two or more Contacts (a duplicate in the CRM), or whose Contact carries another person's external
+id, is not guessed at: queued in ``ops.crm_contact_review`` and not pushed until the CRM gives one Contact
+(the next run then closes the review row). A link the CRM refuses goes to ``ops.crm_push_error`` and the
+person waits (no upsert that would duplicate). Links are logged per run in ``ops.crm_contact_link``; each
+batch of links writes an audit event ``crm_contact_link_batch``.
+
 Dry run. ``dry_run=True`` reads the CRM, computes the exact field-level plan, writes it to
 ``ops.crm_push_change`` (hashes only) and to a CSV report with the values (``report_dir``), and sends
 nothing to the CRM. ``mode="auto"`` is a dry run until one run was applied on purpose.
@@ -63,6 +75,7 @@ WITHDRAWN = {
     "HasOptedOutOfEmail": True,
 }
 RECORD_GONE = "_record"  # conflict "field" for a contact deleted in the CRM after our push
+CONTACT_SOURCE = "salesforce.contact"  # the source identity of a Contact synced from the CRM (its Id)
 MODES = ("auto", "dry_run", "apply")
 
 
@@ -122,6 +135,13 @@ class PushPlan:
 
 
 @dataclass
+class LinkPlan:
+    links: dict[str, str] = field(default_factory=dict)  # person -> Contact Id to set our external id on
+    adopt: dict[str, str] = field(default_factory=dict)  # person -> Contact Id already carrying our id
+    reviews: dict[str, tuple[str, list[str]]] = field(default_factory=dict)  # person -> (reason, Ids)
+
+
+@dataclass
 class PushResult:
     run_id: str
     dry_run: bool
@@ -138,6 +158,10 @@ class PushResult:
     verified: int = 0
     reconciled: bool | None = None
     report_path: str | None = None
+    links_planned: int = 0
+    linked: int = 0
+    link_failed: int = 0
+    contacts_in_review: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -229,7 +253,50 @@ def read_crm(writer: SalesforceWriter, crm_ids: Iterable[str]) -> dict[str, dict
     }
 
 
+def known_contacts(conn: psycopg.Connection, people: Iterable[str]) -> dict[str, set[str]]:
+    """Per person (merges followed to the survivor), the Ids of the CRM Contacts synced as theirs."""
+    wanted = set(people)
+    known: dict[str, set[str]] = {}
+    for row in conn.execute(
+        "SELECT coalesce(p.merged_into, m.person_id)::text AS person_id, m.source_record_id AS crm_id"
+        " FROM core.person_source_id m JOIN core.person p ON p.person_id = m.person_id WHERE m.source = %s",
+        (CONTACT_SOURCE,),
+    ):
+        if row["person_id"] in wanted:
+            known.setdefault(row["person_id"], set()).add(row["crm_id"])
+    return known
+
+
 # ------------------------------------------------------------------------------------------ planning
+def plan_links(
+    desired: Iterable[str],
+    state: Mapping[str, Mapping[str, Any]],
+    known: Mapping[str, set[str]],
+    crm: Mapping[str, Mapping[str, Any]],
+) -> LinkPlan:
+    """Which existing Contact gets our external id, and who waits for a person to sort out the CRM."""
+    plan = LinkPlan()
+    for person in sorted(desired):
+        ids = set(known.get(person, ()))
+        own = (state.get(person) or {}).get("crm_id")
+        if own:
+            ids.add(own)
+        existing = sorted(crm_id for crm_id in ids if crm_id in crm)  # a deleted Contact does not count
+        if len(existing) >= 2:
+            plan.reviews[person] = ("duplicate_contacts", existing)
+            continue
+        if not existing or person in state:
+            continue
+        holder = crm[existing[0]].get(EXTERNAL_ID)
+        if holder in (None, ""):
+            plan.links[person] = existing[0]
+        elif holder == person:  # linked by an earlier run whose bookkeeping did not commit
+            plan.adopt[person] = existing[0]
+        else:
+            plan.reviews[person] = ("external_id_taken", existing)
+    return plan
+
+
 def plan_push(
     desired: Mapping[str, Mapping[str, Any]],
     state: Mapping[str, Mapping[str, Any]],
@@ -301,11 +368,16 @@ def plan_push(
 
 
 # ------------------------------------------------------------------------------------------ writing
-def _write_report(path: Path, changes: list[FieldChange]) -> None:
+def _write_report(path: Path, changes: list[FieldChange], links: LinkPlan | None = None) -> None:
+    """The run's plan with values: the link steps first (crm_value: the Contact's Id), then every field."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["person_id", "field", "change", "crm_value", "new_value"])
+        for person, crm_id in sorted((links.links if links else {}).items()):
+            writer.writerow([person, EXTERNAL_ID, "link", crm_id, person])
+        for person, (reason, crm_ids) in sorted((links.reviews if links else {}).items()):
+            writer.writerow([person, "_contact", "review", " ".join(crm_ids), reason])
         for change in changes:
             writer.writerow(
                 [change.person_id, change.field, change.change, change.crm_value, change.new_value]
@@ -348,7 +420,25 @@ def push_contacts(
         with conn.transaction():
             state = _state(conn)
             open_conflicts = _open_conflicts(conn)
-        crm = read_crm(writer, (row["crm_id"] for row in state.values() if row["crm_id"]))
+            known = known_contacts(conn, desired)
+        crm = read_crm(
+            writer,
+            [row["crm_id"] for row in state.values() if row["crm_id"]]
+            + [crm_id for ids in known.values() for crm_id in ids],
+        )
+        links = plan_links(desired, state, known, crm)
+        for person in links.reviews:
+            del desired[person]
+        failed_links: set[str] = set()
+        linked = 0
+        if not dry_run:
+            _queue_reviews(conn, links, run_id)
+            linked, failed_links = _link(conn, writer, links, run_id)
+        for person in failed_links:
+            del desired[person]
+        for person, crm_id in {**links.links, **links.adopt}.items():
+            if person not in failed_links:
+                state = {**state, person: {"person_id": person, "crm_id": crm_id, "field_hashes": {}}}
         plan = plan_push(desired, state, crm, open_conflicts)
         result = PushResult(
             run_id=run_id,
@@ -360,23 +450,31 @@ def push_contacts(
             fields_changed=sum(1 for c in plan.changes if c.change in ("create", "update")),
             conflicts_new=len(plan.conflicts),
             conflicts_open=plan.open_conflicts,
+            links_planned=len(links.links),
+            linked=linked,
+            link_failed=len(failed_links),
+            contacts_in_review=len(links.reviews),
         )
         if report_dir is not None:
             path = report_dir / f"crm_push_{run_id.replace(':', '_').replace('+', '_')}.csv"
-            _write_report(path, plan.changes)
+            _write_report(path, plan.changes, links)
             result.report_path = str(path)
         with conn.transaction():
             conn.execute("DELETE FROM ops.crm_push_change WHERE run_id = %s", (run_id,))
             conn.execute(
                 "INSERT INTO ops.crm_push_run (run_id, dry_run, people_considered, creates, updates, unchanged,"
-                " fields_changed, conflicts_new, conflicts_open, report_path)"
+                " fields_changed, conflicts_new, conflicts_open, report_path, links_planned, linked, link_failed,"
+                " contacts_in_review)"
                 " VALUES (%(run_id)s, %(dry_run)s, %(people_considered)s, %(creates)s, %(updates)s, %(unchanged)s,"
-                " %(fields_changed)s, %(conflicts_new)s, %(conflicts_open)s, %(report_path)s)"
+                " %(fields_changed)s, %(conflicts_new)s, %(conflicts_open)s, %(report_path)s, %(links_planned)s,"
+                " %(linked)s, %(link_failed)s, %(contacts_in_review)s)"
                 " ON CONFLICT (run_id) DO UPDATE SET dry_run = excluded.dry_run, started_at = now(),"
                 " finished_at = NULL, people_considered = excluded.people_considered, creates = excluded.creates,"
                 " updates = excluded.updates, unchanged = excluded.unchanged,"
                 " fields_changed = excluded.fields_changed, conflicts_new = excluded.conflicts_new,"
-                " conflicts_open = excluded.conflicts_open, report_path = excluded.report_path, sent = 0,"
+                " conflicts_open = excluded.conflicts_open, report_path = excluded.report_path,"
+                " links_planned = excluded.links_planned, linked = excluded.linked,"
+                " link_failed = excluded.link_failed, contacts_in_review = excluded.contacts_in_review, sent = 0,"
                 " accepted = 0, rejected = 0, verified = 0, reconciled = NULL",
                 result.as_dict(),
             )
@@ -387,6 +485,13 @@ def push_contacts(
                     [(run_id, c.person_id, c.field, c.change, c.crm_hash, c.new_hash) for c in plan.changes],
                 )
             if dry_run:
+                conn.execute("DELETE FROM ops.crm_contact_link WHERE run_id = %s", (run_id,))
+                with conn.cursor() as cursor:
+                    cursor.executemany(
+                        "INSERT INTO ops.crm_contact_link (run_id, person_id, crm_id, outcome)"
+                        " VALUES (%s, %s, %s, 'planned')",
+                        [(run_id, person, crm_id) for person, crm_id in sorted(links.links.items())],
+                    )
                 audit.record_event(conn, "crm_push_dry_run", "crm_push_run", run_id, _counts(result))
                 conn.execute("UPDATE ops.crm_push_run SET finished_at = now() WHERE run_id = %s", (run_id,))
         if dry_run:
@@ -427,6 +532,113 @@ def _queue_conflicts(conn: psycopg.Connection, plan: PushPlan, run_id: str) -> N
                 )
                 for c in plan.conflicts
             ],
+        )
+
+
+def _queue_reviews(conn: psycopg.Connection, links: LinkPlan, run_id: str) -> None:
+    """Open a review row per person the CRM gives no single Contact for; close the rows that cleared."""
+    with conn.transaction(), conn.cursor() as cursor:
+        cursor.executemany(
+            "INSERT INTO ops.crm_contact_review AS r (person_id, reason, crm_ids, detected_run_id, last_run_id)"
+            " VALUES (%s, %s, %s, %s, %s)"
+            " ON CONFLICT (person_id) WHERE resolved_at IS NULL DO UPDATE SET reason = excluded.reason,"
+            " crm_ids = excluded.crm_ids, last_run_id = excluded.last_run_id"
+            " WHERE (r.reason, r.crm_ids) IS DISTINCT FROM (excluded.reason, excluded.crm_ids)",
+            [
+                (person, reason, ids, run_id, run_id)
+                for person, (reason, ids) in sorted(links.reviews.items())
+            ],
+        )
+        cursor.execute(
+            "UPDATE ops.crm_contact_review SET resolved_at = now(), resolved_run_id = %s"
+            " WHERE resolved_at IS NULL AND NOT (person_id = ANY(%s::uuid[]))",
+            (run_id, sorted(links.reviews)),
+        )
+
+
+def _link(
+    conn: psycopg.Connection, writer: SalesforceWriter, links: LinkPlan, run_id: str
+) -> tuple[int, set[str]]:
+    """Set our external id on the Contacts staff created (by Id); record the state so the upsert finds them."""
+    state_sql = (
+        "INSERT INTO ops.crm_push_state (person_id, external_id, crm_id, last_run_id)"
+        " VALUES (%s::uuid, %s::text, %s, %s) ON CONFLICT (person_id) DO NOTHING"
+    )
+    if links.adopt:
+        with conn.transaction(), conn.cursor() as cursor:
+            cursor.executemany(
+                state_sql, [(p, p, crm_id, run_id) for p, crm_id in sorted(links.adopt.items())]
+            )
+    people = sorted(links.links)
+    linked, failed = 0, set()
+    for start in range(0, len(people), COLLECTION_LIMIT):
+        batch = people[start : start + COLLECTION_LIMIT]
+        answers = writer.update(SOBJECT, [{"id": links.links[p], EXTERNAL_ID: p} for p in batch])
+        with conn.transaction(), conn.cursor() as cursor:
+            ok = [p for p, a in zip(batch, answers, strict=True) if a.get("success")]
+            refused = [(p, a) for p, a in zip(batch, answers, strict=True) if not a.get("success")]
+            cursor.executemany(state_sql, [(p, p, links.links[p], run_id) for p in ok])
+            cursor.executemany(
+                "INSERT INTO ops.crm_contact_link (run_id, person_id, crm_id, outcome, error_code, linked_at)"
+                " VALUES (%s, %s, %s, %s, %s, CASE WHEN %s::boolean THEN now() END)"
+                " ON CONFLICT (run_id, person_id) DO UPDATE SET outcome = excluded.outcome,"
+                " error_code = excluded.error_code, linked_at = excluded.linked_at",
+                [(run_id, p, links.links[p], "linked", None, True) for p in ok]
+                + [
+                    (run_id, p, links.links[p], "failed", code, False)
+                    for p, a in refused
+                    for code in [_error_code((a.get("errors") or [{}])[0])]
+                ],
+            )
+            if ok:
+                cursor.execute(
+                    "UPDATE ops.crm_push_error SET resolved_at = now(), resolved_run_id = %s"
+                    " WHERE resolved_at IS NULL AND person_id = ANY(%s::uuid[])",
+                    (run_id, ok),
+                )
+            for person, answer in refused:
+                _keep_errors(cursor, run_id, person, answer, {EXTERNAL_ID: person})
+            audit.record_event(
+                conn,
+                "crm_contact_link_batch",
+                "crm_push_run",
+                run_id,
+                {
+                    "batch": start // COLLECTION_LIMIT,
+                    "sent": len(batch),
+                    "linked": len(ok),
+                    "refused": len(refused),
+                },
+            )
+        linked += len(ok)
+        failed.update(p for p, _ in refused)
+    return linked, failed
+
+
+def _error_code(error: Mapping[str, Any]) -> str:
+    return str(error.get("statusCode") or error.get("errorCode") or "UNKNOWN")
+
+
+def _keep_errors(
+    cursor: psycopg.Cursor, run_id: str, person: str, answer: Mapping[str, Any], record: Mapping[str, Any]
+) -> None:
+    """A record the CRM refused, one open row per error code (the values we sent blanked out)."""
+    errors = answer.get("errors") or [{"statusCode": "UNKNOWN", "message": "no error given"}]
+    for error in errors:
+        cursor.execute(
+            "INSERT INTO ops.crm_push_error AS e (first_run_id, last_run_id, person_id, error_code,"
+            " message, fields) VALUES (%s, %s, %s, %s, %s, %s)"
+            " ON CONFLICT (person_id, error_code) WHERE resolved_at IS NULL DO UPDATE"
+            " SET attempts = e.attempts + 1, last_run_id = excluded.last_run_id,"
+            " last_failed_at = now(), message = excluded.message, fields = excluded.fields",
+            (
+                run_id,
+                run_id,
+                person,
+                _error_code(error),
+                _redact(str(error.get("message") or ""), record),
+                [str(f) for f in error.get("fields") or []],
+            ),
         )
 
 
@@ -486,24 +698,9 @@ def _send(conn: psycopg.Connection, writer: SalesforceWriter, plan: PushPlan, re
                     " WHERE resolved_at IS NULL AND person_id = ANY(%s::uuid[])",
                     (result.run_id, list(accepted)),
                 )
-            for person, answer, record in rejected:
-                errors = answer.get("errors") or [{"statusCode": "UNKNOWN", "message": "no error given"}]
-                for error in errors:
-                    conn.execute(
-                        "INSERT INTO ops.crm_push_error AS e (first_run_id, last_run_id, person_id, error_code,"
-                        " message, fields) VALUES (%s, %s, %s, %s, %s, %s)"
-                        " ON CONFLICT (person_id, error_code) WHERE resolved_at IS NULL DO UPDATE"
-                        " SET attempts = e.attempts + 1, last_run_id = excluded.last_run_id,"
-                        " last_failed_at = now(), message = excluded.message, fields = excluded.fields",
-                        (
-                            result.run_id,
-                            result.run_id,
-                            person,
-                            str(error.get("statusCode") or error.get("errorCode") or "UNKNOWN"),
-                            _redact(str(error.get("message") or ""), record),
-                            [str(f) for f in error.get("fields") or []],
-                        ),
-                    )
+            with conn.cursor() as cursor:
+                for person, answer, record in rejected:
+                    _keep_errors(cursor, result.run_id, person, answer, record)
             counts = {
                 "sent": len(batch),
                 "accepted": len(accepted),
@@ -578,7 +775,8 @@ def resolve_conflict(url: str, conflict_id: int, decision: str, actor: Actor) ->
 
 
 def push_findings(url: str, run_id: str, actor: Actor) -> list[Finding]:
-    """Data alerts of a push run (key prefix ``crm_push:``): not reconciled, open conflicts, open errors."""
+    """Data alerts of a push run (key prefix ``crm_push:``): not reconciled, open conflicts, open errors,
+    people held back because the CRM has several Contacts for them."""
     findings = []
     with connect(url, actor, autocommit=True) as conn:
         run = conn.execute("SELECT * FROM ops.crm_push_run WHERE run_id = %s", (run_id,)).fetchone()
@@ -589,6 +787,9 @@ def push_findings(url: str, run_id: str, actor: Actor) -> list[Finding]:
             "SELECT error_code, count(DISTINCT person_id) AS n FROM ops.crm_push_error WHERE resolved_at IS NULL"
             " GROUP BY 1 ORDER BY 2 DESC, 1"
         ).fetchall()
+        reviews = conn.execute(
+            "SELECT count(*) AS n FROM ops.crm_contact_review WHERE resolved_at IS NULL"
+        ).fetchone()["n"]
     if run is not None and run["reconciled"] is False:
         findings.append(
             Finding(
@@ -607,6 +808,16 @@ def push_findings(url: str, run_id: str, actor: Actor) -> list[Finding]:
                 f"*{conflicts} CRM fields* were edited in the CRM after our last push and are held, not "
                 "overwritten (ops.crm_push_conflict).\n  repair: decide each with `cdp crm resolve CONFLICT_ID "
                 "keep_crm|push_warehouse`",
+            )
+        )
+    if reviews:
+        findings.append(
+            Finding(
+                "crm_push:contact_review",
+                str(reviews),
+                f"*{reviews} learners* are not pushed: the CRM has two or more Contacts for each, or their "
+                "Contact carries another person's id (ops.crm_contact_review).\n  repair: merge the duplicate "
+                "Contacts in Salesforce (the next run links the one left and closes the review)",
             )
         )
     if errors:

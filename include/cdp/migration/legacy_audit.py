@@ -34,6 +34,7 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from cdp import audit
+from cdp.migration.legacy_formats import EXPORTS
 from cdp.sync.validation import CURRENCIES, EMAIL
 from cdp.warehouse import Actor, transaction
 
@@ -41,26 +42,6 @@ log = logging.getLogger(__name__)
 
 SOURCE = "legacy"
 
-#: export -> (file names in reading order, expected header)
-EXPORTS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
-    "lms_learners": (
-        ("lms_learners.csv",),
-        ("learner_id", "first_name", "last_name", "email", "phone", "date_of_birth", "registered_on"),
-    ),
-    "lms_enrollments": (
-        ("lms_enrollments.csv",),
-        ("enrollment_id", "learner_id", "course_code", "enrolled_on", "status"),
-    ),
-    "crm_contacts": (
-        ("crm_contacts.csv",),
-        ("contact_id", "lms_learner_id", "first_name", "last_name", "email", "phone", "created_on"),
-    ),
-    "donors": (("donors.xlsx",), ("donor_ref", "name", "email", "gift_date", "amount", "currency")),
-    "referrals": (
-        ("referrals_2023.xlsx", "referrals_2024.csv"),
-        ("referral_id", "referrer_email", "referred_email", "referred_on", "reward"),
-    ),
-}
 REQUIRED = {
     "lms_learners": ("learner_id", "first_name", "email", "registered_on"),
     "lms_enrollments": ("enrollment_id", "learner_id", "course_code", "enrolled_on"),
@@ -269,7 +250,7 @@ def load_rows(conn: psycopg.Connection, files: Sequence[LegacyFile]) -> dict[str
     for file in sorted(files, key=lambda f: (f.export, order.get(f.name, 99))):
         records = conn.execute(
             "SELECT source_record_id, payload FROM raw.records WHERE source = %s AND stream = %s"
-            " AND source_record_id LIKE %s ORDER BY (payload ->> 'row')::int",
+            " AND source_record_id LIKE %s AND NOT payload ? '_erased' ORDER BY (payload ->> 'row')::int",
             (SOURCE, file.export, f"{file.sha256[:16]}:%"),
         ).fetchall()
         for record in records:

@@ -66,6 +66,10 @@ def export_person(url: str, person_id: str, actor: Actor) -> dict[str, Any]:
             document["support_tickets"] = conn.execute(
                 "SELECT privacy.support_tickets_of(%s) AS tickets", (person_id,)
             ).fetchone()["tickets"]
+            # The migration's ops and raw rows about the person (legacy exports, CRM push; see 0014).
+            document["migration_records"] = conn.execute(
+                "SELECT privacy.export_person_ops(%s) AS records", (person_id,)
+            ).fetchone()["records"]
     except psycopg.errors.NoDataFound as error:
         raise PersonNotFound(f"no person {person_id}") from error
     log.info(
@@ -82,12 +86,16 @@ def erase_person(url: str, person_id: str, reason: str, actor: Actor) -> Erasure
     person_id = _person_id(person_id)
     try:
         with transaction(url, actor) as conn:
+            # First the migration's ops and raw rows (found by the emails and ids erase_person blanks).
+            ops = conn.execute(
+                "SELECT privacy.erase_person_ops(%s, %s) AS counts", (person_id, reason)
+            ).fetchone()
             row = conn.execute(
                 "SELECT privacy.erase_person(%s, %s) AS counts", (person_id, reason)
             ).fetchone()
     except psycopg.errors.NoDataFound as error:
         raise PersonNotFound(f"no person {person_id}") from error
-    counts = dict(row["counts"])
+    counts = {**dict(row["counts"]), "migration_records": dict(ops["counts"])}
     log.info("erased person: %s", json.dumps({k: v for k, v in counts.items() if k != "erasure_id"}))
     return ErasureResult(person_id, counts)
 

@@ -65,7 +65,7 @@ import numpy as np
 import orjson
 
 from cdp.sandbox.certificates import CertificateService
-from cdp.sandbox.crm_writes import SalesforceWrites
+from cdp.sandbox.crm_writes import SalesforceWrites, generated_contacts
 from cdp.sandbox.faults import Fault, FaultBook
 from cdp.sandbox.generator import World, to_epoch
 from cdp.sandbox.referral_rewards import RewardDesk
@@ -228,7 +228,7 @@ class VendorApis:
         self.world = world
         self.faults = faults
         self.lock = threading.RLock()
-        self.salesforce_writes = SalesforceWrites()  # Contact, Campaign, CampaignMember writes
+        self.salesforce_writes = SalesforceWrites(existing_contacts=lambda: generated_contacts(world))
         self.certificate_service = CertificateService()
         self.api_calls: dict[str, int] = {}
         self._soql_locators: OrderedDict[str, tuple[str, np.ndarray, list[str]]] = OrderedDict()

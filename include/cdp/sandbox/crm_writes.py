@@ -11,13 +11,19 @@ Followed from the REST API Developer Guide:
   path for the record.
 - "Get Records Using sObject Collections": ``POST .../composite/sobjects/<SObject>`` with ``{"ids",
   "fields"}``; one record (or null when not found) per id, in order.
+- "Update Records Using sObject Collections": ``PATCH .../composite/sobjects`` with ``{"allOrNone": false,
+  "records": [{"attributes": {"type": ...}, "id": ...}]}``; one SaveResult ``{"id", "success", "errors"}`` per
+  record, in order (an unknown id: INVALID_CROSS_REFERENCE_KEY). An external id field is unique: a value
+  another record holds already fails with DUPLICATE_VALUE.
 - A lookup may be given by the parent's external id (``"Contact": {"CDP_Person_Id__c": "..."}``); an
   unknown one fails the record with INVALID_FIELD "Foreign key external ID: ... not found".
 Each write sets ``LastModifiedDate``, ``SystemModstamp`` (milliseconds, never going back) and
 ``LastModifiedById`` (the integration user's id for API calls, a staff user's for a simulated edit).
 
-Objects kept here (created by writes; the generated, read-only NPSP data lives in the world's tables):
-``Contact`` (external id ``CDP_Person_Id__c``), ``Campaign`` (one seeded: the donor appeal to course
+Objects kept here: ``Contact`` (external id ``CDP_Person_Id__c``; the CRM's Contacts are the world's
+generated NPSP Contacts, the ones staff created, loaded on first use, plus those created by writes, so an
+upsert that duplicates a Contact staff created is visible here; the read API keeps serving the generated
+data as generated), ``Campaign`` (one seeded: the donor appeal to course
 completers) and ``CampaignMember`` (external id ``CDP_Trigger_Key__c``; one member per campaign and
 contact, as Salesforce enforces: a second gets DUPLICATE_VALUE). Validation per record: required fields,
 field lengths, email format, unknown fields.
@@ -33,7 +39,7 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -41,6 +47,7 @@ import orjson
 
 if TYPE_CHECKING:
     from cdp.sandbox.apis import Request, Response, VendorApis
+    from cdp.sandbox.generator import World
 
 INTEGRATION_USER_ID = "005SB0000000INTEGR"
 STAFF_USER_ID = "005SB0000000STAFF1"
@@ -51,6 +58,7 @@ WRITE_PATH = re.compile(
     r"^/services/data/(?P<version>v\d+\.\d)/(?:(?P<composite>composite/)?sobjects)/(?P<sobject>\w+)"
     r"(?:/(?P<field>\w+)(?:/(?P<value>[^/]+))?)?/?$"
 )
+COLLECTION_PATH = re.compile(r"^/services/data/(?P<version>v\d+\.\d)/composite/sobjects/?$")
 EMAIL = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+$")
 
 # Per object: writable fields with their maximum length (None: not text), required fields, external ids.
@@ -87,6 +95,13 @@ SCHEMA: dict[str, dict[str, Any]] = {
 SYSTEM_FIELDS = ("Id", "CreatedDate", "LastModifiedDate", "LastModifiedById", "SystemModstamp", "IsDeleted")
 
 
+def generated_contacts(world: World) -> Iterator[dict[str, Any]]:
+    """The world's NPSP Contacts as the read API serves them: the Contacts staff created in the CRM."""
+    table = world.table("salesforce", "Contact")
+    for index in range(len(table)):
+        yield table.record(index)
+
+
 def _stamp(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}+0000"
 
@@ -94,10 +109,15 @@ def _stamp(moment: datetime) -> str:
 class SalesforceWrites:
     """Records created and changed through the write API, with Salesforce's bookkeeping fields."""
 
-    def __init__(self, clock: Callable[[], datetime] | None = None) -> None:
+    def __init__(
+        self,
+        clock: Callable[[], datetime] | None = None,
+        existing_contacts: Callable[[], Iterable[dict[str, Any]]] | None = None,
+    ) -> None:
         self.lock = threading.RLock()
         self.clock = clock or (lambda: datetime.now(UTC))
-        self.records: dict[str, dict[str, dict[str, Any]]] = {name: {} for name in SCHEMA}
+        self._records: dict[str, dict[str, dict[str, Any]]] = {name: {} for name in SCHEMA}
+        self._existing_contacts = existing_contacts
         self._counters: dict[str, int] = dict.fromkeys(SCHEMA, 0)
         self._last_time = datetime(2000, 1, 1, tzinfo=UTC)
         self.write_requests = 0
@@ -106,6 +126,20 @@ class SalesforceWrites:
             {"Name": "Course completers — donor appeal", "IsActive": True, "Type": "Other"},
             record_id=COMPLETION_CAMPAIGN_ID,
         )
+
+    @property
+    def records(self) -> dict[str, dict[str, dict[str, Any]]]:
+        """Every record per object; the Contacts staff created are loaded on first use."""
+        with self.lock:
+            if self._existing_contacts is not None:
+                load, self._existing_contacts = self._existing_contacts, None
+                for contact in load():
+                    record = {k: v for k, v in contact.items() if k != "attributes"}
+                    record.setdefault("LastModifiedById", STAFF_USER_ID)
+                    record.setdefault("CDP_Person_Id__c", None)  # created by staff: not linked to us yet
+                    if not record.get("IsDeleted"):
+                        self._records["Contact"][record["Id"]] = record
+            return self._records
 
     # ---------------------------------------------------------------- bookkeeping
     def _now(self) -> datetime:
@@ -132,7 +166,7 @@ class SalesforceWrites:
             "SystemModstamp": stamp,
             "IsDeleted": False,
         }
-        self.records[sobject][record_id] = record
+        self._records[sobject][record_id] = record
         return record
 
     def _touch(self, record: dict[str, Any], values: dict[str, Any], user: str) -> None:
@@ -269,6 +303,47 @@ class SalesforceWrites:
             self._touch(existing, values, INTEGRATION_USER_ID)
             return {"id": existing["Id"], "success": True, "errors": [], "created": False}
 
+    def _taken(self, sobject: str, record_id: str, values: dict[str, Any]) -> list[dict[str, Any]]:
+        """DUPLICATE_VALUE for an external id another record already holds (external ids are unique)."""
+        errors = []
+        for name in SCHEMA[sobject]["external_ids"]:
+            value = values.get(name)
+            holder = self.find(sobject, name, value) if value not in (None, "") else None
+            if holder is not None and holder["Id"] != record_id:
+                errors.append(
+                    {
+                        "statusCode": "DUPLICATE_VALUE",
+                        "message": f"duplicate value found: {name} duplicates value on record with id: "
+                        f"{holder['Id']}",
+                        "fields": [name],
+                    }
+                )
+        return errors
+
+    def update(self, record: dict[str, Any]) -> dict[str, Any]:
+        """One SaveResult of an sObject Collections update: the record named by its ``id``."""
+        sobject = (record.get("attributes") or {}).get("type")
+        record_id = record.get("id") or record.get("Id")
+        values = {k: v for k, v in record.items() if k not in ("attributes", "id", "Id")}
+        with self.lock:
+            existing = self.records.get(sobject, {}).get(str(record_id)) if sobject in SCHEMA else None
+            if existing is None:
+                errors = [
+                    {
+                        "statusCode": "INVALID_CROSS_REFERENCE_KEY",
+                        "message": "invalid cross reference id",
+                        "fields": [],
+                    }
+                ]
+            else:
+                errors = self._errors(sobject, values, creating=False) or self._taken(
+                    sobject, existing["Id"], values
+                )
+            if errors:
+                return {"id": record_id, "success": False, "errors": errors}
+            self._touch(existing, values, INTEGRATION_USER_ID)
+            return {"id": existing["Id"], "success": True, "errors": []}
+
     def staff_edit(self, sobject: str, field: str, key: Any, values: dict[str, Any]) -> dict[str, Any]:
         """What a staff member's edit in the Salesforce UI does to a record."""
         with self.lock:
@@ -294,11 +369,15 @@ class SalesforceWrites:
     # ---------------------------------------------------------------- HTTP
     @staticmethod
     def handles(request: Request) -> bool:
+        if COLLECTION_PATH.match(request.path):
+            return request.method == "PATCH"
         return bool(WRITE_PATH.match(request.path)) and request.method in ("GET", "PATCH", "POST")
 
     def handle(self, request: Request, apis: VendorApis) -> Response:
         from cdp.sandbox.apis import Response
 
+        if COLLECTION_PATH.match(request.path):
+            return self._handle_update(request, apis)
         match = WRITE_PATH.match(request.path)
         assert match is not None
         sobject, field, value = match.group("sobject"), match.group("field"), match.group("value")
@@ -342,6 +421,61 @@ class SalesforceWrites:
             return apis._sf_error(400, "JSON_PARSER_ERROR", "The request body is not valid JSON")
         response = self._answer(request.method, composite, sobject, field, value, body, apis)
         if apis.faults.take("salesforce", sobject, ("lose_response",)):
+            return Response(502, b"<html><body>502 Bad Gateway</body></html>", content_type="text/html")
+        return response
+
+    def _handle_update(self, request: Request, apis: VendorApis) -> Response:
+        """``PATCH /composite/sobjects``: update up to 200 records by their ids."""
+        from cdp.sandbox.apis import Response
+
+        try:
+            body = orjson.loads(request.body) if request.body else {}
+        except orjson.JSONDecodeError:
+            return apis._sf_error(400, "JSON_PARSER_ERROR", "The request body is not valid JSON")
+        records = body.get("records") if isinstance(body, dict) else None
+        if not isinstance(records, list):
+            return apis._sf_error(400, "INVALID_FIELD", "records: a list of sObjects is required")
+        types = {(r.get("attributes") or {}).get("type") for r in records if isinstance(r, dict)}
+        stream = next(iter(types)) if len(types) == 1 else "Contact"
+        fault_response = apis._request_faults(
+            "salesforce",
+            stream,
+            {
+                "rate_limit": lambda f: apis._sf_error(
+                    429,
+                    "REQUEST_LIMIT_EXCEEDED",
+                    "ConcurrentPerOrgLongTxn Limit exceeded.",
+                    {"Retry-After": str(f.retry_after)},
+                ),  # fmt: skip
+                "server_error": lambda f: apis._sf_error(
+                    f.status, "UNKNOWN_EXCEPTION", "An unexpected error occurred."
+                ),
+                "auth_failure": lambda f: apis._sf_error(
+                    401, "INVALID_SESSION_ID", "Session expired or invalid"
+                ),
+            },
+        )
+        if fault_response:
+            return fault_response
+        credential = apis.world.credentials.salesforce
+        if request.headers.get("authorization", "") not in (f"Bearer {credential}", f"OAuth {credential}"):
+            return apis._sf_error(401, "INVALID_SESSION_ID", "Session expired or invalid")
+        if len(records) > MAX_COLLECTION:
+            return apis._sf_error(
+                400, "EXCEEDED_ID_LIMIT", f"record limit reached. cannot submit more than {MAX_COLLECTION}"
+            )
+        for record in records:
+            if not isinstance(record, dict) or not (record.get("attributes") or {}).get("type"):
+                return apis._sf_error(400, "INVALID_TYPE", "Each record needs an attributes map with a type")
+            if not record.get("id"):
+                return apis._sf_error(400, "MISSING_ARGUMENT", "Id not specified in an update call")
+        if body.get("allOrNone"):
+            return apis._sf_error(400, "INVALID_FIELD", "the sandbox serves allOrNone=false only")
+        with self.lock:
+            self.write_requests += 1
+            results = [self.update(record) for record in records]
+        response = Response(200, results)
+        if apis.faults.take("salesforce", stream, ("lose_response",)):
             return Response(502, b"<html><body>502 Bad Gateway</body></html>", content_type="text/html")
         return response
 

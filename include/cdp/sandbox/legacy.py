@@ -29,6 +29,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from cdp.migration.legacy_formats import EXPORTS
 from cdp.sandbox import people
 from cdp.sandbox.generator import World
 
@@ -37,26 +38,6 @@ UNFIXABLE = frozenset(
     {"missing_required", "invalid_email", "invalid_date", "invalid_amount", "orphan", "conflicting_id", "unparseable"}
 )  # fmt: skip
 
-#: export -> (file names, header)
-LAYOUT: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
-    "lms_learners": (
-        ("lms_learners.csv",),
-        ("learner_id", "first_name", "last_name", "email", "phone", "date_of_birth", "registered_on"),
-    ),
-    "lms_enrollments": (
-        ("lms_enrollments.csv",),
-        ("enrollment_id", "learner_id", "course_code", "enrolled_on", "status"),
-    ),
-    "crm_contacts": (
-        ("crm_contacts.csv",),
-        ("contact_id", "lms_learner_id", "first_name", "last_name", "email", "phone", "created_on"),
-    ),
-    "donors": (("donors.xlsx",), ("donor_ref", "name", "email", "gift_date", "amount", "currency")),
-    "referrals": (
-        ("referrals_2023.xlsx", "referrals_2024.csv"),
-        ("referral_id", "referrer_email", "referred_email", "referred_on", "reward"),
-    ),
-}
 FIXED_TIME = datetime(2025, 1, 1, tzinfo=UTC)  # file metadata times, so the same seed gives the same bytes
 
 
@@ -158,7 +139,7 @@ def build(world: World) -> dict[str, _Sheet]:
     few = max(1, len(learners) // 150)  # unfixable defects of each kind per export: well under 2% in all
 
     # ------------------------------------------------------------------ LMS learners
-    sheet_l = _Sheet(LAYOUT["lms_learners"][1])
+    sheet_l = _Sheet(EXPORTS["lms_learners"][1])
     learner_id = {person: 1000 + k for k, person in enumerate(learners)}
     for person in learners:
         parts = world.name(person)
@@ -201,7 +182,7 @@ def build(world: World) -> dict[str, _Sheet]:
     sheet_l.raw_lines[extra] = f"{1000 + extra},Ana,Lopez, Jr.,ana.lopez.jr@example.org,+15550100,,2024-01-05"
 
     # ------------------------------------------------------------------ LMS enrollments
-    sheet_e = _Sheet(LAYOUT["lms_enrollments"][1])
+    sheet_e = _Sheet(EXPORTS["lms_enrollments"][1])
     courses = [f"C{100 + k}" for k in range(12)]
     for k in range(3 * len(learners)):
         person = learners[rng.randrange(len(learners))]
@@ -229,7 +210,7 @@ def build(world: World) -> dict[str, _Sheet]:
         sheet_e.kinds[i] = "date_not_iso"
 
     # ------------------------------------------------------------------ CRM contacts
-    sheet_c = _Sheet(LAYOUT["crm_contacts"][1])
+    sheet_c = _Sheet(EXPORTS["crm_contacts"][1])
     linked = [p for p in learners if p in email_trusted and rng.random() < 0.6]
     crm_people = [(p, True) for p in linked] + [(p, False) for p in donor_only]
     rng.shuffle(crm_people)
@@ -271,7 +252,7 @@ def build(world: World) -> dict[str, _Sheet]:
         sheet_c.kinds[i] = "phone_not_e164"
 
     # ------------------------------------------------------------------ donors (XLSX)
-    sheet_d = _Sheet(LAYOUT["donors"][1])
+    sheet_d = _Sheet(EXPORTS["donors"][1])
     givers = [p for p in learners if rng.random() < 0.3] + donor_only
     for k in range(len(givers) + len(givers) // 2):
         person = givers[k % len(givers)]
@@ -301,7 +282,7 @@ def build(world: World) -> dict[str, _Sheet]:
         sheet_d.kinds[i] = "date_not_iso"
 
     # ------------------------------------------------------------------ referrals (XLSX then CSV)
-    sheet_r = _Sheet(LAYOUT["referrals"][1])
+    sheet_r = _Sheet(EXPORTS["referrals"][1])
     for k in range(max(20, len(learners) // 2)):
         referrer, referred = rng.sample(learners, 2)
         day = _day(int(world.registered[referred]))
@@ -346,7 +327,7 @@ def build(world: World) -> dict[str, _Sheet]:
 
 def _split(export: str, count: int) -> list[tuple[str, int, int]]:
     """(file name, first row index, end row index) for each file of an export."""
-    names = LAYOUT[export][0]
+    names = EXPORTS[export][0]
     if len(names) == 1:
         return [(names[0], 0, count)]
     half = count // 2
