@@ -273,3 +273,49 @@ def test_a_contact_that_carries_another_persons_id_is_queued_not_overwritten(
     assert writes.records["Contact"][crm_id]["CDP_Person_Id__c"] == "someone-else"
     assert person not in writes.by_external_id("Contact", push.EXTERNAL_ID)
     assert writes.records["Contact"][crm_id]["LastModifiedById"] == STAFF_USER_ID
+
+
+def test_a_withdrawal_still_reaches_our_contact_when_a_second_contact_turns_up(
+    run_push, synced_with_crm: str, crm_sandbox: SandboxServer
+) -> None:
+    run_push("apply")
+    writes = crm_sandbox.apis.salesforce_writes
+    pushed = writes.by_external_id("Contact", push.EXTERNAL_ID)
+    person = sorted(
+        p for p, r in pushed.items() if r["CDP_Course_Messages_Consent__c"] or r["CDP_Fundraising_Consent__c"]
+    )[0]
+    stranger = next(i for i, r in writes.records["Contact"].items() if r.get("CDP_Person_Id__c") is None)
+    with psycopg.connect(synced_with_crm) as conn:
+        # A staff-made Contact the sync maps to the person (a CRM duplicate), and the person withdraws.
+        conn.execute(
+            "INSERT INTO core.person_source_id (source, source_record_id, person_id)"
+            " VALUES ('salesforce.contact', %s, %s) ON CONFLICT (source, source_record_id)"
+            " DO UPDATE SET person_id = excluded.person_id",
+            (stranger, person),
+        )
+        for purpose in ("course_messages", "fundraising"):
+            conn.execute(
+                "INSERT INTO core.consent (person_id, purpose, status, lawful_basis, source, source_record_id,"
+                " stated_at) VALUES (%s, %s, 'withdrawn', 'consent', 'moodle', %s, now())",
+                (person, purpose, f"withdraw-{purpose}"),
+            )
+
+    run_push("apply")
+
+    with psycopg.connect(synced_with_crm) as conn:
+        review = conn.execute(
+            "SELECT reason FROM ops.crm_contact_review WHERE person_id = %s AND resolved_at IS NULL",
+            (person,),
+        ).fetchone()
+    ours = writes.records["Contact"][pushed[person]["Id"]]
+    assert review == ("duplicate_contacts",)
+    assert (
+        ours["CDP_Course_Messages_Consent__c"],
+        ours["CDP_Fundraising_Consent__c"],
+        ours["HasOptedOutOfEmail"],
+    ) == (
+        False,
+        False,
+        True,
+    )
+    assert writes.records["Contact"][stranger].get("CDP_Person_Id__c") is None  # the other one is not touched

@@ -27,7 +27,8 @@ external id yet gets ``CDP_Person_Id__c`` set on that Contact by its ``Id`` (sOb
 from then on it is an ordinary update (fields staff keep and we do not push stay as they are). A person
 with two or more Contacts (a duplicate in the CRM), or whose Contact carries another person's external
 id, is not guessed at: queued in ``ops.crm_contact_review`` and not pushed until the CRM gives one Contact
-(the next run then closes the review row). A link the CRM refuses goes to ``ops.crm_push_error`` and the
+(the next run then closes the review row); only a withdrawal of consent for someone we pushed before
+still goes to that Contact. A link the CRM refuses goes to ``ops.crm_push_error`` and the
 person waits (no upsert that would duplicate). Links are logged per run in ``ops.crm_contact_link``; each
 batch of links writes an audit event ``crm_contact_link_batch``.
 
@@ -428,7 +429,9 @@ def push_contacts(
         )
         links = plan_links(desired, state, known, crm)
         for person in links.reviews:
-            del desired[person]
+            # A withdrawal still reaches the Contact we pushed before: opting out never waits for a review.
+            if not (person in state and desired[person] == WITHDRAWN):
+                del desired[person]
         failed_links: set[str] = set()
         linked = 0
         if not dry_run:
