@@ -12,8 +12,9 @@ watermark and records counts in `ops.sync_run` and one audit event, all in one t
 `sync_<source>_activity`, one map index per stream, each in its vendor's pool (`cdp.runtime.SOURCE_POOLS`:
 `moodle_api`, `salesforce_api`, `stripe_api`, `survey_api` for Typeform, Zigpoll and ReferralHero,
 `galaxy_api`; the ledger reads files and uses `default_pool`), so a vendor's slots cap its concurrent calls.
-People and reference data (LMS users, courses, CRM contacts and accounts; then volunteers, so that they
-resolve to the people the LMS and CRM hold) sync first; activity that points to them (enrollments, completions, donations, shifts, hours, ...) second, even when a
+People and reference data sync first, one source after another (LMS users and courses, then CRM contacts
+and accounts, then volunteers: each resolves its people to those already known, so two at once could make
+two persons of one human); activity that points to them (enrollments, completions, donations, shifts, hours, ...) second, even when a
 first-wave task failed. A last task, `summarise`, logs the totals and fails the run when any stream did not
 land, so one alert names every failed stream.
 
@@ -52,14 +53,11 @@ import pendulum
 from airflow.sdk import CronTriggerTimetable, dag, get_current_context, task
 
 from cdp.runtime import default_args, run_failure_notifier, source_pool, sync_deadline, warehouse_asset
-from cdp.sync.specs import SCHEDULED_SPECS, VOLUNTEER_SPECS
+from cdp.sync.specs import SCHEDULED_SPECS
 
 WAVES = {1: "people_and_reference", 2: "activity"}
 SOURCES = list(dict.fromkeys(spec.source for spec in SCHEDULED_SPECS))  # in the order SCHEDULED_SPECS lists
 # (source, wave) -> its stream keys: one mapped task each, `sync_<source>_<wave name>`, in the source's pool.
-# Platforms adopted later resolve their people to those the LMS and CRM hold (exact keys), so their people
-# sync after the LMS's and CRM's: run in parallel, a volunteer could become a new person first.
-ADOPTED_LATER = {spec.source for spec in VOLUNTEER_SPECS}
 STREAMS = {
     (source, wave): keys
     for source in SOURCES
@@ -104,24 +102,23 @@ def _sync(stream_key: str) -> dict[str, object]:
 )
 def cdp_sync() -> None:
     waves: dict[int, list] = {1: [], 2: []}
-    later_people = []
     for (source, wave), keys in STREAMS.items():
         sync = task(
             _sync,
             task_id=f"sync_{source}_{WAVES[wave]}",
             pool=source_pool(source),
-            # Activity runs after every people/reference task has finished, even one that failed.
-            trigger_rule="all_done" if wave == 2 or source in ADOPTED_LATER else "all_success",
+            # Runs after the tasks before it have finished, even one that failed (see the chain below).
+            trigger_rule="all_done" if waves[1] else "all_success",
             outlets=sorted(
                 {warehouse_asset(spec.entity) for spec in SCHEDULED_SPECS if spec.key in keys}, key=str
             ),
         )
-        mapped = sync.expand(stream_key=keys)
-        waves[wave].append(mapped)
-        if wave == 1 and source in ADOPTED_LATER:
-            later_people.append(mapped)
-    for people in later_people:
-        [task for task in waves[1] if task not in later_people] >> people
+        waves[wave].append(sync.expand(stream_key=keys))
+    # People resolve by exact key to the people already known, so two sources' people syncing at once could
+    # each make a new person for one human: the people/reference tasks run one source after another, in
+    # SCHEDULED_SPECS order (LMS, CRM, then the volunteers, who resolve to the LMS's and CRM's people).
+    for earlier, later in zip(waves[1], waves[1][1:], strict=False):
+        earlier >> later
     for activity in waves[2]:
         waves[1] >> activity
 

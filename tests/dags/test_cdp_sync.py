@@ -124,16 +124,14 @@ def test_each_sources_streams_run_in_that_sources_own_mapped_task_and_pool(load_
     }
     # Activity waits for every people/reference task, and runs even when one of them failed.
     first = {task.task_id for task in syncs if task.task_id.endswith("_people_and_reference")}
-    # Volunteers resolve to the people the LMS and CRM hold, so they land after those (order decides ids).
-    galaxy_people = dag.get_task("sync_galaxy_people_and_reference")
-    assert (
-        galaxy_people.upstream_task_ids
-        == first - {galaxy_people.task_id}
-        >= {
-            "sync_moodle_people_and_reference",
-            "sync_salesforce_people_and_reference",
-        }
+    # People sources one after another (run at once, each could make a new person for one human), volunteers
+    # last (they resolve to the LMS's and CRM's people).
+    moodle, salesforce, galaxy_people = (
+        dag.get_task(f"sync_{source}_people_and_reference") for source in ("moodle", "salesforce", "galaxy")
     )
+    assert moodle.upstream_task_ids == set()
+    assert salesforce.upstream_task_ids == {moodle.task_id}
+    assert galaxy_people.upstream_task_ids == {salesforce.task_id}
     assert galaxy_people.trigger_rule == "all_done"
     for task in syncs:
         if task.task_id.endswith("_activity"):
