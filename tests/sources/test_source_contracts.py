@@ -33,7 +33,7 @@ INCREMENTAL = [
     ("ledger", "postings"),
     ("zendesk", "tickets"),
 ]
-HTTP_SOURCES = ["moodle", "salesforce", "stripe", "typeform", "zigpoll", "referralhero"]
+HTTP_SOURCES = ["moodle", "salesforce", "stripe", "typeform", "zigpoll", "referralhero", "zendesk"]
 START = datetime(2023, 1, 1, tzinfo=UTC)  # the world fixture spans 2023
 END = datetime(2024, 1, 1, tzinfo=UTC)
 ONE_STREAM = {
@@ -43,6 +43,7 @@ ONE_STREAM = {
     "typeform": "responses",
     "zigpoll": "responses",
     "referralhero": "subscribers",
+    "zendesk": "tickets",
 }
 # A field each stream declares as required, and what an unannounced API change renames it to.
 RENAMES = {
@@ -52,6 +53,7 @@ RENAMES = {
     "typeform": ("submitted_at", "submittedAt"),
     "zigpoll": ("participantId", "participant_id"),
     "referralhero": ("referred_by", "referrer"),
+    "zendesk": ("requester_id", "requester_user_id"),
 }
 
 WINDOW = (datetime(2023, 3, 1, tzinfo=START.tzinfo), datetime(2023, 9, 1, tzinfo=START.tzinfo))
