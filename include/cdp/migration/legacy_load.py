@@ -36,6 +36,7 @@ from psycopg.types.json import Jsonb
 from cdp import audit
 from cdp.migration.legacy_audit import SOURCE, LegacyFile, fingerprint
 from cdp.paths import SQL_DIR
+from cdp.sync.engine import lock_people
 from cdp.warehouse import Actor, transaction
 
 log = logging.getLogger(__name__)
@@ -148,6 +149,7 @@ def load_core(url: str, actor: Actor, run_id: str, files: Sequence[LegacyFile]) 
             continue
         with transaction(url, actor) as conn:
             conn.execute("SELECT pg_advisory_xact_lock(hashtext('cdp.legacy:load'))")
+            lock_people(conn)
             offered = _batch(conn, export, files)
             source = PERSON_SOURCES.get(export)
             params = {"person_source": source, "people_update": "fill"}

@@ -33,7 +33,7 @@ from psycopg.types.json import Jsonb
 from cdp import audit
 from cdp.paths import SQL_DIR
 from cdp.sources.base import Stream
-from cdp.sync.specs import StreamSpec
+from cdp.sync.specs import RESOLVE_PEOPLE, StreamSpec
 from cdp.warehouse import Actor, transaction
 
 log = logging.getLogger(__name__)
@@ -69,6 +69,17 @@ def _statements(name: str) -> list[str]:
         for statement in sqlparse.split(text)
         if sqlparse.format(statement, strip_comments=True).strip()
     ]
+
+
+def lock_people(conn: psycopg.Connection) -> None:
+    """Serialise person resolution across every writer that can create people, to the transaction's end.
+
+    Exact-key resolution reads ``core.person`` and inserts who it does not find; two transactions resolving
+    the same human at once (two people streams, a webhook and a sync, the legacy load and a sync) would each
+    see no match and each make a person. Taken after landing, which writes no audited row, and before the
+    first core write, so it always comes before the audit trail's own lock and cannot deadlock with it.
+    """
+    conn.execute("SELECT pg_advisory_xact_lock(hashtext('cdp.people'))")
 
 
 def read_window(
@@ -111,6 +122,8 @@ def sync_stream(
 
         rows_read = _land_batch(conn, stream, spec, since, until)
         retried = _add_quarantined_for_replay(conn, spec, rows_read)
+        if RESOLVE_PEOPLE in spec.transforms:
+            lock_people(conn)
         params = {
             "source": spec.source,
             "stream": spec.stream,

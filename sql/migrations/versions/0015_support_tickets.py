@@ -3,7 +3,7 @@
 from cdp.warehouse.migrations import run_sql_file
 
 revision = "0015_support_tickets"
-down_revision = "0012_privacy_erasure"
+down_revision = "0014_crm_linking"
 
 
 def upgrade() -> None:
