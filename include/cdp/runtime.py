@@ -150,6 +150,7 @@ POOLS: tuple[VendorPool, ...] = (
     VendorPool("stripe_api", 4, "Stripe: 100 read requests per second in live mode"),
     VendorPool("survey_api", 2, "Typeform, Zigpoll and ReferralHero"),
     VendorPool("galaxy_api", 2, "Galaxy Digital volunteer platform"),
+    VendorPool("zendesk_api", 1, "Zendesk: incremental exports allow 10 requests a minute"),
 )
 
 SOURCE_POOLS: dict[str, str] = {
@@ -160,6 +161,7 @@ SOURCE_POOLS: dict[str, str] = {
     "zigpoll": "survey_api",
     "referralhero": "survey_api",
     "galaxy": "galaxy_api",
+    "zendesk": "zendesk_api",
     "ledger": DEFAULT_POOL,  # files finance drops in a folder: no API, no budget to keep
 }
 
