@@ -9,7 +9,7 @@ functions are exposed as recordlinkage `BaseCompareFeature`s for use with `rl.Co
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -19,7 +19,7 @@ from rapidfuzz.distance import DamerauLevenshtein, JaroWinkler
 from rapidfuzz.process import cpdist
 from recordlinkage.base import BaseCompareFeature
 
-from cdp.identity.normalize import canonical_given_name, nickname_partners
+from cdp.identity.normalize import Coded, canonical_given_name, map_coded, nickname_partners
 
 MISSING = -1
 Scorer = Callable[[list[str], list[str]], np.ndarray]
@@ -244,23 +244,25 @@ class EncodedPeople:
         return present & (same_canonical | listed)
 
 
-def encode_people(normalized: pd.DataFrame) -> EncodedPeople:
-    """Encode each compared column once per run."""
+def encode_people(normalized: pd.DataFrame | Mapping[str, Coded]) -> EncodedPeople:
+    """Encode each compared column once per run (from `normalize_people` or `normalize_coded`)."""
+    if isinstance(normalized, pd.DataFrame):
+        normalized = {column: Coded.from_series(normalized[column]) for column in ENCODED_COLUMNS}
     columns = {
-        column: EncodedColumn.from_series(normalized[column])
+        column: EncodedColumn(normalized[column].codes, normalized[column].values)
         for column in ENCODED_COLUMNS
         if column not in NAME_FEATURES
     }
     for feature in ("street", "address_line2", "locality"):
-        columns[f"{feature}_compact"] = EncodedColumn.from_series(
-            normalized[feature].str.replace(" ", "", regex=False)
-        )
-    names = pd.concat([normalized["given_name"], normalized["family_name"]], ignore_index=True)
-    codes, uniques = pd.factorize(names, use_na_sentinel=True)
+        compact = map_coded(normalized[feature], lambda value: value.replace(" ", ""))
+        columns[f"{feature}_compact"] = EncodedColumn(compact.codes, compact.values)
+    given, family = normalized["given_name"], normalized["family_name"]
+    # One encoding for both name columns, built from their distinct values.
+    remap, uniques = pd.factorize(np.concatenate([given.values, family.values]), use_na_sentinel=True)
+    remap, n_given = remap.astype(np.int64), len(given.values)
     values = np.asarray(uniques, dtype=object)
-    n_rows = len(normalized)
-    columns["given_name"] = EncodedColumn(codes[:n_rows].astype(np.int64), values)
-    columns["family_name"] = EncodedColumn(codes[n_rows:].astype(np.int64), values)
+    columns["given_name"] = EncodedColumn(np.append(remap[:n_given], -1)[given.codes], values)
+    columns["family_name"] = EncodedColumn(np.append(remap[n_given:], -1)[family.codes], values)
 
     first_tokens = [value.split(" ", 1)[0] for value in values]
     canonical_codes, _ = pd.factorize(
