@@ -134,7 +134,8 @@ def candidate_pairs(
     reports: list[PassReport] = []
     for blocking_pass in passes:
         codes = compound_key_codes(normalized, blocking_pass.keys, key_cache)
-        left, right, blocks, oversized, oversized_rows = pairs_within_blocks(codes, max_block_size, is_new)
+        cap = max_block_size if blocking_pass.max_block_size is None else blocking_pass.max_block_size
+        left, right, blocks, oversized, oversized_rows = pairs_within_blocks(codes, cap, is_new)
         if is_new is None:
             left, right = np.minimum(left, right), np.maximum(left, right)
         else:
@@ -152,7 +153,7 @@ def candidate_pairs(
                 report.name,
                 oversized,
                 oversized_rows,
-                max_block_size,
+                cap,
             )
     all_codes = np.unique(np.concatenate(pair_codes)) if pair_codes else np.empty(0, dtype=np.int64)
     log.info(

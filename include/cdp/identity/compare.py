@@ -191,6 +191,19 @@ def compare_pairs(encoded: EncodedPeople, left_rows: np.ndarray, right_rows: np.
         compact = columns[f"{feature}_compact"]  # spaces dropped: "sanf ord place" is a typo
         similarity = on_distinct_pairs(compact, compact, lr, rr, _jaro_winkler)
         levels[feature] = levels_from_similarity(similarity, _exact(column, column, lr, rr), (0.92, 0.80))
+    # The two address lines written in the other order (a building name first, the street second).
+    street, line2 = columns["street_compact"], columns["address_line2_compact"]
+    crossed = [
+        levels_from_similarity(similarity, similarity == 1.0, (0.92, 0.80))
+        for similarity in (
+            on_distinct_pairs(street, line2, lr, rr, _jaro_winkler),
+            on_distinct_pairs(line2, street, lr, rr, _jaro_winkler),
+        )
+    ]
+    direct = levels["street"].astype(np.int16) + levels["address_line2"]
+    crossed_better = (np.minimum(*crossed) >= 2) & (crossed[0].astype(np.int16) + crossed[1] > direct)
+    levels["street"] = np.where(crossed_better, crossed[0], levels["street"]).astype(np.int8)
+    levels["address_line2"] = np.where(crossed_better, crossed[1], levels["address_line2"]).astype(np.int8)
 
     postcode = columns["postcode"]
     postcode_edits = on_distinct_pairs(postcode, postcode, lr, rr, _damerau)
@@ -237,6 +250,8 @@ class EncodedPeople:
 
     def nickname_related(self, left_codes: np.ndarray, right_codes: np.ndarray) -> np.ndarray:
         present = (left_codes >= 0) & (right_codes >= 0)
+        if len(self.name_canonical) == 0:  # no names at all
+            return present
         lc, rc = np.where(present, left_codes, 0), np.where(present, right_codes, 0)
         same_canonical = self.name_canonical[lc] == self.name_canonical[rc]
         width = np.int64(len(self.name_canonical))
