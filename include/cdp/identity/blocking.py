@@ -9,13 +9,14 @@ a key shared by hundreds of people (a common name in a big city) is no evidence.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
 from cdp.identity.config import BlockingPass
+from cdp.identity.normalize import Coded
 
 log = logging.getLogger(__name__)
 
@@ -32,25 +33,32 @@ class PassReport:
 
 
 def compound_key_codes(
-    frame: pd.DataFrame, keys: Sequence[str], cache: dict[str, tuple[np.ndarray, int]] | None = None
+    frame: pd.DataFrame | Mapping[str, Coded],
+    keys: Sequence[str],
+    cache: dict[str, tuple[np.ndarray, int]] | None = None,
 ) -> np.ndarray:
-    """One integer per row for the combination of `keys`; -1 where any key is missing.
+    """One integer per row for the combination of `keys` (equal keys, equal integers); -1 where any key is
+    missing. The integers are not dense: blocking only compares them.
 
     `cache` keeps each key column's codes between passes (most keys serve several passes)."""
-    combined = np.zeros(len(frame), dtype=np.int64)
-    missing = np.zeros(len(frame), dtype=bool)
     cache = {} if cache is None else cache
+    n_rows = len(frame) if isinstance(frame, pd.DataFrame) else len(next(iter(frame.values())).codes)
+    combined = np.zeros(n_rows, dtype=np.int64)
+    missing = np.zeros(n_rows, dtype=bool)
+    bound = 1  # combined < bound for rows with every key so far present
     for key in keys:
-        if key not in frame.columns:
-            return np.full(len(frame), -1, dtype=np.int64)
+        if key not in cache and key not in frame:
+            return np.full(n_rows, -1, dtype=np.int64)
         if key not in cache:
             codes, uniques = pd.factorize(frame[key], use_na_sentinel=True)
             cache[key] = (codes.astype(np.int64), len(uniques))
         codes, distinct = cache[key]
         missing |= codes < 0
+        if bound * (distinct + 1) >= 2**62:  # renumber densely so the multiplication cannot overflow
+            combined, uniques = pd.factorize(combined)
+            combined, bound = combined.astype(np.int64), len(uniques)
         combined = combined * (distinct + 1) + codes
-        if len(keys) > 1:  # keep the numbers small so the next multiplication cannot overflow
-            combined = pd.factorize(combined)[0].astype(np.int64)
+        bound *= distinct + 1
     combined[missing] = -1
     return combined
 
@@ -106,7 +114,7 @@ def pairs_within_blocks(
 
 
 def candidate_pairs(
-    normalized: pd.DataFrame,
+    normalized: pd.DataFrame | Mapping[str, Coded],
     passes: Sequence[BlockingPass],
     *,
     max_block_size: int,
@@ -116,13 +124,18 @@ def candidate_pairs(
 
     Dedupe mode: left < right. Incremental mode (`is_new` given): left is always a new row.
     """
-    n_rows = len(normalized)
+    key_cache: dict[str, tuple[np.ndarray, int]] = {}
+    if isinstance(normalized, pd.DataFrame):
+        n_rows = len(normalized)
+    else:  # coded columns (see `normalize_coded`): their codes are the key codes
+        n_rows = len(next(iter(normalized.values())).codes)
+        key_cache = {key: (column.codes, len(column.values)) for key, column in normalized.items()}
     pair_codes: list[np.ndarray] = []
     reports: list[PassReport] = []
-    key_cache: dict[str, tuple[np.ndarray, int]] = {}
     for blocking_pass in passes:
         codes = compound_key_codes(normalized, blocking_pass.keys, key_cache)
-        left, right, blocks, oversized, oversized_rows = pairs_within_blocks(codes, max_block_size, is_new)
+        cap = max_block_size if blocking_pass.max_block_size is None else blocking_pass.max_block_size
+        left, right, blocks, oversized, oversized_rows = pairs_within_blocks(codes, cap, is_new)
         if is_new is None:
             left, right = np.minimum(left, right), np.maximum(left, right)
         else:
@@ -140,7 +153,7 @@ def candidate_pairs(
                 report.name,
                 oversized,
                 oversized_rows,
-                max_block_size,
+                cap,
             )
     all_codes = np.unique(np.concatenate(pair_codes)) if pair_codes else np.empty(0, dtype=np.int64)
     log.info(

@@ -9,7 +9,7 @@ functions are exposed as recordlinkage `BaseCompareFeature`s for use with `rl.Co
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -19,7 +19,7 @@ from rapidfuzz.distance import DamerauLevenshtein, JaroWinkler
 from rapidfuzz.process import cpdist
 from recordlinkage.base import BaseCompareFeature
 
-from cdp.identity.normalize import canonical_given_name, nickname_partners
+from cdp.identity.normalize import Coded, canonical_given_name, map_coded, nickname_partners
 
 MISSING = -1
 Scorer = Callable[[list[str], list[str]], np.ndarray]
@@ -191,6 +191,19 @@ def compare_pairs(encoded: EncodedPeople, left_rows: np.ndarray, right_rows: np.
         compact = columns[f"{feature}_compact"]  # spaces dropped: "sanf ord place" is a typo
         similarity = on_distinct_pairs(compact, compact, lr, rr, _jaro_winkler)
         levels[feature] = levels_from_similarity(similarity, _exact(column, column, lr, rr), (0.92, 0.80))
+    # The two address lines written in the other order (a building name first, the street second).
+    street, line2 = columns["street_compact"], columns["address_line2_compact"]
+    crossed = [
+        levels_from_similarity(similarity, similarity == 1.0, (0.92, 0.80))
+        for similarity in (
+            on_distinct_pairs(street, line2, lr, rr, _jaro_winkler),
+            on_distinct_pairs(line2, street, lr, rr, _jaro_winkler),
+        )
+    ]
+    direct = levels["street"].astype(np.int16) + levels["address_line2"]
+    crossed_better = (np.minimum(*crossed) >= 2) & (crossed[0].astype(np.int16) + crossed[1] > direct)
+    levels["street"] = np.where(crossed_better, crossed[0], levels["street"]).astype(np.int8)
+    levels["address_line2"] = np.where(crossed_better, crossed[1], levels["address_line2"]).astype(np.int8)
 
     postcode = columns["postcode"]
     postcode_edits = on_distinct_pairs(postcode, postcode, lr, rr, _damerau)
@@ -237,6 +250,8 @@ class EncodedPeople:
 
     def nickname_related(self, left_codes: np.ndarray, right_codes: np.ndarray) -> np.ndarray:
         present = (left_codes >= 0) & (right_codes >= 0)
+        if len(self.name_canonical) == 0:  # no names at all
+            return present
         lc, rc = np.where(present, left_codes, 0), np.where(present, right_codes, 0)
         same_canonical = self.name_canonical[lc] == self.name_canonical[rc]
         width = np.int64(len(self.name_canonical))
@@ -244,23 +259,25 @@ class EncodedPeople:
         return present & (same_canonical | listed)
 
 
-def encode_people(normalized: pd.DataFrame) -> EncodedPeople:
-    """Encode each compared column once per run."""
+def encode_people(normalized: pd.DataFrame | Mapping[str, Coded]) -> EncodedPeople:
+    """Encode each compared column once per run (from `normalize_people` or `normalize_coded`)."""
+    if isinstance(normalized, pd.DataFrame):
+        normalized = {column: Coded.from_series(normalized[column]) for column in ENCODED_COLUMNS}
     columns = {
-        column: EncodedColumn.from_series(normalized[column])
+        column: EncodedColumn(normalized[column].codes, normalized[column].values)
         for column in ENCODED_COLUMNS
         if column not in NAME_FEATURES
     }
     for feature in ("street", "address_line2", "locality"):
-        columns[f"{feature}_compact"] = EncodedColumn.from_series(
-            normalized[feature].str.replace(" ", "", regex=False)
-        )
-    names = pd.concat([normalized["given_name"], normalized["family_name"]], ignore_index=True)
-    codes, uniques = pd.factorize(names, use_na_sentinel=True)
+        compact = map_coded(normalized[feature], lambda value: value.replace(" ", ""))
+        columns[f"{feature}_compact"] = EncodedColumn(compact.codes, compact.values)
+    given, family = normalized["given_name"], normalized["family_name"]
+    # One encoding for both name columns, built from their distinct values.
+    remap, uniques = pd.factorize(np.concatenate([given.values, family.values]), use_na_sentinel=True)
+    remap, n_given = remap.astype(np.int64), len(given.values)
     values = np.asarray(uniques, dtype=object)
-    n_rows = len(normalized)
-    columns["given_name"] = EncodedColumn(codes[:n_rows].astype(np.int64), values)
-    columns["family_name"] = EncodedColumn(codes[n_rows:].astype(np.int64), values)
+    columns["given_name"] = EncodedColumn(np.append(remap[:n_given], -1)[given.codes], values)
+    columns["family_name"] = EncodedColumn(np.append(remap[n_given:], -1)[family.codes], values)
 
     first_tokens = [value.split(" ", 1)[0] for value in values]
     canonical_codes, _ = pd.factorize(

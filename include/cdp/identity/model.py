@@ -66,14 +66,50 @@ def _level_frequencies(
     return frequencies
 
 
-def estimate_u(encoded: EncodedPeople, n_rows: int, config: ResolveConfig) -> dict[str, np.ndarray]:
-    """Chance agreement from random pairs of distinct records."""
-    rng = np.random.default_rng(config.random_seed)
-    sample = min(config.u_sample_pairs, max(n_rows * (n_rows - 1) // 2, 1))
+def sampled_u(encoded: EncodedPeople, n_rows: int, sample_pairs: int, seed: int) -> dict[str, np.ndarray]:
+    """Chance agreement from random pairs of distinct records: every level from the sample."""
+    rng = np.random.default_rng(seed)
+    sample = min(sample_pairs, max(n_rows * (n_rows - 1) // 2, 1))
     left = rng.integers(0, n_rows, sample)
     right = rng.integers(0, n_rows - 1, sample)
     right = right + (right >= left)  # never a record with itself
     return _level_frequencies(compare_pairs(encoded, left, right), pseudo=0.1)
+
+
+def exact_agreement_rates(encoded: EncodedPeople) -> dict[str, float]:
+    """For each feature with two values or more, the share of pairs of distinct records (both values present) with equal values.
+
+    Computed from value counts: sum c(c-1) / (n(n-1)), which is what random pairs estimate, without
+    sampling error and without comparing any pair."""
+    rates = {}
+    for feature in FEATURE_LEVELS:
+        codes = encoded.columns[feature].codes
+        counts = np.bincount(codes[codes >= 0]).astype(np.float64)
+        present = counts.sum()
+        if present > 1:
+            rates[feature] = float((counts * (counts - 1)).sum() / (present * (present - 1)))
+    return rates
+
+
+def estimate_u(encoded: EncodedPeople, n_rows: int, config: ResolveConfig) -> dict[str, np.ndarray]:
+    """Chance agreement (u) per feature and level.
+
+    The exact level comes from value frequencies (`exact_agreement_rates`); the lower levels share the
+    rest in the proportions seen among `config.u_sample_pairs` random pairs that are not exact. Features
+    whose only agreement is exact (email, phone, region, other id) need no sample at all."""
+    if not config.u_exact_from_frequencies:
+        return sampled_u(encoded, n_rows, config.u_sample_pairs, config.random_seed)
+    sampled = sampled_u(encoded, n_rows, config.u_sample_pairs, config.random_seed)
+    exact = exact_agreement_rates(encoded)
+    u = {}
+    for feature, top in FEATURE_LEVELS.items():
+        if feature not in exact:  # fewer than two values: nothing to count, the feature never scores
+            u[feature] = sampled[feature]
+            continue
+        rate = min(max(exact[feature], 1e-9), 1 - 1e-9)
+        lower = sampled[feature][:top]
+        u[feature] = np.r_[(1 - rate) * lower / lower.sum(), rate]
+    return u
 
 
 def fit(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Collection
+from dataclasses import dataclass
 from functools import lru_cache
 
 import jellyfish
@@ -37,13 +38,43 @@ _EMAIL_PLUS_TAGS = frozenset(
 _EMAIL_DOMAIN_ALIASES = {"googlemail.com": "gmail.com"}
 
 
+@dataclass(frozen=True)
+class Coded:
+    """A column as integer codes (-1 missing) into its distinct non-missing values.
+
+    Normalisation works on the distinct values only and carries the codes along, so a million
+    rows are hashed once per input column, not once per derived column."""
+
+    codes: np.ndarray
+    values: np.ndarray
+
+    @classmethod
+    def from_series(cls, series: pd.Series) -> Coded:
+        codes, uniques = pd.factorize(series, use_na_sentinel=True)
+        return cls(codes.astype(np.int64), np.asarray(uniques, dtype=object))
+
+    def materialize(self) -> np.ndarray:
+        """The values row by row, None where missing."""
+        return np.append(self.values, None)[self.codes]
+
+
+def recode(codes: np.ndarray, values: np.ndarray) -> Coded:
+    """Codes into `values` (which may repeat or hold None) as a `Coded` with distinct values."""
+    remap, uniques = pd.factorize(values, use_na_sentinel=True)
+    remap = np.append(remap.astype(np.int64), -1)  # code -1 (missing) stays missing
+    return Coded(remap[codes], np.asarray(uniques, dtype=object))
+
+
+def map_coded(column: Coded, transform: Callable[[str], str | None]) -> Coded:
+    """Apply a per-value function once per distinct value of a coded column."""
+    mapped = np.array([transform(str(value)) for value in column.values] + [None], dtype=object)[:-1]
+    return recode(column.codes, mapped)
+
+
 def map_distinct(values: pd.Series, transform: Callable[[str], str | None]) -> pd.Series:
     """Apply a per-value function once per distinct non-null value."""
-    codes, uniques = pd.factorize(values, use_na_sentinel=True)
-    if len(uniques) == 0:
-        return pd.Series([None] * len(values), index=values.index, dtype=object)
-    mapped = np.array([transform(str(value)) for value in uniques] + [None], dtype=object)
-    return pd.Series(mapped[codes], index=values.index, dtype=object)
+    mapped = map_coded(Coded.from_series(values), transform)
+    return pd.Series(mapped.materialize(), index=values.index, dtype=object)
 
 
 def clean_text(value: str) -> str | None:
@@ -192,52 +223,69 @@ def _soundex(value: str) -> str | None:
     return jellyfish.soundex(first) if first else None
 
 
-def _split_full_names(given: pd.Series, family: pd.Series) -> tuple[pd.Series, pd.Series]:
-    """Split a whole name written in one field; "Family, Given" puts the family name first."""
-    given, family = given.copy(), family.copy()
-    for source, other, is_given in ((given, family, True), (family, given, False)):
-        lone = source.notna() & other.isna()
+def _split_one(text: str, is_given: bool) -> tuple[str | None, str | None]:
+    """(given, family) of a whole name written in one field; "Family, Given" puts the family first."""
+    if "," in text:
+        before, _, after = text.partition(",")
+        return after.strip(), before.strip()
+    tokens = text.split()
+    if len(tokens) >= 2:
+        return " ".join(tokens[:-1]), tokens[-1]
+    return (text, None) if is_given else (None, text)
+
+
+def _without_commas(value: str) -> str | None:
+    return " ".join(value.replace(",", " ").split()) or None
+
+
+def _split_full_names(given: Coded, family: Coded) -> tuple[Coded, Coded]:
+    """Split a whole name written in one field when the other field is empty (once per distinct value)."""
+    given_codes, family_codes = given.codes.copy(), family.codes.copy()
+    given_values, family_values = [given.values], [family.values]
+    n_given, n_family = len(given.values), len(family.values)
+    for source, is_given in ((given, True), (family, False)):
+        other = family if is_given else given
+        lone = (source.codes >= 0) & (other.codes < 0)
         if not lone.any():
             continue
-        text = source[lone]
-        comma = text.str.contains(",", regex=False).to_numpy()
-        halves = text.str.partition(",")
-        before, after = halves[0].str.strip(), halves[2].str.strip()
-        tokens = text.str.replace(",", " ", regex=False).str.split()
-        many = (tokens.str.len() >= 2).to_numpy()
-        first_part = tokens.str[:-1].str.join(" ")
-        last_part = tokens.str[-1]
-        new_given = np.where(comma, after, np.where(many, first_part, text if is_given else None))
-        new_family = np.where(comma, before, np.where(many, last_part, None if is_given else text))
-        given.loc[lone] = new_given
-        family.loc[lone] = new_family
-
-    def without_commas(value: str) -> str | None:
-        return " ".join(value.replace(",", " ").split()) or None
-
-    return map_distinct(given, without_commas), map_distinct(family, without_commas)
+        distinct, position = np.unique(source.codes[lone], return_inverse=True)
+        halves = [_split_one(str(source.values[code]), is_given) for code in distinct]
+        given_codes[lone] = n_given + position
+        family_codes[lone] = n_family + position
+        given_values.append(np.array([half[0] for half in halves] + [None], dtype=object)[:-1])
+        family_values.append(np.array([half[1] for half in halves] + [None], dtype=object)[:-1])
+        n_given, n_family = n_given + len(distinct), n_family + len(distinct)
+    split_given = recode(given_codes, np.concatenate(given_values))
+    split_family = recode(family_codes, np.concatenate(family_values))
+    return map_coded(split_given, _without_commas), map_coded(split_family, _without_commas)
 
 
-def _column(people: pd.DataFrame, role: str) -> pd.Series:
+def _column(people: pd.DataFrame, role: str) -> Coded:
     if role in people.columns:
-        return people[role].astype(object)
-    return pd.Series([None] * len(people), index=people.index, dtype=object)
+        return Coded.from_series(people[role])
+    return Coded(np.full(len(people), -1, dtype=np.int64), np.empty(0, dtype=object))
 
 
 def map_distinct_pairs(
     first: pd.Series, second: pd.Series, transform: Callable[[str | None, str | None], str | None]
 ) -> pd.Series:
     """Like `map_distinct` for a function of two columns (either may be missing)."""
-    first_codes, first_values = pd.factorize(first, use_na_sentinel=True)
-    second_codes, second_values = pd.factorize(second, use_na_sentinel=True)
-    width = len(second_values) + 1
-    pair_codes, distinct = pd.factorize(first_codes.astype(np.int64) * width + (second_codes + 1))
-    first_of = np.append(np.asarray(first_values, dtype=object), None)
-    second_of = np.append(np.asarray(second_values, dtype=object), None)
-    mapped = np.array(
-        [transform(first_of[code // width], second_of[code % width - 1]) for code in distinct], dtype=object
-    )
-    return pd.Series(mapped[pair_codes], index=first.index, dtype=object)
+    mapped = map_coded_pairs(Coded.from_series(first), Coded.from_series(second), transform)
+    return pd.Series(mapped.materialize(), index=first.index, dtype=object)
+
+
+def map_coded_pairs(
+    first: Coded, second: Coded, transform: Callable[[str | None, str | None], str | None]
+) -> Coded:
+    """Apply a function of two coded columns once per distinct pair of values (either may be missing)."""
+    width = len(second.values) + 1
+    pair_codes, distinct = pd.factorize(first.codes * width + (second.codes + 1))
+    firsts = np.append(first.values, None)[distinct // width].tolist()
+    seconds = np.append(second.values, None)[distinct % width - 1].tolist()
+    mapped = np.array([transform(a, b) for a, b in zip(firsts, seconds, strict=True)] + [None], dtype=object)[
+        :-1
+    ]
+    return recode(pair_codes.astype(np.int64), mapped)
 
 
 def _prefix(length: int) -> Callable[[str], str | None]:
@@ -245,6 +293,8 @@ def _prefix(length: int) -> Callable[[str], str | None]:
 
 
 def _sorted_tokens(given: str | None, family: str | None) -> str | None:
+    if given and family and " " not in given and " " not in family:  # the common case, without sets
+        return given if given == family else f"{given} {family}" if given < family else f"{family} {given}"
     tokens = sorted(set(f"{given or ''} {family or ''}".split()))
     return " ".join(tokens) or None
 
@@ -253,49 +303,56 @@ def _phonetic_pair(given: str | None, family: str | None) -> str | None:
     return " ".join(sorted((given, family))) if given and family else None
 
 
+def normalize_coded(people: pd.DataFrame, config: ResolveConfig | None = None) -> dict[str, Coded]:
+    """Cleaned values and the derived keys blocking needs, each as a `Coded` column (see `normalize_people`)."""
+    config = config or ResolveConfig()
+    raw = {role: _column(people, role) for role in ROLES if role != "id"}
+    out: dict[str, Coded] = {}
+    given, family = _split_full_names(
+        map_coded(raw["given_name"], _clean_name), map_coded(raw["family_name"], _clean_name)
+    )
+    out["given_name"] = given
+    out["family_name"] = family
+    out["given_canonical"] = map_coded(given, lambda g: canonical_given_name(g.split(" ", 1)[0]))
+    out["name_tokens"] = map_coded_pairs(given, family, _sorted_tokens)
+    out["given_phonetic"] = map_coded(out["given_canonical"], _soundex)
+    out["family_phonetic"] = map_coded(family, _soundex)
+    out["names_phonetic_unordered"] = map_coded_pairs(
+        out["given_phonetic"], out["family_phonetic"], _phonetic_pair
+    )
+    out["given_initial"] = map_coded(given, _prefix(1))
+    out["family_initial"] = map_coded(family, _prefix(1))
+
+    dob = map_coded(raw["date_of_birth"], _clean_date)
+    out["date_of_birth"] = dob
+    out["birth_year"] = map_coded(dob, _prefix(4))
+    out["birth_decade"] = map_coded(dob, _prefix(3))
+    out["dob_unordered"] = map_coded(dob, lambda d: d[:4] + "".join(sorted((d[4:6], d[6:8]))))
+    out["dob_unordered_tail"] = map_coded(out["dob_unordered"], lambda d: d[4:] or None)
+
+    out["email"] = map_coded(raw["email"], canonical_email)
+    out["phone"] = map_coded(raw["phone"], lambda v: e164_phone(v, config.default_region))
+    out["street_number"] = map_coded(raw["street_number"], _clean_code)
+    out["street"] = map_coded(raw["street"], _clean_street)
+    out["street_phonetic"] = map_coded(out["street"], _soundex)
+    out["street_initial"] = map_coded(out["street"], _prefix(1))
+    out["address_line2"] = map_coded(raw["address_line2"], clean_text)
+    out["locality"] = map_coded(raw["locality"], clean_text)
+    out["locality_initial"] = map_coded(out["locality"], _prefix(1))
+    out["postcode"] = map_coded(raw["postcode"], _clean_code)
+    out["postcode_prefix"] = map_coded(out["postcode"], _prefix(2))
+    out["region"] = map_coded(raw["region"], clean_text)
+    out["other_id"] = map_coded(raw["other_id"], _clean_code)
+    return out
+
+
 def normalize_people(people: pd.DataFrame, config: ResolveConfig | None = None) -> pd.DataFrame:
     """Return one row per person with cleaned values and the derived keys blocking needs.
 
     Input columns are canonical roles (see `ROLES`); missing roles are treated as empty.
     """
-    config = config or ResolveConfig()
-    raw = {role: _column(people, role) for role in ROLES if role != "id"}
-    out = pd.DataFrame(index=people.index)
-    out["id"] = people["id"] if "id" in people.columns else pd.Series(people.index, index=people.index)
-
-    given, family = _split_full_names(
-        map_distinct(raw["given_name"], _clean_name), map_distinct(raw["family_name"], _clean_name)
-    )
-    out["given_name"] = given
-    out["family_name"] = family
-    out["given_canonical"] = map_distinct(given, lambda g: canonical_given_name(g.split(" ", 1)[0]))
-    out["name_tokens"] = map_distinct_pairs(given, family, _sorted_tokens)
-    out["given_phonetic"] = map_distinct(out["given_canonical"], _soundex)
-    out["family_phonetic"] = map_distinct(family, _soundex)
-    out["names_phonetic_unordered"] = map_distinct_pairs(
-        out["given_phonetic"], out["family_phonetic"], _phonetic_pair
-    )
-    out["given_initial"] = map_distinct(given, _prefix(1))
-    out["family_initial"] = map_distinct(family, _prefix(1))
-
-    dob = map_distinct(raw["date_of_birth"], _clean_date)
-    out["date_of_birth"] = dob
-    out["birth_year"] = map_distinct(dob, _prefix(4))
-    out["birth_decade"] = map_distinct(dob, _prefix(3))
-    out["dob_unordered"] = map_distinct(dob, lambda d: d[:4] + "".join(sorted((d[4:6], d[6:8]))))
-    out["dob_unordered_tail"] = map_distinct(out["dob_unordered"], lambda d: d[4:] or None)
-
-    out["email"] = map_distinct(raw["email"], canonical_email)
-    out["phone"] = map_distinct(raw["phone"], lambda v: e164_phone(v, config.default_region))
-    out["street_number"] = map_distinct(raw["street_number"], _clean_code)
-    out["street"] = map_distinct(raw["street"], _clean_street)
-    out["street_phonetic"] = map_distinct(out["street"], _soundex)
-    out["street_initial"] = map_distinct(out["street"], _prefix(1))
-    out["address_line2"] = map_distinct(raw["address_line2"], clean_text)
-    out["locality"] = map_distinct(raw["locality"], clean_text)
-    out["locality_initial"] = map_distinct(out["locality"], _prefix(1))
-    out["postcode"] = map_distinct(raw["postcode"], _clean_code)
-    out["postcode_prefix"] = map_distinct(out["postcode"], _prefix(2))
-    out["region"] = map_distinct(raw["region"], clean_text)
-    out["other_id"] = map_distinct(raw["other_id"], _clean_code)
-    return out.reset_index(drop=True)
+    ids = people["id"].to_numpy() if "id" in people.columns else people.index.to_numpy()
+    columns = {"id": ids} | {
+        name: column.materialize() for name, column in normalize_coded(people, config).items()
+    }
+    return pd.DataFrame(columns)

@@ -21,7 +21,7 @@ from cdp.identity.blocking import candidate_pairs
 from cdp.identity.compare import FEATURE_LEVELS, compare_pairs, encode_people
 from cdp.identity.config import MATCH, NON_MATCH, POSSIBLE_MATCH, ROLES, ResolveConfig
 from cdp.identity.model import classify, estimate_u, fit, guard_rails, score, term_frequency_adjustments
-from cdp.identity.normalize import normalize_people
+from cdp.identity.normalize import normalize_coded
 
 log = logging.getLogger(__name__)
 
@@ -63,8 +63,9 @@ def resolve(
     if combined["id"].duplicated().any():
         raise ValueError("ids must be unique across people and existing")
 
-    normalized = normalize_people(combined, config)
+    normalized = normalize_coded(combined, config)
     encoded = encode_people(normalized)
+    n_rows = len(combined)
     timings = {"normalize": time.perf_counter() - started}
 
     left, right, reports = candidate_pairs(
@@ -74,7 +75,7 @@ def resolve(
     levels = compare_pairs(encoded, left, right)
     timings["compare"] = time.perf_counter() - started - sum(timings.values())
 
-    u = estimate_u(encoded, len(normalized), config)
+    u = estimate_u(encoded, n_rows, config)
     n_new = len(people)
     comparable = (
         (n_new * (n_new - 1) // 2 + n_new * (len(combined) - n_new))
@@ -89,7 +90,7 @@ def resolve(
     timings["model"] = time.perf_counter() - started - sum(timings.values())
 
     keep = np.ones(len(classes), dtype=bool) if config.include_non_matches else classes != NON_MATCH
-    ids = normalized["id"].to_numpy()
+    ids = combined["id"].to_numpy()
     pairs = pd.DataFrame(
         {
             "id_l": ids[left[keep]],
@@ -108,8 +109,8 @@ def resolve(
     pairs.attrs["timings"] = timings
     log.info(
         "resolve: %d records (%d new), %d candidate pairs, %d match, %d possible_match, %.1f s",
-        len(normalized),
-        int(is_new.sum()) if is_new is not None else len(normalized),
+        n_rows,
+        int(is_new.sum()) if is_new is not None else n_rows,
         len(left),
         int((classes == MATCH).sum()),
         int((classes == POSSIBLE_MATCH).sum()),
