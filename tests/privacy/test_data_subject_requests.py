@@ -403,8 +403,12 @@ def test_after_erasure_the_person_is_nowhere_in_any_schema_and_the_chain_still_v
         for needle in (*needles, "erasmus.target at example.org", push.value_hash(EMAIL)):
             assert _everywhere(conn, needle) == {}, needle
         # The tickets' hash of the email is gone from the tickets and their audit images; what remains is the
-        # erasure's own pseudonym of an email-keyed source id ('erased:' || the same sha256, by 0005's design).
-        assert set(_everywhere(conn, TICKET_EMAIL_HASH)) == {"core.person_source_id.source_record_id"}
+        # erasure's own pseudonym of an email-keyed key ('erased:' || the same sha256, by 0005's design): a
+        # source id, and the legacy referral sheet's email column (0014 keeps the row, pseudonymised).
+        assert set(_everywhere(conn, TICKET_EMAIL_HASH)) == {
+            "core.person_source_id.source_record_id",
+            "ops.referral_legacy.referred_email",
+        }
         # The other person of the same exports and spreadsheet keeps their rows.
         assert {"ops.legacy_clean_record.values", "ops.referral_legacy.referrer_email"} <= set(
             _everywhere(conn, "keep.me@example.org")
