@@ -373,15 +373,9 @@ class SalesforceWrites:
             return request.method == "PATCH"
         return bool(WRITE_PATH.match(request.path)) and request.method in ("GET", "PATCH", "POST")
 
-    def handle(self, request: Request, apis: VendorApis) -> Response:
-        from cdp.sandbox.apis import Response
-
-        if COLLECTION_PATH.match(request.path):
-            return self._handle_update(request, apis)
-        match = WRITE_PATH.match(request.path)
-        assert match is not None
-        sobject, field, value = match.group("sobject"), match.group("field"), match.group("value")
-        composite = bool(match.group("composite"))
+    @staticmethod
+    def _refused(request: Request, apis: VendorApis, sobject: str) -> Response | None:
+        """The planned fault for this call, or the refusal of a wrong credential; None when it may proceed."""
         fault_response = apis._request_faults(
             "salesforce",
             sobject,
@@ -405,6 +399,20 @@ class SalesforceWrites:
         credential = apis.world.credentials.salesforce
         if request.headers.get("authorization", "") not in (f"Bearer {credential}", f"OAuth {credential}"):
             return apis._sf_error(401, "INVALID_SESSION_ID", "Session expired or invalid")
+        return None
+
+    def handle(self, request: Request, apis: VendorApis) -> Response:
+        from cdp.sandbox.apis import Response
+
+        if COLLECTION_PATH.match(request.path):
+            return self._handle_update(request, apis)
+        match = WRITE_PATH.match(request.path)
+        assert match is not None
+        sobject, field, value = match.group("sobject"), match.group("field"), match.group("value")
+        composite = bool(match.group("composite"))
+        refused = self._refused(request, apis, sobject)
+        if refused:
+            return refused
         if sobject not in SCHEMA:
             return apis._sf_error(404, "NOT_FOUND", f"The requested resource does not exist: {sobject}")
         if (
@@ -437,29 +445,9 @@ class SalesforceWrites:
             return apis._sf_error(400, "INVALID_FIELD", "records: a list of sObjects is required")
         types = {(r.get("attributes") or {}).get("type") for r in records if isinstance(r, dict)}
         stream = next(iter(types)) if len(types) == 1 else "Contact"
-        fault_response = apis._request_faults(
-            "salesforce",
-            stream,
-            {
-                "rate_limit": lambda f: apis._sf_error(
-                    429,
-                    "REQUEST_LIMIT_EXCEEDED",
-                    "ConcurrentPerOrgLongTxn Limit exceeded.",
-                    {"Retry-After": str(f.retry_after)},
-                ),  # fmt: skip
-                "server_error": lambda f: apis._sf_error(
-                    f.status, "UNKNOWN_EXCEPTION", "An unexpected error occurred."
-                ),
-                "auth_failure": lambda f: apis._sf_error(
-                    401, "INVALID_SESSION_ID", "Session expired or invalid"
-                ),
-            },
-        )
-        if fault_response:
-            return fault_response
-        credential = apis.world.credentials.salesforce
-        if request.headers.get("authorization", "") not in (f"Bearer {credential}", f"OAuth {credential}"):
-            return apis._sf_error(401, "INVALID_SESSION_ID", "Session expired or invalid")
+        refused = self._refused(request, apis, stream)
+        if refused:
+            return refused
         if len(records) > MAX_COLLECTION:
             return apis._sf_error(
                 400, "EXCEEDED_ID_LIMIT", f"record limit reached. cannot submit more than {MAX_COLLECTION}"
