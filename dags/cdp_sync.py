@@ -117,9 +117,10 @@ def cdp_sync() -> None:
         )
         mapped[source, wave] = sync.expand(stream_key=keys)
         waves[wave].append(mapped[source, wave])
-    # People resolve by exact key to the people already known, so two sources' people syncing at once could
-    # each make a new person for one human: the people/reference tasks run one source after another, in
-    # SCHEDULED_SPECS order (LMS, CRM, then the volunteers, who resolve to the LMS's and CRM's people).
+    # The engine's people lock (cdp.sync.engine.lock_people) already keeps two people syncs from each making
+    # a person for one human; which source resolves first still shapes the result (a batch's records are
+    # joined to earlier sources' people, never to each other), so the people/reference tasks run in one
+    # fixed order, SCHEDULED_SPECS' (LMS, CRM, then the volunteers, who resolve to the LMS's and CRM's people).
     for earlier, later in zip(waves[1], waves[1][1:], strict=False):
         earlier >> later
     for activity in waves[2]:

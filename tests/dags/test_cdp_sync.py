@@ -124,7 +124,7 @@ def test_each_sources_streams_run_in_that_sources_own_mapped_task_and_pool(load_
     }
     # Activity waits for every people/reference task, and runs even when one of them failed.
     first = {task.task_id for task in syncs if task.task_id.endswith("_people_and_reference")}
-    # People sources one after another (run at once, each could make a new person for one human), volunteers
+    # People sources one after another in a fixed order (the order shapes who is joined to whom), volunteers
     # last (they resolve to the LMS's and CRM's people).
     moodle, salesforce, galaxy_people = (
         dag.get_task(f"sync_{source}_people_and_reference") for source in ("moodle", "salesforce", "galaxy")
