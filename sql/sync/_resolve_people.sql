@@ -1,7 +1,9 @@
 -- Resolve the people in temp table incoming_people to person ids, by exact keys only:
 --   1. the source record id already mapped in core.person_source_id (following a merge to its survivor);
 --   2. else the exact key (normalised email, given name), only where it is unambiguous: exactly one known
---      person holds that key, and the known person and the incoming records with the key carry at most one
+--      person holds that key (a person merged into another holds its keys as that survivor: the record
+--      joins the survivor rather than becoming a new duplicate, and merging one of two holders of a key
+--      into a third leaves the key ambiguous, so no record is joined to the other holder on its account), and the known person and the incoming records with the key carry at most one
 --      birth date between them. A family sharing one email stays several people (their given names
 --      differ), and so do a father and son of the same name (their birth dates differ). Two new records
 --      of one batch are never joined here: without a known person to agree with, that is the dedupe's call;
@@ -32,10 +34,11 @@ WHERE person_id IS NULL AND nullif(trim(email), '') IS NOT NULL AND nullif(trim(
 
 WITH known AS (
     SELECT email_normalized || '|' || lower(trim(given_name)) AS exact_key,
-           min(person_id::text)::uuid AS person_id, count(*) AS people,
+           min(coalesce(merged_into, person_id)::text)::uuid AS person_id,
+           count(DISTINCT coalesce(merged_into, person_id)) AS people,
            array_agg(DISTINCT date_of_birth) FILTER (WHERE date_of_birth IS NOT NULL) AS births
     FROM core.person
-    WHERE email_normalized IS NOT NULL AND given_name IS NOT NULL AND merged_into IS NULL
+    WHERE email_normalized IS NOT NULL AND given_name IS NOT NULL
     GROUP BY 1
 ), incoming AS (
     SELECT exact_key, array_agg(DISTINCT date_of_birth) FILTER (WHERE date_of_birth IS NOT NULL) AS births

@@ -30,11 +30,11 @@ JOIN core.person p ON p.person_id = m.person_id
 WHERE m.source = %(person_source)s AND m.source_record_id = i.source_record_id;
 
 WITH candidates AS (
-    SELECT i.source_record_id, min(p.person_id::text)::uuid AS person_id, count(*) AS people
+    SELECT i.source_record_id, min(coalesce(p.merged_into, p.person_id)::text)::uuid AS person_id,
+           count(DISTINCT coalesce(p.merged_into, p.person_id)) AS people
     FROM incoming_people i
     JOIN core.person p
       ON p.email_normalized = lower(trim(i.email))
-     AND p.merged_into IS NULL
      AND i.full_name IN (lower(trim(coalesce(p.given_name, '') || ' ' || coalesce(p.family_name, ''))),
                          lower(trim(coalesce(p.family_name, '') || ' ' || coalesce(p.given_name, ''))))
     WHERE i.person_id IS NULL

@@ -2,8 +2,9 @@
 -- (cdp.sources.zendesk). The requester is resolved by exact keys only, and no person is ever created for a
 -- ticket: 1. the Zendesk user already mapped to a person ('zendesk.user' in core.person_source_id, following
 -- a merge to its survivor); 2. else the normalised email with exactly the full name (Zendesk has one name
--- field, so in either order, as for ReferralHero subscribers) when exactly one known, unmerged person holds
--- them: a family sharing one address is told apart by name; 3. else no person: the ticket keeps the email's
+-- field, so in either order, as for ReferralHero subscribers) when exactly one known person holds them (a
+-- merged person counts as its survivor, as in _resolve_people.sql): a family sharing one address is told
+-- apart by name; 3. else no person: the ticket keeps the email's
 -- sha256 only. A requester resolved by 2 is mapped
 -- so that later tickets (and an unmerge) follow the mapping. A ticket whose referral is not in the warehouse
 -- yet keeps the reference and is linked by a later run. Parameters: source, stream, run_id.
@@ -32,11 +33,11 @@ JOIN core.person p ON p.person_id = m.person_id
 WHERE m.source = 'zendesk.user' AND m.source_record_id = i.requester_id;
 
 WITH candidates AS (
-    SELECT i.source_record_id, min(p.person_id::text)::uuid AS person_id, count(*) AS people
+    SELECT i.source_record_id, min(coalesce(p.merged_into, p.person_id)::text)::uuid AS person_id,
+           count(DISTINCT coalesce(p.merged_into, p.person_id)) AS people
     FROM incoming_tickets i
     JOIN core.person p
       ON p.email_normalized = i.email_normalized
-     AND p.merged_into IS NULL
      AND i.full_name IN (lower(trim(coalesce(p.given_name, '') || ' ' || coalesce(p.family_name, ''))),
                          lower(trim(coalesce(p.family_name, '') || ' ' || coalesce(p.given_name, ''))))
     WHERE i.person_id IS NULL AND i.full_name IS NOT NULL

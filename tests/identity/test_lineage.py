@@ -147,9 +147,9 @@ def test_merge_sync_unmerge_round_trip_over_every_person_column(
 
         # Merge people in pairs, nearly every person known at the cut: half of what arrives later belongs to
         # an absorbed person and is attached to a survivor by the sync. Left out: people whom the later sync
-        # joins a new source record to by exact key (email and given name). The sync looks that key up
-        # among unmerged people only, so for an absorbed person it would create a new person instead, which
-        # no unmerge can tell apart from a real newcomer (the next dedupe run proposes the pair).
+        # joins a new source record to by exact key (email and given name). While merged, the absorbed
+        # person's key is the survivor's, so the sync joins the record to the survivor, and no lineage
+        # records whose key it was (the next dedupe run after the unmerge proposes the pair).
         with psycopg.connect(url) as conn:
             people = [
                 str(row[0])
@@ -169,8 +169,10 @@ def test_merge_sync_unmerge_round_trip_over_every_person_column(
                 )
                 if (source, record) not in at_cut
             } & set(people)
-            # Nor whoever holds the exact key of a person the later sync creates: merged, they would stop
-            # making that key ambiguous, and the sync would join records it keeps apart without the merge.
+            # Nor whoever holds the exact key of a person the later sync creates, or of a ticket requester it
+            # leaves unlinked (email and full name): two such people merged with each other would stop making
+            # that key ambiguous, and the sync would join records it keeps apart without the merge. (A merge
+            # with anyone else changes nothing: an absorbed person holds its keys as its survivor.)
             new_keys = {
                 row[0]
                 for row in conn.execute(
@@ -179,13 +181,25 @@ def test_merge_sync_unmerge_round_trip_over_every_person_column(
                     (people,),
                 )
             }
+            unlinked_requesters = {
+                row[0]
+                for row in conn.execute(
+                    "SELECT DISTINCT lower(trim(r.payload #>> '{requester,email}')) || '|'"
+                    " || lower(trim(r.payload #>> '{requester,name}'))"
+                    " FROM core.support_ticket t JOIN raw.records r ON r.source = 'zendesk'"
+                    " AND r.stream = 'tickets' AND r.source_record_id = t.source_record_id"
+                    " WHERE t.person_id IS NULL AND r.payload #>> '{requester,email}' IS NOT NULL"
+                )
+            }
         with psycopg.connect(url) as conn:
             joined_later |= {
                 str(row[0])
                 for row in conn.execute(
                     "SELECT person_id FROM core.person WHERE email_normalized || '|' || lower(trim(given_name))"
-                    " = ANY(%s)",
-                    (list(new_keys),),
+                    " = ANY(%s) OR email_normalized || '|' || lower(trim(coalesce(given_name, '') || ' '"
+                    " || coalesce(family_name, ''))) = ANY(%s) OR email_normalized || '|'"
+                    " || lower(trim(coalesce(family_name, '') || ' ' || coalesce(given_name, ''))) = ANY(%s)",
+                    (list(new_keys), list(unlinked_requesters), list(unlinked_requesters)),
                 )
             }
         candidates = [person for person in people if person not in joined_later]
