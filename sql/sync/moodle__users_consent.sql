@@ -1,11 +1,11 @@
 -- The registration form's consent statements, from Moodle profile fields (after _resolve_people.sql, so
--- every valid user has a person id in incoming_people), into incoming_consent (then _land_consent.sql):
---   * marketingconsent ("I agree to receive news by email"): 1 given, 0 refused (a 0 after a 1 is a
---     withdrawal), purpose fundraising;
---   * parentalconsent: pending / verified parental consent for the course messages the registration
---     covers; none or empty states nothing, unless consent was recorded before (then it was withdrawn).
+-- every valid user has a person id in incoming_people), into registration_answers (then
+-- _registration_consent.sql and _land_consent.sql):
+--   * marketingconsent ("I agree to receive news by email"): 1 given, 0 refused;
+--   * parentalconsent: pending / verified; none or empty states nothing (a withdrawal when consent was
+--     recorded before).
 -- stated_at is the user record's timemodified: the time of the version of the form we read.
-CREATE TEMP TABLE incoming_consent ON COMMIT DROP AS
+CREATE TEMP TABLE registration_answers ON COMMIT DROP AS
 WITH users AS (
     SELECT DISTINCT ON (b.source_record_id) b.source_record_id, b.payload
     FROM sync_batch b
@@ -22,36 +22,20 @@ WITH users AS (
     FROM users u
 )
 SELECT i.person_id,
-       'fundraising'::text AS purpose,
-       CASE f.marketing WHEN '1' THEN 'given' WHEN '0' THEN 'refused' END AS status,
-       'moodle.user:' || f.source_record_id || ':marketingconsent' AS statement_key,
        f.stated_at,
-       'consent'::text AS lawful_basis,
-       p.jurisdiction,
        'moodle.user:' || f.source_record_id || '@' || f.version AS receipt_id,
-       NULL::text AS parental_method,
-       'self'::text AS given_by,
+       f.marketing IS NOT NULL AS marketing_answered,
+       CASE f.marketing WHEN '1' THEN 'given' WHEN '0' THEN 'refused' END AS marketing_status,
+       'moodle.user:' || f.source_record_id || ':marketingconsent' AS marketing_key,
        jsonb_build_object('form', 'moodle registration', 'field', 'marketingconsent', 'value', f.marketing,
-                          'moodle_user_id', f.source_record_id, 'timemodified', f.version) AS evidence
-FROM fields f
-JOIN incoming_people i ON i.source_record_id = f.source_record_id
-JOIN core.person p ON p.person_id = i.person_id
-WHERE f.marketing IS NOT NULL
-UNION ALL
-SELECT i.person_id,
-       'course_messages',
+                          'moodle_user_id', f.source_record_id, 'timemodified', f.version) AS marketing_evidence,
+       f.parental IS NOT NULL AS parental_answered,
        CASE f.parental WHEN 'pending' THEN 'parental_consent_pending'
-                       WHEN 'verified' THEN 'parental_consent_verified' END,
-       'moodle.user:' || f.source_record_id || ':parentalconsent',
-       f.stated_at,
-       'consent',
-       p.jurisdiction,
-       'moodle.user:' || f.source_record_id || '@' || f.version,
-       'registration form (Moodle profile field parentalconsent)',
-       'parent or guardian',
+                       WHEN 'verified' THEN 'parental_consent_verified' END AS parental_status,
+       'moodle.user:' || f.source_record_id || ':parentalconsent' AS parental_key,
+       'registration form (Moodle profile field parentalconsent)'::text AS parental_method,
+       'parent or guardian'::text AS parental_given_by,
        jsonb_build_object('form', 'moodle registration', 'field', 'parentalconsent', 'value', f.parental,
-                          'moodle_user_id', f.source_record_id, 'timemodified', f.version)
+                          'moodle_user_id', f.source_record_id, 'timemodified', f.version) AS parental_evidence
 FROM fields f
-JOIN incoming_people i ON i.source_record_id = f.source_record_id
-JOIN core.person p ON p.person_id = i.person_id
-WHERE f.parental IS NOT NULL;
+JOIN incoming_people i ON i.source_record_id = f.source_record_id;

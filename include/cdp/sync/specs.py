@@ -41,6 +41,7 @@ class StreamSpec:
 MOODLE_PARENTAL_CONSENT = ("", "none", "pending", "verified")
 RESOLVE_PEOPLE = "_resolve_people.sql"
 MOODLE_REFERENCES = "_moodle_references.sql"
+REGISTRATION_CONSENT = "_registration_consent.sql"  # a registration form's consent questions
 
 SPECS: tuple[StreamSpec, ...] = (
     StreamSpec(
@@ -58,7 +59,7 @@ SPECS: tuple[StreamSpec, ...] = (
                 lambda value: None if value in ("", "0", "1") else f"unknown value {value!r} in marketingconsent",
             ),
         ),
-        ("moodle__users.sql", RESOLVE_PEOPLE, "moodle__users_consent.sql", "_land_consent.sql"),
+        ("moodle__users.sql", RESOLVE_PEOPLE, "moodle__users_consent.sql", REGISTRATION_CONSENT, "_land_consent.sql"),
         person_source="moodle.user",
     ),
     StreamSpec(
@@ -339,7 +340,7 @@ PUSH_ONLY_SPECS: tuple[StreamSpec, ...] = (
             v.one_of("consent.parental", (None, "", "none", "pending", "verified")),
         ),
         ("registration__submissions_people.sql", RESOLVE_PEOPLE, "registration__submissions_consent.sql",
-         "_land_consent.sql"),
+         REGISTRATION_CONSENT, "_land_consent.sql"),
         person_source="registration.submission",
     ),
 )  # fmt: skip
