@@ -15,7 +15,9 @@ watermark and records counts in `ops.sync_run` and one audit event, all in one t
 People and reference data sync first, one source after another (LMS users and courses, then CRM contacts
 and accounts, then volunteers: each resolves its people to those already known, so two at once could make
 two persons of one human); activity that points to them (enrollments, completions, donations, shifts, hours, ...) second, even when a
-first-wave task failed. A last task, `summarise`, logs the totals and fails the run when any stream did not
+first-wave task failed. A task's streams sync one at a time in `SCHEDULED_SPECS` order (a refund after its
+charge), and activity that points to another source's waits for it: Stripe before Salesforce and
+ReferralHero, ReferralHero before Zendesk, so a run leaves the same warehouse whatever the timing. A last task, `summarise`, logs the totals and fails the run when any stream did not
 land, so one alert names every failed stream.
 
 **Reads** the Airflow connections `moodle`, `salesforce`, `stripe`, `ledger`, `typeform`, `zigpoll`,
@@ -56,7 +58,8 @@ from cdp.runtime import default_args, run_failure_notifier, source_pool, sync_de
 from cdp.sync.specs import SCHEDULED_SPECS
 
 WAVES = {1: "people_and_reference", 2: "activity"}
-ACTIVITY_AFTER = (("stripe", "salesforce"),)  # (before, after): activity whose rows point to another's
+# (before, after): activity tasks whose rows point to rows another source's activity makes (see cdp_sync).
+ACTIVITY_AFTER = (("stripe", "salesforce"), ("stripe", "referralhero"), ("referralhero", "zendesk"))
 SOURCES = list(dict.fromkeys(spec.source for spec in SCHEDULED_SPECS))  # in the order SCHEDULED_SPECS lists
 # (source, wave) -> its stream keys: one mapped task each, `sync_<source>_<wave name>`, in the source's pool.
 STREAMS = {
@@ -109,6 +112,10 @@ def cdp_sync() -> None:
             _sync,
             task_id=f"sync_{source}_{WAVES[wave]}",
             pool=source_pool(source),
+            # One stream of the task at a time, in map-index order (the scheduler queues a task's map indexes
+            # lowest first): a refund points to its charge, a soft credit to its opportunity, a completion
+            # to its enrollment, a Zigpoll response to its participant, so their order is SCHEDULED_SPECS'.
+            max_active_tis_per_dagrun=1,
             # Runs after the tasks before it have finished, even one that failed (see the chain below).
             trigger_rule="all_done" if waves[1] else "all_success",
             outlets=sorted(
@@ -125,9 +132,11 @@ def cdp_sync() -> None:
         earlier >> later
     for activity in waves[2]:
         waves[1] >> activity
-    # Salesforce Opportunities are tied to the Stripe donation by its financial transaction id; synced at
-    # the same time, an Opportunity whose charge lands a moment later is quarantined until the next run,
-    # so what a run leaves would depend on timing. Stripe's activity goes first.
+    # Activity that points to another source's activity waits for it, or what a run leaves would depend on
+    # timing: Salesforce Opportunities are tied to the Stripe donation by its financial transaction id (an
+    # Opportunity whose charge lands a moment later is quarantined until the next run); Stripe payers and
+    # ReferralHero subscribers both resolve people (who is joined to whom depends on which goes first);
+    # a Zendesk ticket's requester is resolved among those people and its referral among ReferralHero's.
     for before, after in ACTIVITY_AFTER:
         mapped[before, 2] >> mapped[after, 2]
 

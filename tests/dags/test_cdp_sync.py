@@ -133,11 +133,21 @@ def test_each_sources_streams_run_in_that_sources_own_mapped_task_and_pool(load_
     assert salesforce.upstream_task_ids == {moodle.task_id}
     assert galaxy_people.upstream_task_ids == {salesforce.task_id}
     assert galaxy_people.trigger_rule == "all_done"
+    # Activity pointing to another source's activity waits for it: Opportunities to Stripe's donations,
+    # ReferralHero's people resolve after Stripe's payers, Zendesk tickets to both and to the referrals.
+    waits_for = {"salesforce": {"stripe"}, "referralhero": {"stripe"}, "zendesk": {"referralhero"}}
     for task in syncs:
         if task.task_id.endswith("_activity"):
-            # Opportunities point to Stripe's donations, so Salesforce's activity also waits for Stripe's.
-            extra = {"sync_stripe_activity"} if task.task_id == "sync_salesforce_activity" else set()
-            assert task.upstream_task_ids == first | extra
+            source = task.task_id.removeprefix("sync_").removesuffix("_activity")
+            extra = {f"sync_{other}_activity" for other in waits_for.get(source, ())}
+            assert task.upstream_task_ids == first | extra, task.task_id
             assert task.trigger_rule == "all_done"
+    # A task's streams sync one at a time, lowest map index first, in SCHEDULED_SPECS' order: a refund after
+    # its charge, a soft credit after its opportunity, a completion after its enrollment.
+    order = [spec.key for spec in SCHEDULED_SPECS]
+    for task in syncs:
+        assert task.max_active_tis_per_dagrun == 1, task.task_id
+        keys = streams_by_task[task.task_id]
+        assert keys == sorted(keys, key=order.index), task.task_id
     assert dag.get_task("summarise").upstream_task_ids == set(streams_by_task)
     assert any(spec.key in streams_by_task["sync_galaxy_people_and_reference"] for spec in VOLUNTEER_SPECS)
