@@ -4,14 +4,38 @@
 -- a merge to its survivor); 2. else the normalised email with exactly the full name (Zendesk has one name
 -- field, so in either order, as for ReferralHero subscribers) when exactly one known person holds them (a
 -- merged person counts as its survivor, as in _resolve_people.sql): a family sharing one address is told
--- apart by name; 3. else no person: the ticket keeps the email's
--- sha256 only. A requester resolved by 2 is mapped
--- so that later tickets (and an unmerge) follow the mapping. A ticket whose referral is not in the warehouse
--- yet keeps the reference and is linked by a later run. Parameters: source, stream, run_id.
+-- apart by name; 3. else no person: the ticket keeps the email's sha256 only, and every later run tries
+-- again (the requester may register later). A requester resolved by 2 is mapped so that later tickets (and
+-- an unmerge) follow the mapping. A ticket whose referral is not in the warehouse yet keeps the reference
+-- and is linked by a later run. Parameters: source, stream, run_id.
 CREATE TEMP TABLE incoming_tickets ON COMMIT DROP AS
-SELECT DISTINCT ON (b.source_record_id)
-       b.source_record_id,
+WITH batch AS (
+    SELECT DISTINCT ON (b.source_record_id) b.source_record_id, b.payload
+    FROM sync_batch b
+    WHERE b.reason IS NULL
+    ORDER BY b.source_record_id, b.seq DESC
+), waiting AS (
+    -- Tickets landed earlier without a person: their requester is resolved again (they may have registered
+    -- since), from the payload the ticket was landed from (the one whose requester email has the ticket's
+    -- hash). Only the person id is written back. A ticket whose hash erasure removed is left alone.
+    SELECT t.source_record_id, r.payload
+    FROM core.support_ticket t
+    CROSS JOIN LATERAL (SELECT r.payload FROM raw.records r
+                        WHERE r.source = %(source)s AND r.stream = %(stream)s
+                          AND r.source_record_id = t.source_record_id
+                          AND encode(sha256(convert_to(lower(trim(r.payload #>> '{requester,email}')), 'UTF8')),
+                                     'hex') = t.requester_email_sha256
+                        ORDER BY r.raw_id DESC LIMIT 1) r
+    WHERE t.source = %(source)s AND t.person_id IS NULL AND t.requester_email_sha256 IS NOT NULL
+      AND NOT EXISTS (SELECT 1 FROM batch b WHERE b.source_record_id = t.source_record_id)
+), tickets AS (
+    SELECT source_record_id, payload, false AS waiting FROM batch
+    UNION ALL
+    SELECT source_record_id, payload, true FROM waiting
+)
+SELECT b.source_record_id,
        b.payload,
+       b.waiting,
        b.payload ->> 'requester_id' AS requester_id,
        nullif(lower(trim(b.payload #>> '{requester,email}')), '') AS email_normalized,
        nullif(lower(trim(b.payload #>> '{requester,name}')), '') AS full_name,
@@ -21,9 +45,7 @@ SELECT DISTINCT ON (b.source_record_id)
         LIMIT 1) AS referral_ref,
        ARRAY(SELECT jsonb_array_elements_text(coalesce(b.payload -> 'tags', '[]'::jsonb))) AS tags,
        NULL::uuid AS person_id
-FROM sync_batch b
-WHERE b.reason IS NULL
-ORDER BY b.source_record_id, b.seq DESC;
+FROM tickets b;
 ANALYZE incoming_tickets;
 
 UPDATE incoming_tickets i
@@ -80,6 +102,7 @@ LEFT JOIN LATERAL (SELECT c.referral_id FROM core.referral c
                      AND (c.source_record_id = i.referral_ref OR c.referral_code = i.referral_ref)
                    ORDER BY c.source_record_id = i.referral_ref DESC, c.source_record_id
                    LIMIT 1) r ON true
+WHERE NOT i.waiting
 ON CONFLICT (source, source_record_id) DO UPDATE
 SET person_id = excluded.person_id, requester_source_id = excluded.requester_source_id,
     requester_email_sha256 = excluded.requester_email_sha256, subject = excluded.subject,
@@ -94,6 +117,13 @@ WHERE (core.support_ticket.person_id, core.support_ticket.requester_source_id,
       (excluded.person_id, excluded.requester_source_id, excluded.requester_email_sha256, excluded.subject,
        excluded.status, excluded.tags, excluded.referral_ref, excluded.referral_id, excluded.about_referral,
        excluded.opened_at, excluded.changed_at);
+
+-- Tickets landed earlier without a person whose requester is known now.
+UPDATE core.support_ticket t
+SET person_id = i.person_id, updated_at = now()
+FROM incoming_tickets i
+WHERE i.waiting AND i.person_id IS NOT NULL
+  AND t.source = %(source)s AND t.source_record_id = i.source_record_id AND t.person_id IS NULL;
 
 -- Tickets landed earlier whose referral has arrived since.
 UPDATE core.support_ticket t

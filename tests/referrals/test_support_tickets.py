@@ -15,7 +15,10 @@ from psycopg.rows import dict_row
 from cdp.referrals.kpis import read_kpis
 from cdp.sandbox import zendesk
 from cdp.sandbox.generator import World, person_id
-from cdp.sync.engine import SyncResult
+from cdp.sandbox.server import SandboxServer
+from cdp.sources import registry
+from cdp.sync.engine import SyncResult, sync_stream
+from cdp.sync.specs import spec_for
 from cdp.warehouse import Actor
 
 ACTOR = Actor("pytest")
@@ -218,6 +221,45 @@ def test_referrals_are_linked_when_they_arrive_and_a_rerun_changes_nothing(
         in_core = {row[0] for row in conn.execute("SELECT source_record_id FROM core.referral")}
     assert linked == {record_id: ref for record_id, ref in named.items() if ref in in_core}
     assert len(linked) >= len(named) - len(referral_world.truth.malformed("referralhero", "subscribers"))
+
+    events = "SELECT count(*) FROM audit.audit_events WHERE entity_type = 'core.support_ticket'"
+    before = _count(warehouse_url, events)
+    referral_sync("zendesk.tickets", run="run-3")
+    assert _count(warehouse_url, events) == before
+
+
+def _ticket_people(url: str) -> dict[str, str]:
+    """Each linked ticket -> the Moodle users of its person (person ids differ between databases)."""
+    with psycopg.connect(url) as conn:
+        return dict(
+            conn.execute(
+                "SELECT t.source_record_id, string_agg(m.source_record_id, ',' ORDER BY m.source_record_id)"
+                " FROM core.support_ticket t JOIN core.person_source_id m"
+                " ON m.person_id = t.person_id AND m.source = 'moodle.user' GROUP BY 1"
+            ).fetchall()
+        )
+
+
+def test_a_ticket_whose_requester_registers_later_is_linked_by_the_next_run(
+    warehouse_url: str,
+    another_warehouse: Callable[[], str],
+    referral_sandbox: SandboxServer,
+    referral_sync: Callable[..., SyncResult],
+) -> None:
+    referral_sync("zendesk.tickets")  # before any learner is in the warehouse: nobody to link to
+    assert _count(warehouse_url, "SELECT count(*) FROM core.support_ticket WHERE person_id IS NOT NULL") == 0
+    referral_sync("moodle.users")
+    result = referral_sync("zendesk.tickets", run="run-2")
+    # The run re-read only its window's tickets (the last 30 minutes), yet the earlier ones are linked now,
+    # as they would have been had the learners been there first.
+    assert result.rows_read < _count(warehouse_url, "SELECT count(*) FROM core.support_ticket")
+    learners_first = another_warehouse()
+    for key in ("moodle.users", "zendesk.tickets"):
+        spec = spec_for(*key.split("."))
+        stream = registry.stream(spec.source, spec.stream, referral_sandbox.settings(spec.source))
+        sync_stream(learners_first, stream, spec, actor=ACTOR, run_id="run-1", interval_end=result.window_end)
+    linked = _ticket_people(warehouse_url)
+    assert linked and linked == _ticket_people(learners_first)
 
     events = "SELECT count(*) FROM audit.audit_events WHERE entity_type = 'core.support_ticket'"
     before = _count(warehouse_url, events)
