@@ -15,6 +15,7 @@ from support import snapshot
 
 from cdp.crm import push
 from cdp.crm.client import SalesforceWriter
+from cdp.privacy import erase_person
 from cdp.sandbox.crm_writes import STAFF_USER_ID
 from cdp.sandbox.server import SandboxServer
 from cdp.warehouse import Actor
@@ -325,3 +326,33 @@ def test_a_push_that_does_not_read_back_as_sent_is_not_reconciled(
     assert result.reconciled is False
     assert result.verified < result.accepted
     assert "crm_push:reconcile" in {f.key for f in push.push_findings(synced, result.run_id, ACTOR)}
+
+
+def test_erasing_a_person_removes_their_rows_from_the_push_reports_on_disk(
+    run_push, synced: str, tmp_path: Path
+) -> None:
+    first, second = run_push("dry_run"), run_push("dry_run")
+    with open(first.report_path, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    person = rows[0]["person_id"]
+    with psycopg.connect(synced) as conn:
+        conn.execute(
+            "INSERT INTO ops.crm_push_run (run_id, dry_run, report_path) VALUES ('push-elsewhere', true, %s)",
+            (str(tmp_path / "on-another-worker.csv"),),
+        )
+        email = conn.execute("SELECT email FROM core.person WHERE person_id = %s", (person,)).fetchone()[0]
+    assert email and email in Path(first.report_path).read_text()
+
+    result = erase_person(synced, person, "GDPR art. 17 request", ACTOR)
+
+    assert result.counts["crm_push_reports"] == {
+        "rewritten": 2,
+        "not_on_this_machine": [str(tmp_path / "on-another-worker.csv")],
+    }
+    for report in (first, second):
+        text = Path(report.report_path).read_text()
+        assert person not in text and email not in text
+        assert Path(report.report_path).stat().st_mode & 0o777 == 0o600
+    with open(first.report_path, newline="") as handle:
+        after = list(csv.DictReader(handle))
+    assert after == [row for row in rows if row["person_id"] != person] and after

@@ -49,7 +49,7 @@ import csv
 import hashlib
 import json
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -384,6 +384,30 @@ def _write_report(path: Path, changes: list[FieldChange], links: LinkPlan | None
                 [change.person_id, change.field, change.change, change.crm_value, change.new_value]
             )
     path.chmod(0o600)  # the values are personal data: the report is for the operator only
+
+
+def erase_from_reports(paths: Iterable[str], person_ids: Collection[str]) -> dict[str, Any]:
+    """Drop the rows of erased people from the push reports written earlier (their values are personal
+    data): each report holding one is rewritten in place, the rest are left untouched. A report that is
+    not on this machine's disk is named, for the operator to handle where it is."""
+    rewritten, missing = 0, []
+    for name in sorted(set(paths)):
+        path = Path(name)
+        if not path.is_file():
+            missing.append(name)
+            continue
+        with path.open(newline="") as handle:
+            rows = list(csv.reader(handle))
+        kept = [row for row in rows[1:] if not (row and row[0] in person_ids)]
+        if len(kept) == len(rows) - 1:
+            continue
+        partial = path.with_name(f".{path.name}.erasing")
+        with partial.open("w", newline="") as handle:
+            csv.writer(handle).writerows([rows[0], *kept])
+        partial.chmod(0o600)
+        partial.replace(path)
+        rewritten += 1
+    return {"rewritten": rewritten, "not_on_this_machine": missing}
 
 
 def _redact(message: str, record: Mapping[str, Any]) -> str:

@@ -83,6 +83,8 @@ def erase_person(url: str, person_id: str, reason: str, actor: Actor) -> Erasure
     """Remove or pseudonymise the person's personal data, keeping the financial trail; audited."""
     import psycopg
 
+    from cdp.crm.push import erase_from_reports
+
     person_id = _person_id(person_id)
     try:
         with transaction(url, actor) as conn:
@@ -93,9 +95,28 @@ def erase_person(url: str, person_id: str, reason: str, actor: Actor) -> Erasure
             row = conn.execute(
                 "SELECT privacy.erase_person(%s, %s) AS counts", (person_id, reason)
             ).fetchone()
+            # The CRM push reports on disk hold the values of the people they list (under the survivor's
+            # id when merged): their rows go too, once the erasure is committed.
+            ids = {
+                str(r["person_id"])
+                for r in conn.execute(
+                    "SELECT person_id FROM core.person WHERE person_id = %s OR merged_into = %s",
+                    (person_id, person_id),
+                )
+            }
+            reports = [
+                r["report_path"]
+                for r in conn.execute(
+                    "SELECT report_path FROM ops.crm_push_run WHERE report_path IS NOT NULL"
+                )
+            ]
     except psycopg.errors.NoDataFound as error:
         raise PersonNotFound(f"no person {person_id}") from error
-    counts = {**dict(row["counts"]), "migration_records": dict(ops["counts"])}
+    counts = {
+        **dict(row["counts"]),
+        "migration_records": dict(ops["counts"]),
+        "crm_push_reports": erase_from_reports(reports, ids),
+    }
     log.info("erased person: %s", json.dumps({k: v for k, v in counts.items() if k != "erasure_id"}))
     return ErasureResult(person_id, counts)
 
