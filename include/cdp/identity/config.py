@@ -78,6 +78,18 @@ DEFAULT_BLOCKING_PASSES: tuple[BlockingPass, ...] = (
     BlockingPass("locality_family", ("locality", "family_phonetic", "given_initial")),
     BlockingPass("family_dob_month", ("family_phonetic", "birth_year", "dob_unordered_tail")),
     BlockingPass("given_year_postcode", ("given_phonetic", "birth_year", "postcode")),
+    # Address passes that survive one corrupted key each (a transposed postcode digit, a missing or
+    # misspelt street, address lines in the other order, a replaced name): FEBRL's corruptions, and
+    # what movers, typists and forms with two address lines do to real addresses. A house number in a
+    # postcode or town is one household or building: a block of more than 12 people there is a big
+    # building or a common number, no evidence, so those passes skip blocks above 12. They were left
+    # out while m came from one EM over all pairs (the strangers they add pushed it further off); with
+    # m learned per pass they cost no precision at 1M (benchmarks/dedupe/RESULTS.md, 2026-12-02).
+    BlockingPass("postcode_number_only", ("postcode", "street_number"), max_block_size=12),
+    BlockingPass("locality_number", ("locality", "street_number"), max_block_size=12),
+    BlockingPass("street_number", ("street", "street_number"), max_block_size=12),
+    BlockingPass("locality_street", ("locality", "street")),
+    BlockingPass("dob_locality", ("date_of_birth", "locality")),
     BlockingPass("email", ("email",)),
     BlockingPass("phone", ("phone",)),
     BlockingPass("other_id", ("other_id",)),
