@@ -251,7 +251,14 @@ def fit_by_pass(
         used = [column for column, feature in enumerate(features) if feature not in blocked]
         counts = np.bincount(inverse[mask], minlength=len(patterns)).astype(np.float64)
         seen = counts > 0
-        _, weight, _, _ = _em(patterns[seen], counts[seen], u, used, config)
+        _, weight, pass_rate, iterations = _em(patterns[seen], counts[seen], u, used, config)
+        log.debug(
+            "m pass %d: %d pairs, match rate %.4f after %d iterations",
+            used_passes,
+            mask.sum(),
+            pass_rate,
+            iterations,
+        )
         for column in used:
             feature = features[column]
             totals[feature] += _level_totals(patterns[seen], weight, column, FEATURE_LEVELS[feature])
