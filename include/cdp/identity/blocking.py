@@ -9,13 +9,13 @@ a key shared by hundreds of people (a common name in a big city) is no evidence.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
-from cdp.identity.config import BlockingPass
+from cdp.identity.config import KEY_FEATURES, BlockingPass
 from cdp.identity.normalize import Coded
 
 log = logging.getLogger(__name__)
@@ -160,3 +160,32 @@ def candidate_pairs(
         "blocking: %d candidate pairs from %d passes over %d records", len(all_codes), len(passes), n_rows
     )
     return all_codes // n_rows, all_codes % n_rows, reports
+
+
+def blocked_features(blocking_pass: BlockingPass, features: Collection[str]) -> frozenset[str]:
+    """The compared features a pass's keys come from (see `KEY_FEATURES`)."""
+    blocked: set[str] = set()
+    for key in blocking_pass.keys:
+        blocked.update(KEY_FEATURES.get(key, (key,) if key in features else ()))
+    return frozenset(blocked)
+
+
+def pass_members(
+    normalized: pd.DataFrame | Mapping[str, Coded],
+    passes: Sequence[BlockingPass],
+    left: np.ndarray,
+    right: np.ndarray,
+    features: Collection[str],
+) -> list[tuple[np.ndarray, frozenset[str]]]:
+    """Per pass: which candidate pairs agree on all its keys, and the features it blocked on."""
+    key_cache: dict[str, tuple[np.ndarray, int]] = {}
+    if not isinstance(normalized, pd.DataFrame):
+        key_cache = {key: (column.codes, len(column.values)) for key, column in normalized.items()}
+    members = []
+    for blocking_pass in passes:
+        codes = compound_key_codes(normalized, blocking_pass.keys, key_cache)
+        left_codes = codes[left]
+        members.append(
+            ((left_codes >= 0) & (left_codes == codes[right]), blocked_features(blocking_pass, features))
+        )
+    return members

@@ -40,6 +40,28 @@ class BlockingPass:
     max_block_size: int | None = None
 
 
+#: The compared features each blocking key is derived from. A pass's pairs agree on its keys by
+#: construction, so those features say nothing about matches inside that pass (see
+#: `cdp.identity.model.fit_by_pass`). A key missing here that is itself a feature maps to itself.
+KEY_FEATURES: dict[str, tuple[str, ...]] = {
+    "names_phonetic_unordered": ("given_name", "family_name"),
+    "name_tokens": ("given_name", "family_name"),
+    "given_canonical": ("given_name",),
+    "given_phonetic": ("given_name",),
+    "given_initial": ("given_name",),
+    "family_phonetic": ("family_name",),
+    "family_initial": ("family_name",),
+    "birth_year": ("date_of_birth",),
+    "birth_decade": ("date_of_birth",),
+    "dob_unordered": ("date_of_birth",),
+    "dob_unordered_tail": ("date_of_birth",),
+    "street_phonetic": ("street",),
+    "street_initial": ("street",),
+    "locality_initial": ("locality",),
+    "postcode_prefix": ("postcode",),
+}
+
+
 DEFAULT_BLOCKING_PASSES: tuple[BlockingPass, ...] = (
     BlockingPass("names_phonetic_year", ("names_phonetic_unordered", "birth_year")),
     BlockingPass(
@@ -56,6 +78,18 @@ DEFAULT_BLOCKING_PASSES: tuple[BlockingPass, ...] = (
     BlockingPass("locality_family", ("locality", "family_phonetic", "given_initial")),
     BlockingPass("family_dob_month", ("family_phonetic", "birth_year", "dob_unordered_tail")),
     BlockingPass("given_year_postcode", ("given_phonetic", "birth_year", "postcode")),
+    # Address passes that survive one corrupted key each (a transposed postcode digit, a missing or
+    # misspelt street, address lines in the other order, a replaced name): FEBRL's corruptions, and
+    # what movers, typists and forms with two address lines do to real addresses. A house number in a
+    # postcode or town is one household or building: a block of more than 12 people there is a big
+    # building or a common number, no evidence, so those passes skip blocks above 12. They were left
+    # out while m came from one EM over all pairs (the strangers they add pushed it further off); with
+    # m learned per pass they cost no precision at 1M (benchmarks/dedupe/RESULTS.md, 2026-12-02).
+    BlockingPass("postcode_number_only", ("postcode", "street_number"), max_block_size=12),
+    BlockingPass("locality_number", ("locality", "street_number"), max_block_size=12),
+    BlockingPass("street_number", ("street", "street_number"), max_block_size=12),
+    BlockingPass("locality_street", ("locality", "street")),
+    BlockingPass("dob_locality", ("date_of_birth", "locality")),
     BlockingPass("email", ("email",)),
     BlockingPass("phone", ("phone",)),
     BlockingPass("other_id", ("other_id",)),
@@ -83,6 +117,13 @@ class ResolveConfig:
     #: splits the rest between the lower levels (see `cdp.identity.model.estimate_u`).
     u_exact_from_frequencies: bool = True
     em_max_iterations: int = 60
+    #: Estimate m one blocking pass at a time, leaving out the features the pass blocked on (Splink's
+    #: way), and pool the passes. One EM over all candidate pairs at once drifts at 1M: strangers who
+    #: agree on a pass's keys (same family name and birth date) are far more alike than the random
+    #: pairs behind u, so EM counts them as matches and learns that matches often disagree on the rest.
+    m_by_blocking_pass: bool = True
+    #: Passes with fewer candidate pairs than this are not used to estimate m (too few to fit).
+    m_min_pass_pairs: int = 200
     random_seed: int = 42
     #: Household/contact and name-only rules that cap `match` at `possible_match`.
     apply_guard_rails: bool = True

@@ -17,10 +17,18 @@ import pandas as pd
 from scipy import sparse
 from scipy.sparse import csgraph
 
-from cdp.identity.blocking import candidate_pairs
+from cdp.identity.blocking import candidate_pairs, pass_members
 from cdp.identity.compare import FEATURE_LEVELS, compare_pairs, encode_people
 from cdp.identity.config import MATCH, NON_MATCH, POSSIBLE_MATCH, ROLES, ResolveConfig
-from cdp.identity.model import classify, estimate_u, fit, guard_rails, score, term_frequency_adjustments
+from cdp.identity.model import (
+    classify,
+    estimate_u,
+    fit,
+    fit_by_pass,
+    guard_rails,
+    score,
+    term_frequency_adjustments,
+)
 from cdp.identity.normalize import normalize_coded
 
 log = logging.getLogger(__name__)
@@ -82,7 +90,11 @@ def resolve(
         if is_new is not None
         else (len(combined) * (len(combined) - 1) // 2)
     )
-    model = fit(levels, u, comparable, config)
+    if config.m_by_blocking_pass:
+        members = pass_members(normalized, config.blocking_passes, left, right, FEATURE_LEVELS)
+        model = fit_by_pass(levels, u, comparable, config, members)
+    else:
+        model = fit(levels, u, comparable, config)
     weight = score(levels, model, term_frequency_adjustments(encoded, levels, left, model, config))
     probability = 1.0 / (1.0 + np.exp2(-np.clip(weight, -60, 60)))
     guard = guard_rails(levels)
