@@ -128,8 +128,11 @@ def tables(records: list[dict]) -> str:
     datasets = list(dict.fromkeys(r["dataset"] for r in records if r.get("kind") == "run"))
     for dataset in datasets:
         runs = [r for r in records if r.get("kind") == "run" and r["dataset"] == dataset]
-        blocks = [r for r in records if r.get("kind") == "block" and r["dataset"] == dataset]
+        blocks = [
+            r for r in records if r.get("kind") == "block" and r["dataset"] == dataset and r.get("repeats", 1)
+        ]
         counts = [r for r in records if r.get("kind") == "count" and r["dataset"] == dataset]
+        recalls = [r for r in records if r.get("kind") == "blocking" and r["dataset"] == dataset]
         out.append(f"#### {dataset}")
         for block in blocks:
             out.append(
@@ -171,6 +174,12 @@ def tables(records: list[dict]) -> str:
             out.append(
                 f"ours / Splink: time {ours_s / splink_s:.2f}x, peak memory {ours_m / splink_m:.2f}x (medians)"
             )
+        for recall in recalls:
+            if "blocking_recall" in recall:
+                out.append(
+                    f"{recall['engine']}: {recall['true_pairs_compared']:,} of {recall['true_pairs']:,} true pairs "
+                    f"among {recall['candidate_pairs']:,} candidate pairs (blocking recall {recall['blocking_recall']:.4f})"
+                )
         out.append("")
     return "\n".join(out)
 
@@ -193,18 +202,30 @@ def main() -> None:
     parser.add_argument("--max-rss-gib", type=float, default=12.0)
     parser.add_argument("--engines", help="comma-separated, default by data set")
     parser.add_argument("--table", action="store_true", help="print the tables of the recorded runs")
+    parser.add_argument(
+        "--blocking-recall", action="store_true", help="also one untimed run per engine: true pairs compared"
+    )
     args = parser.parse_args()
     for dataset in args.datasets:
         path = data_file(dataset)
         default = GENERATED_ENGINES if dataset.startswith("generated:") else FEBRL_ENGINES
         engines = args.engines.split(",") if args.engines else default
-        block = {"kind": "block", "dataset": dataset, "load_start": load_average()}
+        block = {"kind": "block", "dataset": dataset, "repeats": args.repeat, "load_start": load_average()}
         block["started"] = datetime.now(UTC).strftime("%H:%M:%S")
         counted = {(r["dataset"], r["engine"]) for r in read_records() if r.get("kind") == "count"}
         for engine in engines:
             if engine.startswith("splink") and (dataset, f"{engine}-count") not in counted:
                 count = run_engine(f"{engine}-count", path, args.max_rss_gib)
                 append({"kind": "count", "dataset": dataset, **count})
+        if args.blocking_recall:
+            for engine in dict.fromkeys(e.split("-")[0] for e in engines):
+                append(
+                    {
+                        "kind": "blocking",
+                        "dataset": dataset,
+                        **run_engine(f"{engine}-blocking", path, args.max_rss_gib),
+                    }
+                )
         for repeat in range(args.repeat):
             for engine in engines if repeat % 2 == 0 else engines[::-1]:
                 record = {"kind": "run", "dataset": dataset, "repeat": repeat + 1, "load": load_average()}

@@ -93,8 +93,10 @@ def settings(blocking_rules: list) -> SettingsCreator:
     )
 
 
-def run(people, *, febrl_example: bool = False) -> tuple[object, float]:
-    """Train and predict; returns the pairs at p >= MATCH_PROBABILITY and the seconds taken."""
+def run(
+    people, *, febrl_example: bool = False, threshold: float | None = MATCH_PROBABILITY
+) -> tuple[object, float]:
+    """Train and predict; returns the pairs at p >= threshold (None: every comparison) and the seconds."""
     frame = splink_frame(people)
     if febrl_example:
         blocking_rules, training_rules = febrl_example_rules(len(frame))
@@ -109,9 +111,7 @@ def run(people, *, febrl_example: bool = False) -> tuple[object, float]:
     linker.training.estimate_u_using_random_sampling(max_pairs=1e6, seed=2)
     for rule in training_rules:
         linker.training.estimate_parameters_using_expectation_maximisation(rule)
-    predictions = linker.inference.predict(
-        threshold_match_probability=MATCH_PROBABILITY
-    ).as_pandas_dataframe()
+    predictions = linker.inference.predict(threshold_match_probability=threshold).as_pandas_dataframe()
     return predictions, time.perf_counter() - started
 
 

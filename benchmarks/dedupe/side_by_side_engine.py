@@ -8,7 +8,8 @@
 
 `splink` uses `bench_splink.SCALED_BLOCKING_RULES` (the rules for 1M), `splink-febrl-example` the rules of
 Splink's FEBRL examples (the 2026-12-01 runs); `splink-count` (`splink-febrl-example-count`) prints Splink's own
-exact count of the comparisons each rule adds.
+exact count of the comparisons each rule adds; `ours-blocking` / `splink-blocking` report the share of true pairs
+that the engine compares at all (untimed; labels used for reporting only).
 
 Both engines read the file the same way and are scored the same way: pairs at the engine's `match`
 threshold (ours: class `match`, probability >= 0.9 and no guard rail; Splink: p >= 0.9), and the pairs
@@ -88,6 +89,25 @@ def run_splink(people: pd.DataFrame, febrl_example: bool) -> tuple[np.ndarray, n
     return predictions["id_l"].to_numpy(), predictions["id_r"].to_numpy(), seconds, {}
 
 
+def blocking_recall(people: pd.DataFrame, engine: str) -> dict:
+    """Share of the true pairs that the engine compares at all (labels used for reporting only)."""
+    if engine == "splink-blocking":
+        from bench_splink import run
+
+        candidates, _ = run(people, threshold=None)
+    else:
+        from cdp.identity import ResolveConfig, resolve
+
+        candidates = resolve(people, config=ResolveConfig(include_non_matches=True))
+    scores = pair_scores(candidates["id_l"].to_numpy(), candidates["id_r"].to_numpy(), people["id"])
+    return {
+        "candidate_pairs": scores["predicted"],
+        "true_pairs_compared": scores["true_positives"],
+        "true_pairs": scores["true_pairs"],
+        "blocking_recall": round(scores["recall"], 5),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument(
@@ -99,6 +119,8 @@ def main() -> None:
             "splink-febrl-example",
             "splink-count",
             "splink-febrl-example-count",
+            "ours-blocking",
+            "splink-blocking",
         ],
     )
     parser.add_argument("path")
@@ -113,6 +135,13 @@ def main() -> None:
 
         rules = count_comparisons(people, febrl_example=args.engine == "splink-febrl-example-count")
         print(json.dumps({"engine": args.engine, "records": len(people), "rules": rules}))
+        return
+    if args.engine.endswith("-blocking"):
+        print(
+            json.dumps(
+                {"engine": args.engine, "records": len(people), **blocking_recall(people, args.engine)}
+            )
+        )
         return
     if args.engine.startswith("splink"):
         left, right, seconds, extra = run_splink(people, febrl_example=args.engine == "splink-febrl-example")
