@@ -200,6 +200,12 @@ def main() -> None:
     parser.add_argument("datasets", nargs="*", help="generated:N, febrl3, febrl4")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--max-rss-gib", type=float, default=12.0)
+    parser.add_argument(
+        "--single-run-above",
+        type=float,
+        default=600.0,
+        help="an engine whose run takes longer is not repeated",
+    )
     parser.add_argument("--engines", help="comma-separated, default by data set")
     parser.add_argument("--table", action="store_true", help="print the tables of the recorded runs")
     parser.add_argument(
@@ -226,11 +232,16 @@ def main() -> None:
                         **run_engine(f"{engine}-blocking", path, args.max_rss_gib),
                     }
                 )
+        too_slow: set[str] = set()
         for repeat in range(args.repeat):
             for engine in engines if repeat % 2 == 0 else engines[::-1]:
+                if engine in too_slow:
+                    continue
                 record = {"kind": "run", "dataset": dataset, "repeat": repeat + 1, "load": load_average()}
                 record.update(run_engine(engine, path, args.max_rss_gib))
                 append(record)
+                if record["wall_seconds"] > args.single_run_above or "seconds" not in record:
+                    too_slow.add(engine)
                 print(json.dumps(record), file=sys.stderr, flush=True)
         block.update(ended=datetime.now(UTC).strftime("%H:%M:%S"), load_end=load_average())
         append(block)
