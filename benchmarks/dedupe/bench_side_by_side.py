@@ -140,7 +140,7 @@ def tables(records: list[dict]) -> str:
             )
         out.append("")
         out.append(
-            "| engine | runs | median s (all runs) | median wall s | peak RSS GiB (median, max) "
+            "| engine | runs | median s (all runs) | median wall s | peak RSS GiB median (all runs) "
             "| candidate pairs | precision | recall | F1 | F1 with closure |"
         )
         out.append("|---|---|---|---|---|---|---|---|---|---|")
@@ -165,7 +165,8 @@ def tables(records: list[dict]) -> str:
             out.append(
                 f"| {engine} | {len(done)}{f' (+{len(failed)} failed)' if failed else ''} "
                 f"| {median(seconds):.2f} ({', '.join(f'{s:.2f}' for s in seconds)}) "
-                f"| {median([r['wall_seconds'] for r in done]):.2f} | {median(rss):.2f}, {max(rss):.2f} | {pairs} "
+                f"| {median([r['wall_seconds'] for r in done]):.2f} "
+                f"| {median(rss):.2f} ({', '.join(f'{m:.2f}' for m in rss)}) | {pairs} "
                 f"| {last['precision']:.4f} | {last['recall']:.4f} | {last['f1']:.4f} | {last['closure_f1']:.4f} |"
             )
         if "ours" in medians and "splink" in medians:  # ours at production settings, Splink's scaled rules
@@ -181,7 +182,44 @@ def tables(records: list[dict]) -> str:
                     f"among {recall['candidate_pairs']:,} candidate pairs (blocking recall {recall['blocking_recall']:.4f})"
                 )
         out.append("")
+    out.extend(growth(records))
     return "\n".join(out)
+
+
+def growth(records: list[dict]) -> list[str]:
+    """Time and memory factors from the smallest to each larger generated size, per engine (medians)."""
+    sizes = sorted(
+        {int(r["dataset"].split(":")[1]) for r in records if r["dataset"].startswith("generated:")}
+    )
+    lines = []
+    for engine in ("ours", "splink"):
+        medians = {}
+        for size in sizes:
+            done = [
+                r
+                for r in records
+                if r.get("kind") == "run"
+                and r["dataset"] == f"generated:{size}"
+                and r["engine"] == engine
+                and "seconds" in r
+            ]
+            if done:
+                medians[size] = (
+                    median([r["seconds"] for r in done]),
+                    median([r["peak_rss_gib"] for r in done]),
+                )
+        steps = [
+            f"{size:,}: {seconds:.2f} s, {rss:.2f} GiB"
+            + (
+                f" (x{seconds / medians[sizes[0]][0]:.1f} time, x{rss / medians[sizes[0]][1]:.1f} memory)"
+                if size != sizes[0] and sizes[0] in medians
+                else ""
+            )
+            for size, (seconds, rss) in medians.items()
+        ]
+        if steps:
+            lines.append(f"growth, {engine}: " + "; ".join(steps))
+    return lines
 
 
 def read_records() -> list[dict]:
