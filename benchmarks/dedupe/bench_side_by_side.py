@@ -106,6 +106,8 @@ def run_engine(engine: str, path: Path, max_rss_gib: float) -> dict:
         "engine": engine,
         "wall_seconds": round(wall, 2),
         "peak_rss_gib": round(usage.ru_maxrss / 1024**2, 3),
+        # whole process (start, imports, read, engine, scoring): DuckDB uses both cores, ours mostly one
+        "cpu_seconds": round(usage.ru_utime + usage.ru_stime, 2),
         "watched_peak_rss_gib": round(watched_peak[0], 3),
         "returncode": child.returncode,
     }
@@ -140,22 +142,23 @@ def tables(records: list[dict]) -> str:
             )
         out.append("")
         out.append(
-            "| engine | runs | median s (all runs) | median wall s | peak RSS GiB median (all runs) "
+            "| engine | runs | median s (all runs) | median wall s | median CPU s | peak RSS GiB median (all runs) "
             "| candidate pairs | precision | recall | F1 | F1 with closure |"
         )
-        out.append("|---|---|---|---|---|---|---|---|---|---|")
+        out.append("|---|---|---|---|---|---|---|---|---|---|---|")
         medians = {}
         for engine in dict.fromkeys(r["engine"] for r in runs):
             done = [r for r in runs if r["engine"] == engine and "seconds" in r]
             failed = [r for r in runs if r["engine"] == engine and "seconds" not in r]
             if not done:
                 reasons = "; ".join(r.get("killed", f"exit {r['returncode']}") for r in failed)
-                out.append(f"| {engine} | 0 of {len(failed)} | {reasons} | | | | | | | |")
+                out.append(f"| {engine} | 0 of {len(failed)} | {reasons} | | | | | | | | |")
                 continue
             seconds = [r["seconds"] for r in done]
             rss = [r["peak_rss_gib"] for r in done]
             medians[engine] = (median(seconds), median(rss))
             last = done[-1]
+            cpu = [r["cpu_seconds"] for r in done if "cpu_seconds" in r]
             if "candidate_pairs" in last:
                 pairs = f"{last['candidate_pairs']:,}"
             elif counted := [c for c in counts if c["engine"] == f"{engine}-count" and "rules" in c]:
@@ -166,6 +169,7 @@ def tables(records: list[dict]) -> str:
                 f"| {engine} | {len(done)}{f' (+{len(failed)} failed)' if failed else ''} "
                 f"| {median(seconds):.2f} ({', '.join(f'{s:.2f}' for s in seconds)}) "
                 f"| {median([r['wall_seconds'] for r in done]):.2f} "
+                f"| {f'{median(cpu):.1f}' if len(cpu) == len(done) else '–'} "
                 f"| {median(rss):.2f} ({', '.join(f'{m:.2f}' for m in rss)}) | {pairs} "
                 f"| {last['precision']:.4f} | {last['recall']:.4f} | {last['f1']:.4f} | {last['closure_f1']:.4f} |"
             )
@@ -229,11 +233,13 @@ def read_records() -> list[dict]:
 
 
 def append(record: dict) -> None:
+    RUNS.parent.mkdir(parents=True, exist_ok=True)
     with RUNS.open("a") as handle:
         handle.write(json.dumps(record) + "\n")
 
 
 def main() -> None:
+    global RUNS
     parser = argparse.ArgumentParser()
     parser.add_argument("datasets", nargs="*", help="generated:N, febrl3, febrl4")
     parser.add_argument("--repeat", type=int, default=3)
@@ -246,10 +252,12 @@ def main() -> None:
     )
     parser.add_argument("--engines", help="comma-separated, default by data set")
     parser.add_argument("--table", action="store_true", help="print the tables of the recorded runs")
+    parser.add_argument("--runs", type=Path, default=RUNS, help="where runs are appended and read from")
     parser.add_argument(
         "--blocking-recall", action="store_true", help="also one untimed run per engine: true pairs compared"
     )
     args = parser.parse_args()
+    RUNS = args.runs
     for dataset in args.datasets:
         path = data_file(dataset)
         default = GENERATED_ENGINES if dataset.startswith("generated:") else FEBRL_ENGINES
