@@ -113,6 +113,13 @@ def pairs_within_blocks(
     )
 
 
+def _key_cache(normalized: pd.DataFrame | Mapping[str, Coded]) -> dict[str, tuple[np.ndarray, int]]:
+    """Coded columns (see `normalize_coded`) are their own key codes; a frame's are computed on demand."""
+    if isinstance(normalized, pd.DataFrame):
+        return {}
+    return {key: (column.codes, len(column.values)) for key, column in normalized.items()}
+
+
 def candidate_pairs(
     normalized: pd.DataFrame | Mapping[str, Coded],
     passes: Sequence[BlockingPass],
@@ -124,12 +131,11 @@ def candidate_pairs(
 
     Dedupe mode: left < right. Incremental mode (`is_new` given): left is always a new row.
     """
-    key_cache: dict[str, tuple[np.ndarray, int]] = {}
+    key_cache = _key_cache(normalized)
     if isinstance(normalized, pd.DataFrame):
         n_rows = len(normalized)
-    else:  # coded columns (see `normalize_coded`): their codes are the key codes
+    else:
         n_rows = len(next(iter(normalized.values())).codes)
-        key_cache = {key: (column.codes, len(column.values)) for key, column in normalized.items()}
     pair_codes: list[np.ndarray] = []
     reports: list[PassReport] = []
     for blocking_pass in passes:
@@ -178,9 +184,7 @@ def pass_members(
     features: Collection[str],
 ) -> list[tuple[np.ndarray, frozenset[str]]]:
     """Per pass: which candidate pairs agree on all its keys, and the features it blocked on."""
-    key_cache: dict[str, tuple[np.ndarray, int]] = {}
-    if not isinstance(normalized, pd.DataFrame):
-        key_cache = {key: (column.codes, len(column.values)) for key, column in normalized.items()}
+    key_cache = _key_cache(normalized)
     members = []
     for blocking_pass in passes:
         codes = compound_key_codes(normalized, blocking_pass.keys, key_cache)
