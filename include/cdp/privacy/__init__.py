@@ -95,8 +95,9 @@ def erase_person(url: str, person_id: str, reason: str, actor: Actor) -> Erasure
             row = conn.execute(
                 "SELECT privacy.erase_person(%s, %s) AS counts", (person_id, reason)
             ).fetchone()
-            # The CRM push reports on disk hold the values of the people they list (under the survivor's
-            # id when merged): their rows go too, once the erasure is committed.
+            # The CRM push reports on disk hold the values of the people they list: the person's rows go
+            # too, once the erasure is committed, and those of everyone merged into them (a report written
+            # before a merge lists the absorbed person under their own id).
             ids = {
                 str(r["person_id"])
                 for r in conn.execute(
