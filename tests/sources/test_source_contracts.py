@@ -179,8 +179,10 @@ def test_persistent_500_gives_up_with_a_transient_error(
 def test_timeout_is_retried(
     world: World, sandbox: SandboxServer, settings_for: Callable[..., SourceSettings], sleeps
 ) -> None:
-    sandbox.faults.add(Fault("slow", "stripe", "refunds", times=1, delay=1.0))
-    records, _ = read_all(stream("stripe", "refunds", settings_for("stripe", timeout=0.3)), *WINDOW)
+    # A timeout well above a normal page's answer time: at 0.3 s a page of a busy machine also timed out,
+    # and the extra retry counted as a second sleep.
+    sandbox.faults.add(Fault("slow", "stripe", "refunds", times=1, delay=3.0))
+    records, _ = read_all(stream("stripe", "refunds", settings_for("stripe", timeout=1.0)), *WINDOW)
     assert len(records) == world.truth.expected_count("stripe", "refunds", *WINDOW)
     assert len(sleeps.calls) == 1
 
