@@ -21,23 +21,18 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+from support import free_port
 
 REPO = Path(__file__).resolve().parents[1]
 AIRFLOW = Path(sys.executable).with_name("airflow")
 COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 class AirflowCluster:
     def __init__(self, home: Path, metadata_url: str, connections: Mapping[str, str]) -> None:
         self.home = home
         self.metadata_url = metadata_url
-        self.port = _free_port()
+        self.port = free_port()
         self.env = {
             **{k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "CDP_WAREHOUSE"))},
             **connections,
@@ -68,8 +63,8 @@ class AirflowCluster:
             "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
             "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
             # Not the default ports: another Airflow on the machine may hold them.
-            "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(_free_port()),
-            "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(_free_port()),
+            "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
+            "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
         }
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
 

@@ -2,13 +2,33 @@
 
 from __future__ import annotations
 
+import random
+import socket
 import uuid
 from collections.abc import Iterable
+from pathlib import Path
 
 import psycopg
 from psycopg import sql
 
 from cdp.warehouse.embedded import EmbeddedServer
+
+
+def free_port() -> int:
+    """A free port below the kernel's ephemeral range, for a server started later (Airflow takes seconds to
+    bind). A port from bind(0) is free only until the next bind(0): the other xdist worker's sandbox
+    servers, started by the hundred, could be handed it in the meantime; they never get one from below."""
+    ranges = Path("/proc/sys/net/ipv4/ip_local_port_range")
+    first_ephemeral = int(ranges.read_text().split()[0]) if ranges.exists() else 32768
+    for _ in range(200):
+        port = random.randrange(10_000, first_ephemeral)
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        return port
+    raise RuntimeError(f"no free port between 10000 and {first_ephemeral}")
 
 
 def create_database(server: EmbeddedServer, template: str | None = None) -> str:

@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import time
 import urllib.error
@@ -16,14 +15,10 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from support import free_port
+
 from cdp import devserver
 from cdp.warehouse import migrations
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @dataclass
