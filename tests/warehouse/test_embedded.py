@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 import psycopg
 import pytest
 
-from cdp.warehouse import configured_url, normalise_url, resolve_url
+from cdp.warehouse import configured_url, embedded, normalise_url, resolve_url
 from cdp.warehouse.embedded import EmbeddedServer
 
 
@@ -32,6 +33,33 @@ def test_server_restarts_with_its_data_and_refuses_a_wrong_password(tmp_path: Pa
     finally:
         server.destroy()
     assert not (tmp_path / "wh").exists()
+
+
+def test_a_port_taken_before_postgres_binds_it_is_replaced_by_another(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server = EmbeddedServer(tmp_path / "wh")
+    try:
+        server.start()
+        server.stop()
+        with socket.socket() as holder:
+            # The race: the saved port looks free when checked, and another process holds it by the time
+            # PostgreSQL binds it.
+            holder.bind(("127.0.0.1", 0))
+            holder.listen()
+            taken = holder.getsockname()[1]
+            settings = server._settings()
+            server._save_settings({**settings, "port": taken})
+            monkeypatch.setattr(embedded, "_port_is_free", lambda port: True)
+
+            server.start()
+
+            port = server._settings()["port"]
+            assert port != taken
+            with psycopg.connect(server.url("postgres")) as conn:
+                assert conn.execute("SELECT current_setting('port')::int").fetchone() == (port,)
+    finally:
+        server.destroy()
 
 
 def test_configured_connection_wins_over_the_embedded_server(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -61,6 +61,10 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+#: how many ports `EmbeddedServer.start` tries when the one it chose is taken before PostgreSQL binds it
+_START_ATTEMPTS = 3
+
+
 def _port_is_free(port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         try:
@@ -195,11 +199,33 @@ class EmbeddedServer:
         self._prepare_permissions()
         settings = self._settings()
         port = settings.get("port")
-        if not isinstance(port, int) or not _port_is_free(port):
-            port = _free_port()
-            settings["port"] = port
-            self._save_settings(settings)
-        result = self._run(
+        # A port found free can be taken by another process before PostgreSQL binds it (parallel test
+        # workers start servers by the dozen): the server then refuses to start, and another port is tried.
+        for attempt in range(_START_ATTEMPTS):
+            if not isinstance(port, int) or not _port_is_free(port):
+                port = _free_port()
+                settings["port"] = port
+                self._save_settings(settings)
+            log_start = self.log_file.stat().st_size if self.log_file.exists() else 0
+            result = self._pg_ctl_start(port)
+            if result.returncode == 0:
+                break
+            written = (
+                self.log_file.read_bytes()[log_start:].decode(errors="replace")
+                if self.log_file.exists()
+                else ""
+            )
+            if "Address already in use" not in written or attempt == _START_ATTEMPTS - 1:
+                raise EmbeddedServerError(
+                    f"PostgreSQL did not start (pg_ctl exit {result.returncode}): {result.stderr.strip()}\n"
+                    f"last lines of {self.log_file}:\n{written[-2000:]}"
+                )
+            log.warning("port %s was taken before PostgreSQL could bind it; trying another", port)
+            port = None
+        self._wait_until_accepting(port)
+
+    def _pg_ctl_start(self, port: int) -> subprocess.CompletedProcess[str]:
+        return self._run(
             "pg_ctl",
             "start",
             "-w",
@@ -213,13 +239,6 @@ class EmbeddedServer:
             f"-p {port}",
             timeout=90,
         )
-        if result.returncode != 0:
-            tail = self.log_file.read_text(errors="replace")[-2000:] if self.log_file.exists() else ""
-            raise EmbeddedServerError(
-                f"PostgreSQL did not start (pg_ctl exit {result.returncode}): {result.stderr.strip()}\n"
-                f"last lines of {self.log_file}:\n{tail}"
-            )
-        self._wait_until_accepting(port)
 
     def _wait_until_accepting(self, port: int, timeout: float = 30) -> None:
         deadline = time.monotonic() + timeout
