@@ -68,6 +68,7 @@ COPY (
     FROM core.person p
     LEFT JOIN core.household h ON h.household_id = p.household_id
     WHERE p.merged_into IS NULL
+    ORDER BY p.person_id  -- the model draws its random pairs by row position: the same people, the same scores
 ) TO STDOUT WITH (FORMAT csv, HEADER true)
 """
 ENGINE_COLUMNS = ("id", "given_name", "family_name", "date_of_birth", "email", "phone", "street",
