@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import random
-import socket
 import uuid
 from collections.abc import Iterable
 from pathlib import Path
@@ -11,7 +10,7 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
-from cdp.warehouse.embedded import EmbeddedServer
+from cdp.warehouse.embedded import EmbeddedServer, port_is_free
 
 
 def free_port() -> int:
@@ -22,12 +21,8 @@ def free_port() -> int:
     first_ephemeral = int(ranges.read_text().split()[0]) if ranges.exists() else 32768
     for _ in range(200):
         port = random.randrange(10_000, first_ephemeral)
-        with socket.socket() as sock:
-            try:
-                sock.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-        return port
+        if port_is_free(port):
+            return port
     raise RuntimeError(f"no free port between 10000 and {first_ephemeral}")
 
 

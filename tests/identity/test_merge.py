@@ -319,12 +319,11 @@ def test_a_nightly_run_compares_only_new_or_changed_people_against_everyone(sync
 def test_the_same_people_score_the_same_whatever_their_order_on_disk(synced_url: str) -> None:
     """Auditors re-run a night and must get the same scores: the model's random pairs are drawn by row
     position, so the rows must come in an order of their own, not in the order the heap holds them."""
-    settings = DedupeSettings(auto_merge_threshold=1.1)  # score only; nothing merges between the two runs
 
-    def scores(run_id: str) -> list[tuple[str, str, float, str]]:
-        plan = warehouse.start_run(synced_url, ACTOR, run_id, full=True, settings=settings)
+    def scores(run_id: str) -> list[tuple[str, str, float, str]]:  # scored only: nothing merges in between
+        plan = warehouse.start_run(synced_url, ACTOR, run_id, full=True)
         for shard in range(plan.shards):
-            warehouse.score_shard(synced_url, ACTOR, run_id, shard, settings=settings)
+            warehouse.score_shard(synced_url, ACTOR, run_id, shard)
         with psycopg.connect(synced_url) as conn:
             return [
                 (str(low), str(high), score, cls)

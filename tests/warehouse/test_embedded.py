@@ -50,7 +50,7 @@ def test_a_port_taken_before_postgres_binds_it_is_replaced_by_another(
             taken = holder.getsockname()[1]
             settings = server._settings()
             server._save_settings({**settings, "port": taken})
-            monkeypatch.setattr(embedded, "_port_is_free", lambda port: True)
+            monkeypatch.setattr(embedded, "port_is_free", lambda port: True)
 
             server.start()
 

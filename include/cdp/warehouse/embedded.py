@@ -65,7 +65,7 @@ def _free_port() -> int:
 _START_ATTEMPTS = 3
 
 
-def _port_is_free(port: int) -> bool:
+def port_is_free(port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         try:
             sock.bind(("127.0.0.1", port))
@@ -202,7 +202,7 @@ class EmbeddedServer:
         # A port found free can be taken by another process before PostgreSQL binds it (parallel test
         # workers start servers by the dozen): the server then refuses to start, and another port is tried.
         for attempt in range(_START_ATTEMPTS):
-            if not isinstance(port, int) or not _port_is_free(port):
+            if not isinstance(port, int) or not port_is_free(port):
                 port = _free_port()
                 settings["port"] = port
                 self._save_settings(settings)
