@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from cdp.alerts import RunFailureNotifier, record_error_tail
+from cdp.runtime.alerts import RunFailureNotifier, record_error_tail
 from cdp.sources.base import SourceSettings
 from cdp.warehouse import Actor, normalise_url, resolve_url
 
@@ -49,7 +49,7 @@ def run_failure_notifier() -> RunFailureNotifier:
 
 def data_alert_sender():
     """Where grouped data alerts go: the same Slack connection as failure alerts."""
-    from cdp.alerts import slack_sender
+    from cdp.runtime.alerts import slack_sender
 
     return slack_sender(SLACK_CONN_ID)
 
