@@ -41,9 +41,14 @@ sys.exit(1 if failed else 0)
 
 def test_the_package_outside_the_boundary_imports_without_airflow() -> None:
     result = subprocess.run(
-        [sys.executable, "-c", IMPORT_ALL_WITHOUT_AIRFLOW, BOUNDARY], capture_output=True, text=True, timeout=300
+        [sys.executable, "-c", IMPORT_ALL_WITHOUT_AIRFLOW, BOUNDARY],
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
-    assert result.returncode == 0, f"modules that need Airflow outside {BOUNDARY}:\n{result.stdout}{result.stderr}"
+    assert result.returncode == 0, (
+        f"modules that need Airflow outside {BOUNDARY}:\n{result.stdout}{result.stderr}"
+    )
 
 
 def test_the_subprocess_check_fails_when_a_module_needs_airflow(tmp_path: Path) -> None:
@@ -56,7 +61,11 @@ def test_the_subprocess_check_fails_when_a_module_needs_airflow(tmp_path: Path) 
         '"cdp."', '"probe_pkg."'
     )
     result = subprocess.run(
-        [sys.executable, "-c", script, BOUNDARY], capture_output=True, text=True, timeout=120, cwd=tmp_path,
+        [sys.executable, "-c", script, BOUNDARY],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
         env={"PYTHONPATH": str(tmp_path), "PATH": "/usr/bin:/bin"},
     )
     assert result.returncode == 1

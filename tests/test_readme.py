@@ -50,7 +50,9 @@ def test_every_connection_of_the_deployment_is_in_the_readme_table() -> None:
     conn_ids = {name.lower() for name in re.findall(r"^AIRFLOW_CONN_([A-Z0-9_]+)=", env_example, re.M)}
     assert conn_ids, ".env.example lists no AIRFLOW_CONN_ variables"
     in_table = set(re.findall(r"`([a-z0-9_]+)`", connection_table()))
-    assert conn_ids | {"warehouse"} <= in_table, f"missing from the README table: {sorted(conn_ids - in_table)}"
+    assert conn_ids | {"warehouse"} <= in_table, (
+        f"missing from the README table: {sorted(conn_ids - in_table)}"
+    )
 
 
 def test_the_variables_the_dags_read_are_the_ones_the_readme_names() -> None:

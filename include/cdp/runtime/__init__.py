@@ -103,6 +103,11 @@ def actor_from_context(context: Mapping[str, Any]) -> Actor:
     )
 
 
+def actor_of(ti: Any) -> Actor:
+    """The ``Actor`` of a task from the task instance TaskFlow hands in (a task declares ``ti=None``)."""
+    return actor_from_context({"ti": ti})
+
+
 def source_settings(source: str) -> SourceSettings:
     """A source's Airflow connection (conn id = the source's name, e.g. ``moodle``) as plain settings.
 
