@@ -19,6 +19,23 @@ from cdp.warehouse.embedded import EmbeddedServer
 
 MANAGED_SCHEMAS = ["raw", "core", "mart", "ops", "audit", "privacy"]
 DEFINES = re.compile(r"^CREATE OR REPLACE (FUNCTION|VIEW) ([a-z_]+\.[a-z_]+)", re.MULTILINE)
+REVISION_DEFINES = re.compile(
+    r"^\s*CREATE\s+(?:OR\s+REPLACE\s+)?(?:FUNCTION|VIEW)\s+([a-z_]+\.[a-z_]+)", re.I | re.M
+)
+REVISIONS = migrations.MIGRATIONS_DIR / "versions"
+# The revisions written before sql/definitions/ existed; they keep their views and functions as history.
+REVISIONS_WITH_DEFINITIONS = {
+    "0001_foundation.sql",
+    "0003_identity_merges.sql",
+    "0004_quality_finance.sql",
+    "0005_access_consent.sql",
+    "0006_legacy_audit_platforms.sql",
+    "0007_crm_push_triggers.sql",
+    "0008_referral_migration.sql",
+    "0012_privacy_erasure.sql",
+    "0014_crm_linking.sql",
+    "0015_support_tickets.sql",
+}
 
 # Everything the definitions could touch, as the catalog states it. ACLs are compared as sets of grants
 # (a NULL ACL read as the built-in default it stands for), so the order grants were made in does not count.
@@ -107,6 +124,31 @@ def test_every_view_and_function_has_exactly_one_definition_file(warehouse_url: 
     assert {name for name, count in in_database.items() if count > 1} == set()
     assert set(in_database) - set(in_files) == set(), "in the warehouse without a file in sql/definitions/"
     assert set(in_files) - set(in_database) == set(), "a file defines what the warehouse does not have"
+
+
+def test_new_revisions_leave_views_and_functions_to_the_definitions() -> None:
+    defining = {path.name for path in REVISIONS.glob("*.sql") if REVISION_DEFINES.search(path.read_text())}
+
+    assert defining - REVISIONS_WITH_DEFINITIONS == set(), "write views and functions in sql/definitions/"
+
+
+def test_a_revision_whose_definition_was_replaced_points_to_todays() -> None:
+    lines = [line for path in sorted(REVISIONS.glob("*.sql")) for line in path.read_text().splitlines()]
+    definitions = [(at, match[1]) for at, line in enumerate(lines) if (match := REVISION_DEFINES.match(line))]
+    last = {name: at for at, name in definitions}
+
+    superseded = [(at, name) for at, name in definitions if at != last[name]]
+    assert superseded, "the history has replaced definitions (erase_person, record_change, ...)"
+    for at, name in superseded:
+        assert lines[at - 1].startswith("-- Superseded by "), f"{name}: say where today's definition is"
+        target = lines[at - 1].split("today's definition is in ", 1)[1].rstrip(".")
+        assert name in defined_in_files_of(
+            migrations.DEFINITIONS_DIR / target.removeprefix("sql/definitions/")
+        )
+
+
+def defined_in_files_of(path: Path) -> set[str]:
+    return {name for _, name in DEFINES.findall(path.read_text())}
 
 
 def test_definitions_rebuild_exactly_what_the_revisions_built(two_empty_databases: tuple[str, str]) -> None:
