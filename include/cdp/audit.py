@@ -8,10 +8,11 @@ exported after each run to a file outside the database) catches that.
 
 Personal data stays out of the chain (``sql/definitions/audit/record_change.sql``, since revision 0012):
 a change event's row images keep their public columns, and the personal fields sit in
-``audit.personal_image``, each sealed with sha256(salt || fields); the event's details name the image set and a digest over its image ids and
-seals. ``verify`` recomputes those digests too, so an edited, removed or forged image is caught, while an
-image an erasure blanked (content and salt gone, seal kept) still fits the chain, provided a chained
-``privacy_erase`` event with that erasure id names the image's subject.
+``audit.personal_image``, each sealed with sha256(salt || fields); the event's details name the image set
+and a digest over its image ids and seals. ``verify`` recomputes those digests too, so an edited, removed
+or forged image is caught, while an image an erasure blanked (content and salt gone, seal kept) still
+fits the chain, provided a chained ``privacy_erase`` event with that erasure id names the image's
+subject.
 """
 
 from __future__ import annotations
