@@ -17,7 +17,10 @@ from support import create_database, drop_database
 from cdp.warehouse import migrations
 from cdp.warehouse.embedded import EmbeddedServer
 
-MANAGED_SCHEMAS = ["raw", "core", "mart", "ops", "audit", "privacy"]
+# Every schema of the warehouse's own (raw, core, mart, ops, audit, privacy, and any added later).
+OWN_SCHEMAS = (
+    "SELECT array_agg(nspname) FROM pg_namespace WHERE nspname !~ '^pg_' AND nspname <> 'information_schema'"
+)
 DEFINES = re.compile(r"^CREATE OR REPLACE (FUNCTION|VIEW) ([a-z_]+\.[a-z_]+)", re.MULTILINE)
 REVISION_DEFINES = re.compile(
     r"^\s*CREATE\s+(?:OR\s+REPLACE\s+)?(?:FUNCTION|VIEW)\s+([a-z_]+\.[a-z_]+)", re.I | re.M
@@ -84,10 +87,17 @@ IDENTITIES = """
 def catalog(url: str, *, with_identities: bool = False) -> dict[str, list[tuple]]:
     queries = dict(CATALOG, identities=IDENTITIES) if with_identities else CATALOG
     with psycopg.connect(url) as conn:
+        schemas = own_schemas(conn)
         return {
-            name: sorted(conn.execute(query, {"schemas": MANAGED_SCHEMAS}).fetchall(), key=repr)
+            name: sorted(conn.execute(query, {"schemas": schemas}).fetchall(), key=repr)
             for name, query in queries.items()
         }
+
+
+def own_schemas(conn: psycopg.Connection) -> list[str]:
+    schemas = conn.execute(OWN_SCHEMAS).fetchone()[0]
+    assert {"raw", "core", "mart", "ops", "audit", "privacy"} <= set(schemas)
+    return schemas
 
 
 def defined_in_files() -> Counter[str]:
@@ -114,7 +124,7 @@ def test_every_view_and_function_has_exactly_one_definition_file(warehouse_url: 
                 " WHERE c.relkind IN ('v', 'm') AND c.relnamespace::regnamespace::text = ANY (%(schemas)s)"
                 " UNION ALL SELECT p.pronamespace::regnamespace || '.' || p.proname FROM pg_proc p"
                 " WHERE p.pronamespace::regnamespace::text = ANY (%(schemas)s)",
-                {"schemas": MANAGED_SCHEMAS},
+                {"schemas": own_schemas(conn)},
             )
         )
     in_files = defined_in_files()
@@ -177,7 +187,7 @@ def test_dropped_views_come_back_in_order_with_their_comments_and_grants(warehou
         for (view,) in conn.execute(
             "SELECT c.oid::regclass::text FROM pg_class c"
             " WHERE c.relkind = 'v' AND c.relnamespace::regnamespace::text = ANY (%(schemas)s)",
-            {"schemas": MANAGED_SCHEMAS},
+            {"schemas": own_schemas(conn)},
         ).fetchall():
             conn.execute(f"DROP VIEW IF EXISTS {view} CASCADE")
         assert conn.execute("SELECT count(*) FROM pg_views WHERE schemaname = 'mart'").fetchone()[0] == 0

@@ -87,6 +87,8 @@ def apply_definitions(url: str) -> int:
     """Re-apply every view and function definition, in one transaction; returns the number of files."""
     files = definition_files()
     with psycopg.connect(url) as conn:
+        # Two migrations at once would race on the same catalog rows ("tuple concurrently updated").
+        conn.execute("SELECT pg_advisory_xact_lock(hashtext('cdp.definitions'))")
         for path in files:
             name = path.relative_to(DEFINITIONS_DIR).as_posix()
             try:
