@@ -105,7 +105,8 @@ def apply_definitions(url: str) -> int:
 
 
 def upgrade(url: str, revision: str = "head") -> None:
-    """Apply the revisions up to ``revision``; at the head, then re-apply sql/definitions/."""
+    """Apply the revisions up to ``revision``; at the head, then re-apply sql/definitions/ (they are today's
+    definitions, which an older revision's tables may not fit)."""
     command.upgrade(alembic_config(url), revision)
     if current_revision(url) == head_revision(url):
         apply_definitions(url)
