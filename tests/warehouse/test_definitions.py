@@ -161,6 +161,16 @@ def defined_in_files_of(path: Path) -> set[str]:
     return {name for _, name in DEFINES.findall(path.read_text())}
 
 
+# Definitions changed in sql/definitions/ after they were taken out of the revisions (which stay history):
+# object -> why. Everything else must still be exactly what the revisions alone build, and each object
+# listed here must really differ, so the list stays true.
+CHANGED_SINCE_THE_REVISIONS = {
+    "core.erase_support_tickets()": "issue 15: writes needles only into the erasure's own table, never a "
+    "caller's temporary table (the superuser escalation)",
+    "ops.apply_identity_decision()": "issue 15: search_path pinned with pg_temp last",
+}
+
+
 def test_definitions_rebuild_exactly_what_the_revisions_built(two_empty_databases: tuple[str, str]) -> None:
     revisions_only, migrated = two_empty_databases
     command.upgrade(migrations.alembic_config(revisions_only), "head")
@@ -170,7 +180,16 @@ def test_definitions_rebuild_exactly_what_the_revisions_built(two_empty_database
     expected, actual = catalog(revisions_only), catalog(migrated)
     assert expected["views"] and expected["functions"]
     for part in CATALOG:
-        assert actual[part] == expected[part], part
+        changed = {row[0] for row in actual[part] if row[0] in CHANGED_SINCE_THE_REVISIONS}
+        assert [row for row in actual[part] if row[0] not in changed] == [
+            row for row in expected[part] if row[0] not in changed
+        ], part
+    functions_then, functions_now = (
+        dict((row[0], row) for row in expected["functions"]),
+        dict((row[0], row) for row in actual["functions"]),
+    )
+    for name in CHANGED_SINCE_THE_REVISIONS:
+        assert functions_now[name] != functions_then[name], f"{name} no longer differs: take it off the list"
 
 
 def test_migrating_again_changes_nothing(warehouse_url: str) -> None:

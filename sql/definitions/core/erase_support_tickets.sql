@@ -20,8 +20,15 @@ BEGIN
     SET subject = NULL, requester_email_sha256 = NULL, updated_at = now()
     WHERE (t.person_id = NEW.person_id OR (v_hash IS NOT NULL AND t.requester_email_sha256 = v_hash))
       AND (t.subject IS NOT NULL OR t.requester_email_sha256 IS NOT NULL);
-    IF v_hash IS NOT NULL AND to_regclass('pg_temp.erase_needles') IS NOT NULL THEN
-        INSERT INTO erase_needles (needle, strong) VALUES (v_hash, true);
+    -- Only into the needles table of an erasure running as this function's owner: a caller's own temporary
+    -- table of that name (with a trigger of the caller's) would otherwise run the caller's code with the
+    -- owner's rights (issue 15). The owner's table cannot carry a trigger the caller added.
+    IF v_hash IS NOT NULL AND EXISTS (
+        SELECT 1 FROM pg_catalog.pg_class c
+        WHERE c.oid = pg_catalog.to_regclass('pg_temp.erase_needles')
+          AND c.relowner = (SELECT r.oid FROM pg_catalog.pg_roles r WHERE r.rolname = current_user)
+    ) THEN
+        INSERT INTO pg_temp.erase_needles (needle, strong) VALUES (v_hash, true);
     END IF;
     RETURN NULL;
 END
