@@ -8,7 +8,8 @@ that registers it. Each gap is named in words; the tests at the end break a sour
 that the gap is named.
 
 Conventions checked here:
-- contract test: a module under `tests/sources/` or `tests/sync/` names the stream, as `"source.stream"`,
+- contract test: a module under `tests/sources/` or `tests/sync/` (a push-only source: `tests/webhooks/`)
+  names the stream, as `"source.stream"`,
   `("source", "stream")` or `spec_for("source", "stream")`;
 - README: a row `| `source` | `stream` |` in the streams table, and each connection id in backticks in the
   Configuration section's connection table;
@@ -35,7 +36,8 @@ from cdp.sources.spec import ACTIVITY, StreamSpec, VendorPool
 from cdp.sync.engine import sql_path
 
 TESTS = Path(__file__).resolve().parents[1]
-CONTRACT_TEST_FOLDERS = (TESTS / "sources", TESTS / "sync")
+# A push-only source's contract is its webhook's (tests/webhooks/).
+CONTRACT_TEST_FOLDERS = (TESTS / "sources", TESTS / "sync", TESTS / "webhooks")
 # What `cdp privacy export` reads: privacy.export_person and the privacy functions it and cdp.privacy call
 # (`*_of`, export_person_ops); what `cdp privacy erase` changes: the erase functions and the triggers the
 # erasure fires (core.erase_support_tickets, privacy.keep_erased_person_blank).
@@ -125,7 +127,9 @@ def gaps(
     if not serves(spec.source, spec.stream):
         found.append(f"{spec.key}: the sandbox does not serve it")
     if not contract_tests(spec, project.test_modules):
-        found.append(f"{spec.key}: no contract test names it in tests/sources/ or tests/sync/")
+        found.append(
+            f"{spec.key}: no contract test names it in tests/sources/, tests/sync/ or tests/webhooks/"
+        )
     for conn_id in source.connections:
         variable = f"AIRFLOW_CONN_{conn_id.upper()}"
         if not re.search(rf"^\s*{variable}:", project.compose, re.MULTILINE):
@@ -198,11 +202,26 @@ def project(pg_server, migrated_template: str) -> Iterator[Project]:
 
 
 STREAMS = [(source, spec) for source in SOURCES for spec in source.specs]
+# Gaps found when this check was written, each to be closed where it lies (outside the source folders). Listed
+# exactly, so the test fails both on a new gap and once one is closed (then delete its line here).
+KNOWN_GAPS: dict[str, list[str]] = {
+    # The privacy export (privacy.export_person, sql/migrations) predates the volunteer platform: a data
+    # subject's volunteer records are not in their export.
+    "galaxy.users": ["core.volunteer: holds personal data but no privacy export function reads it"],
+    "galaxy.responses": ["core.volunteer_shift: holds personal data but no privacy export function reads it"],
+    "galaxy.hours": ["core.volunteer_hours: holds personal data but no privacy export function reads it"],
+    # The sandbox sends no registration-form webhooks (tests/webhooks builds its own signed payloads).
+    "registration.submissions": ["registration.submissions: the sandbox does not serve it"],
+}
 
 
 @pytest.mark.parametrize(("source", "spec"), STREAMS, ids=[spec.key for _, spec in STREAMS])
 def test_every_registered_stream_is_complete(source: Source, spec: StreamSpec, project: Project) -> None:
-    assert gaps(source, spec, project) == []
+    assert gaps(source, spec, project) == KNOWN_GAPS.get(spec.key, [])
+
+
+def test_known_gaps_name_registered_streams() -> None:
+    assert set(KNOWN_GAPS) <= {spec.key for _, spec in STREAMS}
 
 
 def test_every_source_has_a_setup_page_and_every_sql_file_in_its_folder_is_used() -> None:
@@ -277,7 +296,9 @@ def test_a_stream_the_sandbox_does_not_serve_is_named(project: Project) -> None:
 def test_a_stream_without_a_contract_test_is_named(project: Project) -> None:
     complete = _complete_project(project)
     without = replace(complete, test_modules=project.test_modules)
-    assert _acme_gaps(without) == ["acme.widgets: no contract test names it in tests/sources/ or tests/sync/"]
+    assert _acme_gaps(without) == [
+        "acme.widgets: no contract test names it in tests/sources/, tests/sync/ or tests/webhooks/"
+    ]
 
 
 def test_a_connection_missing_from_compose_env_example_and_readme_is_named(project: Project) -> None:
