@@ -336,3 +336,13 @@ def test_a_personal_table_without_lineage_export_or_erasure_is_named(project: Pr
         "core.course: holds personal data but no privacy export function reads it",
         "core.course: holds personal columns (audit.personal_column) but no erasure function touches it",
     ]
+
+
+def test_the_readme_streams_table_says_what_each_stream_declares() -> None:
+    readme = (PROJECT_ROOT / "README.md").read_text()
+    wave_words = {1: "people and reference", 2: "activity"}
+    for source, spec in STREAMS:
+        after = ", ".join(f"`{key}`" for key in spec.after) or "–"
+        pool = source.pool.name if source.pool else "–"
+        row = f"| `{spec.source}` | `{spec.stream}` | `{spec.entity}` | {wave_words[spec.wave]} | {after} | `{pool}` |"
+        assert row in readme.splitlines(), f"README's row for {spec.key} should read: {row}"
