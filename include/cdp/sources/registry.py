@@ -9,33 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from importlib import import_module
 from pathlib import Path
-from types import ModuleType
 
-from cdp.sources import (
-    galaxy,
-    ledger,
-    moodle,
-    referralhero,
-    registration,
-    salesforce,
-    stripe,
-    typeform,
-    zendesk,
-    zigpoll,
-)
 from cdp.sources.base import SourceSettings, Stream
-from cdp.sources.galaxy import specs as galaxy_specs
-from cdp.sources.ledger import specs as ledger_specs
-from cdp.sources.moodle import specs as moodle_specs
-from cdp.sources.referralhero import specs as referralhero_specs
-from cdp.sources.registration import specs as registration_specs
-from cdp.sources.salesforce import specs as salesforce_specs
 from cdp.sources.spec import DEFAULT_POOL, SOURCES_DIR, StreamSpec, VendorPool
-from cdp.sources.stripe import specs as stripe_specs
-from cdp.sources.typeform import specs as typeform_specs
-from cdp.sources.zendesk import specs as zendesk_specs
-from cdp.sources.zigpoll import specs as zigpoll_specs
 
 
 @dataclass(frozen=True)
@@ -57,9 +35,10 @@ class Source:
         return self.connect is not None
 
 
-def declare(package: ModuleType, specs: ModuleType, *, connections: Iterable[str] | None = None) -> Source:
-    """A source from its folder: the package (its connector) and its ``specs`` module."""
-    name = package.__name__.rsplit(".", 1)[-1]
+def declare(name: str, *, connections: Iterable[str] | None = None) -> Source:
+    """A source from its folder ``cdp/sources/<name>/``: the package's ``streams`` (its connector; none for
+    a push-only source) and its ``specs`` module's ``SPECS`` and ``POOL``."""
+    package, specs = import_module(f"cdp.sources.{name}"), import_module(f"cdp.sources.{name}.specs")
     connect = getattr(package, "streams", None)
     return Source(
         name, tuple(specs.SPECS), getattr(specs, "POOL", None), connect,
@@ -69,16 +48,16 @@ def declare(package: ModuleType, specs: ModuleType, *, connections: Iterable[str
 
 # The order here breaks ties only: streams that do not depend on each other sync in this order.
 SOURCES: tuple[Source, ...] = (
-    declare(moodle, moodle_specs),
-    declare(salesforce, salesforce_specs),
-    declare(stripe, stripe_specs),
-    declare(ledger, ledger_specs),
-    declare(typeform, typeform_specs, connections=("typeform", "webhook_typeform")),
-    declare(zigpoll, zigpoll_specs, connections=("zigpoll", "webhook_zigpoll")),
-    declare(referralhero, referralhero_specs),
-    declare(zendesk, zendesk_specs),
-    declare(galaxy, galaxy_specs),
-    declare(registration, registration_specs, connections=("webhook_registration",)),
+    declare("moodle"),
+    declare("salesforce"),
+    declare("stripe"),
+    declare("ledger"),
+    declare("typeform", connections=("typeform", "webhook_typeform")),
+    declare("zigpoll", connections=("zigpoll", "webhook_zigpoll")),
+    declare("referralhero"),
+    declare("zendesk"),
+    declare("galaxy"),
+    declare("registration", connections=("webhook_registration",)),
 )
 
 BY_NAME: dict[str, Source] = {item.name: item for item in SOURCES}
