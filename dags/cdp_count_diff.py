@@ -1,8 +1,8 @@
 """
 # Daily count diffs (`cdp_count_diff`)
 
-**What it does.** Every morning, for every stream `cdp_sync` polls (`SCHEDULED_SPECS` in
-`cdp/sync/specs.py`: Moodle, Salesforce, Stripe, the ledger, the surveys, ReferralHero, Galaxy's
+**What it does.** Every morning, for every stream `cdp_sync` polls (every source in
+`cdp/sources/registry.py` with a connector: Moodle, Salesforce, Stripe, the ledger, the surveys, ReferralHero, Galaxy's
 volunteers, shifts and hours; one task per source, `count_<source>`, in its vendor's pool), it
 asks the **source itself** how many records it holds for yesterday (UTC), counts in the warehouse how many
 of them landed in `raw` and how many reached `core` or wait in `ops.quarantine`, and keeps the result in

@@ -1,22 +1,22 @@
 """
 # Incremental sync from every source (`cdp_sync`)
 
-**What it does.** Every 2 hours, for every source stream with a polling API (`SCHEDULED_SPECS` in
-`cdp/sync/specs.py`: the LMS, CRM, payments, ledger, surveys, referrals and the Galaxy Digital volunteer
+**What it does.** Every 2 hours, for every source stream with a polling API (the sources in
+`cdp/sources/registry.py` that have a connector: the LMS, CRM, payments, ledger, surveys, referrals and the Galaxy Digital volunteer
 platform), it reads what changed at the source since its watermark (less a 30-minute overlap, so nothing at
 the boundary is missed), lands every payload in `raw.records`, validates each record, upserts the good ones
 into `core` by source id, keeps the rejected ones in `ops.quarantine` with their reason, advances the
 watermark and records counts in `ops.sync_run` and one audit event, all in one transaction per stream.
 
 **Tasks.** One mapped task per source and wave, `sync_<source>_people_and_reference` and
-`sync_<source>_activity`, one map index per stream, each in its vendor's pool (`cdp.runtime.SOURCE_POOLS`:
+`sync_<source>_activity`, one map index per stream, each in its vendor's pool (declared in the source's folder, `cdp.runtime.SOURCE_POOLS`:
 `moodle_api`, `salesforce_api`, `stripe_api`, `survey_api` for Typeform, Zigpoll and ReferralHero,
-`galaxy_api`; the ledger reads files and uses `default_pool`), so a vendor's slots cap its concurrent calls.
+`galaxy_api`, `zendesk_api`; the ledger reads files and uses `default_pool`), so a vendor's slots cap its concurrent calls.
 People and reference data sync first, one source after another (LMS users and courses, then CRM contacts
 and accounts, then volunteers: each resolves its people to those already known, so two at once could make
 two persons of one human); activity that points to them (enrollments, completions, donations, shifts, hours, ...) second, even when a
-first-wave task failed. A task's streams sync one at a time in `SCHEDULED_SPECS` order (a refund after its
-charge), and activity that points to another source's waits for it: Stripe before Salesforce and
+first-wave task failed. A task's streams sync one at a time in the order their declared dependencies give
+(`after=` on each stream in `cdp/sources/<vendor>/specs.py`: a refund after its charge), and activity that points to another source's waits for it: Stripe before Salesforce and
 ReferralHero, ReferralHero before Zendesk, so a run leaves the same warehouse whatever the timing. A last task, `summarise`, logs the totals and fails the run when any stream did not
 land, so one alert names every failed stream.
 
@@ -55,26 +55,20 @@ import pendulum
 from airflow.sdk import CronTriggerTimetable, dag, get_current_context, task
 
 from cdp.runtime import default_args, run_failure_notifier, source_pool, sync_deadline, warehouse_asset
-from cdp.sync.specs import SCHEDULED_SPECS
+from cdp.sources.order import sync_plan
+from cdp.sync.specs import BY_KEY, SCHEDULED_SPECS
 
 WAVES = {1: "people_and_reference", 2: "activity"}
-# (before, after): activity tasks whose rows point to rows another source's activity makes (see cdp_sync).
-ACTIVITY_AFTER = (("stripe", "salesforce"), ("stripe", "referralhero"), ("referralhero", "zendesk"))
-SOURCES = list(dict.fromkeys(spec.source for spec in SCHEDULED_SPECS))  # in the order SCHEDULED_SPECS lists
-# (source, wave) -> its stream keys: one mapped task each, `sync_<source>_<wave name>`, in the source's pool.
-STREAMS = {
-    (source, wave): keys
-    for source in SOURCES
-    for wave in WAVES
-    if (keys := [spec.key for spec in SCHEDULED_SPECS if spec.source == source and spec.wave == wave])
-}
+# One mapped task per source and wave, `sync_<source>_<wave name>`, in the source's pool; its streams in
+# dependency order and the tasks it waits for, from what each stream declares (`after=`, its wave).
+PLAN = sync_plan(SCHEDULED_SPECS)
+STREAMS = {task.name: list(task.keys) for task in PLAN}
 
 
 def _sync(stream_key: str) -> dict[str, object]:
     from cdp.runtime import actor_from_context, source_settings, warehouse_url
     from cdp.sources import registry
     from cdp.sync.engine import sync_stream
-    from cdp.sync.specs import BY_KEY
 
     context = get_current_context()
     spec = BY_KEY[stream_key]
@@ -105,40 +99,28 @@ def _sync(stream_key: str) -> dict[str, object]:
     doc_md=__doc__,
 )
 def cdp_sync() -> None:
-    waves: dict[int, list] = {1: [], 2: []}
     mapped: dict[tuple[str, int], object] = {}
-    for (source, wave), keys in STREAMS.items():
+    for planned in PLAN:
         sync = task(
             _sync,
-            task_id=f"sync_{source}_{WAVES[wave]}",
-            pool=source_pool(source),
+            task_id=f"sync_{planned.source}_{WAVES[planned.wave]}",
+            pool=source_pool(planned.source),
             # One stream of the task at a time, in map-index order (the scheduler queues a task's map indexes
-            # lowest first): a refund points to its charge, a soft credit to its opportunity, a completion
-            # to its enrollment, a Zigpoll response to its participant, so their order is SCHEDULED_SPECS'.
+            # lowest first), which is the order of the streams' declared dependencies: a refund after its
+            # charge, a soft credit after its opportunity, a completion after its enrollment.
             max_active_tis_per_dagrun=1,
-            # Runs after the tasks before it have finished, even one that failed (see the chain below).
-            trigger_rule="all_done" if waves[1] else "all_success",
-            outlets=sorted(
-                {warehouse_asset(spec.entity) for spec in SCHEDULED_SPECS if spec.key in keys}, key=str
-            ),
+            # Runs after the tasks it waits for have finished, even one that failed: what did land is
+            # still worth syncing against (an orphan waits in the quarantine for the next run).
+            trigger_rule="all_done" if planned.upstream else "all_success",
+            outlets=sorted({warehouse_asset(BY_KEY[key].entity) for key in planned.keys}, key=str),
         )
-        mapped[source, wave] = sync.expand(stream_key=keys)
-        waves[wave].append(mapped[source, wave])
-    # The engine's people lock (cdp.sync.engine.lock_people) already keeps two people syncs from each making
-    # a person for one human; which source resolves first still shapes the result (a batch's records are
-    # joined to earlier sources' people, never to each other), so the people/reference tasks run in one
-    # fixed order, SCHEDULED_SPECS' (LMS, CRM, then the volunteers, who resolve to the LMS's and CRM's people).
-    for earlier, later in zip(waves[1], waves[1][1:], strict=False):
-        earlier >> later
-    for activity in waves[2]:
-        waves[1] >> activity
-    # Activity that points to another source's activity waits for it, or what a run leaves would depend on
-    # timing: Salesforce Opportunities are tied to the Stripe donation by its financial transaction id (an
-    # Opportunity whose charge lands a moment later is quarantined until the next run); Stripe payers and
-    # ReferralHero subscribers both resolve people (who is joined to whom depends on which goes first);
-    # a Zendesk ticket's requester is resolved among those people and its referral among ReferralHero's.
-    for before, after in ACTIVITY_AFTER:
-        mapped[before, 2] >> mapped[after, 2]
+        mapped[planned.name] = sync.expand(stream_key=list(planned.keys))
+        # The edges come from the streams' declarations (see cdp/sources/<vendor>/specs.py): people sources
+        # one after another (LMS, CRM, volunteers), activity after all of them, and activity that points to
+        # another source's activity after it (Stripe before Salesforce's gifts and ReferralHero, ReferralHero
+        # before Zendesk), so a run leaves the same warehouse whatever the timing.
+        for upstream in planned.upstream:
+            mapped[upstream] >> mapped[planned.name]
 
     @task(trigger_rule="all_done")
     def summarise(streams: list[list[dict | None]]) -> dict[str, int]:
@@ -148,7 +130,7 @@ def cdp_sync() -> None:
         results = [result for per_task in streams for result in per_task]
         return summarise_run(results, [key for keys in STREAMS.values() for key in keys])
 
-    summarise([*waves[1], *waves[2]])
+    summarise(list(mapped.values()))
 
 
 cdp_sync()

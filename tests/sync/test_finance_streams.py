@@ -19,7 +19,9 @@ from support import snapshot
 from cdp.sandbox.generator import World
 from cdp.sandbox.server import SandboxServer
 from cdp.sources import registry
-from cdp.sync import validation as v
+from cdp.sources import validation as v
+from cdp.sources.ledger.specs import ledger_sign
+from cdp.sources.stripe.specs import net_of_fee
 from cdp.sync.engine import SyncResult, sync_stream
 from cdp.sync.specs import SPECS, spec_for
 from cdp.warehouse import Actor
@@ -327,7 +329,7 @@ def test_rerunning_every_stream_over_the_same_interval_changes_nothing(
     ],
 )
 def test_the_ledger_sign_rule(record: dict[str, str], reason: str | None) -> None:
-    found = v.ledger_sign("amount", "account", "reference")(record)
+    found = ledger_sign("amount", "account", "reference")(record)
     assert (found is None) if reason is None else (reason in found)
 
 
@@ -340,7 +342,7 @@ def test_ledger_amounts_are_decimals_with_at_most_two_places(text: str, ok: bool
 
 
 def test_a_balance_transaction_whose_net_is_not_amount_less_fee_is_refused() -> None:
-    check = v.net_of_fee("amount", "fee", "net")
+    check = net_of_fee("amount", "fee", "net")
     assert check({"amount": 4000, "fee": 146, "net": 3854}) is None
     assert check({"amount": 4000, "fee": 146, "net": 4000}) == "net is not amount - fee"
     assert v.signed_amount_minor("amount")({"amount": -4000}) is None

@@ -13,7 +13,7 @@ import pytest
 from support import snapshot
 
 from cdp.sandbox.generator import World
-from cdp.sync import validation as v
+from cdp.sources import validation as v
 
 SyncFn = Callable[..., Any]
 SURVEY_STREAMS = ("typeform.responses", "zigpoll.participants", "zigpoll.responses")

@@ -12,7 +12,7 @@ import pytest
 from privacy_seed import add_person, eligible, years_ago
 from webhook_requests import signed, zigpoll_payload
 
-from cdp.sync import validation as v
+from cdp.sources import validation as v
 from cdp.sync.specs import StreamSpec
 from cdp.warehouse import Actor
 from cdp.webhooks import stream as webhook_stream

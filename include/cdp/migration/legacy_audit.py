@@ -35,7 +35,7 @@ from psycopg.types.json import Jsonb
 
 from cdp import audit
 from cdp.migration.legacy_formats import EXPORTS
-from cdp.sync.validation import CURRENCIES, EMAIL
+from cdp.sources.validation import CURRENCIES, EMAIL
 from cdp.warehouse import Actor, transaction
 
 log = logging.getLogger(__name__)

@@ -8,12 +8,14 @@ connection is looked up only when a task calls ``warehouse_url()``.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from cdp.runtime.alerts import RunFailureNotifier, record_error_tail
+from cdp.sources import registry
 from cdp.sources.base import SourceSettings
+from cdp.sources.spec import DEFAULT_POOL as DEFAULT_VENDOR_POOL
+from cdp.sources.spec import VendorPool
 from cdp.warehouse import Actor, normalise_url, resolve_url
 
 if TYPE_CHECKING:
@@ -139,36 +141,11 @@ def warehouse_asset(entity: str) -> Asset:
 # task shares one pool over all its map indexes: Airflow sets `pool` per task, not per map index, which is
 # why cdp_sync has one mapped task per source). Created by docker-compose's airflow-init, by `make run`
 # (`cdp.devserver.create_pools`) and by the test clusters; a task whose pool does not exist stays queued.
-DEFAULT_POOL = "default_pool"  # Airflow's own; for work that calls no vendor API
+DEFAULT_POOL = DEFAULT_VENDOR_POOL.name  # Airflow's own; for work that calls no vendor API
 
-
-@dataclass(frozen=True)
-class VendorPool:
-    name: str
-    slots: int
-    description: str
-
-
-POOLS: tuple[VendorPool, ...] = (
-    VendorPool("salesforce_api", 2, "Salesforce: daily API request limit shared with other integrations"),
-    VendorPool("moodle_api", 4, "Moodle web services"),
-    VendorPool("stripe_api", 4, "Stripe: 100 read requests per second in live mode"),
-    VendorPool("survey_api", 2, "Typeform, Zigpoll and ReferralHero"),
-    VendorPool("galaxy_api", 2, "Galaxy Digital volunteer platform"),
-    VendorPool("zendesk_api", 1, "Zendesk: incremental exports allow 10 requests a minute"),
-)
-
-SOURCE_POOLS: dict[str, str] = {
-    "moodle": "moodle_api",
-    "salesforce": "salesforce_api",
-    "stripe": "stripe_api",
-    "typeform": "survey_api",
-    "zigpoll": "survey_api",
-    "referralhero": "survey_api",
-    "galaxy": "galaxy_api",
-    "zendesk": "zendesk_api",
-    "ledger": DEFAULT_POOL,  # files finance drops in a folder: no API, no budget to keep
-}
+# Each source declares its pool in its folder (cdp/sources/<vendor>/specs.py); the registry collects them.
+POOLS: tuple[VendorPool, ...] = registry.vendor_pools()
+SOURCE_POOLS: dict[str, str] = registry.source_pools()
 
 
 def source_pool(source: str) -> str:

@@ -22,6 +22,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from queue import Empty, Full, Queue
 from typing import Any
 
@@ -33,13 +34,13 @@ from psycopg.types.json import Jsonb
 from cdp import audit
 from cdp.paths import SQL_DIR
 from cdp.sources.base import Stream
-from cdp.sync.specs import RESOLVE_PEOPLE, StreamSpec
+from cdp.sources.spec import RESOLVE_PEOPLE, SOURCES_DIR, StreamSpec
 from cdp.warehouse import Actor, transaction
 
 log = logging.getLogger(__name__)
 
 DEFAULT_OVERLAP = timedelta(minutes=30)
-SYNC_SQL_DIR = SQL_DIR / "sync"
+SYNC_SQL_DIR = SQL_DIR / "sync"  # the engine's shared SQL, named with a leading "_" in a spec's transforms
 
 
 @dataclass(frozen=True)
@@ -62,8 +63,16 @@ class SyncResult:
         return values
 
 
-def _statements(name: str) -> list[str]:
-    text = (SYNC_SQL_DIR / name).read_text()
+def sql_path(spec: StreamSpec, name: str) -> Path:
+    """Where a transform of ``spec`` lives: ``_name.sql`` is the engine's shared SQL (sql/sync/), any
+    other name is in the stream's source folder (cdp/sources/<source>/sql/)."""
+    if name.startswith("_"):
+        return SYNC_SQL_DIR / name
+    return SOURCES_DIR / spec.source / "sql" / name
+
+
+def _statements(path: Path) -> list[str]:
+    text = path.read_text()
     return [
         statement
         for statement in sqlparse.split(text)
@@ -133,7 +142,7 @@ def sync_stream(
             **dict(spec.params),
         }
         for name in spec.transforms:
-            for number, statement in enumerate(_statements(name), 1):
+            for number, statement in enumerate(_statements(sql_path(spec, name)), 1):
                 began = time.monotonic()
                 conn.execute(statement, params)
                 log.debug("%s: %s statement %d took %.3fs", spec.key, name, number, time.monotonic() - began)

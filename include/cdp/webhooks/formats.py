@@ -16,7 +16,7 @@ Registration form (ours, ASSUMED until the form's owner confirms): ``{"event_id"
 "first_name", "last_name", "email", "phone", "date_of_birth" (YYYY-MM-DD or null), "country" (ISO 3166
 alpha-2), "consent": {"marketing": true|false|null, "parental": "none"|"pending"|"verified"|null,
 "parental_method", "guardian_name", "receipt_id"}}}``. Its stream ``registration.submissions`` (a
-push-only spec in ``cdp.sync.specs``) lands the person and the consent statements by the Moodle
+push-only spec in ``cdp/sources/registration/specs.py``) lands the person and the consent statements by the Moodle
 registration rules: marketing is fundraising consent, parental is parental consent for course messages.
 """
 

@@ -160,18 +160,6 @@ def epoch_plausible(path: str) -> Check:
     return check
 
 
-def moodle_custom_field(shortname: str, check: Callable[[Any], str | None]) -> Check:
-    """Moodle keeps profile fields in a ``customfields`` list of {shortname, value}."""
-
-    def run(record: Mapping[str, Any]) -> str | None:
-        for item in record.get("customfields") or ():
-            if item.get("shortname") == shortname:
-                return check(item.get("value"))
-        return None
-
-    return run
-
-
 def all_of(*checks: Check) -> Check:
     def run(record: Mapping[str, Any]) -> str | None:
         for check in checks:
@@ -183,25 +171,7 @@ def all_of(*checks: Check) -> Check:
     return run
 
 
-# --- Salesforce accounts, gifts and soft credits; Stripe refunds and balance transactions; the ledger
-NPSP_ACCOUNT_TYPES = (None, "Household Account", "One-to-One Individual", "Bucket Individual")
-NPSP_STAGES = ("Prospecting", "Qualification", "Cultivation", "Solicitation", "Pledged", "Proposal/Price Quote",
-               "Negotiation/Review", "Awarded", "Posted", "Closed Won", "Closed Lost", "Withdrawn")  # fmt: skip
-STRIPE_REFUND_STATUSES = ("pending", "requires_action", "succeeded", "failed", "canceled")
-# https://docs.stripe.com/api/balance_transactions/object#balance_transaction_object-type
-STRIPE_BALANCE_TYPES = (
-    "adjustment", "advance", "advance_funding", "anticipation_repayment", "application_fee",
-    "application_fee_refund", "charge", "climate_order_purchase", "climate_order_refund",
-    "connect_collection_transfer", "contribution", "issuing_authorization_hold", "issuing_authorization_release",
-    "issuing_dispute", "issuing_transaction", "obligation_outbound", "obligation_reversal_inbound", "payment",
-    "payment_failure_refund", "payment_network_reserve_hold", "payment_network_reserve_release",
-    "payment_refund", "payment_reversal", "payment_unreconciled", "payout", "payout_cancel", "payout_failure",
-    "payout_minimum_balance_hold", "payout_minimum_balance_release", "refund", "refund_failure",
-    "reserve_transaction", "reserved_funds", "stripe_fee", "stripe_fx_fee", "tax_fee", "topup",
-    "topup_reversal", "transfer", "transfer_cancel", "transfer_failure", "transfer_refund",
-)  # fmt: skip
-
-
+# --- Amounts that the vendor signs; CSV amounts; fields required for some kinds of record
 def signed_amount_minor(path: str) -> Check:
     """Integer minor units that the vendor signs (a refund's balance transaction is negative)."""
 
@@ -209,19 +179,6 @@ def signed_amount_minor(path: str) -> Check:
         value = field(record, path)
         if isinstance(value, bool) or not isinstance(value, int):
             return f"non-numeric amount in {path}: {value!r}"
-        return None
-
-    return check
-
-
-def net_of_fee(amount: str, fee: str, net: str) -> Check:
-    """Stripe reports net = amount - fee; a record that disagrees with itself is not believed."""
-
-    def check(record: Mapping[str, Any]) -> str | None:
-        values = field(record, amount), field(record, fee), field(record, net)
-        numbers = all(isinstance(value, int) and not isinstance(value, bool) for value in values)
-        if numbers and values[2] != values[0] - values[1]:
-            return f"{net} is not {amount} - {fee}"
         return None
 
     return check
@@ -237,28 +194,6 @@ def decimal_text_amount(path: str) -> Check:
         value = field(record, path)
         if not isinstance(value, str) or not DECIMAL_TEXT.match(value.strip()):
             return f"non-numeric amount in {path}: {value!r}"
-        return None
-
-    return check
-
-
-def ledger_sign(amount: str, account: str, reference: str) -> Check:
-    """The ledger export signs its lines: contributions (4xxx accounts) are positive, except the reversal
-    of a refunded gift (its reference is the processor's refund id, ``re_…``); fees and other expenses
-    (5xxx-9xxx) are negative. A line with the wrong sign is a keying error, not a correction."""
-
-    def check(record: Mapping[str, Any]) -> str | None:
-        text, account_name = field(record, amount), str(field(record, account) or "")
-        if not isinstance(text, str) or not DECIMAL_TEXT.match(text.strip()):
-            return None
-        value = float(text)
-        is_reversal = str(field(record, reference) or "").startswith("re_")
-        if account_name.startswith("4") and not is_reversal and value < 0:
-            return f"wrong sign: negative amount in {amount} for a contribution"
-        if account_name.startswith("4") and is_reversal and value > 0:
-            return f"wrong sign: positive amount in {amount} for a refund reversal"
-        if account_name[:1] and account_name[:1] in "56789" and value > 0:
-            return f"wrong sign: positive amount in {amount} for an expense account"
         return None
 
     return check
@@ -316,21 +251,6 @@ def age(path: str) -> Check:
         return None
 
     return check
-
-
-def typeform_answer(ref: str, check: Check) -> Check:
-    """Typeform keeps answers in a list of {field: {ref}, type, <type>: value}; check the one with `ref`."""
-
-    def run(record: Mapping[str, Any]) -> str | None:
-        for answer in record.get("answers") or ():
-            if isinstance(answer, Mapping) and field(answer, "field.ref") == ref:
-                kind = answer.get("type")
-                if not isinstance(kind, str) or kind not in answer:
-                    return f"answer {ref} has no value of its type {kind!r}"
-                return check({"answers": {ref: answer[kind]}})
-        return None
-
-    return run
 
 
 def boolean(path: str) -> Check:

@@ -1,6 +1,6 @@
 -- The registration form's consent statements (after _resolve_people.sql, so every valid submission has a
 -- person id in incoming_people) into registration_answers (then _registration_consent.sql and
--- _land_consent.sql), by the same rules as the Moodle registration consent (moodle__users_consent.sql):
+-- _land_consent.sql), by the same rules as the Moodle registration consent (cdp/sources/moodle/sql/users_consent.sql):
 --   * consent.marketing: true given, false refused; absent states nothing;
 --   * consent.parental: pending / verified; "none" or empty states nothing (a withdrawal when consent was
 --     recorded before).

@@ -1,4 +1,4 @@
--- Enrollments into core.enrollment (after _moodle_references.sql has quarantined orphans).
+-- Enrollments into core.enrollment (after references.sql has quarantined orphans).
 INSERT INTO core.enrollment (person_id, course_id, status, enrolled_at, source, source_record_id)
 SELECT DISTINCT ON (b.source_record_id)
        coalesce(p.merged_into, p.person_id), c.course_id,

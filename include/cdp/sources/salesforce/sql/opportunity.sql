@@ -54,7 +54,7 @@ WHERE d.crm_source_record_id = g.source_record_id
   AND d.financial_transaction_id <> g.financial_transaction_id;
 
 -- The gift's household or organisation comes from its account when that is already here (else the
--- Account stream sets it when the account arrives: salesforce__account_gifts.sql).
+-- Account stream sets it when the account arrives: account_gifts.sql).
 UPDATE core.donation d
 SET crm_source_record_id = g.source_record_id,
     crm_amount_minor = g.amount_minor,

@@ -1,5 +1,5 @@
 -- Zigpoll responses → core.survey_response. The respondent is the participant (participantId); a
--- participant not synced yet leaves the person and consent NULL until zigpoll__participants_link.sql
+-- participant not synced yet leaves the person and consent NULL until participants_link.sql
 -- fills them (nothing is dropped; unknown person and consent count as "no consent" downstream). The age
 -- Zigpoll puts in the response metadata, when present and not negative, is age_reported; else NULL.
 -- The participants and responses streams run side by side; they take turns here so that whichever commits
@@ -38,7 +38,7 @@ WHERE (core.survey_response.person_id, core.survey_response.survey_id, core.surv
       IS DISTINCT FROM (excluded.person_id, excluded.survey_id, excluded.submitted_at, excluded.age_reported,
                         excluded.answers, excluded.respondent_ref, excluded.consent_id);
 
--- Earlier responses whose participant is known by now (a safety net behind zigpoll__participants_link.sql).
+-- Earlier responses whose participant is known by now (a safety net behind participants_link.sql).
 UPDATE core.survey_response r
 SET person_id = coalesce(p.merged_into, p.person_id),
     consent_id = (SELECT c.consent_id FROM core.consent c

@@ -1,4 +1,4 @@
--- Completions into core.course_completion (after _moodle_references.sql has quarantined orphans).
+-- Completions into core.course_completion (after references.sql has quarantined orphans).
 INSERT INTO core.course_completion (person_id, course_id, enrollment_id, completed_at, source, source_record_id)
 SELECT DISTINCT ON (b.source_record_id)
        coalesce(p.merged_into, p.person_id), c.course_id,

@@ -1,0 +1,87 @@
+"""Galaxy Digital's streams (the volunteer platform, adopted in migration phase 4): volunteers, their
+shifts and their hours. Synced by the 2-hourly cdp_sync and by ``migration_phase4_platforms`` before its
+checks, with the same engine."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from cdp.sources import validation as v
+from cdp.sources.spec import ACTIVITY, PEOPLE_AND_REFERENCE, RESOLVE_PEOPLE, StreamSpec, VendorPool
+
+POOL = VendorPool("galaxy_api", 2, "Galaxy Digital volunteer platform")
+
+GALAXY_TIME = r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}$"
+REFERENCES = "references.sql"  # a shift's or hours' volunteer
+
+
+def _galaxy_time(path: str) -> v.Check:
+    def check(record: Mapping[str, Any]) -> str | None:
+        value = v.field(record, path)
+        if value in (None, ""):
+            return f"missing required field {path}"
+        if not isinstance(value, str) or not re.match(GALAXY_TIME, value):
+            return f"impossible date in {path}: {value!r}"
+        return v.iso_timestamp(path)({path: value.replace(" ", "T") + "Z"})
+
+    return check
+
+
+def _shift_order(record: Mapping[str, Any]) -> str | None:
+    start, end = record.get("shift_start"), record.get("shift_end")
+    if isinstance(start, str) and isinstance(end, str) and end <= start:
+        return "impossible dates: shift_end not after shift_start"
+    return None
+
+
+def _positive_hours(record: Mapping[str, Any]) -> str | None:
+    value = record.get("hour_hours")
+    if value in (None, ""):
+        return "missing required field hour_hours"
+    if not re.match(r"^\d+(\.\d+)?$", str(value)) or float(value) * 60 < 1:
+        return f"hours not a positive decimal in hour_hours: {value!r}"
+    return None
+
+
+SPECS: tuple[StreamSpec, ...] = (
+    StreamSpec(
+        "galaxy", "users", "core.volunteer", PEOPLE_AND_REFERENCE,
+        v.all_of(
+            v.required("id", "user_fname", "user_email"),
+            v.email("user_email"),
+            v.one_of("user_status", ("active", "inactive", "pending")),
+            _galaxy_time("user_created"),
+            _galaxy_time("user_updated"),
+        ),
+        ("users_people.sql", RESOLVE_PEOPLE, "users.sql"),
+        person_source="galaxy.user",
+        params=(("people_update", "fill"),),
+        # Volunteers resolve to the LMS's and CRM's people, so they come last (the CRM's follow the LMS's).
+        after=("salesforce.Contact",),
+    ),
+    StreamSpec(
+        "galaxy", "responses", "core.volunteer_shift", ACTIVITY,
+        v.all_of(
+            v.required("id", "user_id", "need_id", "shift_id"),
+            _galaxy_time("shift_start"),
+            _galaxy_time("shift_end"),
+            _shift_order,
+            v.one_of("response_status", ("active", "inactive")),
+        ),
+        (REFERENCES, "responses.sql"),
+        after=("galaxy.users",),
+    ),
+    StreamSpec(
+        "galaxy", "hours", "core.volunteer_hours", ACTIVITY,
+        v.all_of(
+            v.required("id", "user_id", "hour_date"),
+            v.iso_date("hour_date", optional=False),
+            _positive_hours,
+            v.one_of("hour_status", ("approved", "pending", "declined")),
+        ),
+        (REFERENCES, "hours.sql"),
+        after=("galaxy.users",),
+    ),
+)  # fmt: skip

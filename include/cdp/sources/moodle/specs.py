@@ -1,0 +1,84 @@
+"""Moodle's streams: learners and courses (people and reference), enrollments and completions (activity)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from cdp.sources import validation as v
+from cdp.sources.spec import (
+    ACTIVITY,
+    LAND_CONSENT,
+    PEOPLE_AND_REFERENCE,
+    REGISTRATION_CONSENT,
+    RESOLVE_PEOPLE,
+    StreamSpec,
+    VendorPool,
+)
+
+POOL = VendorPool("moodle_api", 4, "Moodle web services")
+
+MOODLE_PARENTAL_CONSENT = ("", "none", "pending", "verified")
+REFERENCES = "references.sql"  # an enrollment's or completion's learner and course
+
+
+def moodle_custom_field(shortname: str, check: Callable[[Any], str | None]) -> v.Check:
+    """Moodle keeps profile fields in a ``customfields`` list of {shortname, value}."""
+
+    def run(record: Mapping[str, Any]) -> str | None:
+        for item in record.get("customfields") or ():
+            if item.get("shortname") == shortname:
+                return check(item.get("value"))
+        return None
+
+    return run
+
+
+SPECS: tuple[StreamSpec, ...] = (
+    StreamSpec(
+        "moodle", "users", "core.person", PEOPLE_AND_REFERENCE,
+        v.all_of(
+            v.required("id", "firstname", "email"),
+            v.email("email"),
+            moodle_custom_field("dateofbirth", lambda value: v.iso_date("value")({"value": value})),
+            moodle_custom_field(
+                "parentalconsent",
+                lambda value: None if value in MOODLE_PARENTAL_CONSENT else f"unknown value {value!r} in parentalconsent",
+            ),
+            moodle_custom_field(
+                "marketingconsent",
+                lambda value: None if value in ("", "0", "1") else f"unknown value {value!r} in marketingconsent",
+            ),
+        ),
+        ("users.sql", RESOLVE_PEOPLE, "users_consent.sql", REGISTRATION_CONSENT, LAND_CONSENT),
+        person_source="moodle.user",
+    ),
+    StreamSpec(
+        "moodle", "courses", "core.course", PEOPLE_AND_REFERENCE,
+        v.all_of(v.required("id", "fullname"), v.epoch_order("startdate", "enddate")),
+        ("courses.sql",),
+    ),
+    StreamSpec(
+        "moodle", "enrollments", "core.enrollment", ACTIVITY,
+        v.all_of(
+            v.required("id", "userid", "courseid", "timestart"),
+            v.one_of("status", (0, 1)),
+            v.epoch_plausible("timestart"),
+            v.epoch_order("timestart", "timeend"),
+        ),
+        (REFERENCES, "enrollments.sql"),
+        params=(("course_field", "courseid"),),
+        after=("moodle.users", "moodle.courses"),
+    ),
+    StreamSpec(
+        "moodle", "course_completions", "core.course_completion", ACTIVITY,
+        v.all_of(
+            v.required("id", "userid", "course", "timecompleted"),
+            v.epoch_plausible("timecompleted"),
+            v.epoch_order("timestarted", "timecompleted", zero_means_open=False),
+        ),
+        (REFERENCES, "course_completions.sql"),
+        params=(("course_field", "course"),),
+        after=("moodle.users", "moodle.courses", "moodle.enrollments"),  # a completion closes its enrollment
+    ),
+)  # fmt: skip

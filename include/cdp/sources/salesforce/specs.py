@@ -1,0 +1,63 @@
+"""Salesforce NPSP's streams: contacts and accounts (people and reference), gifts and soft credits."""
+
+from __future__ import annotations
+
+from cdp.sources import validation as v
+from cdp.sources.spec import ACTIVITY, PEOPLE_AND_REFERENCE, RESOLVE_PEOPLE, StreamSpec, VendorPool
+
+POOL = VendorPool("salesforce_api", 2, "Salesforce: daily API request limit shared with other integrations")
+
+NPSP_ACCOUNT_TYPES = (None, "Household Account", "One-to-One Individual", "Bucket Individual")
+NPSP_STAGES = ("Prospecting", "Qualification", "Cultivation", "Solicitation", "Pledged", "Proposal/Price Quote",
+               "Negotiation/Review", "Awarded", "Posted", "Closed Won", "Closed Lost", "Withdrawn")  # fmt: skip
+ACCOUNT_LINKS = "account_links.sql"  # contacts to their household or organisation, whichever lands second
+
+SPECS: tuple[StreamSpec, ...] = (
+    StreamSpec(
+        "salesforce", "Contact", "core.person", PEOPLE_AND_REFERENCE,
+        v.all_of(
+            v.required("Id", "LastName"),
+            v.email("Email", optional=True),
+            v.iso_date("Birthdate"),
+            v.one_of("npe01__Preferred_Email__c", (None, "Personal", "Work", "Alternate")),
+        ),
+        ("contact.sql", RESOLVE_PEOPLE, "account_contacts.sql", ACCOUNT_LINKS),
+        person_source="salesforce.contact",
+        # People sources resolve one after another in a fixed order (two at once could make two persons of
+        # one human, and which goes first shapes who is joined to whom): the CRM's after the LMS's.
+        after=("moodle.users",),
+    ),
+    StreamSpec(
+        "salesforce", "Account", "core.household", PEOPLE_AND_REFERENCE,
+        v.all_of(
+            v.required("Id", "Name"),
+            v.one_of("npe01__SYSTEM_AccountType__c", NPSP_ACCOUNT_TYPES),
+        ),
+        ("account.sql", ACCOUNT_LINKS, "account_gifts.sql"),
+        after=("salesforce.Contact",),  # a household links the contacts that name it
+    ),
+    StreamSpec(
+        "salesforce", "Opportunity", "core.donation", ACTIVITY,
+        v.all_of(
+            v.required("Id", "Amount", "CurrencyIsoCode", "CloseDate", "StageName", "Financial_Transaction_Id__c"),
+            v.decimal_amount("Amount"),
+            v.currency("CurrencyIsoCode"),
+            v.iso_date("CloseDate", optional=False, past=False),
+            v.one_of("StageName", NPSP_STAGES),
+        ),
+        ("opportunity.sql",),
+        # An Opportunity is tied to its Stripe donation by the financial transaction id: one whose charge
+        # lands a moment later would wait in the quarantine until the next run.
+        after=("salesforce.Account", "stripe.charges"),
+    ),
+    StreamSpec(
+        "salesforce", "npsp__Partial_Soft_Credit__c", "core.donation_soft_credit", ACTIVITY,
+        v.all_of(
+            v.required("Id", "npsp__Opportunity__c", "npsp__Contact__c", "npsp__Amount__c"),
+            v.decimal_amount("npsp__Amount__c"),
+            v.currency("CurrencyIsoCode"),
+        ),
+        ("soft_credit.sql",),
+        after=("salesforce.Contact", "salesforce.Opportunity"),  # a soft credit names its gift and contact
+    ),
+)  # fmt: skip
