@@ -75,7 +75,7 @@ def cdp_reconcile() -> None:
     @task
     def alert(result: dict[str, object]) -> bool:
         """One grouped data alert for the month, repeated only when its differences change."""
-        from cdp.finance.reconcile import format_minor
+        from cdp.finance.results import format_minor
         from cdp.quality.data_alerts import Finding, alert_once
         from cdp.runtime import actor_from_context, data_alert_sender, warehouse_url
 
