@@ -231,10 +231,7 @@ def score_shard(
             for row in rows:
                 copy.write_row(row)
         conn.execute(
-            "UPDATE ops.dedupe_run SET details = jsonb_set(jsonb_set(details, '{shard_candidates}',"
-            " coalesce(details -> 'shard_candidates', '{}'::jsonb) || jsonb_build_object(%s::text, %s::bigint)),"
-            " '{shard_seconds}', coalesce(details -> 'shard_seconds', '{}'::jsonb)"
-            " || jsonb_build_object(%s::text, %s::float)) WHERE run_id = %s",
+            sql_file("shard_scored.sql"),
             (shard, candidates, shard, round(time.perf_counter() - started, 3), run_id),
         )
     log.info(
@@ -390,13 +387,10 @@ def _upsert_pairs(
     known: dict[tuple[str, str], Any],
 ) -> dict[tuple[str, str], int]:
     ids: dict[tuple[str, str], int] = {}
+    upsert = sql_file("upsert_pair.sql")
     for pair in pairs:
         row = conn.execute(
-            "INSERT INTO ops.identity_pair (person_low, person_high, first_run_id, last_run_id, score,"
-            " match_weight, class, guard, levels, status) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s::jsonb,"
-            " 'queued') ON CONFLICT (person_low, person_high) DO UPDATE SET last_run_id = excluded.last_run_id,"
-            " score = excluded.score, match_weight = excluded.match_weight, class = excluded.class,"
-            " levels = excluded.levels, updated_at = now() RETURNING pair_id",
+            upsert,
             (pair["person_low"], pair["person_high"], run_id, run_id, pair["score"], pair["match_weight"],
              pair["class"], pair["guard"], json.dumps(pair["levels"])),
         ).fetchone()  # fmt: skip
