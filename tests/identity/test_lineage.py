@@ -66,7 +66,10 @@ def test_columns_left_out_of_the_lineage_are_written_by_no_sync() -> None:
     assert not [name for name, text in texts.items() if re.search(r"merged_into\s*=", text)]
     assert not [name for name, text in texts.items() if "core.certificate" in text]
     assert not identity_merges.lineage_columns() & identity_merges.UNSYNCED_COLUMNS
-    assert {("core.person", "merged_into"), ("core.certificate", "person_id")} == identity_merges.UNSYNCED_COLUMNS
+    assert {
+        ("core.person", "merged_into"),
+        ("core.certificate", "person_id"),
+    } == identity_merges.UNSYNCED_COLUMNS
 
 
 # ------------------------------------------------------------------------------------------- round trip
