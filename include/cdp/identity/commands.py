@@ -9,9 +9,10 @@ import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
-from cdp.identity import resolve, review, runs
+from cdp.identity import review, runs
 from cdp.identity.errors import DedupeError
 from cdp.identity.merges import unmerge
+from cdp.identity.resolve import main as csv_main
 from cdp.warehouse import Actor, WarehouseNotConfigured, connect, resolve_url
 
 ACTIONS = ("run", "review", "unmerge")
@@ -89,7 +90,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """`cdp dedupe …`: the warehouse actions here, anything else is the CSV mode."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if not (argv[:1] and argv[0] in ACTIONS):
-        return resolve.main(argv)
+        return csv_main(argv)
     try:
         return run(build_parser().parse_args(argv))
     except WarehouseNotConfigured as error:
