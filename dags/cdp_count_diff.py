@@ -27,7 +27,7 @@ triggering with params `window_start` / `window_end` (ISO 8601, UTC).
 from __future__ import annotations
 
 import pendulum
-from airflow.sdk import Param, dag, get_current_context, task
+from airflow.sdk import Param, dag, task
 
 from cdp.runtime import default_args, run_failure_notifier, source_pool
 from cdp.sync.specs import SCHEDULED_SPECS
@@ -35,23 +35,26 @@ from cdp.sync.specs import SCHEDULED_SPECS
 SOURCES = list(dict.fromkeys(spec.source for spec in SCHEDULED_SPECS))
 
 
-def _count_source(source: str) -> dict[str, object]:
+def _count_source(
+    source: str,
+    params: dict | None = None,
+    run_id: str | None = None,
+    ti=None,
+    logical_date=None,
+    data_interval_end=None,
+) -> dict[str, object]:
     """One source count call and one SQL statement per stream of ``source``; results kept in ops.count_diff."""
-    from cdp.quality.count_diff import day_window, run_count_diff
-    from cdp.runtime import actor_from_context, source_settings, warehouse_url
+    from cdp.quality.count_diff import requested_window, run_count_diff
+    from cdp.runtime import actor_of, source_settings, warehouse_url
     from cdp.sync.specs import SCHEDULED_SPECS
 
-    context = get_current_context()
-    params = context["params"]
-    start, end = day_window(
-        context.get("logical_date") or context["data_interval_end"] or pendulum.now("UTC")
+    # A manual or CLI-triggered run has no data interval: the window then comes from the params or now.
+    start, end = requested_window(
+        params.get("window_start"), params.get("window_end"), logical_date or data_interval_end
     )
-    if params.get("window_start"):
-        start = pendulum.parse(params["window_start"])
-        end = pendulum.parse(params["window_end"]) if params.get("window_end") else start.add(days=1)
     result = run_count_diff(
-        warehouse_url(), source_settings, run_id=context["run_id"], window_start=start, window_end=end,
-        actor=actor_from_context(context), specs=[spec for spec in SCHEDULED_SPECS if spec.source == source],
+        warehouse_url(), source_settings, run_id=run_id, window_start=start, window_end=end, actor=actor_of(ti),
+        specs=[spec for spec in SCHEDULED_SPECS if spec.source == source],
     )  # fmt: skip
     return {"diffs": [d.as_dict() for d in result.diffs], "failures": result.failures,
             "window_start": start.isoformat()}  # fmt: skip
@@ -79,36 +82,14 @@ def cdp_count_diff() -> None:
     ]
 
     @task
-    def alert(per_source: list[dict[str, object]]) -> dict[str, object]:
+    def alert(per_source: list[dict[str, object]], run_id: str | None = None, ti=None) -> dict[str, object]:
         """One grouped data alert for the run, only if something changed; fails if a stream was not counted."""
-        from datetime import datetime
+        from cdp.quality.data_alerts import count_diff_alert
+        from cdp.runtime import actor_of, data_alert_sender, warehouse_url
 
-        from cdp.quality.count_diff import CountDiff
-        from cdp.quality.data_alerts import Finding, alert_once, count_diff_findings, quarantine_findings
-        from cdp.runtime import actor_from_context, data_alert_sender, warehouse_url
-
-        context = get_current_context()
-        url, actor = warehouse_url(), actor_from_context(context)
-        counted = {
-            "diffs": [diff for part in per_source for diff in part["diffs"]],
-            "failures": {key: why for part in per_source for key, why in part["failures"].items()},
-            "window_start": per_source[0]["window_start"],
-        }
-        diffs = [CountDiff.from_row({**d, "window_start": datetime.fromisoformat(d["window_start"]),
-                                     "window_end": datetime.fromisoformat(d["window_end"])})
-                 for d in counted["diffs"]]  # fmt: skip
-        findings = count_diff_findings(diffs)
-        findings += quarantine_findings(url, datetime.fromisoformat(counted["window_start"]), actor)
-        findings += [
-            Finding(f"count_diff:{key}", "could not count", f"*{key}*: could not be counted: {why[:300]}")
-            for key, why in counted["failures"].items()
-        ]
-        outcome = alert_once(
-            url, scope="count_diff:,quarantine:", title="Count diff", run_id=context["run_id"],
-            findings=findings, send=data_alert_sender(), actor=actor,
-        )  # fmt: skip
-        if counted["failures"]:
-            raise RuntimeError(f"could not count {sorted(counted['failures'])}: see the data alert")
+        outcome = count_diff_alert(
+            warehouse_url(), per_source, run_id=run_id, send=data_alert_sender(), actor=actor_of(ti)
+        )
         return {"sent": outcome.sent, "new_or_changed": list(outcome.new_or_changed)}
 
     alert(counted)

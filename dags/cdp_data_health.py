@@ -27,7 +27,7 @@ intervals are not back-filled (`catchup=False`): the page is about now.
 from __future__ import annotations
 
 import pendulum
-from airflow.sdk import dag, get_current_context, task
+from airflow.sdk import dag, task
 
 from cdp.runtime import default_args, run_failure_notifier
 
@@ -44,11 +44,11 @@ from cdp.runtime import default_args, run_failure_notifier
 )
 def cdp_data_health() -> None:
     @task
-    def write_page() -> dict[str, object]:
+    def write_page(ti=None) -> dict[str, object]:
         from cdp.data_health import build
-        from cdp.runtime import actor_from_context, warehouse_url
+        from cdp.runtime import actor_of, warehouse_url
 
-        return build(warehouse_url(), actor_from_context(get_current_context()))
+        return build(warehouse_url(), actor_of(ti))
 
     write_page()
 

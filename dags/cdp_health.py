@@ -21,7 +21,7 @@ event, and exports the audit head (sequence number and hash) to the anchor file 
 from __future__ import annotations
 
 import pendulum
-from airflow.sdk import dag, get_current_context, task
+from airflow.sdk import dag, task
 
 from cdp.runtime import default_args, run_failure_notifier
 
@@ -38,12 +38,11 @@ from cdp.runtime import default_args, run_failure_notifier
 )
 def cdp_health() -> None:
     @task
-    def check_warehouse() -> dict[str, object]:
+    def check_warehouse(ti=None) -> dict[str, object]:
         from cdp.health import check_warehouse as run_check
-        from cdp.runtime import actor_from_context, warehouse_url
+        from cdp.runtime import actor_of, warehouse_url
 
-        context = get_current_context()
-        result = run_check(warehouse_url(), actor_from_context(context), context["run_id"])
+        result = run_check(warehouse_url(), actor_of(ti), ti.run_id)
         return {
             "check_id": result.check_id,
             "schema_version": result.schema_version,

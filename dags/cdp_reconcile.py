@@ -30,7 +30,7 @@ in `ops.reconciliation_run`; the report and history use each month's latest run.
 from __future__ import annotations
 
 import pendulum
-from airflow.sdk import Param, dag, get_current_context, task
+from airflow.sdk import Param, dag, task
 
 from cdp.runtime import default_args, run_failure_notifier
 
@@ -55,58 +55,37 @@ from cdp.runtime import default_args, run_failure_notifier
 )
 def cdp_reconcile() -> None:
     @task
-    def reconcile() -> dict[str, object]:
+    def reconcile(
+        params: dict | None = None, ti=None, logical_date=None, data_interval_end=None
+    ) -> dict[str, object]:
         """Counted and matched in SQL; the report is written beside the results."""
-        from cdp.finance.reconcile import reconcile_month
+        from cdp.finance.reconcile import previous_month, reconcile_month
         from cdp.paths import state_dir
-        from cdp.runtime import actor_from_context, warehouse_url
+        from cdp.runtime import actor_of, warehouse_url
 
-        context = get_current_context()
-        month = context["params"].get("month")
-        if not month:
-            moment = context.get("logical_date") or context.get("data_interval_end") or pendulum.now("UTC")
-            month = pendulum.instance(moment).start_of("month").subtract(months=1).format("YYYY-MM")
+        month = params.get("month") or previous_month(logical_date or data_interval_end)
         result = reconcile_month(
-            warehouse_url(), month, actor=actor_from_context(context), airflow_run_id=context["run_id"],
+            warehouse_url(), month, actor=actor_of(ti), airflow_run_id=ti.run_id,
             report_dir=state_dir() / "reports" / "finance",
         )  # fmt: skip
         return result.as_dict()
 
     @task
-    def alert(result: dict[str, object]) -> bool:
+    def alert(result: dict[str, object], ti=None) -> bool:
         """One grouped data alert for the month, repeated only when its differences change."""
-        from cdp.finance.results import format_minor
-        from cdp.quality.data_alerts import Finding, alert_once
-        from cdp.runtime import actor_from_context, data_alert_sender, warehouse_url
+        from cdp.finance.reconcile import reconciliation_alert
+        from cdp.runtime import actor_of, data_alert_sender, warehouse_url
 
-        context = get_current_context()
-        unexplained = [t for t in result["totals"] if t["unexplained"]]
-        findings = []
-        if unexplained:
-            lines = "; ".join(
-                f"{t['class_']} {t['currency']}: {t['unexplained']} rows, {format_minor(t['difference_minor'], t['currency'])}"
-                for t in unexplained
-            )
-            findings.append(Finding(
-                f"reconcile:{result['month'][:7]}",
-                "|".join(f"{t['class_']}:{t['currency']}:{t['unexplained']}:{t['difference_minor']}" for t in unexplained),
-                f"*{result['month'][:7]}* does not reconcile: {result['unexplained']} unexplained differences "
-                f"({lines}). Report: {result['report_html']}",
-            ))  # fmt: skip
-        outcome = alert_once(
-            warehouse_url(), scope=f"reconcile:{result['month'][:7]}", title="Reconciliation",
-            run_id=context["run_id"], findings=findings, send=data_alert_sender(), actor=actor_from_context(context),
-        )  # fmt: skip
-        return outcome.sent
+        return reconciliation_alert(
+            warehouse_url(), result, run_id=ti.run_id, send=data_alert_sender(), actor=actor_of(ti)
+        )
 
     @task
     def require_reconciled(result: dict[str, object], alerted: bool) -> None:
         """Fails the run (and so alerts once) when the month has unexplained differences."""
-        if result["status"] != "passed":
-            raise RuntimeError(
-                f"{result['month'][:7]} did not reconcile: {result['unexplained']} unexplained differences "
-                f"(reconciliation run {result['run_id']}, report {result['report_html']})"
-            )
+        from cdp.finance.reconcile import require_month_reconciled
+
+        require_month_reconciled(result)
 
     result = reconcile()
     require_reconciled(result, alert(result))

@@ -28,7 +28,7 @@ mapped twice changes nothing.
 from __future__ import annotations
 
 import pendulum
-from airflow.sdk import Asset, AssetOrTimeSchedule, CronTriggerTimetable, dag, get_current_context, task
+from airflow.sdk import Asset, AssetOrTimeSchedule, CronTriggerTimetable, dag, task
 
 from cdp.runtime import default_args, run_failure_notifier, warehouse_asset
 from cdp.webhooks import WEBHOOK_ASSET_NAME, WEBHOOK_ASSET_URI, specs_with_webhooks
@@ -51,15 +51,12 @@ WEBHOOK_SPECS = specs_with_webhooks()
 )
 def cdp_webhook_intake() -> None:
     @task(outlets=sorted({warehouse_asset(spec.entity) for spec in WEBHOOK_SPECS}, key=str))
-    def process(stream_key: str) -> dict[str, object]:
-        from cdp.runtime import actor_from_context, warehouse_url
+    def process(stream_key: str, ti=None) -> dict[str, object]:
+        from cdp.runtime import actor_of, warehouse_url
         from cdp.sync.specs import BY_KEY
         from cdp.webhooks.stream import process_pending
 
-        context = get_current_context()
-        result = process_pending(
-            warehouse_url(), BY_KEY[stream_key], actor=actor_from_context(context), run_id=context["run_id"]
-        )
+        result = process_pending(warehouse_url(), BY_KEY[stream_key], actor=actor_of(ti), run_id=ti.run_id)
         return result.as_dict()
 
     @task(trigger_rule="all_done")

@@ -33,7 +33,7 @@ vendor refused stay `rejected` with the reason in `last_error` and are tried aga
 from __future__ import annotations
 
 import pendulum
-from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, Param, dag, get_current_context, task
+from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, Param, dag, task
 
 from cdp.runtime import default_args, run_failure_notifier, source_pool, warehouse_asset
 
@@ -63,15 +63,14 @@ from cdp.runtime import default_args, run_failure_notifier, source_pool, warehou
 def migration_phase3_completion_triggers() -> None:
     # Calls the CRM and the certificate service: the pool is Salesforce's, the scarcer budget of the two.
     @task(pool=source_pool("salesforce"))
-    def trigger_completions() -> dict[str, object]:
+    def trigger_completions(params: dict | None = None, ti=None) -> dict[str, object]:
         """Claim what is due, then send every claim not yet sent, with its idempotency key."""
         from cdp.crm.client import SalesforceWriter
-        from cdp.runtime import actor_from_context, source_settings, warehouse_url
+        from cdp.runtime import actor_of, source_settings, warehouse_url
         from cdp.triggers.certificates import CertificateClient
         from cdp.triggers.completions import run_triggers
 
-        context = get_current_context()
-        since = context["params"].get("completed_since")
+        since = params.get("completed_since")
         crm_settings = source_settings("salesforce")
         campaign_id = crm_settings.extra.get("completion_campaign_id")
         if not campaign_id:
@@ -80,8 +79,7 @@ def migration_phase3_completion_triggers() -> None:
         crm = SalesforceWriter(crm_settings)
         try:
             result = run_triggers(
-                warehouse_url(), certificates, crm, campaign_id=str(campaign_id), run_id=context["run_id"],
-                actor=actor_from_context(context),
+                warehouse_url(), certificates, crm, campaign_id=str(campaign_id), run_id=ti.run_id, actor=actor_of(ti),
                 completed_since=pendulum.parse(since) if since else None,
             )  # fmt: skip
         finally:

@@ -40,7 +40,7 @@ the warehouse as it is.
 from __future__ import annotations
 
 import pendulum
-from airflow.sdk import Param, dag, get_current_context, task
+from airflow.sdk import Param, dag, task
 
 from cdp.runtime import default_args, run_failure_notifier, source_pool
 
@@ -70,30 +70,25 @@ def _as_of(params: dict) -> pendulum.DateTime:
 )
 def referral_migration() -> None:
     @task
-    def import_legacy_sheet() -> dict[str, object] | None:
+    def import_legacy_sheet(params: dict | None = None, ti=None) -> dict[str, object] | None:
         """The legacy spreadsheet into raw and ops.referral_legacy; rejects to ops.quarantine."""
         from cdp.referrals.legacy_import import import_sheet
-        from cdp.runtime import actor_from_context, warehouse_url
+        from cdp.runtime import actor_of, warehouse_url
 
-        context = get_current_context()
-        path = context["params"].get("legacy_file")
+        path = params.get("legacy_file")
         if not path:
             return None
-        result = import_sheet(
-            warehouse_url(), path, actor=actor_from_context(context), run_id=context["run_id"]
-        )
+        result = import_sheet(warehouse_url(), path, actor=actor_of(ti), run_id=ti.run_id)
         return result.as_dict()
 
     @task
-    def choose_pilot() -> dict[str, object]:
+    def choose_pilot(params: dict | None = None, ti=None) -> dict[str, object]:
         """The deterministic, stratified pilot share of active learners."""
         from cdp.referrals.pilot import select_pilot
-        from cdp.runtime import actor_from_context, warehouse_url
+        from cdp.runtime import actor_of, warehouse_url
 
-        context = get_current_context()
-        params = context["params"]
         result = select_pilot(warehouse_url(), as_of=_as_of(params).date(), share=float(params["pilot_share"]),
-                              actor=actor_from_context(context), run_id=context["run_id"])  # fmt: skip
+                              actor=actor_of(ti), run_id=ti.run_id)  # fmt: skip
         return {
             "active": result.active,
             "chosen": result.chosen,
@@ -102,56 +97,49 @@ def referral_migration() -> None:
         }
 
     @task
-    def parallel_run(imported: dict[str, object] | None, pilot: dict[str, object]) -> dict[str, object]:
+    def parallel_run(
+        imported: dict[str, object] | None, pilot: dict[str, object], ti=None
+    ) -> dict[str, object]:
         """Legacy sheet vs platform: discrepancies to ops.referral_discrepancy and a CSV report."""
         from cdp.referrals.parallel_run import run_parallel
-        from cdp.runtime import actor_from_context, warehouse_url
+        from cdp.runtime import actor_of, warehouse_url
 
-        context = get_current_context()
-        result = run_parallel(warehouse_url(), actor=actor_from_context(context), run_id=context["run_id"])
+        result = run_parallel(warehouse_url(), actor=actor_of(ti), run_id=ti.run_id)
         return {"counts": result.counts, "matched": result.matched, "new": result.new,
                 "resolved": result.resolved, "report": str(result.report)}  # fmt: skip
 
     @task(pool=source_pool("referralhero"))  # calls the ReferralHero API
-    def fulfil_rewards() -> dict[str, object]:
+    def fulfil_rewards(ti=None) -> dict[str, object]:
         """Unlocked rewards marked sent once on the platform, or queued for people while it is down."""
         from cdp.referrals.fulfilment import fulfil_rewards as fulfil
-        from cdp.runtime import actor_from_context, source_settings, warehouse_url
+        from cdp.runtime import actor_of, source_settings, warehouse_url
 
-        context = get_current_context()
-        result = fulfil(warehouse_url(), source_settings("referralhero"), actor=actor_from_context(context),
-                        run_id=context["run_id"])  # fmt: skip
+        result = fulfil(
+            warehouse_url(), source_settings("referralhero"), actor=actor_of(ti), run_id=ti.run_id
+        )
         return dict(result.__dict__)
 
     @task
-    def check_outage() -> dict[str, object]:
+    def check_outage(params: dict | None = None, ti=None) -> dict[str, object]:
         """No referrals for N hours while sign-ups continue: one grouped data alert, once per outage."""
         from cdp.referrals.outage import alert_on_outage
-        from cdp.runtime import actor_from_context, data_alert_sender, warehouse_url
+        from cdp.runtime import actor_of, data_alert_sender, warehouse_url
 
-        context = get_current_context()
-        params = context["params"]
         check, outcome = alert_on_outage(
             warehouse_url(), until=_as_of(params), hours=float(params["outage_hours"]),
-            min_signups=int(params["outage_min_signups"]), run_id=context["run_id"], send=data_alert_sender(),
-            actor=actor_from_context(context),
+            min_signups=int(params["outage_min_signups"]), run_id=ti.run_id, send=data_alert_sender(),
+            actor=actor_of(ti),
         )  # fmt: skip
         return {"referrals": check.referrals, "signups": check.signups, "sent": outcome.sent,
                 "cleared": list(outcome.cleared)}  # fmt: skip
 
     @task
-    def report_kpis(parallel: dict[str, object], fulfilment: dict[str, object]) -> dict[str, object]:
+    def report_kpis(parallel: dict[str, object], fulfilment: dict[str, object], ti=None) -> dict[str, object]:
         """The latest month of each referral KPI, in the log and the task's return value."""
-        import logging
+        from cdp.referrals.kpis import latest_kpis
+        from cdp.runtime import actor_of, warehouse_url
 
-        from cdp.referrals.kpis import read_kpis
-        from cdp.runtime import actor_from_context, warehouse_url
-
-        kpis = read_kpis(warehouse_url(), actor_from_context(get_current_context()))
-        latest = {name: (str(rows[-1]["month"]), float(rows[-1]["value"]) if rows[-1]["value"] is not None else None)
-                  if rows else None for name, rows in kpis.items()}  # fmt: skip
-        logging.getLogger(__name__).info("referral KPIs, latest month: %s", latest)
-        return latest
+        return latest_kpis(warehouse_url(), actor_of(ti))
 
     parallel = parallel_run(import_legacy_sheet(), choose_pilot())
     fulfilment = fulfil_rewards()

@@ -13,8 +13,8 @@ from urllib.parse import quote
 import psycopg
 import pytest
 
-from cdp.alerts import failure_text
 from cdp.runtime import SLACK_CONN_ID, SYNC_DEADLINE
+from cdp.runtime.alerts import failure_text
 from cdp.sandbox.generator import World
 from cdp.sandbox.server import SandboxServer
 

@@ -2,7 +2,7 @@
 
 Three ways a message reaches Slack (``slack_alerts`` connection):
 
-- ``run_failed``: one message per failed DAG run (``cdp.alerts.RunFailureNotifier``), naming DAG, task,
+- ``run_failed``: one message per failed DAG run (``cdp.runtime.alerts.RunFailureNotifier``), naming DAG, task,
   run, the error's last lines and the log link. The error's class says what happened: each class that
   can end a task is listed below as ``error:<ClassName>``.
 - ``deadline_missed``: an Airflow DeadlineAlert (``cdp.runtime.sync_deadline``).

@@ -1,17 +1,18 @@
 """The audit trail: writing application events, and proving that nothing was edited or removed.
 
-Rows are chained in the database (see ``sql/migrations/versions/0001_foundation.sql``): each row's hash is
+Rows are chained in the database (see ``sql/definitions/audit/audit_events.sql``): each row's hash is
 ``sha256(previous hash || canonical text of the row)``. ``verify`` recomputes every hash here, in Python,
 from the canonical text, so a superuser who switched the triggers off and edited rows is still caught.
 Rows cut from the end leave a valid but shorter chain; an anchor (the head's sequence number and hash,
 exported after each run to a file outside the database) catches that.
 
-Personal data stays out of the chain (``0012_privacy_erasure.sql``): a change event's row images keep
-their public columns, and the personal fields sit in ``audit.personal_image``, each sealed with
-sha256(salt || fields); the event's details name the image set and a digest over its image ids and
-seals. ``verify`` recomputes those digests too, so an edited, removed or forged image is caught, while an
-image an erasure blanked (content and salt gone, seal kept) still fits the chain, provided a chained
-``privacy_erase`` event with that erasure id names the image's subject.
+Personal data stays out of the chain (``sql/definitions/audit/record_change.sql``, since revision 0012):
+a change event's row images keep their public columns, and the personal fields sit in
+``audit.personal_image``, each sealed with sha256(salt || fields); the event's details name the image set
+and a digest over its image ids and seals. ``verify`` recomputes those digests too, so an edited, removed
+or forged image is caught, while an image an erasure blanked (content and salt gone, seal kept) still
+fits the chain, provided a chained ``privacy_erase`` event with that erasure id names the image's
+subject.
 """
 
 from __future__ import annotations

@@ -12,8 +12,12 @@ from cdp.privacy import catalog
 
 REPO = Path(__file__).resolve().parents[2]
 SCANNED = ("include", "sql", "dags", "plugins")
-# The view itself and the data subject request functions are defined here.
-DEFINES_THE_VIEW = {"sql/migrations/versions/0005_access_consent.sql"}
+# The view itself and the data subject request functions are defined here (the revision that created them,
+# and today's definition of the function that finds a person's raw records by their source ids and email).
+DEFINES_THE_VIEW = {
+    "sql/migrations/versions/0005_access_consent.sql",
+    "sql/definitions/privacy/person_records.sql",
+}
 # Files that read consent rows and a payload's email only to find whose rows they are, and return row keys,
 # never contact details (checked below): the unmerge lineage follows a Stripe payer by billing email.
 RETURNS_ROW_KEYS_ONLY = {"sql/dedupe/post_merge_lineage.sql"}

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import logging
 import time
-from datetime import date
+from collections.abc import Callable
+from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import Any
 
 import sqlparse
 
@@ -20,6 +22,7 @@ from cdp import audit
 from cdp.finance.report import write_report
 from cdp.finance.results import ClassTotal, Reconciliation, format_minor
 from cdp.paths import SQL_DIR
+from cdp.quality.data_alerts import Finding, alert_once
 from cdp.warehouse import Actor, transaction
 
 log = logging.getLogger(__name__)
@@ -43,6 +46,14 @@ def month_bounds(month: date | str) -> tuple[date, date]:
     start = month.replace(day=1)
     end = date(start.year + (start.month == 12), start.month % 12 + 1, 1)
     return start, end
+
+
+def previous_month(moment: datetime | None) -> str:
+    """The month before ``moment`` (a run's logical date; now for a manual run without one), as YYYY-MM."""
+    moment = moment or datetime.now(UTC)
+    first = moment.date().replace(day=1)
+    last_month = date(first.year - (first.month == 1), (first.month - 2) % 12 + 1, 1)
+    return f"{last_month:%Y-%m}"
 
 
 def statements(name: str) -> list[str]:
@@ -130,3 +141,41 @@ def require_reconciled(result: Reconciliation) -> None:
         f"{result.month:%Y-%m} did not reconcile: {result.unexplained} unexplained differences "
         f"(run {result.run_id}; report {result.report_html})\n" + "\n".join(lines)
     )
+
+
+def reconciliation_alert(
+    url: str, result: dict[str, Any], *, run_id: str, send: Callable[[str], None], actor: Actor
+) -> bool:
+    """One grouped data alert for the month (``result`` as ``Reconciliation.as_dict`` gives it, the XCom a
+    task hands on), repeated only when its unexplained differences change; True when a message was sent."""
+    month = result["month"][:7]
+    unexplained = [t for t in result["totals"] if t["unexplained"]]
+    findings = []
+    if unexplained:
+        lines = "; ".join(
+            f"{t['class_']} {t['currency']}: {t['unexplained']} rows, "
+            f"{format_minor(t['difference_minor'], t['currency'])}"
+            for t in unexplained
+        )
+        fingerprint = "|".join(
+            f"{t['class_']}:{t['currency']}:{t['unexplained']}:{t['difference_minor']}" for t in unexplained
+        )
+        findings.append(Finding(
+            f"reconcile:{month}", fingerprint,
+            f"*{month}* does not reconcile: {result['unexplained']} unexplained differences "
+            f"({lines}). Report: {result['report_html']}",
+        ))  # fmt: skip
+    outcome = alert_once(
+        url, scope=f"reconcile:{month}", title="Reconciliation", run_id=run_id, findings=findings, send=send,
+        actor=actor,
+    )  # fmt: skip
+    return outcome.sent
+
+
+def require_month_reconciled(result: dict[str, Any]) -> None:
+    """``require_reconciled`` for the task's XCom form of a result: fails the run when a month is open."""
+    if result["status"] != "passed":
+        raise RuntimeError(  # the alert names the error class: kept as the runbook's "plain error"
+            f"{result['month'][:7]} did not reconcile: {result['unexplained']} unexplained differences "
+            f"(reconciliation run {result['run_id']}, report {result['report_html']})"
+        )

@@ -1,9 +1,9 @@
 """Data subject requests and logins, over the functions the warehouse itself guards.
 
-The rules live in the database (``sql/migrations/versions/0005_access_consent.sql``): who may export, who
-may erase, what erasure keeps for financial audit, how raw payloads are redacted. This module calls those
-functions in one transaction and prints numbers, never the personal data itself (an export is written to
-the file asked for, or to standard output when asked to).
+The rules live in the database (``sql/definitions/privacy/``, history in revisions 0005, 0012 and 0014):
+who may export, who may erase, what erasure keeps for financial audit, how raw payloads are redacted.
+This module calls those functions in one transaction and prints numbers, never the personal data itself
+(an export is written to the file asked for, or to standard output when asked to).
 """
 
 from __future__ import annotations

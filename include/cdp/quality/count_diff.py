@@ -119,6 +119,22 @@ def day_window(moment: datetime) -> tuple[datetime, datetime]:
     return end - timedelta(days=1), end
 
 
+def requested_window(
+    window_start: str | None, window_end: str | None, moment: datetime | None
+) -> tuple[datetime, datetime]:
+    """The window a run checks: the params' ISO 8601 window when given (end default: a day after the start),
+    else the UTC day before ``moment`` (the run's logical date, its interval's end, or now for a manual run
+    that has neither)."""
+    if window_start:
+        start = _utc(datetime.fromisoformat(window_start))
+        return start, _utc(datetime.fromisoformat(window_end)) if window_end else start + timedelta(days=1)
+    return day_window(moment or datetime.now(UTC))
+
+
+def _utc(moment: datetime) -> datetime:
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
 @dataclass
 class CountDiffRun:
     diffs: list[CountDiff]

@@ -9,9 +9,10 @@ are new or changed and the ones that cleared, and sends nothing when all of them
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from cdp.paths import SQL_DIR
 from cdp.quality.count_diff import CountDiff
@@ -179,3 +180,38 @@ def alert_once(
         tuple(f.key for f in unchanged),
         tuple(cleared),
     )
+
+
+def count_diff_alert(
+    url: str,
+    per_source: Sequence[Mapping[str, Any]],
+    *,
+    run_id: str,
+    send: Callable[[str], None],
+    actor: Actor,
+) -> AlertOutcome:
+    """One grouped data alert for a count-diff run, only if something changed.
+
+    ``per_source`` holds each counting task's result (``diffs`` as ``CountDiff.as_dict`` gives them, the
+    ``failures`` by stream key, the ``window_start``). Fails, after alerting, when a stream was not counted.
+    """
+    failures = {key: why for part in per_source for key, why in part["failures"].items()}
+    diffs = [
+        CountDiff.from_row({**diff, "window_start": datetime.fromisoformat(diff["window_start"]),
+                            "window_end": datetime.fromisoformat(diff["window_end"])})
+        for part in per_source
+        for diff in part["diffs"]
+    ]  # fmt: skip
+    findings = count_diff_findings(diffs)
+    findings += quarantine_findings(url, datetime.fromisoformat(per_source[0]["window_start"]), actor)
+    findings += [
+        Finding(f"count_diff:{key}", "could not count", f"*{key}*: could not be counted: {why[:300]}")
+        for key, why in failures.items()
+    ]
+    outcome = alert_once(
+        url, scope="count_diff:,quarantine:", title="Count diff", run_id=run_id, findings=findings, send=send,
+        actor=actor,
+    )  # fmt: skip
+    if failures:
+        raise RuntimeError(f"could not count {sorted(failures)}: see the data alert")
+    return outcome

@@ -20,6 +20,7 @@ from typing import Any
 from psycopg.types.json import Jsonb
 
 from cdp.audit import record_event
+from cdp.paths import SQL_DIR
 from cdp.sheets import read_records
 from cdp.text_rules import is_email
 from cdp.warehouse import Actor, transaction
@@ -27,6 +28,7 @@ from cdp.warehouse import Actor, transaction
 log = logging.getLogger(__name__)
 
 SOURCE, STREAM = "legacy_referrals", "spreadsheet"
+UPSERT_ROW_SQL = SQL_DIR / "referrals" / "legacy_row_upsert.sql"
 COLUMNS = {
     "Ref": "legacy_ref",
     "Referrer name": "referrer_name",
@@ -140,25 +142,9 @@ def import_sheet(url: str, path: str | Path, *, actor: Actor, run_id: str) -> Im
                 {"source": SOURCE, "stream": STREAM, "id": f"{sha[:16]}:{number}", "run": run_id, "payload": payload},
             ).rowcount  # fmt: skip
         changed = 0
+        upsert = UPSERT_ROW_SQL.read_text()
         for number, row in parsed:
-            changed += conn.execute(
-                "INSERT INTO ops.referral_legacy (legacy_ref, file_sha256, row_number, referrer_name, referrer_email,"
-                " referred_name, referred_email, referred_on, reward_given, duplicate_of, imported_run_id)"
-                " VALUES (%(legacy_ref)s, %(sha)s, %(number)s, %(referrer_name)s, %(referrer_email)s,"
-                " %(referred_name)s, %(referred_email)s, %(referred_on)s, %(reward_given)s, NULL, %(run)s)"
-                " ON CONFLICT (legacy_ref) DO UPDATE SET file_sha256 = excluded.file_sha256,"
-                " row_number = excluded.row_number, referrer_name = excluded.referrer_name,"
-                " referrer_email = excluded.referrer_email, referred_name = excluded.referred_name,"
-                " referred_email = excluded.referred_email, referred_on = excluded.referred_on,"
-                " reward_given = excluded.reward_given, imported_run_id = excluded.imported_run_id,"
-                " imported_at = now()"
-                " WHERE (ops.referral_legacy.referrer_name, ops.referral_legacy.referrer_email,"
-                " ops.referral_legacy.referred_name, ops.referral_legacy.referred_email,"
-                " ops.referral_legacy.referred_on, ops.referral_legacy.reward_given)"
-                " IS DISTINCT FROM (excluded.referrer_name, excluded.referrer_email, excluded.referred_name,"
-                " excluded.referred_email, excluded.referred_on, excluded.reward_given)",
-                {**row, "sha": sha, "number": number, "run": run_id},
-            ).rowcount  # fmt: skip
+            changed += conn.execute(upsert, {**row, "sha": sha, "number": number, "run": run_id}).rowcount
         for _, row in parsed:  # after every row exists, so a duplicate can point at its first
             conn.execute(
                 "UPDATE ops.referral_legacy SET duplicate_of = %s WHERE legacy_ref = %s"

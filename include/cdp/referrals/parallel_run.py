@@ -32,6 +32,7 @@ from cdp.warehouse import Actor, transaction
 log = logging.getLogger(__name__)
 
 PLATFORM_SQL = SQL_DIR / "referrals" / "platform_referrals.sql"
+DISCREPANCY_UPSERT_SQL = SQL_DIR / "referrals" / "discrepancy_upsert.sql"
 REPORT_COLUMNS = ("referral_key", "kind", "legacy_ref", "platform_subscriber_id", "legacy_referrer_id",
                   "platform_referrer_id", "referred_on", "in_pilot")  # fmt: skip
 MAX_TYPO_EDITS = 2
@@ -146,24 +147,9 @@ def run_parallel(
         platform = conn.execute(PLATFORM_SQL.read_text()).fetchall()
         found, stats = compare(legacy, platform)
         new = 0
+        upsert = DISCREPANCY_UPSERT_SQL.read_text()
         for d in found:
-            new += conn.execute(
-                "INSERT INTO ops.referral_discrepancy AS d (referral_key, kind, legacy_ref, platform_subscriber_id,"
-                " legacy_referrer_id, platform_referrer_id, referred_on, in_pilot, first_found_run_id)"
-                " VALUES (%(referral_key)s, %(kind)s, %(legacy_ref)s, %(platform_subscriber_id)s,"
-                " %(legacy_referrer_id)s, %(platform_referrer_id)s, %(referred_on)s, %(in_pilot)s, %(run)s)"
-                " ON CONFLICT (referral_key) DO UPDATE SET kind = excluded.kind, legacy_ref = excluded.legacy_ref,"
-                " platform_subscriber_id = excluded.platform_subscriber_id,"
-                " legacy_referrer_id = excluded.legacy_referrer_id,"
-                " platform_referrer_id = excluded.platform_referrer_id, referred_on = excluded.referred_on,"
-                " in_pilot = excluded.in_pilot, resolved_at = NULL, resolved_run_id = NULL"
-                " WHERE (d.kind, d.legacy_ref, d.platform_subscriber_id, d.legacy_referrer_id,"
-                " d.platform_referrer_id, d.referred_on, d.in_pilot, d.resolved_at IS NULL)"
-                " IS DISTINCT FROM (excluded.kind, excluded.legacy_ref, excluded.platform_subscriber_id,"
-                " excluded.legacy_referrer_id, excluded.platform_referrer_id, excluded.referred_on,"
-                " excluded.in_pilot, true)",
-                {**d.__dict__, "run": run_id},
-            ).rowcount  # fmt: skip
+            new += conn.execute(upsert, {**d.__dict__, "run": run_id}).rowcount
         resolved = conn.execute(
             "UPDATE ops.referral_discrepancy SET resolved_at = now(), resolved_run_id = %s"
             " WHERE resolved_at IS NULL AND NOT (referral_key = ANY (%s))",

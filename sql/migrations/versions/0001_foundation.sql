@@ -1,6 +1,9 @@
 -- 0001 foundation: schemas, application roles, the tamper-evident audit trail, raw landing, core model, ops.
 --
 -- Applied once by Alembic (`cdp migrate`), inside one transaction.
+--
+-- History: the views and functions below are as this revision made them. Today's definition of each is
+-- in sql/definitions/, which `cdp migrate` re-applies after the revisions (sql/README.md).
 
 -- ---------------------------------------------------------------------------------------------------------
 -- Roles. Cluster-wide, so created only when missing. None of them logs in, owns a table, is superuser or
@@ -137,6 +140,7 @@ $$;
 
 -- Row changes on audited tables: one event per statement and table, with the rows before and after.
 -- Statement-level with transition tables, so a bulk upsert of 100,000 rows costs one event, not 100,000.
+-- Superseded by 0012: today's definition is in sql/definitions/audit/record_change.sql.
 CREATE FUNCTION audit.record_change() RETURNS trigger
     LANGUAGE plpgsql
 AS $$
@@ -201,6 +205,7 @@ CREATE INDEX records_source_record ON raw.records (source, stream, source_record
 CREATE INDEX records_run ON raw.records (run_id);
 COMMENT ON TABLE raw.records IS 'Every source payload as received, with source, stream, run id and time.';
 
+-- Superseded by 0005: today's definition is in sql/definitions/raw/append_only.sql.
 CREATE FUNCTION raw.refuse_change() RETURNS trigger
     LANGUAGE plpgsql
 AS $$

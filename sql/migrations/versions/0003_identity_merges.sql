@@ -4,6 +4,9 @@
 -- All of it is ops data: the people themselves stay in core.person (a merge only sets merged_into on the
 -- absorbed person and re-points rows, both recorded by the audit triggers on core tables); the application
 -- events (merge, unmerge, review decision) go to audit.audit_events through audit.record_event.
+--
+-- History: the views and functions below are as this revision made them. Today's definition of each is
+-- in sql/definitions/, which `cdp migrate` re-applies after the revisions (sql/README.md).
 
 -- ---------------------------------------------------------------------------------------------------------
 -- One row per dedupe run: its plan, its counts, and the duplicate-rate alert.

@@ -1,6 +1,9 @@
 -- 0004 quality and finance: daily count diffs, monthly reconciliation, donation corrections, data-alert state.
 --
 -- Privileges are granted per object here (the wider role matrix is 0005's); nothing is revoked at schema level.
+--
+-- History: the views and functions below are as this revision made them. Today's definition of each is
+-- in sql/definitions/, which `cdp migrate` re-applies after the revisions (sql/README.md).
 
 -- ---------------------------------------------------------------------------------------------------------
 -- Count diffs: what the source reports for a window, what landed in raw, what reached core.

@@ -4,6 +4,9 @@
 --
 -- Privileges are granted and revoked per object named here, never for a whole schema, so that grants made
 -- by other revisions on their own objects survive.
+--
+-- History: the views and functions below are as this revision made them. Today's definition of each is
+-- in sql/definitions/, which `cdp migrate` re-applies after the revisions (sql/README.md).
 
 -- ---------------------------------------------------------------------------------------------------------
 -- One more application role: outreach tools (mailing list builders) read mart.outreach_eligible and nothing
@@ -465,6 +468,7 @@ GRANT EXECUTE ON FUNCTION privacy.export_person(uuid) TO cdp_admin;
 -- to). Consent history keeps its statements (who, when, which receipt: proof of lawful processing) minus
 -- the parent's name and evidence, and gains a withdrawal per purpose. SECURITY DEFINER because it alone
 -- may redact raw; admin only; one audit event with the counts.
+-- Superseded by 0012: today's definition is in sql/definitions/privacy/erase_person.sql.
 CREATE FUNCTION privacy.erase_person(p_person uuid, p_reason text) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp

@@ -3,6 +3,9 @@
 -- received, profiled before and after an automatic cleanup, and what cannot be fixed safely queued for
 -- people. Phase 4 (migration_phase4_platforms): the volunteer platform (Galaxy Digital) in core, joined to
 -- the same person ids, and the KPI marts with history by month.
+--
+-- History: the views and functions below are as this revision made them. Today's definition of each is
+-- in sql/definitions/, which `cdp migrate` re-applies after the revisions (sql/README.md).
 
 -- ---------------------------------------------------------------------------------------------------------
 -- Phase 1: legacy exports.

@@ -2,6 +2,9 @@
 -- field-level plan of each run, conflicts with staff edits queued for review, per-record errors kept for
 -- retry) and the ledger that makes each completion trigger (certificate request, CRM campaign member)
 -- happen exactly once. Only ops tables: no personal data is kept here, values are held as sha256 hashes.
+--
+-- History: the views and functions below are as this revision made them. Today's definition of each is
+-- in sql/definitions/, which `cdp migrate` re-applies after the revisions (sql/README.md).
 
 -- What we last pushed to the CRM for a person and accepted by it: one hash per field, and the record's
 -- LastModifiedDate read back after that push. A CRM value whose hash differs from ours was changed there.

@@ -1,6 +1,9 @@
 -- 0008 referral program migration (issue 7): moving the referral program off its spreadsheet onto ReferralHero.
 -- Only ops tables and mart views: the legacy rows stay operational evidence for the parallel run, and the
 -- platform's referrals and rewards already live in core.referral / core.reward (tracked since 0001).
+--
+-- History: the views and functions below are as this revision made them. Today's definition of each is
+-- in sql/definitions/, which `cdp migrate` re-applies after the revisions (sql/README.md).
 
 -- The legacy spreadsheet, parsed. Every row as received is in raw.records (source 'legacy_referrals', stream
 -- 'spreadsheet'); a row that cannot be parsed is in ops.quarantine with its reason instead of here.
@@ -111,6 +114,7 @@ COMMENT ON VIEW mart.kpi_referral_reward_redemption_monthly IS
 
 -- No support-ticket system feeds the warehouse yet: the view has the KPI's shape and no rows, so the data
 -- health page shows it as "no data" rather than a made-up zero.
+-- Superseded by 0015: today's definition is in sql/definitions/mart/kpi_referral_support_tickets_monthly.sql.
 CREATE VIEW mart.kpi_referral_support_tickets_monthly AS
 SELECT NULL::date AS month, NULL::numeric AS numerator, NULL::numeric AS denominator, NULL::numeric AS value
 WHERE false;

@@ -16,6 +16,9 @@
 -- a blanked row give the same guarantee with sha256() alone.)
 -- Images chained before this revision are as they were (the chain forbids rewriting them); a database
 -- migrated from empty, as every deployment so far, has none.
+--
+-- History: the views and functions below are as this revision made them. Today's definition of each is
+-- in sql/definitions/, which `cdp migrate` re-applies after the revisions (sql/README.md).
 
 -- ---------------------------------------------------------------------------------------------------------
 -- Which columns of which audited tables are personal. A catalog test checks that every core column whose

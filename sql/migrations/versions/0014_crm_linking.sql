@@ -3,6 +3,9 @@
 -- CDP_Person_Id__c yet: an upsert by that external id would create a second Contact. The push first sets
 -- the external id on the existing Contact by its Id; a person with two or more Contacts is not guessed at.
 -- Only ops tables, no personal data: person ids and CRM record ids.
+--
+-- History: the views and functions below are as this revision made them. Today's definition of each is
+-- in sql/definitions/, which `cdp migrate` re-applies after the revisions (sql/README.md).
 
 -- One row per person and push run that planned a link: the Contact's Id and what became of it.
 CREATE TABLE ops.crm_contact_link (

@@ -1,6 +1,9 @@
 -- 0015 support tickets (issue 7: "support tickets linked to referrals where the data exists").
 -- The support desk (Zendesk) feeds core.support_ticket through the sync (sql/sync/zendesk__tickets.sql);
 -- the empty placeholder KPI of 0008 becomes a real one over it.
+--
+-- History: the views and functions below are as this revision made them. Today's definition of each is
+-- in sql/definitions/, which `cdp migrate` re-applies after the revisions (sql/README.md).
 
 -- One row per Zendesk ticket. The requester is a person when the sync's exact keys find exactly one
 -- (the Zendesk user already mapped in core.person_source_id as 'zendesk.user', else normalised email and

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from cdp.alerts import RunFailureNotifier, record_error_tail
+from cdp.runtime.alerts import RunFailureNotifier, record_error_tail
 from cdp.sources.base import SourceSettings
 from cdp.warehouse import Actor, normalise_url, resolve_url
 
@@ -49,7 +49,7 @@ def run_failure_notifier() -> RunFailureNotifier:
 
 def data_alert_sender():
     """Where grouped data alerts go: the same Slack connection as failure alerts."""
-    from cdp.alerts import slack_sender
+    from cdp.runtime.alerts import slack_sender
 
     return slack_sender(SLACK_CONN_ID)
 
@@ -101,6 +101,11 @@ def actor_from_context(context: Mapping[str, Any]) -> Actor:
         run_id=context.get("run_id") or getattr(ti, "run_id", None),
         task_id=getattr(ti, "task_id", None),
     )
+
+
+def actor_of(ti: Any) -> Actor:
+    """The ``Actor`` of a task from the task instance TaskFlow hands in (a task declares ``ti=None``)."""
+    return actor_from_context({"ti": ti})
 
 
 def source_settings(source: str) -> SourceSettings:

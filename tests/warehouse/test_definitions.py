@@ -1,0 +1,255 @@
+"""Today's views and functions live once in sql/definitions/, and applying them changes nothing the
+revisions built: every object has one file, a second migrate is a no-op, and the schema is the one the
+revisions alone give."""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from alembic import command
+from support import create_database, drop_database
+
+from cdp.warehouse import migrations
+from cdp.warehouse.embedded import EmbeddedServer
+
+# Every schema of the warehouse's own (raw, core, mart, ops, audit, privacy, and any added later).
+OWN_SCHEMAS = (
+    "SELECT array_agg(nspname) FROM pg_namespace WHERE nspname !~ '^pg_' AND nspname <> 'information_schema'"
+)
+DEFINES = re.compile(r"^CREATE OR REPLACE (FUNCTION|VIEW) ([a-z_]+\.[a-z_]+)", re.MULTILINE)
+REVISION_DEFINES = re.compile(
+    r"^\s*CREATE\s+(?:OR\s+REPLACE\s+)?(?:FUNCTION|VIEW)\s+([a-z_]+\.[a-z_]+)", re.I | re.M
+)
+REVISIONS = migrations.MIGRATIONS_DIR / "versions"
+# The revisions written before sql/definitions/ existed; they keep their views and functions as history.
+REVISIONS_WITH_DEFINITIONS = {
+    "0001_foundation.sql",
+    "0003_identity_merges.sql",
+    "0004_quality_finance.sql",
+    "0005_access_consent.sql",
+    "0006_legacy_audit_platforms.sql",
+    "0007_crm_push_triggers.sql",
+    "0008_referral_migration.sql",
+    "0012_privacy_erasure.sql",
+    "0014_crm_linking.sql",
+    "0015_support_tickets.sql",
+}
+
+# Everything the definitions could touch, as the catalog states it. ACLs are compared as sets of grants
+# (a NULL ACL read as the built-in default it stands for), so the order grants were made in does not count.
+CATALOG = {
+    "views": """
+        SELECT c.oid::regclass::text, pg_get_viewdef(c.oid), c.reloptions::text, pg_get_userbyid(c.relowner),
+               obj_description(c.oid, 'pg_class'),
+               (SELECT string_agg(format('%%s %%s', a.attname, format_type(a.atttypid, a.atttypmod)), ', '
+                                  ORDER BY a.attnum)
+                FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped)
+        FROM pg_class c
+        WHERE c.relkind IN ('v', 'm') AND c.relnamespace::regnamespace::text = ANY (%(schemas)s)""",
+    "functions": """
+        SELECT p.oid::regprocedure::text, pg_get_functiondef(p.oid), p.prosecdef, p.proconfig::text,
+               pg_get_userbyid(p.proowner), obj_description(p.oid, 'pg_proc')
+        FROM pg_proc p WHERE p.pronamespace::regnamespace::text = ANY (%(schemas)s)""",
+    "relation_grants": """
+        SELECT c.oid::regclass::text, a.grantor::regrole::text, a.grantee, a.privilege_type, a.is_grantable
+        FROM pg_class c, aclexplode(coalesce(c.relacl, acldefault('r', c.relowner))) a
+        WHERE c.relnamespace::regnamespace::text = ANY (%(schemas)s)""",
+    "column_grants": """
+        SELECT c.oid::regclass::text, t.attname, a.grantee, a.privilege_type
+        FROM pg_class c JOIN pg_attribute t ON t.attrelid = c.oid, aclexplode(t.attacl) a
+        WHERE c.relnamespace::regnamespace::text = ANY (%(schemas)s)""",
+    "function_grants": """
+        SELECT p.oid::regprocedure::text, a.grantor::regrole::text, a.grantee, a.privilege_type, a.is_grantable
+        FROM pg_proc p, aclexplode(coalesce(p.proacl, acldefault('f', p.proowner))) a
+        WHERE p.pronamespace::regnamespace::text = ANY (%(schemas)s)""",
+    "triggers": """
+        SELECT t.tgrelid::regclass::text, t.tgname, pg_get_triggerdef(t.oid), t.tgenabled
+        FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid
+        WHERE NOT t.tgisinternal AND c.relnamespace::regnamespace::text = ANY (%(schemas)s)""",
+    "policies": """
+        SELECT schemaname, tablename, policyname, permissive, roles::text, cmd, qual, with_check
+        FROM pg_policies WHERE schemaname = ANY (%(schemas)s)""",
+}
+# The objects themselves: replacing in place keeps them; dropping and re-creating would not.
+IDENTITIES = """
+    SELECT 'view', c.oid::regclass::text, c.oid FROM pg_class c
+    WHERE c.relkind = 'v' AND c.relnamespace::regnamespace::text = ANY (%(schemas)s)
+    UNION ALL
+    SELECT 'function', p.oid::regprocedure::text, p.oid FROM pg_proc p
+    WHERE p.pronamespace::regnamespace::text = ANY (%(schemas)s)"""
+
+
+def catalog(url: str, *, with_identities: bool = False) -> dict[str, list[tuple]]:
+    queries = dict(CATALOG, identities=IDENTITIES) if with_identities else CATALOG
+    with psycopg.connect(url) as conn:
+        schemas = own_schemas(conn)
+        return {
+            name: sorted(conn.execute(query, {"schemas": schemas}).fetchall(), key=repr)
+            for name, query in queries.items()
+        }
+
+
+def own_schemas(conn: psycopg.Connection) -> list[str]:
+    schemas = conn.execute(OWN_SCHEMAS).fetchone()[0]
+    assert {"raw", "core", "mart", "ops", "audit", "privacy"} <= set(schemas)
+    return schemas
+
+
+def defined_in_files() -> Counter[str]:
+    """How many times the definition files create each object (should be once)."""
+    return Counter(
+        name for path in migrations.definition_files() for _, name in DEFINES.findall(path.read_text())
+    )
+
+
+@pytest.fixture
+def two_empty_databases(pg_server: EmbeddedServer) -> Iterator[tuple[str, str]]:
+    names = [create_database(pg_server), create_database(pg_server)]
+    yield pg_server.url(names[0]), pg_server.url(names[1])
+    for name in names:
+        drop_database(pg_server, name)
+
+
+def test_every_view_and_function_has_exactly_one_definition_file(warehouse_url: str) -> None:
+    with psycopg.connect(warehouse_url) as conn:
+        in_database = Counter(
+            row[0]
+            for row in conn.execute(
+                "SELECT c.relnamespace::regnamespace || '.' || c.relname FROM pg_class c"
+                " WHERE c.relkind IN ('v', 'm') AND c.relnamespace::regnamespace::text = ANY (%(schemas)s)"
+                " UNION ALL SELECT p.pronamespace::regnamespace || '.' || p.proname FROM pg_proc p"
+                " WHERE p.pronamespace::regnamespace::text = ANY (%(schemas)s)",
+                {"schemas": own_schemas(conn)},
+            )
+        )
+    in_files = defined_in_files()
+
+    assert {name for name, count in in_files.items() if count > 1} == set(), "defined in two places"
+    # An overload left behind (a changed argument list creates a second function) counts twice here.
+    assert {name for name, count in in_database.items() if count > 1} == set()
+    assert set(in_database) - set(in_files) == set(), "in the warehouse without a file in sql/definitions/"
+    assert set(in_files) - set(in_database) == set(), "a file defines what the warehouse does not have"
+
+
+def test_new_revisions_leave_views_and_functions_to_the_definitions() -> None:
+    defining = {path.name for path in REVISIONS.glob("*.sql") if REVISION_DEFINES.search(path.read_text())}
+
+    assert defining - REVISIONS_WITH_DEFINITIONS == set(), "write views and functions in sql/definitions/"
+
+
+def test_a_revision_whose_definition_was_replaced_points_to_todays() -> None:
+    lines = [line for path in sorted(REVISIONS.glob("*.sql")) for line in path.read_text().splitlines()]
+    definitions = [(at, match[1]) for at, line in enumerate(lines) if (match := REVISION_DEFINES.match(line))]
+    last = {name: at for at, name in definitions}
+
+    superseded = [(at, name) for at, name in definitions if at != last[name]]
+    assert superseded, "the history has replaced definitions (erase_person, record_change, ...)"
+    for at, name in superseded:
+        assert lines[at - 1].startswith("-- Superseded by "), f"{name}: say where today's definition is"
+        target = lines[at - 1].split("today's definition is in ", 1)[1].rstrip(".")
+        assert name in defined_in_files_of(
+            migrations.DEFINITIONS_DIR / target.removeprefix("sql/definitions/")
+        )
+
+
+def defined_in_files_of(path: Path) -> set[str]:
+    return {name for _, name in DEFINES.findall(path.read_text())}
+
+
+# Definitions changed in sql/definitions/ after they were taken out of the revisions (which stay history):
+# object -> why. Everything else must still be exactly what the revisions alone build, and each object
+# listed here must really differ, so the list stays true.
+CHANGED_SINCE_THE_REVISIONS = {
+    "core.erase_support_tickets()": "issue 15: writes needles only into the erasure's own table, never a "
+    "caller's temporary table (the superuser escalation)",
+    "ops.apply_identity_decision()": "issue 15: search_path pinned with pg_temp last",
+}
+
+
+def test_definitions_rebuild_exactly_what_the_revisions_built(two_empty_databases: tuple[str, str]) -> None:
+    revisions_only, migrated = two_empty_databases
+    command.upgrade(migrations.alembic_config(revisions_only), "head")
+
+    migrations.upgrade(migrated)
+
+    expected, actual = catalog(revisions_only), catalog(migrated)
+    assert expected["views"] and expected["functions"]
+    for part in CATALOG:
+        changed = {row[0] for row in actual[part] if row[0] in CHANGED_SINCE_THE_REVISIONS}
+        assert [row for row in actual[part] if row[0] not in changed] == [
+            row for row in expected[part] if row[0] not in changed
+        ], part
+    functions_then, functions_now = (
+        dict((row[0], row) for row in expected["functions"]),
+        dict((row[0], row) for row in actual["functions"]),
+    )
+    for name in CHANGED_SINCE_THE_REVISIONS:
+        assert functions_now[name] != functions_then[name], f"{name} no longer differs: take it off the list"
+
+
+def test_migrating_again_changes_nothing(warehouse_url: str) -> None:
+    before = catalog(warehouse_url, with_identities=True)
+
+    migrations.upgrade(warehouse_url)
+
+    assert catalog(warehouse_url, with_identities=True) == before
+
+
+def test_dropped_views_come_back_in_order_with_their_comments_and_grants(warehouse_url: str) -> None:
+    before = catalog(warehouse_url)
+    with psycopg.connect(warehouse_url) as conn:
+        for (view,) in conn.execute(
+            "SELECT c.oid::regclass::text FROM pg_class c"
+            " WHERE c.relkind = 'v' AND c.relnamespace::regnamespace::text = ANY (%(schemas)s)",
+            {"schemas": own_schemas(conn)},
+        ).fetchall():
+            conn.execute(f"DROP VIEW IF EXISTS {view} CASCADE")
+        assert conn.execute("SELECT count(*) FROM pg_views WHERE schemaname = 'mart'").fetchone()[0] == 0
+
+    migrations.apply_definitions(warehouse_url)
+
+    assert catalog(warehouse_url) == before
+
+
+def _definitions_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, files: dict[str, str]) -> None:
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    monkeypatch.setattr(migrations, "DEFINITIONS_DIR", tmp_path)
+    monkeypatch.setattr(migrations, "DEFINITIONS_MANIFEST", tmp_path / "manifest.txt")
+
+
+def test_a_view_that_loses_a_column_is_refused_with_the_way_out_and_nothing_is_applied(
+    warehouse_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _definitions_dir(
+        tmp_path,
+        monkeypatch,
+        {
+            "manifest.txt": "mart/comment.sql\nmart/narrower.sql\n",
+            "mart/comment.sql": "COMMENT ON VIEW mart.kpi_referral_volume_monthly IS 'changed';\n",
+            "mart/narrower.sql": "CREATE OR REPLACE VIEW mart.kpi_referral_volume_monthly AS SELECT 1 AS month;\n",
+        },
+    )
+    before = catalog(warehouse_url)
+
+    with pytest.raises(migrations.DefinitionConflict, match=r"mart/narrower\.sql .*DROP VIEW/FUNCTION"):
+        migrations.apply_definitions(warehouse_url)
+
+    assert catalog(warehouse_url) == before  # the comment of the first file was rolled back with it
+
+
+def test_a_file_missing_from_the_manifest_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _definitions_dir(
+        tmp_path,
+        monkeypatch,
+        {"manifest.txt": "# order\nmart/a.sql\n", "mart/a.sql": "SELECT 1;\n", "mart/b.sql": "SELECT 1;\n"},
+    )
+
+    with pytest.raises(migrations.DefinitionError, match=r"not listed \['mart/b\.sql'\]"):
+        migrations.definition_files()
