@@ -54,7 +54,7 @@ from cdp.runtime import default_args, run_failure_notifier
 def cdp_dedupe() -> None:
     @task
     def plan_run() -> list[int]:
-        from cdp.identity.warehouse import DedupeSettings, start_run
+        from cdp.identity.runs import DedupeSettings, start_run
         from cdp.runtime import actor_from_context, warehouse_url
 
         context = get_current_context()
@@ -70,7 +70,7 @@ def cdp_dedupe() -> None:
 
     @task
     def score_shard(shard: int) -> int:
-        from cdp.identity.warehouse import score_shard as score
+        from cdp.identity.runs import score_shard as score
         from cdp.runtime import actor_from_context, warehouse_url
 
         context = get_current_context()
@@ -78,7 +78,7 @@ def cdp_dedupe() -> None:
 
     @task
     def merge_and_queue() -> dict[str, int]:
-        from cdp.identity.warehouse import apply_run
+        from cdp.identity.runs import apply_run
         from cdp.runtime import actor_from_context, warehouse_url
 
         context = get_current_context()
@@ -87,7 +87,7 @@ def cdp_dedupe() -> None:
 
     @task
     def write_report() -> dict[str, object]:
-        from cdp.identity.warehouse import finish_run
+        from cdp.identity.runs import finish_run
         from cdp.runtime import actor_from_context, warehouse_url
 
         context = get_current_context()
@@ -97,7 +97,7 @@ def cdp_dedupe() -> None:
     @task
     def check_duplicate_rate() -> None:
         """A spike is a data alert (sent once, cleared once) and fails the run."""
-        from cdp.identity.warehouse import raise_on_spike
+        from cdp.identity.runs import raise_on_spike
         from cdp.quality.data_alerts import alert_once, duplicate_spike_findings
         from cdp.runtime import actor_from_context, data_alert_sender, warehouse_url
 

@@ -51,7 +51,7 @@ from cdp.runtime import default_args, run_failure_notifier
 
 
 def _files(found: list[dict]) -> list:
-    from cdp.migration.legacy_audit import LegacyFile
+    from cdp.migration.legacy_import import LegacyFile
 
     return [LegacyFile(**entry) for entry in found]
 
@@ -78,7 +78,7 @@ def migration_phase1_audit() -> None:
 
         from airflow.sdk import Variable
 
-        from cdp.migration.legacy_audit import import_exports as land
+        from cdp.migration.legacy_import import import_exports as land
         from cdp.paths import state_dir
         from cdp.runtime import actor_from_context, warehouse_url
 
@@ -91,7 +91,7 @@ def migration_phase1_audit() -> None:
 
     @task
     def profile_before(found: list[dict]) -> dict[str, object]:
-        from cdp.migration.legacy_audit import profile
+        from cdp.migration.legacy_profile import profile
         from cdp.runtime import actor_from_context, warehouse_url
 
         context = get_current_context()
@@ -104,7 +104,7 @@ def migration_phase1_audit() -> None:
 
     @task
     def clean_up(found: list[dict]) -> dict[str, object]:
-        from cdp.migration.legacy_audit import cleanup
+        from cdp.migration.legacy_cleanup import cleanup
         from cdp.runtime import actor_from_context, warehouse_url
 
         context = get_current_context()
@@ -124,7 +124,7 @@ def migration_phase1_audit() -> None:
     @task
     def write_report(found: list[dict]) -> list[str]:
         from cdp.migration.audit_report import write_report as write
-        from cdp.migration.legacy_audit import stored_profiles
+        from cdp.migration.legacy_profile import stored_profiles
         from cdp.paths import state_dir
         from cdp.runtime import warehouse_url
 
@@ -137,7 +137,7 @@ def migration_phase1_audit() -> None:
 
     @task
     def check_accuracy_target(found: list[dict]) -> None:
-        from cdp.migration.legacy_audit import check_target, stored_profiles
+        from cdp.migration.legacy_profile import check_target, stored_profiles
         from cdp.runtime import warehouse_url
 
         params = get_current_context()["params"]

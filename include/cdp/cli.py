@@ -172,7 +172,7 @@ def _extensions() -> list[Callable[[argparse._SubParsersAction], None]]:
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["dedupe"]:
-        from cdp.identity.resolve import main as dedupe_main
+        from cdp.identity.commands import main as dedupe_main
 
         return dedupe_main(argv[1:])
     args = build_parser().parse_args(argv)

@@ -9,7 +9,7 @@ import psycopg
 import pytest
 from support import snapshot
 
-from cdp.migration.legacy_audit import EXPORTS
+from cdp.migration.legacy_formats import EXPORTS
 from cdp.sandbox.generator import World
 from cdp.sandbox.legacy import FIXABLE, UNFIXABLE, write_exports
 

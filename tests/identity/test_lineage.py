@@ -17,9 +17,9 @@ import pytest
 from psycopg.rows import dict_row
 from support import create_database, drop_database
 
-from cdp.identity import warehouse
+from cdp.identity import merges as identity_merges
+from cdp.identity.merges import merge_people, person_references, uncovered_person_columns, unmerge
 from cdp.identity.sandbox_truth import sync_sandbox
-from cdp.identity.warehouse import merge_people, person_references, uncovered_person_columns, unmerge
 from cdp.paths import SQL_DIR
 from cdp.sandbox.generator import World
 from cdp.sandbox.server import SandboxServer
@@ -43,7 +43,7 @@ def test_every_core_person_column_is_covered_by_the_lineage(warehouse_url: str) 
             ("core.consent", "person_id"), ("core.donation_soft_credit", "person_id"),
             ("core.organization_membership", "person_id")} <= columns  # fmt: skip
     assert problems == []
-    assert columns == warehouse.lineage_columns() | warehouse.UNSYNCED_COLUMNS
+    assert columns == identity_merges.lineage_columns() | identity_merges.UNSYNCED_COLUMNS
 
 
 def test_a_column_the_lineage_does_not_know_is_reported(warehouse_url: str) -> None:
@@ -68,8 +68,11 @@ def test_columns_left_out_of_the_lineage_are_written_by_no_sync() -> None:
     assert len(texts) > 30, "no sync SQL found: the check would pass on nothing"
     assert not [name for name, text in texts.items() if re.search(r"merged_into\s*=", text)]
     assert not [name for name, text in texts.items() if "core.certificate" in text]
-    assert not warehouse.lineage_columns() & warehouse.UNSYNCED_COLUMNS
-    assert {("core.person", "merged_into"), ("core.certificate", "person_id")} == warehouse.UNSYNCED_COLUMNS
+    assert not identity_merges.lineage_columns() & identity_merges.UNSYNCED_COLUMNS
+    assert {
+        ("core.person", "merged_into"),
+        ("core.certificate", "person_id"),
+    } == identity_merges.UNSYNCED_COLUMNS
 
 
 # ------------------------------------------------------------------------------------------- round trip
@@ -249,7 +252,7 @@ def test_merge_sync_unmerge_round_trip_over_every_person_column(
             ("core.consent", "person_id"), ("core.survey_response", "person_id"),
             ("core.referral", "referrer_person_id"),
         }, exercised  # fmt: skip
-        assert exercised <= warehouse.lineage_columns()
+        assert exercised <= identity_merges.lineage_columns()
         assert sum(returned.values()) > 100
     finally:
         drop_database(pg_server, reference_name)

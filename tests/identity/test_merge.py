@@ -8,9 +8,11 @@ from datetime import UTC, datetime, timedelta
 import psycopg
 import pytest
 
-from cdp.identity import warehouse
+from cdp.identity import guards, runs
+from cdp.identity.errors import DedupeError
+from cdp.identity.merges import merge_people, unmerge
+from cdp.identity.runs import DedupeSettings, run_dedupe
 from cdp.identity.sandbox_truth import sync_sandbox, true_duplicate_pairs, truth_of_people
-from cdp.identity.warehouse import DedupeError, DedupeSettings, merge_people, run_dedupe, unmerge
 from cdp.sandbox.generator import World
 from cdp.warehouse import Actor, transaction
 
@@ -114,9 +116,9 @@ def test_without_the_guard_rails_the_look_alike_child_would_be_merged(synced_url
             "phone": family[1],
         },
     }
-    assert warehouse._contact_guard(pair, facts) == "shared_contact_different_person"
+    assert guards.contact_guard(pair, facts) == "shared_contact_different_person"
     same_birth_date = {**pair, "levels": {**scored[2], "date_of_birth": 3}}
-    assert warehouse._contact_guard(same_birth_date, facts) is None, "with one birth date they would merge"
+    assert guards.contact_guard(same_birth_date, facts) is None, "with one birth date they would merge"
     assert frozenset((mother, daughter)) not in {frozenset((s, a)) for _, s, a in _merges(synced_url)}
 
 
@@ -321,9 +323,9 @@ def test_the_same_people_score_the_same_whatever_their_order_on_disk(synced_url:
     position, so the rows must come in an order of their own, not in the order the heap holds them."""
 
     def scores(run_id: str) -> list[tuple[str, str, float, str]]:  # scored only: nothing merges in between
-        plan = warehouse.start_run(synced_url, ACTOR, run_id, full=True)
+        plan = runs.start_run(synced_url, ACTOR, run_id, full=True)
         for shard in range(plan.shards):
-            warehouse.score_shard(synced_url, ACTOR, run_id, shard)
+            runs.score_shard(synced_url, ACTOR, run_id, shard)
         with psycopg.connect(synced_url) as conn:
             return [
                 (str(low), str(high), score, cls)

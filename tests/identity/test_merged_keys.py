@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 import psycopg
 import pytest
 
-from cdp.identity.warehouse import merge_people, unmerge
+from cdp.identity.merges import merge_people, unmerge
 from cdp.sync.engine import sync_stream
 from cdp.sync.specs import spec_for
 from cdp.warehouse import Actor, transaction

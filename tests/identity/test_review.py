@@ -9,15 +9,10 @@ import psycopg
 import pytest
 
 from cdp import cli
-from cdp.identity.warehouse import (
-    DedupeError,
-    DuplicateRateSpike,
-    decide,
-    merge_people,
-    raise_on_spike,
-    review_queue,
-    run_dedupe,
-)
+from cdp.identity.errors import DedupeError, DuplicateRateSpike
+from cdp.identity.merges import merge_people
+from cdp.identity.review import decide, review_queue
+from cdp.identity.runs import raise_on_spike, run_dedupe
 from cdp.warehouse import Actor, connect, transaction
 
 ACTOR = Actor("pytest:dedupe")

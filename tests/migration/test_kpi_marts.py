@@ -12,7 +12,7 @@ import psycopg
 import pytest
 
 from cdp.identity.sandbox_truth import sync_sandbox
-from cdp.migration import legacy_audit as la
+from cdp.migration import legacy_cleanup, legacy_import, legacy_profile
 from cdp.migration.platforms import KPI_MARTS, mart_problems
 from cdp.sandbox import volunteers
 from cdp.sandbox.generator import World
@@ -235,9 +235,9 @@ def test_data_accuracy_and_duplicate_rate_marts_follow_their_reports(
 ) -> None:
     truth = write_exports(World(seed=3, learners=200), tmp_path)
     actor = Actor("test:kpi")
-    files = la.import_exports(warehouse_url, actor, "r1", tmp_path)
-    la.profile(warehouse_url, actor, "r1", files)
-    la.cleanup(warehouse_url, actor, "r1", files)
+    files = legacy_import.import_exports(warehouse_url, actor, "r1", tmp_path)
+    legacy_profile.profile(warehouse_url, actor, "r1", files)
+    legacy_cleanup.cleanup(warehouse_url, actor, "r1", files)
     kinds = [kind for defects in truth.defects.values() for kind in defects.values()]
     records = truth.total_rows - kinds.count("exact_duplicate")
     clean = records - sum(1 for kind in kinds if kind in UNFIXABLE)

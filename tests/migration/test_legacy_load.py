@@ -13,7 +13,7 @@ import pytest
 from openpyxl import load_workbook
 from support import snapshot
 
-from cdp.migration import legacy_audit as la
+from cdp.migration import legacy_cleanup, legacy_formats, legacy_import, legacy_profile
 from cdp.migration.legacy_load import load_core, minor_units
 from cdp.sandbox.generator import World
 from cdp.sandbox.legacy import UNFIXABLE, LegacyTruth, write_exports
@@ -29,7 +29,7 @@ def giver(email: str, name: str) -> str:
 
 def file_rows(folder: Path, export: str, truth: LegacyTruth) -> list[tuple[str, int, dict[str, str]]]:
     """(file, row number, values) of every data row as the files hold it (the unparseable row left out)."""
-    header = la.EXPORTS[export][1]
+    header = legacy_formats.EXPORTS[export][1]
     out = []
     for name in truth.files[export]:
         path = folder / name
@@ -62,9 +62,9 @@ def loadable(folder: Path, export: str, truth: LegacyTruth) -> list[dict[str, st
 def cleaned(warehouse_url: str, tmp_path: Path):
     folder = tmp_path / "exports"
     truth = write_exports(World(seed=7, learners=300), folder)
-    files = la.import_exports(warehouse_url, ACTOR, "r1", folder)
-    la.profile(warehouse_url, ACTOR, "r1", files)
-    la.cleanup(warehouse_url, ACTOR, "r1", files)
+    files = legacy_import.import_exports(warehouse_url, ACTOR, "r1", folder)
+    legacy_profile.profile(warehouse_url, ACTOR, "r1", files)
+    legacy_cleanup.cleanup(warehouse_url, ACTOR, "r1", files)
     return folder, truth, files
 
 

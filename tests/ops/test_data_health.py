@@ -14,8 +14,8 @@ import pytest
 
 from cdp import data_health
 from cdp.finance.reconcile import reconcile_month
+from cdp.identity.runs import run_dedupe
 from cdp.identity.sandbox_truth import sync_sandbox
-from cdp.identity.warehouse import run_dedupe
 from cdp.quality.count_diff import run_count_diff
 from cdp.sandbox.generator import World
 from cdp.sandbox.server import SandboxServer

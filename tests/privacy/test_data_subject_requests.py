@@ -294,12 +294,12 @@ def _edit_by_hand(conn: psycopg.Connection, person: str) -> None:
 def _in_the_migration(url: str, person: str, folder: Path) -> None:
     """The person as the migration met them: in the legacy exports (landed, cleaned, loaded, and a CRM row
     about them queued for review with a broken email), the referral spreadsheet and the CRM push's tables."""
-    from cdp.migration import legacy_audit as la
+    from cdp.migration import legacy_cleanup, legacy_formats, legacy_import, legacy_profile
     from cdp.migration.legacy_load import load_core
 
     folder.mkdir()
-    learners = la.EXPORTS["lms_learners"][1]
-    contacts = la.EXPORTS["crm_contacts"][1]
+    learners = legacy_formats.EXPORTS["lms_learners"][1]
+    contacts = legacy_formats.EXPORTS["crm_contacts"][1]
     (folder / "lms_learners.csv").write_text(
         ",".join(learners) + "\r\n"
         + f"1001,Erasmus,Target, {EMAIL} ,+1 555 0100,,2023/04/05\r\n"
@@ -310,9 +310,9 @@ def _in_the_migration(url: str, person: str, folder: Path) -> None:
         + f"0030001,1001,Erasmus,Target,{EMAIL},+1 555 0100,2023-05-01\r\n"
         + "0030002,1001,Erasmus,Target,erasmus.target at example.org,,2023-05-02\r\n"
     )  # fmt: skip
-    files = la.import_exports(url, ACTOR, "legacy-1", folder)
-    la.profile(url, ACTOR, "legacy-1", files)
-    la.cleanup(url, ACTOR, "legacy-1", files)
+    files = legacy_import.import_exports(url, ACTOR, "legacy-1", folder)
+    legacy_profile.profile(url, ACTOR, "legacy-1", files)
+    legacy_cleanup.cleanup(url, ACTOR, "legacy-1", files)
     load_core(url, ACTOR, "legacy-1", files)
     with psycopg.connect(url) as conn:
         # Loaded onto the person by the exact key, and a row about them waits for review.

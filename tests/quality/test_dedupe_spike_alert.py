@@ -8,7 +8,7 @@ import json
 import psycopg
 import pytest
 
-from cdp.identity.warehouse import finish_run
+from cdp.identity.runs import finish_run
 from cdp.quality.data_alerts import DUPLICATE_SPIKE_KEY, alert_once, duplicate_spike_findings
 from cdp.runtime import data_alert_sender
 from cdp.sandbox.server import SandboxServer

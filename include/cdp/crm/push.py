@@ -45,13 +45,10 @@ the accepted records are read back and compared field by field (``verified``); a
 
 from __future__ import annotations
 
-import csv
-import hashlib
+import functools
 import json
 import logging
-from collections.abc import Collection, Iterable, Mapping
-from dataclasses import dataclass, field
-from datetime import datetime
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -59,25 +56,40 @@ import psycopg
 
 from cdp import audit
 from cdp.crm.client import COLLECTION_LIMIT, SalesforceWriter
+from cdp.crm.plan import (
+    CONTACT_SOURCE,
+    EXTERNAL_ID,
+    MODES,
+    PUSH_FIELDS,
+    PUSH_PURPOSES,
+    RECORD_GONE,
+    SOBJECT,
+    WITHDRAWN,
+    LinkPlan,
+    PushPlan,
+    PushResult,
+    crm_time,
+    desired_records,
+    error_code,
+    is_reconciled,
+    plan_links,
+    plan_push,
+    redact,
+    value_hash,
+)
+from cdp.crm.reports import report_path, write_report
+from cdp.paths import SQL_DIR
 from cdp.quality.data_alerts import Finding
 from cdp.warehouse import Actor, connect
 
 log = logging.getLogger(__name__)
 
-SOBJECT = "Contact"
-EXTERNAL_ID = "CDP_Person_Id__c"
-CONTACT_FIELDS = ("FirstName", "LastName", "Email", "Phone")
-CONSENT_FIELDS = ("CDP_Course_Messages_Consent__c", "CDP_Fundraising_Consent__c", "HasOptedOutOfEmail")
-PUSH_FIELDS = CONTACT_FIELDS + CONSENT_FIELDS
-PUSH_PURPOSES = ("course_messages", "fundraising")
-WITHDRAWN = {
-    "CDP_Course_Messages_Consent__c": False,
-    "CDP_Fundraising_Consent__c": False,
-    "HasOptedOutOfEmail": True,
-}
-RECORD_GONE = "_record"  # conflict "field" for a contact deleted in the CRM after our push
-CONTACT_SOURCE = "salesforce.contact"  # the source identity of a Contact synced from the CRM (its Id)
-MODES = ("auto", "dry_run", "apply")
+CRM_SQL = SQL_DIR / "crm"
+
+
+@functools.cache
+def _sql(name: str) -> str:
+    return (CRM_SQL / name).read_text()
 
 
 class PushRoleError(RuntimeError):
@@ -86,86 +98,6 @@ class PushRoleError(RuntimeError):
 
 class PushNotReconciled(RuntimeError):
     """What the CRM accepted does not add up to what was sent, or does not read back as sent."""
-
-
-def value_hash(value: Any) -> str:
-    """The fingerprint kept of a field's value (the value itself is not stored in ops)."""
-    return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()
-
-
-@dataclass(frozen=True)
-class FieldChange:
-    person_id: str
-    field: str
-    change: str  # create | update | conflict | held
-    crm_value: Any
-    new_value: Any
-
-    @property
-    def crm_hash(self) -> str | None:
-        return None if self.change == "create" else value_hash(self.crm_value)
-
-    @property
-    def new_hash(self) -> str:
-        return value_hash(self.new_value)
-
-
-@dataclass
-class Conflict:
-    person_id: str
-    field: str
-    crm_id: str | None
-    pushed_hash: str | None
-    crm_hash: str | None
-    warehouse_hash: str | None
-    crm_last_modified: str | None
-    crm_last_modified_by: str | None
-
-
-@dataclass
-class PushPlan:
-    desired: dict[str, dict[str, Any]]
-    records: dict[str, dict[str, Any]] = field(default_factory=dict)  # person -> fields to send
-    changes: list[FieldChange] = field(default_factory=list)
-    conflicts: list[Conflict] = field(default_factory=list)
-    adopted: dict[str, dict[str, str]] = field(default_factory=dict)  # person -> field -> hash
-    creates: int = 0
-    updates: int = 0
-    unchanged: int = 0
-    open_conflicts: int = 0
-
-
-@dataclass
-class LinkPlan:
-    links: dict[str, str] = field(default_factory=dict)  # person -> Contact Id to set our external id on
-    adopt: dict[str, str] = field(default_factory=dict)  # person -> Contact Id already carrying our id
-    reviews: dict[str, tuple[str, list[str]]] = field(default_factory=dict)  # person -> (reason, Ids)
-
-
-@dataclass
-class PushResult:
-    run_id: str
-    dry_run: bool
-    people_considered: int
-    creates: int
-    updates: int
-    unchanged: int
-    fields_changed: int
-    conflicts_new: int
-    conflicts_open: int
-    sent: int = 0
-    accepted: int = 0
-    rejected: int = 0
-    verified: int = 0
-    reconciled: bool | None = None
-    report_path: str | None = None
-    links_planned: int = 0
-    linked: int = 0
-    link_failed: int = 0
-    contacts_in_review: int = 0
-
-    def as_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
 
 
 # ------------------------------------------------------------------------------------------ reading
@@ -195,32 +127,7 @@ def read_desired(conn: psycopg.Connection) -> dict[str, dict[str, Any]]:
         row["person_id"]
         for row in conn.execute("SELECT person_id::text AS person_id FROM ops.crm_push_state")
     }
-    desired: dict[str, dict[str, Any]] = {}
-    for row in eligible:
-        person = row["person_id"]
-        if person not in learners:
-            continue
-        record = desired.setdefault(
-            person,
-            {
-                "FirstName": row["given_name"],
-                "LastName": row["family_name"],
-                "Email": row["email"],
-                "Phone": row["phone_e164"],
-                "CDP_Course_Messages_Consent__c": False,
-                "CDP_Fundraising_Consent__c": False,
-                "HasOptedOutOfEmail": False,
-            },
-        )
-        flag = (
-            "CDP_Course_Messages_Consent__c"
-            if row["purpose"] == "course_messages"
-            else "CDP_Fundraising_Consent__c"
-        )
-        record[flag] = True
-    for person in pushed_before - set(desired):
-        desired[person] = dict(WITHDRAWN)
-    return desired
+    return desired_records(eligible, learners, pushed_before)
 
 
 def _state(conn: psycopg.Connection) -> dict[str, dict[str, Any]]:
@@ -266,161 +173,6 @@ def known_contacts(conn: psycopg.Connection, people: Iterable[str]) -> dict[str,
         if row["person_id"] in wanted:
             known.setdefault(row["person_id"], set()).add(row["crm_id"])
     return known
-
-
-# ------------------------------------------------------------------------------------------ planning
-def plan_links(
-    desired: Iterable[str],
-    state: Mapping[str, Mapping[str, Any]],
-    known: Mapping[str, set[str]],
-    crm: Mapping[str, Mapping[str, Any]],
-) -> LinkPlan:
-    """Which existing Contact gets our external id, and who waits for a person to sort out the CRM."""
-    plan = LinkPlan()
-    for person in sorted(desired):
-        ids = set(known.get(person, ()))
-        own = (state.get(person) or {}).get("crm_id")
-        if own:
-            ids.add(own)
-        existing = sorted(crm_id for crm_id in ids if crm_id in crm)  # a deleted Contact does not count
-        if len(existing) >= 2:
-            plan.reviews[person] = ("duplicate_contacts", existing)
-            continue
-        if not existing or person in state:
-            continue
-        holder = crm[existing[0]].get(EXTERNAL_ID)
-        if holder in (None, ""):
-            plan.links[person] = existing[0]
-        elif holder == person:  # linked by an earlier run whose bookkeeping did not commit
-            plan.adopt[person] = existing[0]
-        else:
-            plan.reviews[person] = ("external_id_taken", existing)
-    return plan
-
-
-def plan_push(
-    desired: Mapping[str, Mapping[str, Any]],
-    state: Mapping[str, Mapping[str, Any]],
-    crm: Mapping[str, Mapping[str, Any]],
-    open_conflicts: set[tuple[str, str]],
-) -> PushPlan:
-    """Field by field: create, update, leave alone, or hold (a staff edit in the CRM, or an open conflict)."""
-    plan = PushPlan(desired={k: dict(v) for k, v in desired.items()})
-    for person in sorted(desired):
-        wanted = desired[person]
-        known = state.get(person)
-        if known is None:
-            plan.records[person] = dict(wanted)
-            plan.changes += [FieldChange(person, f, "create", None, v) for f, v in wanted.items()]
-            plan.creates += 1
-            continue
-        owned = set(known.get("crm_owned") or ())
-        record = crm.get(known["crm_id"] or "")
-        if RECORD_GONE in owned:
-            continue
-        if record is None:
-            if (person, RECORD_GONE) in open_conflicts:
-                plan.open_conflicts += 1
-            else:
-                plan.conflicts.append(
-                    Conflict(person, RECORD_GONE, known["crm_id"], None, None, None, None, None)
-                )
-                plan.changes.append(FieldChange(person, RECORD_GONE, "conflict", None, None))
-            continue
-        hashes: Mapping[str, str] = known["field_hashes"] or {}
-        to_send: dict[str, Any] = {}
-        for name, value in wanted.items():
-            crm_value = record.get(name)
-            new_hash, crm_hash, pushed = value_hash(value), value_hash(crm_value), hashes.get(name)
-            if name in owned:
-                continue
-            if (person, name) in open_conflicts:
-                plan.open_conflicts += 1
-                if new_hash != crm_hash:
-                    plan.changes.append(FieldChange(person, name, "held", crm_value, value))
-                continue
-            if crm_hash == new_hash:
-                if pushed != new_hash:  # the CRM already holds our value: adopt it, send nothing
-                    plan.adopted.setdefault(person, {})[name] = new_hash
-                continue
-            if pushed is not None and crm_hash != pushed:
-                plan.conflicts.append(
-                    Conflict(
-                        person,
-                        name,
-                        known["crm_id"],
-                        pushed,
-                        crm_hash,
-                        new_hash,
-                        record.get("LastModifiedDate"),
-                        record.get("LastModifiedById"),
-                    )
-                )
-                plan.changes.append(FieldChange(person, name, "conflict", crm_value, value))
-                continue
-            to_send[name] = value
-            plan.changes.append(FieldChange(person, name, "update", crm_value, value))
-        if to_send:
-            plan.records[person] = to_send
-            plan.updates += 1
-        else:
-            plan.unchanged += 1
-    return plan
-
-
-# ------------------------------------------------------------------------------------------ writing
-def _write_report(path: Path, changes: list[FieldChange], links: LinkPlan | None = None) -> None:
-    """The run's plan with values: the link steps first (crm_value: the Contact's Id), then every field."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["person_id", "field", "change", "crm_value", "new_value"])
-        for person, crm_id in sorted((links.links if links else {}).items()):
-            writer.writerow([person, EXTERNAL_ID, "link", crm_id, person])
-        for person, (reason, crm_ids) in sorted((links.reviews if links else {}).items()):
-            writer.writerow([person, "_contact", "review", " ".join(crm_ids), reason])
-        for change in changes:
-            writer.writerow(
-                [change.person_id, change.field, change.change, change.crm_value, change.new_value]
-            )
-    path.chmod(0o600)  # the values are personal data: the report is for the operator only
-
-
-def erase_from_reports(paths: Iterable[str], person_ids: Collection[str]) -> dict[str, Any]:
-    """Drop the rows of erased people from the push reports written earlier (their values are personal
-    data): each report holding one is rewritten in place, the rest are left untouched. A report that is
-    not on this machine's disk is named, for the operator to handle where it is."""
-    rewritten, missing = 0, []
-    for name in sorted(set(paths)):
-        path = Path(name)
-        if not path.is_file():
-            missing.append(name)
-            continue
-        with path.open(newline="") as handle:
-            rows = list(csv.reader(handle))
-        kept = [row for row in rows[1:] if not (row and row[0] in person_ids)]
-        if len(kept) == len(rows) - 1:
-            continue
-        partial = path.with_name(f".{path.name}.erasing")
-        with partial.open("w", newline="") as handle:
-            csv.writer(handle).writerows([rows[0], *kept])
-        partial.chmod(0o600)
-        partial.replace(path)
-        rewritten += 1
-    return {"rewritten": rewritten, "not_on_this_machine": missing}
-
-
-def _redact(message: str, record: Mapping[str, Any]) -> str:
-    for value in record.values():
-        if isinstance(value, str) and value:
-            message = message.replace(value, "<value>")
-    return message
-
-
-def _crm_time(text: str | None) -> datetime | None:
-    if not text:
-        return None
-    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%f%z")
 
 
 def push_contacts(
@@ -483,28 +235,12 @@ def push_contacts(
             contacts_in_review=len(links.reviews),
         )
         if report_dir is not None:
-            path = report_dir / f"crm_push_{run_id.replace(':', '_').replace('+', '_')}.csv"
-            _write_report(path, plan.changes, links)
+            path = report_path(report_dir, run_id)
+            write_report(path, plan.changes, links)
             result.report_path = str(path)
         with conn.transaction():
             conn.execute("DELETE FROM ops.crm_push_change WHERE run_id = %s", (run_id,))
-            conn.execute(
-                "INSERT INTO ops.crm_push_run (run_id, dry_run, people_considered, creates, updates, unchanged,"
-                " fields_changed, conflicts_new, conflicts_open, report_path, links_planned, linked, link_failed,"
-                " contacts_in_review)"
-                " VALUES (%(run_id)s, %(dry_run)s, %(people_considered)s, %(creates)s, %(updates)s, %(unchanged)s,"
-                " %(fields_changed)s, %(conflicts_new)s, %(conflicts_open)s, %(report_path)s, %(links_planned)s,"
-                " %(linked)s, %(link_failed)s, %(contacts_in_review)s)"
-                " ON CONFLICT (run_id) DO UPDATE SET dry_run = excluded.dry_run, started_at = now(),"
-                " finished_at = NULL, people_considered = excluded.people_considered, creates = excluded.creates,"
-                " updates = excluded.updates, unchanged = excluded.unchanged,"
-                " fields_changed = excluded.fields_changed, conflicts_new = excluded.conflicts_new,"
-                " conflicts_open = excluded.conflicts_open, report_path = excluded.report_path,"
-                " links_planned = excluded.links_planned, linked = excluded.linked,"
-                " link_failed = excluded.link_failed, contacts_in_review = excluded.contacts_in_review, sent = 0,"
-                " accepted = 0, rejected = 0, verified = 0, reconciled = NULL",
-                result.as_dict(),
-            )
+            conn.execute(_sql("record_run.sql"), result.as_dict())
             with conn.cursor() as cursor:
                 cursor.executemany(
                     "INSERT INTO ops.crm_push_change (run_id, person_id, field, change, crm_hash, new_hash)"
@@ -553,7 +289,7 @@ def _queue_conflicts(conn: psycopg.Connection, plan: PushPlan, run_id: str) -> N
                     c.pushed_hash,
                     c.crm_hash,
                     c.warehouse_hash,
-                    _crm_time(c.crm_last_modified),
+                    crm_time(c.crm_last_modified),
                     c.crm_last_modified_by,
                     run_id,
                 )
@@ -614,7 +350,7 @@ def _link(
                 + [
                     (run_id, p, links.links[p], "failed", code, False)
                     for p, a in refused
-                    for code in [_error_code((a.get("errors") or [{}])[0])]
+                    for code in [error_code((a.get("errors") or [{}])[0])]
                 ],
             )
             if ok:
@@ -642,10 +378,6 @@ def _link(
     return linked, failed
 
 
-def _error_code(error: Mapping[str, Any]) -> str:
-    return str(error.get("statusCode") or error.get("errorCode") or "UNKNOWN")
-
-
 def _keep_errors(
     cursor: psycopg.Cursor, run_id: str, person: str, answer: Mapping[str, Any], record: Mapping[str, Any]
 ) -> None:
@@ -653,17 +385,13 @@ def _keep_errors(
     errors = answer.get("errors") or [{"statusCode": "UNKNOWN", "message": "no error given"}]
     for error in errors:
         cursor.execute(
-            "INSERT INTO ops.crm_push_error AS e (first_run_id, last_run_id, person_id, error_code,"
-            " message, fields) VALUES (%s, %s, %s, %s, %s, %s)"
-            " ON CONFLICT (person_id, error_code) WHERE resolved_at IS NULL DO UPDATE"
-            " SET attempts = e.attempts + 1, last_run_id = excluded.last_run_id,"
-            " last_failed_at = now(), message = excluded.message, fields = excluded.fields",
+            _sql("keep_error.sql"),
             (
                 run_id,
                 run_id,
                 person,
-                _error_code(error),
-                _redact(str(error.get("message") or ""), record),
+                error_code(error),
+                redact(str(error.get("message") or ""), record),
                 [str(f) for f in error.get("fields") or []],
             ),
         )
@@ -701,20 +429,12 @@ def _send(conn: psycopg.Connection, writer: SalesforceWriter, plan: PushPlan, re
                 matches = all(value_hash(record.get(k)) == value_hash(v) for k, v in sent.items())
                 verified += matches
                 conn.execute(
-                    "INSERT INTO ops.crm_push_state AS s (person_id, external_id, crm_id, field_hashes,"
-                    " crm_last_modified, crm_last_modified_by, last_pushed_at, last_run_id)"
-                    " VALUES (%(person)s::uuid, %(person)s::text, %(crm_id)s, %(hashes)s::jsonb, %(modified)s, %(by)s, now(),"
-                    " %(run)s)"
-                    " ON CONFLICT (person_id) DO UPDATE SET crm_id = excluded.crm_id,"
-                    " field_hashes = s.field_hashes || excluded.field_hashes,"
-                    " crm_last_modified = excluded.crm_last_modified,"
-                    " crm_last_modified_by = excluded.crm_last_modified_by, last_pushed_at = now(),"
-                    " last_run_id = excluded.last_run_id",
+                    _sql("record_accepted.sql"),
                     {
                         "person": person,
                         "crm_id": crm_id,
                         "hashes": json.dumps({k: value_hash(v) for k, v in sent.items()}),
-                        "modified": _crm_time(record.get("LastModifiedDate")),
+                        "modified": crm_time(record.get("LastModifiedDate")),
                         "by": record.get("LastModifiedById"),
                         "run": result.run_id,
                     },
@@ -748,9 +468,7 @@ def _send(conn: psycopg.Connection, writer: SalesforceWriter, plan: PushPlan, re
 
 
 def _finish(conn: psycopg.Connection, result: PushResult) -> None:
-    result.reconciled = (
-        result.sent == result.accepted + result.rejected and result.verified == result.accepted
-    )
+    result.reconciled = is_reconciled(result)
     with conn.transaction():
         conn.execute(
             "UPDATE ops.crm_push_run SET finished_at = now(), sent = %s, accepted = %s, rejected = %s,"

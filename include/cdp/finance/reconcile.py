@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,8 @@ from typing import Any
 import sqlparse
 
 from cdp import audit
+from cdp.finance.report import write_report
+from cdp.finance.results import ClassTotal, Reconciliation, format_minor
 from cdp.paths import SQL_DIR
 from cdp.quality.data_alerts import Finding, alert_once
 from cdp.warehouse import Actor, transaction
@@ -35,51 +36,6 @@ HELD = frozenset({"stripe_quarantined"})
 
 class UnexplainedDifference(RuntimeError):
     """The month did not reconcile: rows differ and nobody has explained why."""
-
-
-@dataclass(frozen=True)
-class ClassTotal:
-    class_: str
-    currency: str
-    rows: int
-    warehouse_minor: int
-    stripe_minor: int
-    ledger_minor: int
-    difference_minor: int
-    unexplained: int
-    #: The gifts' closed-won Salesforce Opportunity amounts (the CRM side).
-    crm_minor: int = 0
-
-
-@dataclass
-class Reconciliation:
-    run_id: int
-    month: date
-    status: str
-    gifts: int
-    unexplained: int
-    seconds: float
-    totals: list[ClassTotal] = field(default_factory=list)
-    report_html: Path | None = None
-    report_csv: Path | None = None
-
-    def total(self, class_: str, currency: str | None = None) -> tuple[int, int]:
-        """Rows and summed difference of one class (one currency, or all)."""
-        picked = [t for t in self.totals if t.class_ == class_ and currency in (None, t.currency)]
-        return sum(t.rows for t in picked), sum(t.difference_minor for t in picked)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "run_id": self.run_id,
-            "month": self.month.isoformat(),
-            "status": self.status,
-            "gifts": self.gifts,
-            "unexplained": self.unexplained,
-            "seconds": self.seconds,
-            "report_html": str(self.report_html) if self.report_html else None,
-            "report_csv": str(self.report_csv) if self.report_csv else None,
-            "totals": [t.__dict__ for t in self.totals],
-        }
 
 
 def month_bounds(month: date | str) -> tuple[date, date]:
@@ -148,8 +104,6 @@ def reconcile_month(
             round(time.monotonic() - started, 3), totals,
         )  # fmt: skip
         if report_dir is not None:
-            from cdp.finance.report import write_report
-
             result.report_html, result.report_csv = write_report(conn, result, report_dir)
             conn.execute(
                 "UPDATE ops.reconciliation_run SET report_html = %s, report_csv = %s WHERE run_id = %s",
@@ -225,10 +179,3 @@ def require_month_reconciled(result: dict[str, Any]) -> None:
             f"{result['month'][:7]} did not reconcile: {result['unexplained']} unexplained differences "
             f"(reconciliation run {result['run_id']}, report {result['report_html']})"
         )
-
-
-def format_minor(minor: int, currency: str) -> str:
-    """Minor units as a decimal amount with its currency, exactly (no floats)."""
-    sign = "-" if minor < 0 else ""
-    whole, cents = divmod(abs(int(minor)), 100)
-    return f"{sign}{whole:,}.{cents:02d} {currency}"

@@ -9,14 +9,11 @@ from __future__ import annotations
 import csv
 import html
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import psycopg
 
+from cdp.finance.results import Reconciliation, format_minor
 from cdp.paths import SQL_DIR
-
-if TYPE_CHECKING:
-    from cdp.finance.reconcile import Reconciliation
 
 DIFFERENCE_ROWS = 5000
 CSV_COLUMNS = (
@@ -27,8 +24,6 @@ CSV_COLUMNS = (
 
 
 def _money(minor: int | None, currency: str) -> str:
-    from cdp.finance.reconcile import format_minor
-
     return "" if minor is None else format_minor(minor, currency)
 
 

@@ -1,7 +1,5 @@
-"""`cdp dedupe run | review | unmerge`: the warehouse side of identity resolution, by hand.
-
-`cdp dedupe --input … --output … --columns …` (the CSV mode) stays in `cdp.identity.resolve`; `main` there
-hands these sub-actions here.
+"""`cdp dedupe`: the warehouse side of identity resolution by hand (`run | review | unmerge`), and the CSV
+mode (`cdp dedupe --input … --output … --columns …`, in `cdp.identity.resolve`).
 """
 
 from __future__ import annotations
@@ -11,6 +9,10 @@ import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
+from cdp.identity import review, runs
+from cdp.identity.errors import DedupeError
+from cdp.identity.merges import unmerge
+from cdp.identity.resolve import main as csv_main
 from cdp.warehouse import Actor, WarehouseNotConfigured, connect, resolve_url
 
 ACTIONS = ("run", "review", "unmerge")
@@ -55,38 +57,40 @@ def _print_queue(rows: list[dict]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from cdp.identity import warehouse
-
     actor = Actor("cli:dedupe")
     url = resolve_url()
     try:
         if args.action == "run":
             run_id = args.run_id or f"manual__{datetime.now(UTC):%Y%m%dT%H%M%S}"
-            report = warehouse.run_dedupe(url, actor, run_id, full=args.full)
+            report = runs.run_dedupe(url, actor, run_id, full=args.full)
             print(report.summary())
             return 4 if report.rate_spike else 0
         if args.action == "unmerge":
-            print(warehouse.unmerge(url, actor, args.merge_id, reason=args.reason).summary())
+            print(unmerge(url, actor, args.merge_id, reason=args.reason).summary())
             return 0
         if args.decide is not None:
             if args.decision is None or not args.reviewer:
                 print("error: --decide PAIR_ID needs same|different and --reviewer NAME", file=sys.stderr)
                 return 2
-            decision_id = warehouse.decide(
+            decision_id = review.decide(
                 url, Actor(f"reviewer:{args.reviewer}"), args.decide, args.decision, args.reviewer, args.note
             )
             follow_up = "merged by the next dedupe run" if args.decision == "same" else "never proposed again"
             print(f"decision {decision_id} recorded for pair {args.decide}: {args.decision} ({follow_up})")
             return 0
         with connect(url, actor) as conn:
-            _print_queue(warehouse.review_queue(conn, args.limit))
+            _print_queue(review.review_queue(conn, args.limit))
         return 0
-    except warehouse.DedupeError as error:
+    except DedupeError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
 
 
-def main(argv: Sequence[str]) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
+    """`cdp dedupe …`: the warehouse actions here, anything else is the CSV mode."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not (argv[:1] and argv[0] in ACTIONS):
+        return csv_main(argv)
     try:
         return run(build_parser().parse_args(argv))
     except WarehouseNotConfigured as error:

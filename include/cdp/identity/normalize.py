@@ -14,10 +14,10 @@ from functools import lru_cache
 import jellyfish
 import numpy as np
 import pandas as pd
-import phonenumbers
 from unidecode import unidecode
 
 from cdp.identity.config import ROLES, ResolveConfig
+from cdp.text_rules import e164_phone, normalise_email
 
 _NON_ALNUM = re.compile(r"[^a-z0-9, ]+")
 _SPACES = re.compile(r"\s+")
@@ -158,20 +158,11 @@ def canonical_given_name(name: str) -> str:
     return _nickname_canonicals().get(name, name)
 
 
-def e164_phone(value: str, default_region: str) -> str | None:
-    """Phone number in E.164, or None when it cannot be a phone number."""
-    try:
-        number = phonenumbers.parse(value, default_region)
-    except phonenumbers.NumberParseException:
-        return None
-    if not phonenumbers.is_possible_number(number):
-        return None
-    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
-
-
 def canonical_email(value: str) -> str | None:
     """Lowercase; drop dots and +tags only where the provider documents they are ignored."""
-    text = value.strip().lower()
+    text = normalise_email(value)
+    # Looser than `cdp.text_rules.is_email` on purpose: a malformed address that is still recognisable
+    # ("ana,b@x.org") is compared as it is rather than dropped from the match.
     local, at, domain = text.rpartition("@")
     if not at or not local or "." not in domain:
         return None

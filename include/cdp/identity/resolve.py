@@ -139,7 +139,7 @@ def with_cluster_pairs(pairs: pd.DataFrame, max_cluster_size: int = 8) -> pd.Dat
     implied pairs are `match` with guard `cluster` and the lowest match score on the path joining them.
     Clusters larger than `max_cluster_size` are left as scored: a long chain is weaker evidence than its
     links. Used by `dedupe_csv` (pairs out of a file); the warehouse merges its own clusters (see
-    `cdp.identity.warehouse.apply_run`) and needs no implied pairs.
+    `cdp.identity.runs.apply_run`) and needs no implied pairs.
     """
     matches = pairs[pairs["class"] == MATCH]
     if matches.empty:
@@ -254,13 +254,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """`cdp dedupe --input … --output … --columns …` on a CSV; `cdp dedupe run|review|unmerge` on the
-    warehouse (see `cdp.identity.commands`)."""
+    """`cdp dedupe --input … --output … --columns …` on a CSV (`cdp.identity.commands` hands the warehouse
+    actions `cdp dedupe run|review|unmerge` elsewhere)."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    from cdp.identity import commands
-
-    if argv[:1] and argv[0] in commands.ACTIONS:
-        return commands.main(argv)
     parser = argparse.ArgumentParser(
         prog="cdp dedupe",
         description="Find duplicate people in a CSV. Warehouse actions: cdp dedupe run|review|unmerge --help",

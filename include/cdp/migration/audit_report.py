@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from cdp.migration.legacy_audit import summary_json
+from cdp.migration.legacy_profile import summary_json
 
 BAR_WIDTH = 360
 

@@ -34,9 +34,10 @@ import sqlparse
 from psycopg.types.json import Jsonb
 
 from cdp import audit
-from cdp.migration.legacy_audit import SOURCE, LegacyFile, fingerprint
+from cdp.migration.legacy_import import SOURCE, LegacyFile, fingerprint
 from cdp.paths import SQL_DIR
 from cdp.sync.engine import lock_people
+from cdp.text_rules import normalise_email
 from cdp.warehouse import Actor, transaction
 
 log = logging.getLogger(__name__)
@@ -73,7 +74,7 @@ def minor_units(amount: str, currency: str) -> int | None:
 
 def giver_key(email: str, name: str) -> str:
     """A giver of the donor spreadsheet: normalised email and name (a household shares one email)."""
-    return f"{email.strip().lower()}|{' '.join(name.split()).lower()}"
+    return f"{normalise_email(email)}|{' '.join(name.split()).lower()}"
 
 
 def _statements(path) -> list[str]:

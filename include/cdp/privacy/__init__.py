@@ -83,7 +83,7 @@ def erase_person(url: str, person_id: str, reason: str, actor: Actor) -> Erasure
     """Remove or pseudonymise the person's personal data, keeping the financial trail; audited."""
     import psycopg
 
-    from cdp.crm.push import erase_from_reports
+    from cdp.crm.reports import erase_from_reports
 
     person_id = _person_id(person_id)
     try:

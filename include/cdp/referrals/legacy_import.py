@@ -9,7 +9,6 @@ points at the first with ``duplicate_of``. Importing the same file again changes
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import logging
 import re
@@ -22,6 +21,8 @@ from psycopg.types.json import Jsonb
 
 from cdp.audit import record_event
 from cdp.paths import SQL_DIR
+from cdp.sheets import read_records
+from cdp.text_rules import is_email
 from cdp.warehouse import Actor, transaction
 
 log = logging.getLogger(__name__)
@@ -38,7 +39,6 @@ COLUMNS = {
     "Reward given": "reward_given",
 }
 REQUIRED = ("legacy_ref", "referrer_name", "referrer_email", "referred_name", "referred_email", "referred_on")
-EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 
 class LegacyRowError(ValueError):
@@ -61,23 +61,7 @@ class ImportResult:
 
 def read_sheet(path: str | Path) -> list[dict[str, Any]]:
     """The data rows of a CSV or XLSX file as {header: cell}, cells as read (XLSX dates stay dates)."""
-    path = Path(path)
-    if path.suffix.lower() in (".xlsx", ".xlsm"):
-        from openpyxl import load_workbook
-
-        book = load_workbook(path, read_only=True, data_only=True)
-        try:
-            rows = list(book.worksheets[0].iter_rows(values_only=True))
-        finally:
-            book.close()
-        if not rows:
-            return []
-        header = [str(cell).strip() if cell is not None else "" for cell in rows[0]]
-        return [
-            dict(zip(header, row, strict=False)) for row in rows[1:] if any(c not in (None, "") for c in row)
-        ]
-    with path.open(newline="", encoding="utf-8-sig") as handle:
-        return [row for row in csv.DictReader(handle) if any((value or "").strip() for value in row.values())]
+    return read_records(path)
 
 
 def _text(value: Any) -> str:
@@ -113,7 +97,7 @@ def parse_row(cells: dict[str, Any]) -> dict[str, Any]:
     parsed = {column: _text(row[column]) for column in COLUMNS.values() if column != "referred_on"}
     for column in ("referrer_email", "referred_email"):
         parsed[column] = parsed[column].lower()
-        if not EMAIL.match(parsed[column]):
+        if not is_email(parsed[column]):
             raise LegacyRowError(f"malformed_email: {column}")
     parsed["referred_on"] = _date(row["referred_on"])
     parsed["reward_given"] = parsed["reward_given"] or None

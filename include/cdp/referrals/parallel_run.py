@@ -26,6 +26,7 @@ from typing import Any
 from rapidfuzz.distance import Levenshtein
 
 from cdp.paths import SQL_DIR, state_dir
+from cdp.text_rules import normalise_email
 from cdp.warehouse import Actor, transaction
 
 log = logging.getLogger(__name__)
@@ -66,7 +67,7 @@ def _name(value: str | None) -> str:
 
 
 def _email(value: str | None) -> str:
-    return (value or "").strip().lower()
+    return normalise_email(value or "")
 
 
 class Directory:

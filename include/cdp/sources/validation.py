@@ -11,10 +11,10 @@ from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+from cdp.text_rules import is_email
+
 Check = Callable[[Mapping[str, Any]], str | None]
 
-# Commas and semicolons never appear in an unquoted address (forms let "a,b@x.org" through: a typo).
-EMAIL = re.compile(r"^[^@\s,;]+@[^@\s,;]+\.[^@\s,;]+$")
 # ISO 4217 codes the nonprofit accepts; an unknown code is quarantined, never guessed.
 CURRENCIES = frozenset(
     {"USD", "EUR", "GBP", "CAD", "AUD", "NZD", "CHF", "SEK", "NOK", "DKK", "JPY", "INR", "MXN", "BRL", "ZAR",
@@ -54,7 +54,7 @@ def email(path: str, *, optional: bool = False) -> Check:
         value = field(record, path)
         if value in (None, "") and optional:
             return None
-        if not isinstance(value, str) or not EMAIL.match(value.strip()):
+        if not isinstance(value, str) or not is_email(value.strip()):
             return f"malformed email in {path}"
         return None
 
