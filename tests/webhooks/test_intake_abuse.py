@@ -164,9 +164,11 @@ def test_a_signed_nul_delivery_from_each_timestamped_sender_is_kept(
     assert [bytes(row[0]) for row in _query(warehouse_url, "SELECT body FROM ops.webhook_undeliverable")] == [
         body
     ]
-    # An unsigned copy of the same bytes is refused and keeps nothing.
+    # An unsigned copy of the same bytes, or one signed with another source's secret, is refused and keeps nothing.
     response = client.post("/zigpoll", content=body, headers={"Content-Type": "application/json"})
     assert response.status_code == 401
+    _, other_secret = signed("zigpoll", body, secret=SECRETS["typeform"])
+    assert client.post("/zigpoll", content=body, headers=other_secret).status_code == 401
     assert _query(warehouse_url, "SELECT sum(deliveries) FROM ops.webhook_undeliverable") == [(1,)]
 
 
@@ -210,7 +212,28 @@ def test_undeliverable_deliveries_raise_one_data_alert_until_resolved(
     assert cleared.cleared == ("webhook_undeliverable:typeform",)
 
 
-def test_the_secret_of_one_source_does_not_sign_for_another(client: TestClient, warehouse_url: str) -> None:
-    body, headers = signed("zigpoll", b'{"x": "\\u0000"}', secret=SECRETS["typeform"])
-    assert client.post("/zigpoll", content=body, headers=headers).status_code == 401
-    assert _query(warehouse_url, "SELECT count(*) FROM ops.webhook_undeliverable") == [(0,)]
+def test_an_erasure_blanks_a_kept_body_that_holds_the_persons_email(
+    client: TestClient, warehouse_url: str
+) -> None:
+    from privacy_seed import add_person, years_ago
+
+    from cdp import privacy
+
+    with psycopg.connect(warehouse_url, autocommit=True) as conn:
+        person = add_person(conn, born=years_ago(30), email="Erase.Me@example.org")
+    mine = b'{"event_id": "E1", "email": "erase.me@example.org", "note": "\\u0000"}'
+    other = b'{"event_id": "E2", "email": "someone.else@example.org", "note": "\\u0000"}'
+    for body in (mine, other):
+        body, headers = signed("typeform", body)
+        assert client.post("/typeform", content=body, headers=headers).json()["status"] == "kept"
+
+    result = privacy.erase_person(warehouse_url, person, "DSR-WEBHOOK-1", Actor("test-dpo"))
+
+    assert result.counts["webhook_undeliverable_erased"] == 1
+    rows = _query(
+        warehouse_url,
+        "SELECT body, body_bytes, body_sha256, resolved_at IS NOT NULL FROM ops.webhook_undeliverable"
+        " ORDER BY undeliverable_id",
+    )
+    assert rows[0][0] is None and rows[0][1:] == (len(mine), hashlib.sha256(mine).hexdigest(), True)
+    assert bytes(rows[1][0]) == other and rows[1][3] is False

@@ -10,7 +10,8 @@
 -- Undeliverable: a delivery whose signature verifies but whose body PostgreSQL cannot hold as JSON (a
 -- \u0000 in a string, invalid JSON, not UTF-8, NaN, a lone surrogate) is kept here byte for byte and
 -- answered 2xx, so the sender stops retrying and an operator sees it (the `webhook_undeliverable` data
--- alert of cdp_webhook_intake). A retry of the same bytes adds to `deliveries`, not a row.
+-- alert of cdp_webhook_intake). A retry of the same bytes adds to `deliveries`, not a row. An erasure
+-- (privacy.erase_person, in sql/definitions/) blanks a kept body that holds the person's email.
 
 CREATE TABLE ops.webhook_rejection_count (
     source       text NOT NULL,             -- a configured source only: unknown names are never stored
@@ -33,7 +34,8 @@ CREATE TABLE ops.webhook_undeliverable (
     source           text NOT NULL,
     reason           text NOT NULL,         -- why the body cannot be held as JSON (never quotes the body)
     content_type     text,
-    body             bytea NOT NULL,        -- the bytes exactly as received and signed: personal data
+    body             bytea,                 -- the bytes exactly as received and signed: personal data;
+                                            -- NULL once an erasure found the person's email in them
     body_bytes       integer NOT NULL,
     body_sha256      text NOT NULL,
     deliveries       integer NOT NULL DEFAULT 1,  -- the sender's retries of the same bytes
