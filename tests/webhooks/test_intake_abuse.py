@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import threading
 import time
 from collections.abc import Iterator
 
@@ -237,3 +238,29 @@ def test_an_erasure_blanks_a_kept_body_that_holds_the_persons_email(
     )
     assert rows[0][0] is None and rows[0][1:] == (len(mine), hashlib.sha256(mine).hexdigest(), True)
     assert bytes(rows[1][0]) == other and rows[1][3] is False
+
+
+def test_concurrent_unsigned_posts_keep_exactly_the_capped_number_of_detail_rows(warehouse_url: str) -> None:
+    from cdp.webhooks.intake import KEEP_REJECTIONS_PER_HOUR
+
+    now = time.time()
+    instance = Intake(warehouse_url, settings(), pool_size=4, clock=lambda: now)
+    headers = {"Content-Type": "application/json"}
+
+    def flood() -> None:
+        for index in range(30):
+            assert instance.receive("registration", headers, f"{MARKER}{index}".encode()).status == 401
+
+    threads = [threading.Thread(target=flood) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    instance.close()
+
+    assert _query(warehouse_url, "SELECT reason, requests FROM ops.webhook_rejection_count") == [
+        ("bad_signature", 240)
+    ]
+    assert _query(warehouse_url, "SELECT count(*), count(body) FROM ops.webhook_rejection") == [
+        (KEEP_REJECTIONS_PER_HOUR, 0)
+    ]
