@@ -12,14 +12,17 @@ checks that no event has waited over an hour.
 **When.** On the Asset event `warehouse.raw.webhooks` the intake emits after landing (coalesced per burst),
 and every 30 minutes in any case, so an event whose Asset event was lost is still processed.
 
-**Reads** `ops.webhook_event`, `raw.records`; the Airflow connection `warehouse`. **Writes** `core`,
-`raw` (the mapped record), `ops.quarantine` (records the mapping rejects, with the reason),
-`ops.sync_run`, `ops.webhook_event.processed_at`, `audit`.
+**Reads** `ops.webhook_event`, `raw.records`, `ops.webhook_undeliverable`; the Airflow connection `warehouse`.
+**Writes** `core`, `raw` (the mapped record), `ops.quarantine` (records the mapping rejects, with the
+reason), `ops.sync_run`, `ops.webhook_event.processed_at`, `ops.alert_state`, `audit`.
 
 **An alert from it means** either a stream failed to map its events (read the task log: the events stay
 pending and the next run tries again), or `check_backlog` found events pending for over an hour: their
 stream has no sync spec yet (`cdp.webhooks.WEBHOOK_STREAM_KEYS` names the specs it expects) or
-processing keeps failing. Rejected requests are not alerts: they are counted in `ops.webhook_rejection`.
+processing keeps failing. `webhook_undeliverable:<source>` (a data alert, sent once and once more when it
+changes or clears) means signed deliveries were acknowledged but could not be landed as JSON (a `\u0000`,
+invalid JSON, another encoding): their bytes wait in `ops.webhook_undeliverable` for an operator. Rejected
+requests are not alerts: they are counted in `ops.webhook_rejection_count` (per source, reason and hour).
 
 **Re-run.** Safe at any time: only pending events are read, the upserts are idempotent, and an event
 mapped twice changes nothing.
@@ -60,11 +63,14 @@ def cdp_webhook_intake() -> None:
         return result.as_dict()
 
     @task(trigger_rule="all_done")
-    def check_backlog() -> dict[str, int]:
-        from cdp.runtime import warehouse_url
-        from cdp.webhooks.stream import check_backlog
+    def check_backlog(ti=None) -> dict[str, int]:
+        """Alert on undeliverable deliveries (a data alert, once), then fail on events waiting too long."""
+        from cdp.runtime import actor_of, data_alert_sender, warehouse_url
+        from cdp.webhooks.stream import alert_undeliverable, check_backlog
 
-        return check_backlog(warehouse_url())
+        url = warehouse_url()
+        alert_undeliverable(url, run_id=ti.run_id, send=data_alert_sender(), actor=actor_of(ti))
+        return check_backlog(url)
 
     process.expand(stream_key=[spec.key for spec in WEBHOOK_SPECS]) >> check_backlog()
 

@@ -8,7 +8,7 @@ from Airflow connections (``warehouse``; ``webhook_typeform``, ``webhook_zigpoll
 the ``cdp_webhook_intake`` DAG. Nothing is looked up when the plugin loads, only at the first request.
 
 The endpoints are not behind Airflow's login (vendors cannot log in): the HMAC signature is the
-authentication, checked on every request.
+authentication, checked on every request before anything of its body is stored (``cdp.webhooks.intake``).
 """
 
 from __future__ import annotations

@@ -34,6 +34,7 @@ _KINDS = (
     AlertKind("dedupe_spike", "The duplicate rate of a dedupe run jumped against recent runs", "cdp_dedupe"),
     AlertKind("crm_push", "The CRM push did not reconcile, or waits on staff conflicts or refused records", "migration_phase2_lms_crm"),
     AlertKind("referral_outage", "No referrals tracked for hours while sign-ups continue", "referral_migration"),
+    AlertKind("webhook_undeliverable", "Signed webhook deliveries acknowledged but not landed: kept as bytes", "cdp_webhook_intake"),
     AlertKind("error:StreamsFailed", "One or more streams did not land this sync run", "cdp_sync"),
     AlertKind("error:AuthError", "A source refused the connection's credential", "cdp_sync, cdp_count_diff"),
     AlertKind("error:TransientError", "A source stayed down or kept failing after retries", "cdp_sync, cdp_count_diff"),
@@ -58,8 +59,10 @@ ALERTS: dict[str, AlertKind] = {kind.key: kind for kind in _KINDS}
 # Error classes of the package that never end a DAG run, so never reach Slack (and why).
 NOT_ALERTS: dict[str, str] = {
     "SourceError": "base class only; its subclasses are listed",
-    "SignatureError": "a webhook request refused with 401 and counted in ops.webhook_rejection",
-    "PayloadError": "a webhook request refused with 400 and counted in ops.webhook_rejection",
+    "SignatureError": "a webhook request refused with 401 and counted in ops.webhook_rejection_count",
+    "PayloadError": "a webhook request refused with 422 and counted in ops.webhook_rejection_count",
+    "UnstorableBody": "a signed webhook body PostgreSQL cannot hold as JSON: kept in ops.webhook_undeliverable "
+    "and answered 200; the `webhook_undeliverable` data alert reports it",
     "LegacyRowError": "one referral-sheet row that cannot be read: kept in ops.quarantine with its reason",
     "CertificateRefused": "one certificate request the service refused: kept with its code and retried next run",
     "PersonNotFound": "the privacy CLI's answer to an unknown person (exit code 1)",

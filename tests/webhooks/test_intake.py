@@ -118,7 +118,6 @@ def test_concurrent_deliveries_of_one_event_land_it_once(intake, warehouse_url: 
         ("no signature", 401, "missing typeform-signature"),
         ("wrong secret", 401, "does not match"),
         ("tampered body", 401, "does not match"),
-        ("malformed JSON", 400, "malformed JSON"),
         ("not an object", 422, "missing JSON object"),
         ("no event id", 422, "missing event_id"),
         ("wrong content type", 415, "application/json"),
@@ -142,8 +141,6 @@ def test_bad_requests_get_a_clear_4xx_are_counted_and_write_nothing_to_core(
         body, headers = signed(source, payload, secret="not-the-secret-at-all-000")
     elif case == "tampered body":
         body = body.replace(b'"number": 9', b'"number": 1')
-    elif case == "malformed JSON":
-        body, headers = signed(source, body[:-3])
     elif case == "not an object":
         body, headers = signed(source, b"[1, 2, 3]")
     elif case == "no event id":
@@ -177,7 +174,8 @@ def test_bad_requests_get_a_clear_4xx_are_counted_and_write_nothing_to_core(
     rejections = _rejections(warehouse_url)
     assert [(r[0], r[1]) for r in rejections] == [(source, status)]
     assert reason in rejections[0][2]
-    assert rejections[0][3] is (case != "oversized")  # kept with its reason, except an oversized body
+    assert rejections[0][3] is False  # a refused body is never kept (a signed one PostgreSQL cannot hold
+    # as JSON is not refused: tests/webhooks/test_intake_abuse.py)
     assert rejections[0][4] == len(body)
 
 
@@ -230,7 +228,8 @@ def test_landed_events_wake_the_pipeline_once_per_burst(warehouse_url: str, inta
             assert client.post("/zigpoll", content=body, headers=headers).status_code == 200
         client.post("/zigpoll", content=body, headers=headers)  # a duplicate wakes nothing
         body, headers = signed("zigpoll", b"{")
-        client.post("/zigpoll", content=body, headers=headers)  # nor does a rejection
+        client.post("/zigpoll", content=body, headers=headers)  # nor does a body kept undeliverable
+        client.post("/zigpoll", content=body, headers={"Content-Type": "application/json"})  # nor a rejection
         burst_in.set()
         deadline = time.monotonic() + 10
         while sum(emitted) < 5 and time.monotonic() < deadline:

@@ -3,9 +3,12 @@
 A request is checked (content type, size, HMAC signature over the exact bytes received, JSON, the fields
 that identify the event, timestamp, known form), then its payload is landed in ``raw.records`` (stream
 ``webhook``) in the same statement that claims its event id in ``ops.webhook_event``, and only then is the
-sender answered 2xx: an acknowledged event is never lost, and a repeated one is landed once. A rejected
-request is answered 4xx with the reason and kept in ``ops.webhook_rejection``; nothing reaches ``core``
-from here. The pipeline (DAG ``cdp_webhook_intake``, woken by the Asset event the plugin emits) feeds the
+sender answered 2xx: an acknowledged event is never lost, and a repeated one is landed once. Nothing of a
+body is stored before its signature verifies: a rejected request is answered 4xx with the reason and
+counted per source, reason and hour in ``ops.webhook_rejection_count`` (a few detail rows per hour in
+``ops.webhook_rejection``, never the body), an unknown source name stores nothing, and a signed body
+PostgreSQL cannot hold as JSON is kept byte for byte in ``ops.webhook_undeliverable`` and answered 200
+(the ``webhook_undeliverable`` data alert tells an operator). Nothing reaches ``core`` from here. The pipeline (DAG ``cdp_webhook_intake``, woken by the Asset event the plugin emits) feeds the
 landed payloads through the same survey mappings as the 2-hourly polling sync (``cdp.webhooks.stream``).
 
 No Airflow imports: the plugin in ``plugins/`` wraps ``create_app`` and supplies the secrets.

@@ -1,7 +1,7 @@
 """The FastAPI app the Airflow API server serves (see ``plugins/cdp_webhooks.py``); runnable alone too.
 
-``POST /{source}`` with ``source`` one of ``typeform``, ``zigpoll``, ``registration``. The body is read
-up to the size limit and no further. The answer is sent only after the payload is committed to ``raw``;
+``POST /{source}`` with ``source`` one of ``typeform``, ``zigpoll``, ``registration`` (a source not
+configured is refused before its body is read). The body is read up to the size limit and no further. The answer is sent only after the payload is committed to ``raw``;
 the Asset event that wakes the pipeline is emitted afterwards, coalesced (one event per burst), so a slow
 or failing metadata database never delays or fails an acknowledgement: the processing DAG also runs on
 a timer and reads every pending event.
@@ -97,14 +97,27 @@ def create_app(
         from starlette.concurrency import run_in_threadpool
 
         current = await run_in_threadpool(intake)
+        if not current.known(source):  # refused before a byte of the body is read
+            return answer(current.receive(source, {}, b""))
         limit = max_body_bytes or current.settings.max_body_bytes
         body, truncated = await read_limited(request, limit)
         try:
             outcome = await run_in_threadpool(
                 current.receive, source, dict(request.headers), body, truncated=truncated
             )
-        except (psycopg.Error, sqlalchemy.exc.TimeoutError):  # down, or every pooled connection busy
-            log.exception("webhook %s: the warehouse did not take the event", source)
+        except (psycopg.Error, sqlalchemy.exc.TimeoutError) as error:  # down, or every connection busy
+            # A server error's text is not logged: PostgreSQL quotes the JSON it choked on (CONTEXT line).
+            # A connection that failed or a pool that is full says nothing of the body, and says why.
+            sqlstate = getattr(error, "sqlstate", None)
+            client_side = isinstance(error, psycopg.OperationalError | sqlalchemy.exc.TimeoutError)
+            why = str(error).splitlines()[0][:200] if client_side and not sqlstate else ""
+            log.error(
+                "webhook %s: the warehouse did not take the event (%s, SQLSTATE %s) %s",
+                source,
+                type(error).__name__,
+                sqlstate,
+                why,
+            )
             return JSONResponse({"error": "warehouse unavailable, retry later"}, status_code=503)
         if outcome.landed and notifier is not None:
             notifier.notify()
@@ -117,6 +130,7 @@ def create_app(
             "ready": counters is not None,
             "accepted": counters.accepted if counters else 0,
             "duplicates": counters.duplicates if counters else 0,
+            "kept_undeliverable": counters.kept if counters else 0,
             "rejected": dict(counters.rejected) if counters else {},
         }
 

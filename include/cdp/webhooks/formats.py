@@ -22,6 +22,8 @@ registration rules: marketing is fundraising consent, parental is parental conse
 
 from __future__ import annotations
 
+import json
+import math
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -34,6 +36,59 @@ RECORD_KEYS = {"typeform": "response_id", "zigpoll": "_id", "registration": "id"
 
 class PayloadError(ValueError):
     """The JSON is well formed but lacks what identifies the event."""
+
+
+class UnstorableBody(ValueError):
+    """A body PostgreSQL cannot hold as JSON: not UTF-8, not JSON, or JSON that jsonb refuses.
+
+    The message says why and never quotes the body (it is logged and shown to the sender)."""
+
+
+def _refuse_constant(name: str) -> Any:
+    raise UnstorableBody(f"the JSON holds {name}, which jsonb cannot store")
+
+
+def parse_body(body: bytes) -> Any:
+    """The body as JSON that ``jsonb`` will take, or ``UnstorableBody``.
+
+    Python's json module accepts what PostgreSQL refuses: ``\\u0000`` in a string (jsonb and text hold no
+    NUL), lone UTF-16 surrogates, NaN and Infinity, and floats that overflow to infinity; each would fail
+    the insert, which the sender would see as a 5xx and retry forever.
+    """
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise UnstorableBody(f"the body is not UTF-8 (byte {error.start})") from None
+    try:
+        payload = json.loads(text, parse_constant=_refuse_constant)
+    except UnstorableBody:
+        raise
+    except RecursionError:
+        raise UnstorableBody("the JSON is nested too deeply") from None
+    except json.JSONDecodeError as error:
+        raise UnstorableBody(
+            f"malformed JSON: {error.msg} at line {error.lineno} column {error.colno}"
+        ) from None
+    except ValueError:  # e.g. an integer longer than Python converts (sys.get_int_max_str_digits)
+        raise UnstorableBody("the JSON holds a number too long to read") from None
+    pending = [payload]
+    while pending:
+        value = pending.pop()
+        if isinstance(value, dict):
+            pending.extend(value.keys())
+            pending.extend(value.values())
+        elif isinstance(value, list):
+            pending.extend(value)
+        elif isinstance(value, str):
+            if "\x00" in value:
+                raise UnstorableBody("a string holds \\u0000, which PostgreSQL cannot store in jsonb")
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                raise UnstorableBody("a string holds an unpaired UTF-16 surrogate") from None
+        elif isinstance(value, float) and not math.isfinite(value):
+            raise UnstorableBody("the JSON holds a number out of range")
+    return payload
 
 
 @dataclass(frozen=True)

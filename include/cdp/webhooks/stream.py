@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 
+from cdp.quality.data_alerts import AlertOutcome, Finding, alert_once
 from cdp.sync.engine import SyncResult, sync_stream
 from cdp.sync.specs import StreamSpec
 from cdp.warehouse import Actor, connect, transaction
@@ -115,3 +116,46 @@ def check_backlog(url: str, older_than_seconds: int = 3600) -> dict[str, int]:
             + ", ".join(f"{key} {n}" for key, n in waiting.items())
         )
     return waiting
+
+
+UNDELIVERABLE_SCOPE = "webhook_undeliverable:"
+OPEN_UNDELIVERABLE = (
+    "SELECT source, count(*) AS deliveries, min(received_at) AS oldest, max(undeliverable_id) AS newest,"
+    " string_agg(DISTINCT reason, '; ' ORDER BY reason) AS reasons"
+    " FROM ops.webhook_undeliverable WHERE resolved_at IS NULL GROUP BY source ORDER BY source"
+)
+
+
+def undeliverable_findings(url: str) -> list[Finding]:
+    """One finding per source with signed deliveries kept undeliverable and not yet resolved (no body)."""
+    with connect(url, Actor("webhook-processing")) as conn:
+        rows = conn.execute(OPEN_UNDELIVERABLE).fetchall()
+    findings = []
+    for row in rows:
+        n = int(row["deliveries"])
+        findings.append(
+            Finding(
+                f"webhook_undeliverable:{row['source']}",
+                f"{n}|{row['newest']}",
+                f"*{row['source']}*: {n} signed deliver{'y' if n == 1 else 'ies'} since "
+                f"{row['oldest']:%Y-%m-%d %H:%M} UTC acknowledged but not landed (the body cannot be held as "
+                f"JSON: {row['reasons'][:300]}); the bytes wait in ops.webhook_undeliverable."
+                "\n  repair: read them as cdp_admin, re-send the corrected event or ask the sender, then set "
+                "resolved_at and resolution (see the README runbook)",
+            )
+        )
+    return findings
+
+
+def alert_undeliverable(url: str, *, run_id: str, send: Callable[[str], None], actor: Actor) -> AlertOutcome:
+    """The ``webhook_undeliverable`` data alert: sent when deliveries are kept, again when more come, and
+    once as cleared when all are resolved."""
+    return alert_once(
+        url,
+        scope=UNDELIVERABLE_SCOPE,
+        title="Webhook deliveries kept undeliverable",
+        run_id=run_id,
+        findings=undeliverable_findings(url),
+        send=send,
+        actor=actor,
+    )

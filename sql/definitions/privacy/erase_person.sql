@@ -73,6 +73,16 @@ BEGIN
     GET DIAGNOSTICS n = ROW_COUNT;
     counts := counts || jsonb_build_object('webhook_rejections_redacted', n);
 
+    -- Signed deliveries kept as bytes (not JSON, so matched in their escaped text): the body goes, its size
+    -- and digest stay, and the row counts as resolved.
+    UPDATE ops.webhook_undeliverable u
+    SET body = NULL, resolved_at = coalesce(u.resolved_at, now()),
+        resolution = concat_ws('; ', u.resolution, 'body erased by ' || v_erasure_id)
+    WHERE u.body IS NOT NULL
+      AND EXISTS (SELECT 1 FROM erase_emails e WHERE position(e.email IN lower(encode(u.body, 'escape'))) > 0);
+    GET DIAGNOSTICS n = ROW_COUNT;
+    counts := counts || jsonb_build_object('webhook_undeliverable_erased', n);
+
     UPDATE core.survey_response s SET answers = privacy.redact(s.answers), age_reported = NULL, updated_at = now()
     WHERE s.person_id IN (SELECT person_id FROM erase_targets);
     GET DIAGNOSTICS n = ROW_COUNT;
