@@ -66,6 +66,10 @@ NOT_ALERTS: dict[str, str] = {
     "LegacyRowError": "one referral-sheet row that cannot be read: kept in ops.quarantine with its reason",
     "CertificateRefused": "one certificate request the service refused: kept with its code and retried next run",
     "PersonNotFound": "the privacy CLI's answer to an unknown person (exit code 1)",
+    "DefinitionError": "raised by `cdp migrate` at deploy time (sql/definitions/ and its manifest disagree); "
+    "no DAG runs migrations, so it stops the deploy, not a run",
+    "DefinitionConflict": "raised by `cdp migrate` at deploy time (a view or function changed in a way CREATE OR "
+    "REPLACE cannot apply); the message names the revision to write",
     "UnexplainedDifference": "raised by cdp.finance.reconcile.require_reconciled for library and CLI use; the "
     "cdp_reconcile DAG sends the `reconcile` data alert, then fails the run (`run_failed`) naming the month",
 }
