@@ -66,6 +66,8 @@ NOT_ALERTS: dict[str, str] = {
     "LegacyRowError": "one referral-sheet row that cannot be read: kept in ops.quarantine with its reason",
     "CertificateRefused": "one certificate request the service refused: kept with its code and retried next run",
     "PersonNotFound": "the privacy CLI's answer to an unknown person (exit code 1)",
+    "DependencyError": "a stream's declared order (`after=`) names an unknown stream or makes a cycle: raised "
+    "while cdp_sync is parsed, so the UI shows an import error; tests/sources catch it before a deploy",
     "DefinitionError": "raised by `cdp migrate` at deploy time (sql/definitions/ and its manifest disagree); "
     "no DAG runs migrations, so it stops the deploy, not a run",
     "DefinitionConflict": "raised by `cdp migrate` at deploy time (a view or function changed in a way CREATE OR "
