@@ -18,13 +18,13 @@ from psycopg.rows import dict_row
 from support import create_database, drop_database
 
 from cdp.identity import warehouse
-from cdp.identity.sandbox_truth import sync_sandbox
 from cdp.identity.warehouse import merge_people, person_references, uncovered_person_columns, unmerge
 from cdp.paths import SQL_DIR
-from cdp.sandbox.generator import World
-from cdp.sandbox.server import SandboxServer
 from cdp.warehouse import Actor, transaction
 from cdp.warehouse.embedded import EmbeddedServer
+from cdp_sandbox.generator import World
+from cdp_sandbox.server import SandboxServer
+from cdp_sandbox.truth import sync_sandbox
 
 ACTOR = Actor("pytest:lineage")
 

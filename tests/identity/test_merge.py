@@ -9,10 +9,10 @@ import psycopg
 import pytest
 
 from cdp.identity import warehouse
-from cdp.identity.sandbox_truth import sync_sandbox, true_duplicate_pairs, truth_of_people
 from cdp.identity.warehouse import DedupeError, DedupeSettings, merge_people, run_dedupe, unmerge
-from cdp.sandbox.generator import World
 from cdp.warehouse import Actor, transaction
+from cdp_sandbox.generator import World
+from cdp_sandbox.truth import sync_sandbox, true_duplicate_pairs, truth_of_people
 
 ACTOR = Actor("pytest:dedupe")
 

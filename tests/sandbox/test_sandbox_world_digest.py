@@ -16,12 +16,12 @@ from pathlib import Path
 import orjson
 import pytest
 
-from cdp.sandbox import legacy, legacy_referrals, volunteers, zendesk
-from cdp.sandbox.apis import Request
-from cdp.sandbox.crm_amounts import crm_amount_mismatches
-from cdp.sandbox.generator import World
-from cdp.sandbox.server import SandboxServer
-from cdp.sandbox.tables import Table
+from cdp_sandbox import legacy, legacy_referrals, volunteers, zendesk
+from cdp_sandbox.apis import Request
+from cdp_sandbox.crm_amounts import crm_amount_mismatches
+from cdp_sandbox.generator import World
+from cdp_sandbox.server import SandboxServer
+from cdp_sandbox.tables import Table
 
 WORLDS = {
     "default": {"seed": 7, "learners": 600},

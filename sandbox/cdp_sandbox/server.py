@@ -8,12 +8,12 @@
         sandbox.slack_messages                            # what the alerting posted
 
 Mounts: ``/moodle``, ``/salesforce``, ``/stripe``, ``/typeform``, ``/zigpoll``, ``/referralhero`` (see
-``cdp.sandbox.apis`` for what each speaks), ``/galaxy`` (``cdp.sandbox.volunteers``), ``/zendesk`` (``cdp.sandbox.zendesk``), ``POST /slack/...`` (incoming webhooks) and the admin API:
+``cdp_sandbox.apis`` for what each speaks), ``/galaxy`` (``cdp_sandbox.volunteers``), ``/zendesk`` (``cdp_sandbox.zendesk``), ``POST /slack/...`` (incoming webhooks) and the admin API:
 ``GET /_sandbox/health``, ``GET|POST|DELETE /_sandbox/faults`` (POST a Fault as JSON; DELETE clears,
 ``DELETE /_sandbox/faults/{id}`` removes one), ``GET|DELETE /_sandbox/slack``,
 ``GET /_sandbox/truth/count?source=&stream=&since=&until=``, ``POST /_sandbox/salesforce/staff-edit``
-(a staff edit in the CRM, see ``cdp.sandbox.crm_writes``). ``/certificates`` is the certificate
-issuance service (``cdp.sandbox.certificates``).
+(a staff edit in the CRM, see ``cdp_sandbox.crm_writes``). ``/certificates`` is the certificate
+issuance service (``cdp_sandbox.certificates``).
 
 Command line (wired to ``cdp sandbox serve``): ``--host --port --seed --learners --fault SPEC
 --ledger-folder PATH``; a fault SPEC is ``source[:stream]:kind[:key=value,...]``.
@@ -36,13 +36,13 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from cdp.sandbox.apis import Request, Response, VendorApis
-from cdp.sandbox.crm_writes import COMPLETION_CAMPAIGN_ID
-from cdp.sandbox.faults import Fault, FaultBook
-from cdp.sandbox.generator import World, to_epoch
-from cdp.sandbox.zendesk import AGENT_EMAIL as ZENDESK_AGENT_EMAIL
-from cdp.sandbox.zendesk import REFERRAL_FIELD_ID as ZENDESK_REFERRAL_FIELD_ID
 from cdp.sources.base import SourceSettings
+from cdp_sandbox.apis import Request, Response, VendorApis
+from cdp_sandbox.crm_writes import COMPLETION_CAMPAIGN_ID
+from cdp_sandbox.faults import Fault, FaultBook
+from cdp_sandbox.generator import World, to_epoch
+from cdp_sandbox.zendesk import AGENT_EMAIL as ZENDESK_AGENT_EMAIL
+from cdp_sandbox.zendesk import REFERRAL_FIELD_ID as ZENDESK_REFERRAL_FIELD_ID
 
 log = logging.getLogger(__name__)
 
@@ -305,7 +305,7 @@ def sandbox_settings(
         "typeform": {"form_id": ids.typeform_form_id},
         "zigpoll": {"account_id": ids.zigpoll_account_id, "poll_id": ids.zigpoll_poll_id},
         "referralhero": {"list_uuid": ids.referralhero_list_uuid},
-        "galaxy": {},  # the volunteer platform (cdp.sandbox.volunteers)
+        "galaxy": {},  # the volunteer platform (cdp_sandbox.volunteers)
         "zendesk": {"email": ZENDESK_AGENT_EMAIL, "referral_field_id": ZENDESK_REFERRAL_FIELD_ID},
         "ledger": {"folder": str(ledger_folder) if ledger_folder else ""},
         "certificates": {},

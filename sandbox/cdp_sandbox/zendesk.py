@@ -33,11 +33,11 @@ from urllib.parse import quote
 
 import numpy as np
 
-from cdp.sandbox.generator import DAY, World, iso_z
-from cdp.sandbox.tables import MALFORMED_REASONS, REASON_CODE, Table
+from cdp_sandbox.generator import DAY, World, iso_z
+from cdp_sandbox.tables import MALFORMED_REASONS, REASON_CODE, Table
 
 if TYPE_CHECKING:
-    from cdp.sandbox.apis import Request, Response, VendorApis
+    from cdp_sandbox.apis import Request, Response, VendorApis
 
 SUBDOMAIN = "cdp-sandbox"
 AGENT_EMAIL = "sync-agent@sandbox.example.org"
@@ -267,7 +267,7 @@ def _authorized(apis: VendorApis, request: Request) -> bool:
 
 def handle(apis: VendorApis, request: Request) -> Response:
     """``GET /api/v2/incremental/tickets/cursor.json`` and ``GET /api/v2/search/count`` as Zendesk answers."""
-    from cdp.sandbox.apis import Response
+    from cdp_sandbox.apis import Response
 
     fault = apis._request_faults(
         "zendesk",
@@ -352,7 +352,7 @@ def handle(apis: VendorApis, request: Request) -> Response:
 
 
 def _search_count(data: TicketData, query: str) -> Response:
-    from cdp.sandbox.apis import Response
+    from cdp_sandbox.apis import Response
 
     if "type:ticket" not in query.split():
         return Response(400, {"error": "InvalidValue", "description": "only type:ticket is served here"})

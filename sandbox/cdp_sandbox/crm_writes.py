@@ -46,8 +46,8 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 if TYPE_CHECKING:
-    from cdp.sandbox.apis import Request, Response, VendorApis
-    from cdp.sandbox.generator import World
+    from cdp_sandbox.apis import Request, Response, VendorApis
+    from cdp_sandbox.generator import World
 
 INTEGRATION_USER_ID = "005SB0000000INTEGR"
 STAFF_USER_ID = "005SB0000000STAFF1"
@@ -402,7 +402,7 @@ class SalesforceWrites:
         return None
 
     def handle(self, request: Request, apis: VendorApis) -> Response:
-        from cdp.sandbox.apis import Response
+        from cdp_sandbox.apis import Response
 
         if COLLECTION_PATH.match(request.path):
             return self._handle_update(request, apis)
@@ -434,7 +434,7 @@ class SalesforceWrites:
 
     def _handle_update(self, request: Request, apis: VendorApis) -> Response:
         """``PATCH /composite/sobjects``: update up to 200 records by their ids."""
-        from cdp.sandbox.apis import Response
+        from cdp_sandbox.apis import Response
 
         try:
             body = orjson.loads(request.body) if request.body else {}
@@ -477,7 +477,7 @@ class SalesforceWrites:
         body: Any,
         apis: VendorApis,
     ) -> Response:
-        from cdp.sandbox.apis import Response
+        from cdp_sandbox.apis import Response
 
         if composite and method == "PATCH" and field and value is None:
             if not isinstance(body, dict) or not isinstance(body.get("records"), list):

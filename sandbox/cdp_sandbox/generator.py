@@ -28,10 +28,10 @@ from typing import Any
 
 import numpy as np
 
-from cdp.sandbox import people
-from cdp.sandbox.crm_amounts import crm_amount
-from cdp.sandbox.names import COURSE_TOPICS, CULTURE_WEIGHTS, CULTURES, PARTNER_NAMES
-from cdp.sandbox.tables import (
+from cdp_sandbox import people
+from cdp_sandbox.crm_amounts import crm_amount
+from cdp_sandbox.names import COURSE_TOPICS, CULTURE_WEIGHTS, CULTURES, PARTNER_NAMES
+from cdp_sandbox.tables import (
     MALFORMED_REASONS,
     REASON_CODE,
     Table,
@@ -232,7 +232,7 @@ class World:
         self._build_surveys()
         self._build_referrals()
         self._build_ledger()
-        from cdp.sandbox import zendesk  # the support desk (own module and random generator)
+        from cdp_sandbox import zendesk  # the support desk (own module and random generator)
 
         zendesk.build(self)
 

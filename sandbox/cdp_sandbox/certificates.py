@@ -26,14 +26,14 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 if TYPE_CHECKING:
-    from cdp.sandbox.apis import Request, Response, VendorApis
+    from cdp_sandbox.apis import Request, Response, VendorApis
 
 STREAM = "requests"
 PATH = "/v1/certificate-requests"
 
 
 def _error(status: int, kind: str, code: str, message: str) -> Response:
-    from cdp.sandbox.apis import Response
+    from cdp_sandbox.apis import Response
 
     return Response(status, {"error": {"type": kind, "code": code, "message": message}})
 
@@ -47,7 +47,7 @@ class CertificateService:
         self.posts = 0
 
     def handle(self, request: Request, apis: VendorApis) -> Response:
-        from cdp.sandbox.apis import Response
+        from cdp_sandbox.apis import Response
 
         fault_response = apis._request_faults(
             "certificates",
@@ -88,7 +88,7 @@ class CertificateService:
         return response
 
     def _create(self, request: Request) -> Response:
-        from cdp.sandbox.apis import Response
+        from cdp_sandbox.apis import Response
 
         key = request.headers.get("idempotency-key", "")
         if not key:
@@ -140,7 +140,7 @@ class CertificateService:
             return Response(201, created)
 
     def _list(self, request: Request) -> Response:
-        from cdp.sandbox.apis import Response
+        from cdp_sandbox.apis import Response
 
         limit = max(1, min(int(request.arg("limit") or 100), 100))
         after = request.arg("starting_after")

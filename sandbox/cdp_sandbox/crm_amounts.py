@@ -11,7 +11,7 @@ import random
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from cdp.sandbox.generator import World
+    from cdp_sandbox.generator import World
 
 #: How a slip changes the amount (minor units): a cent off either way, a zero too many, a zero too few.
 SLIPS = ("cent_over", "cent_under", "times_ten", "tenth")

@@ -20,7 +20,7 @@ from typing import Any
 
 import orjson
 
-from cdp.sandbox.generator import World
+from cdp_sandbox.generator import World
 
 STREAM = "reward_status"
 REWARD_THRESHOLDS = {100: 3, 101: 10}  # bonus id -> referrals required (as /bonuses serves them)

@@ -64,12 +64,12 @@ from urllib.parse import parse_qs
 import numpy as np
 import orjson
 
-from cdp.sandbox.certificates import CertificateService
-from cdp.sandbox.crm_writes import SalesforceWrites, generated_contacts
-from cdp.sandbox.faults import Fault, FaultBook
-from cdp.sandbox.generator import World, to_epoch
-from cdp.sandbox.referral_rewards import RewardDesk
-from cdp.sandbox.tables import Table
+from cdp_sandbox.certificates import CertificateService
+from cdp_sandbox.crm_writes import SalesforceWrites, generated_contacts
+from cdp_sandbox.faults import Fault, FaultBook
+from cdp_sandbox.generator import World, to_epoch
+from cdp_sandbox.referral_rewards import RewardDesk
+from cdp_sandbox.tables import Table
 
 
 @dataclass
@@ -854,7 +854,7 @@ class VendorApis:
         match = re.match(r"^/api/v2/lists/(\w+)/(subscribers|bonuses)/?$", request.path)
         stream = "subscribers" if match and match.group(2) == "subscribers" else None
         reward = re.match(r"^/api/v2/lists/(\w+)/subscribers/(\w+)/rewards/(\d+)/status/?$", request.path)
-        if reward:  # reward delivery (cdp.sandbox.referral_rewards)
+        if reward:  # reward delivery (cdp_sandbox.referral_rewards)
             match, stream = reward, "reward_status"
         calls_left = max(0, 10_000 - self.api_calls.get("referralhero", 0))
 
@@ -947,12 +947,12 @@ class VendorApis:
         )
 
     def _galaxy(self, request: Request) -> Response:
-        from cdp.sandbox import volunteers
+        from cdp_sandbox import volunteers
 
         return volunteers.handle(self, request)
 
     def _zendesk(self, request: Request) -> Response:
-        from cdp.sandbox import zendesk
+        from cdp_sandbox import zendesk
 
         return zendesk.handle(self, request)
 

@@ -25,11 +25,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from cdp.sandbox.generator import DAY, World, person_id
-from cdp.sandbox.tables import MALFORMED_REASONS, REASON_CODE, Table
+from cdp_sandbox.generator import DAY, World, person_id
+from cdp_sandbox.tables import MALFORMED_REASONS, REASON_CODE, Table
 
 if TYPE_CHECKING:
-    from cdp.sandbox.apis import Request, Response, VendorApis
+    from cdp_sandbox.apis import Request, Response, VendorApis
 
 STREAMS = ("users", "responses", "hours")
 NEEDS = (
@@ -252,7 +252,7 @@ _SINCE_UPDATED = re.compile(r"^\d{4}-\d{2}-\d{2}( \d{2}:\d{2}(:\d{2})?)?$")
 
 def handle(apis: VendorApis, request: Request) -> Response:
     """``GET /api/{users,responses,hours}`` as Galaxy Digital answers them."""
-    from cdp.sandbox.apis import Response
+    from cdp_sandbox.apis import Response
 
     match = re.match(r"^/api/(users|responses|hours)/?$", request.path)
     stream = match.group(1) if match else None
