@@ -11,7 +11,7 @@ import pytest
 from cdp.referrals.fulfilment import fulfil_rewards
 from cdp.referrals.kpis import KPI_VIEWS, read_kpis
 from cdp.warehouse import Actor
-from cdp_sandbox.generator import DAY
+from cdp_sandbox.formats import DAY
 from cdp_sandbox.server import SandboxServer
 
 ACTOR = Actor("pytest")
