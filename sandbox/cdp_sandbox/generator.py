@@ -18,8 +18,9 @@ payloads without the age field, and a small share of malformed records.
 
 The people and the drawing helpers are the shared core (``core.WorldCore``); each vendor's tables come
 from its own module (``moodle``, ``stripe``, ``salesforce``, ``surveys`` for Zigpoll and Typeform,
-``referralhero``, ``ledger``, ``zendesk``; Galaxy's volunteers on first use), built in the order of the
-registry (``cdp_sandbox.vendors``), each from its own random stream.
+``referralhero``, ``ledger``, ``zendesk``; Galaxy's volunteers on first use), registered in
+``cdp_sandbox.vendors`` and built each after the vendors whose data it reads, each from its own random
+stream.
 """
 
 from __future__ import annotations
@@ -104,6 +105,7 @@ class Truth:
 class World(WorldCore):
     """One nonprofit's systems, generated from a seed. Size knobs default from `learners`."""
 
+    # Every registered vendor's credential by default (a redefined field keeps its place among the core's).
     credentials: Credentials = field(default_factory=registered_credentials)
 
     def __post_init__(self) -> None:
