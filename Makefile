@@ -13,15 +13,17 @@ PYTEST_WORKERS ?= 2
 
 venv: $(DEPS)
 
-$(DEPS): requirements.txt requirements-dev.txt pyproject.toml
+# The product (include/cdp) and, editable beside it, the sandbox (sandbox/: the vendor stand-ins, `cdp sandbox`
+# and `cdp run`), a development tool the production image never gets.
+$(DEPS): requirements.txt requirements-dev.txt pyproject.toml sandbox/pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit("Python 3.11 or newer is needed (found %s); set PYTHON=python3.12 or similar" % sys.version.split()[0]) if sys.version_info < (3, 11) else None'
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check uv==0.13.9
 	$(BIN)/uv pip install --quiet -p $(BIN)/python -r requirements-dev.txt
-	$(BIN)/uv pip install --quiet -p $(BIN)/python --no-deps -e .
+	$(BIN)/uv pip install --quiet -p $(BIN)/python --no-deps -e . -e sandbox
 	touch $@
 
-## run: the warehouse, its schema and Airflow (UI on http://localhost:$(PORT)) with every DAG
+## run: the warehouse, its schema, the vendor sandbox and Airflow (UI on http://localhost:$(PORT)) with every DAG
 run: $(DEPS)
 	$(BIN)/cdp run --port $(PORT)
 
@@ -35,10 +37,12 @@ browser:
 ## test: the whole suite against a PostgreSQL server the suite starts itself
 test: $(DEPS) browser
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) -p no:cacheprovider
 
 lint: $(DEPS)
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 	$(BIN)/ruff format --check .
 
 format: $(DEPS)

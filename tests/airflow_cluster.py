@@ -73,7 +73,7 @@ class AirflowCluster:
         (self.home / "no-plugins").mkdir(parents=True, exist_ok=True)
         self.airflow("db", "migrate", timeout=timeout)
         # The vendor pools, as airflow-init and `make run` create them: without its pool a task stays queued.
-        from cdp.devserver import create_pools
+        from cdp_sandbox.devserver import create_pools
 
         create_pools(self.env)
         for component in COMPONENTS:

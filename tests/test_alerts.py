@@ -15,8 +15,8 @@ import pytest
 
 from cdp.runtime import SLACK_CONN_ID, SYNC_DEADLINE
 from cdp.runtime.alerts import failure_text
-from cdp.sandbox.generator import World
-from cdp.sandbox.server import SandboxServer
+from cdp_sandbox.generator import World
+from cdp_sandbox.server import SandboxServer
 
 
 @pytest.fixture

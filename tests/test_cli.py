@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import re
+import tomllib
+from importlib.metadata import EntryPoint, EntryPoints, entry_points
 from pathlib import Path
 
 import psycopg
 import pytest
 
-from cdp.cli import main
+from cdp import cli
+from cdp.cli import COMMANDS_GROUP, build_parser, main
+
+SANDBOX_PYPROJECT = Path(__file__).resolve().parents[1] / "sandbox" / "pyproject.toml"
 
 
 @pytest.fixture
@@ -63,3 +69,45 @@ def test_dedupe_command_finds_febrl1_duplicates_through_a_column_mapping(tmp_pat
     true_pairs = [row for row in rows if row["id_l"].split("-")[1] == row["id_r"].split("-")[1]]
     assert len(true_pairs) >= 450  # FEBRL1 holds 500 duplicate pairs
     assert len(true_pairs) / len(rows) >= 0.95
+
+
+def _commands(parser_help: str) -> set[str]:
+    return set(re.search(r"\{([\w,-]+)\}", parser_help).group(1).split(","))
+
+
+def _declared_by_the_sandbox() -> list[EntryPoint]:
+    """The entry points sandbox/pyproject.toml declares, as the installed metadata would give them."""
+    declared = tomllib.loads(SANDBOX_PYPROJECT.read_text())["project"]["entry-points"][COMMANDS_GROUP]
+    return [EntryPoint(name, value, COMMANDS_GROUP) for name, value in declared.items()]
+
+
+def test_without_the_sandbox_package_cdp_has_neither_sandbox_nor_run() -> None:
+    commands = _commands(build_parser(installed=[]).format_help())
+    assert {"warehouse", "migrate", "audit", "dedupe", "privacy", "crm"} <= commands
+    assert not commands & {"sandbox", "run"}
+
+
+def test_with_the_sandbox_package_its_entry_points_add_sandbox_and_run() -> None:
+    declared = _declared_by_the_sandbox()
+    assert {entry.name for entry in declared} == {"sandbox", "run"}
+    assert {"sandbox", "run"} <= _commands(build_parser(installed=declared).format_help())
+    # `make venv` installs the sandbox here: its metadata declares the same entry points.
+    assert sorted(entry_points(group=COMMANDS_GROUP)) == sorted(declared)
+    assert {"sandbox", "run"} <= _commands(build_parser().format_help())
+
+
+@pytest.mark.parametrize("argv", [["sandbox", "serve"], ["run", "--port", "8080"]])
+def test_a_development_command_without_the_sandbox_is_a_clear_error(
+    argv: list[str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(cli, "entry_points", lambda group: EntryPoints(()))
+    assert main(argv) == 2
+    error = capsys.readouterr().err
+    assert f"`cdp {argv[0]}` is a development tool" in error and "make venv" in error
+
+
+def test_sandbox_subcommands_are_the_ones_it_always_had(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["sandbox", "--help"])
+    assert exit_info.value.code == 0
+    assert {"serve", "legacy-exports", "legacy-referrals"} <= _commands(capsys.readouterr().out)

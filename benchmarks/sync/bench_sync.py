@@ -225,8 +225,8 @@ class Bench:
 
     def settings(self, base_url: str) -> dict[str, dict]:
         """Each source's base URL, credential and ids, for dlt (which cannot import our package)."""
-        from cdp.sandbox.generator import World
-        from cdp.sandbox.server import sandbox_settings
+        from cdp_sandbox.generator import World
+        from cdp_sandbox.server import sandbox_settings
 
         world = World(seed=7, learners=self.learners)
         sources = {key.split(".")[0] for key in self.streams}
@@ -238,7 +238,7 @@ class Bench:
 
     def end_epoch(self) -> int:
         """The end of every contender's window: a day after the generator's last record."""
-        from cdp.sandbox.generator import World
+        from cdp_sandbox.generator import World
 
         return World(seed=7, learners=self.learners).end_ts + 86_400
 

@@ -1,14 +1,17 @@
-"""The ``cdp`` command: the operations a person runs by hand (warehouse, migrations, audit, sandbox, …).
+"""The ``cdp`` command: the operations a person runs by hand (warehouse, migrations, audit, privacy, …).
 
 Each command prints what it did in numbers and exits non-zero on failure, so it can be scripted and used
-from runbooks.
+from runbooks. Development tools add their own sub-commands through the ``cdp.commands`` entry point
+group: the sandbox package (``sandbox/``, installed by ``make venv``) adds ``cdp sandbox`` and ``cdp run``;
+the production image does not have them.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
 
 from cdp import audit
@@ -16,6 +19,15 @@ from cdp.warehouse import Actor, WarehouseNotConfigured, configured_url, connect
 from cdp.warehouse.embedded import default_server
 
 CLI_ACTOR = Actor("cli")
+
+#: The entry point group through which an installed package adds sub-commands (a register function each).
+COMMANDS_GROUP = "cdp.commands"
+#: Sub-commands only the development package provides, and what to tell someone who asks for them without it.
+DEVELOPMENT_COMMANDS = ("sandbox", "run")
+NOT_INSTALLED = (
+    "`cdp {command}` is a development tool and is not installed here: the sandbox package (sandbox/) adds it; "
+    "install it with `make venv` (or `uv pip install -e sandbox`)"
+)
 
 
 def _warehouse(args: argparse.Namespace) -> int:
@@ -80,13 +92,8 @@ def _audit(args: argparse.Namespace) -> int:
     return 0
 
 
-def _run(args: argparse.Namespace) -> int:
-    from cdp.devserver import run_local
-
-    return run_local(args.port)
-
-
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(installed: Iterable[EntryPoint] | None = None) -> argparse.ArgumentParser:
+    """The parser with the product's sub-commands and those of the installed packages (default: this Python's)."""
     parser = argparse.ArgumentParser(prog="cdp", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
 
@@ -107,33 +114,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     audit_parser.set_defaults(handler=_audit)
 
-    run = commands.add_parser(
-        "run", help="start the warehouse and Airflow standalone with every DAG (make run)"
-    )
-    run.add_argument("--port", type=int, default=8080)
-    run.set_defaults(handler=_run)
-
-    for register in _extensions():
+    installed = entry_points(group=COMMANDS_GROUP) if installed is None else installed
+    for register in [*_extensions(), *installed_commands(installed)]:
         register(commands)
     return parser
 
 
-def _register_sandbox(commands: argparse._SubParsersAction) -> None:
-    from cdp.sandbox import legacy, legacy_referrals, server
+def installed_commands(installed: Iterable[EntryPoint]) -> list[Callable[[argparse._SubParsersAction], None]]:
+    """The register functions of the ``cdp.commands`` entry points, in name order.
 
-    sandbox = commands.add_parser("sandbox", help="the local stand-in for every vendor API")
-    actions = sandbox.add_subparsers(dest="action", required=True)
-    serve = actions.add_parser("serve", help="serve the vendor APIs on a local port until stopped")
-    server.add_arguments(serve)
-    serve.set_defaults(handler=server.run)
-    exports = actions.add_parser(
-        "legacy-exports", help="write the legacy exports (LMS, CRM, donors, referrals)"
-    )
-    legacy.add_arguments(exports)
-    exports.set_defaults(handler=legacy.run)
-    sheet = actions.add_parser("legacy-referrals", help="write the referral program's legacy spreadsheet")
-    legacy_referrals.add_arguments(sheet)
-    sheet.set_defaults(handler=legacy_referrals.run)
+    An entry point is named after the sub-command its function adds (``sandbox = "cdp_sandbox.commands:..."``).
+    """
+    return [entry_point.load() for entry_point in sorted(installed, key=lambda entry_point: entry_point.name)]
 
 
 def _register_dedupe(commands: argparse._SubParsersAction) -> None:
@@ -165,8 +157,8 @@ def _register_crm(commands: argparse._SubParsersAction) -> None:
 
 
 def _extensions() -> list[Callable[[argparse._SubParsersAction], None]]:
-    """Sub-commands that live with their own package (sandbox, dedupe, privacy, …)."""
-    return [_register_sandbox, _register_dedupe, _register_privacy, _register_finance, _register_crm]
+    """Sub-commands that live with their own package in the product (dedupe, privacy, …)."""
+    return [_register_dedupe, _register_privacy, _register_finance, _register_crm]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -175,7 +167,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         from cdp.identity.commands import main as dedupe_main
 
         return dedupe_main(argv[1:])
-    args = build_parser().parse_args(argv)
+    installed = entry_points(group=COMMANDS_GROUP)
+    if argv[:1] and argv[0] in DEVELOPMENT_COMMANDS and argv[0] not in installed.names:
+        print(f"error: {NOT_INSTALLED.format(command=argv[0])}", file=sys.stderr)
+        return 2
+    args = build_parser(installed).parse_args(argv)
     try:
         return int(args.handler(args) or 0)
     except WarehouseNotConfigured as error:

@@ -16,12 +16,12 @@ from support import snapshot
 
 from cdp.crm import push
 from cdp.crm.client import SalesforceWriter
-from cdp.sandbox.crm_writes import INTEGRATION_USER_ID, STAFF_USER_ID
-from cdp.sandbox.server import SandboxServer
 from cdp.sources import registry
 from cdp.sync.engine import sync_stream
 from cdp.sync.specs import spec_for
 from cdp.warehouse import Actor
+from cdp_sandbox.crm_writes import INTEGRATION_USER_ID, STAFF_USER_ID
+from cdp_sandbox.server import SandboxServer
 
 ACTOR = Actor("pytest")
 OPS_TABLES = ("ops.crm_push_state", "ops.crm_push_conflict", "ops.crm_contact_review")

@@ -16,9 +16,9 @@ from support import snapshot
 from cdp.crm import push
 from cdp.crm.client import SalesforceWriter
 from cdp.privacy import erase_person
-from cdp.sandbox.crm_writes import STAFF_USER_ID
-from cdp.sandbox.server import SandboxServer
 from cdp.warehouse import Actor
+from cdp_sandbox.crm_writes import STAFF_USER_ID
+from cdp_sandbox.server import SandboxServer
 
 ACTOR = Actor("pytest")
 PUSH_TABLES = ("ops.crm_push_state", "ops.crm_push_conflict")

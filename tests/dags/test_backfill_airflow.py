@@ -27,14 +27,14 @@ import pytest
 from airflow_cluster import AirflowCluster
 from support import STATE_QUERIES, create_database, drop_database, state_difference, warehouse_state
 
-from cdp.devserver import connection_env
-from cdp.sandbox.faults import Fault
-from cdp.sandbox.generator import World
-from cdp.sandbox.server import SandboxServer
 from cdp.sources import registry
 from cdp.sync.engine import sync_stream
 from cdp.sync.specs import SCHEDULED_SPECS
 from cdp.warehouse import Actor
+from cdp_sandbox.devserver import connection_env
+from cdp_sandbox.faults import Fault
+from cdp_sandbox.generator import World
+from cdp_sandbox.server import SandboxServer
 
 WORLD_START = datetime(2026, 11, 29, 0, tzinfo=UTC)
 WORLD_END = WORLD_START + timedelta(hours=4)

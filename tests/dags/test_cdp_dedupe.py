@@ -6,9 +6,9 @@ from __future__ import annotations
 import psycopg
 import pytest
 
-from cdp.identity.sandbox_truth import sync_sandbox, true_duplicate_pairs, truth_of_people
-from cdp.sandbox.generator import World
-from cdp.sandbox.server import SandboxServer
+from cdp_sandbox.generator import World
+from cdp_sandbox.server import SandboxServer
+from cdp_sandbox.truth import sync_sandbox, true_duplicate_pairs, truth_of_people
 
 # Measured on World(seed=11, learners=300), 613 warehouse people, 300 true duplicate pairs (2026-12-01):
 # merges precision 1.000, recall 0.393; merged or queued: precision 0.774, recall 0.983. Re-measured with

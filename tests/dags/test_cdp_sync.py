@@ -5,13 +5,13 @@ from __future__ import annotations
 import psycopg
 import pytest
 
-from cdp.devserver import connection_env
 from cdp.runtime import source_pool
-from cdp.sandbox import volunteers
-from cdp.sandbox.faults import Fault
-from cdp.sandbox.generator import World
-from cdp.sandbox.server import SandboxServer
 from cdp.sync.specs import SCHEDULED_SPECS, SPECS, VOLUNTEER_SPECS
+from cdp_sandbox import volunteers
+from cdp_sandbox.devserver import connection_env
+from cdp_sandbox.faults import Fault
+from cdp_sandbox.generator import World
+from cdp_sandbox.server import SandboxServer
 
 
 @pytest.fixture

@@ -10,8 +10,8 @@ import pytest
 from support import snapshot
 
 from cdp.migration.legacy_formats import EXPORTS
-from cdp.sandbox.generator import World
-from cdp.sandbox.legacy import FIXABLE, UNFIXABLE, write_exports
+from cdp_sandbox.generator import World
+from cdp_sandbox.legacy import FIXABLE, UNFIXABLE, write_exports
 
 TABLES = (
     "raw.legacy_file", "raw.records", "ops.legacy_profile", "ops.legacy_profile_metric",

@@ -7,11 +7,11 @@ import psycopg
 import pytest
 from support import snapshot
 
-from cdp.devserver import connection_env
-from cdp.identity.sandbox_truth import sync_sandbox
-from cdp.sandbox import volunteers
-from cdp.sandbox.generator import World
-from cdp.sandbox.server import SandboxServer
+from cdp_sandbox import volunteers
+from cdp_sandbox.devserver import connection_env
+from cdp_sandbox.generator import World
+from cdp_sandbox.server import SandboxServer
+from cdp_sandbox.truth import sync_sandbox
 
 TABLES = (
     "core.person",

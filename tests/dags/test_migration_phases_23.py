@@ -13,10 +13,10 @@ from crm_world import eligible, sync_lms
 
 from cdp.crm.client import SalesforceWriter
 from cdp.crm.push import PUSH_PURPOSES, push_contacts
-from cdp.devserver import connection_env
-from cdp.sandbox.generator import World
-from cdp.sandbox.server import SandboxServer
 from cdp.warehouse import Actor
+from cdp_sandbox.devserver import connection_env
+from cdp_sandbox.generator import World
+from cdp_sandbox.server import SandboxServer
 
 
 @pytest.fixture

@@ -1,6 +1,6 @@
 """Vendor pools exist wherever the DAGs run. A task whose pool does not exist stays queued for ever in Airflow 3,
 so every pool any task of any DAG names must be created by docker-compose's airflow-init and by `make run`
-(``cdp.devserver.create_pools``), with the slots ``cdp.runtime.POOLS`` gives; both are also run for real
+(``cdp_sandbox.devserver.create_pools``), with the slots ``cdp.runtime.POOLS`` gives; both are also run for real
 against an Airflow metadata database, and shown to keep slots an operator changed."""
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from cdp import devserver
 from cdp.runtime import DEFAULT_POOL, POOLS, SOURCE_POOLS
 from cdp.sources.registry import STREAMS
+from cdp_sandbox import devserver
 
 REPO = Path(__file__).resolve().parents[2]
 AIRFLOW = Path(sys.executable).with_name("airflow")

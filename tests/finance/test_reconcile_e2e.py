@@ -12,14 +12,14 @@ import psycopg
 import pytest
 
 from cdp.finance.reconcile import reconcile_month
-from cdp.sandbox.crm_amounts import crm_amount_mismatches
-from cdp.sandbox.faults import Fault
-from cdp.sandbox.generator import World
-from cdp.sandbox.server import SandboxServer
 from cdp.sources import registry
 from cdp.sync.engine import sync_stream
 from cdp.sync.specs import spec_for
 from cdp.warehouse import Actor
+from cdp_sandbox.crm_amounts import crm_amount_mismatches
+from cdp_sandbox.faults import Fault
+from cdp_sandbox.generator import World
+from cdp_sandbox.server import SandboxServer
 
 ACTOR = Actor("pytest")
 MONTH = "2023-07"  # seed 39 plants a gift missing from the ledger and a keying error in it

@@ -10,10 +10,10 @@ import pytest
 from psycopg import sql
 from support import create_database, drop_database
 
-from cdp.identity.sandbox_truth import sync_sandbox
-from cdp.sandbox.generator import World
-from cdp.sandbox.server import SandboxServer
 from cdp.warehouse.embedded import EmbeddedServer
+from cdp_sandbox.generator import World
+from cdp_sandbox.server import SandboxServer
+from cdp_sandbox.truth import sync_sandbox
 
 
 def _core_snapshot(url: str) -> dict[str, list[str]]:

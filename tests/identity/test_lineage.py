@@ -19,13 +19,13 @@ from support import create_database, drop_database
 
 from cdp.identity import merges as identity_merges
 from cdp.identity.merges import merge_people, person_references, uncovered_person_columns, unmerge
-from cdp.identity.sandbox_truth import sync_sandbox
 from cdp.paths import SQL_DIR
-from cdp.sandbox.generator import World
-from cdp.sandbox.server import SandboxServer
 from cdp.sources.spec import SOURCES_DIR
 from cdp.warehouse import Actor, transaction
 from cdp.warehouse.embedded import EmbeddedServer
+from cdp_sandbox.generator import World
+from cdp_sandbox.server import SandboxServer
+from cdp_sandbox.truth import sync_sandbox
 
 ACTOR = Actor("pytest:lineage")
 

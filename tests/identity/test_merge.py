@@ -12,9 +12,9 @@ from cdp.identity import guards, runs
 from cdp.identity.errors import DedupeError
 from cdp.identity.merges import merge_people, unmerge
 from cdp.identity.runs import DedupeSettings, run_dedupe
-from cdp.identity.sandbox_truth import sync_sandbox, true_duplicate_pairs, truth_of_people
-from cdp.sandbox.generator import World
 from cdp.warehouse import Actor, transaction
+from cdp_sandbox.generator import World
+from cdp_sandbox.truth import sync_sandbox, true_duplicate_pairs, truth_of_people
 
 ACTOR = Actor("pytest:dedupe")
 

@@ -11,14 +11,14 @@ import numpy as np
 import psycopg
 import pytest
 
-from cdp.identity.sandbox_truth import sync_sandbox
 from cdp.migration import legacy_cleanup, legacy_import, legacy_profile
 from cdp.migration.platforms import KPI_MARTS, mart_problems
-from cdp.sandbox import volunteers
-from cdp.sandbox.generator import World
-from cdp.sandbox.legacy import UNFIXABLE, write_exports
-from cdp.sandbox.server import SandboxServer
 from cdp.warehouse import Actor
+from cdp_sandbox import volunteers
+from cdp_sandbox.generator import World
+from cdp_sandbox.legacy import UNFIXABLE, write_exports
+from cdp_sandbox.server import SandboxServer
+from cdp_sandbox.truth import sync_sandbox
 
 STREAMS = [
     "moodle.users", "moodle.courses", "moodle.enrollments", "moodle.course_completions", "stripe.charges",

@@ -8,9 +8,9 @@ import psycopg
 import pytest
 
 from cdp.migration import legacy_cleanup, legacy_formats, legacy_import, legacy_profile, legacy_rules
-from cdp.sandbox.generator import World
-from cdp.sandbox.legacy import write_exports
 from cdp.warehouse import Actor
+from cdp_sandbox.generator import World
+from cdp_sandbox.legacy import write_exports
 
 ACTOR = Actor("test:legacy")
 

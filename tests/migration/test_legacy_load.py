@@ -15,9 +15,9 @@ from support import snapshot
 
 from cdp.migration import legacy_cleanup, legacy_formats, legacy_import, legacy_profile
 from cdp.migration.legacy_load import load_core, minor_units
-from cdp.sandbox.generator import World
-from cdp.sandbox.legacy import UNFIXABLE, LegacyTruth, write_exports
 from cdp.warehouse import Actor
+from cdp_sandbox.generator import World
+from cdp_sandbox.legacy import UNFIXABLE, LegacyTruth, write_exports
 
 ACTOR = Actor("test:legacy-load")
 CORE = ("core.person", "core.person_source_id", "core.course", "core.enrollment", "core.donation")

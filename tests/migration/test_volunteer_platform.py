@@ -9,12 +9,12 @@ import psycopg
 import pytest
 from support import snapshot
 
-from cdp.identity.sandbox_truth import sync_sandbox, truth_of_people
 from cdp.migration.platforms import PhaseCheckFailed, check_phase, link_report
-from cdp.sandbox import volunteers
-from cdp.sandbox.generator import World
-from cdp.sandbox.server import SandboxServer
 from cdp.sync.specs import VOLUNTEER_SPECS
+from cdp_sandbox import volunteers
+from cdp_sandbox.generator import World
+from cdp_sandbox.server import SandboxServer
+from cdp_sandbox.truth import sync_sandbox, truth_of_people
 
 PEOPLE = ["moodle.users", "salesforce.Contact"]
 GALAXY = [spec.key for spec in VOLUNTEER_SPECS]

@@ -15,11 +15,11 @@ import pytest
 from cdp import data_health
 from cdp.finance.reconcile import reconcile_month
 from cdp.identity.runs import run_dedupe
-from cdp.identity.sandbox_truth import sync_sandbox
 from cdp.quality.count_diff import run_count_diff
-from cdp.sandbox.generator import World
-from cdp.sandbox.server import SandboxServer
 from cdp.warehouse import Actor
+from cdp_sandbox.generator import World
+from cdp_sandbox.server import SandboxServer
+from cdp_sandbox.truth import sync_sandbox
 
 ACTOR = Actor("pytest")
 NOW = datetime.now(UTC)

@@ -7,8 +7,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from cdp.sandbox.generator import World
-from cdp.sandbox.server import SandboxServer
+from cdp_sandbox.generator import World
+from cdp_sandbox.server import SandboxServer
 
 
 @pytest.fixture

@@ -5,10 +5,10 @@ from __future__ import annotations
 import psycopg
 import pytest
 
-from cdp.devserver import connection_env
 from cdp.runtime import source_pool
-from cdp.sandbox.server import SandboxServer
 from cdp.sync.specs import SCHEDULED_SPECS
+from cdp_sandbox.devserver import connection_env
+from cdp_sandbox.server import SandboxServer
 
 
 @pytest.mark.slow

@@ -11,13 +11,13 @@ import pytest
 from cdp.quality.count_diff import run_count_diff
 from cdp.quality.data_alerts import alert_once, count_diff_findings, quarantine_findings
 from cdp.runtime import data_alert_sender
-from cdp.sandbox.faults import Fault
-from cdp.sandbox.generator import World
-from cdp.sandbox.server import SandboxServer
 from cdp.sources import registry
 from cdp.sync.engine import sync_stream
 from cdp.sync.specs import SPECS, spec_for
 from cdp.warehouse import Actor
+from cdp_sandbox.faults import Fault
+from cdp_sandbox.generator import World
+from cdp_sandbox.server import SandboxServer
 
 ACTOR = Actor("pytest")
 NIGHT = datetime(2025, 2, 1, tzinfo=UTC)

@@ -8,8 +8,8 @@ import psycopg
 
 from cdp.quality.data_alerts import alert_once, quarantine_findings
 from cdp.runtime import data_alert_sender
-from cdp.sandbox.server import SandboxServer
 from cdp.warehouse import Actor
+from cdp_sandbox.server import SandboxServer
 
 ACTOR = Actor("pytest")
 

@@ -11,8 +11,8 @@ import pytest
 from cdp.identity.runs import finish_run
 from cdp.quality.data_alerts import DUPLICATE_SPIKE_KEY, alert_once, duplicate_spike_findings
 from cdp.runtime import data_alert_sender
-from cdp.sandbox.server import SandboxServer
 from cdp.warehouse import Actor
+from cdp_sandbox.server import SandboxServer
 
 ACTOR = Actor("pytest")
 COMPARED = 400

@@ -9,13 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from cdp.sandbox.generator import World
-from cdp.sandbox.legacy_referrals import LegacySheet, legacy_sheet
-from cdp.sandbox.server import SandboxServer
 from cdp.sources import registry
 from cdp.sync.engine import SyncResult, sync_stream
 from cdp.sync.specs import spec_for
 from cdp.warehouse import Actor
+from cdp_sandbox.generator import World
+from cdp_sandbox.legacy_referrals import LegacySheet, legacy_sheet
+from cdp_sandbox.server import SandboxServer
 
 ACTOR = Actor("pytest")
 WORLD_END = datetime(2025, 1, 1, tzinfo=UTC)

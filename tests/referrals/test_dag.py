@@ -11,10 +11,10 @@ import psycopg
 import pytest
 from support import snapshot
 
-from cdp.devserver import connection_env
-from cdp.sandbox.faults import Fault
-from cdp.sandbox.legacy_referrals import LegacySheet
-from cdp.sandbox.server import SandboxServer
+from cdp_sandbox.devserver import connection_env
+from cdp_sandbox.faults import Fault
+from cdp_sandbox.legacy_referrals import LegacySheet
+from cdp_sandbox.server import SandboxServer
 
 TABLES = ("raw.records", "ops.referral_legacy", "ops.referral_pilot", "ops.referral_discrepancy",
           "ops.reward_fulfilment", "ops.quarantine", "ops.alert_state", "audit.audit_events")  # fmt: skip

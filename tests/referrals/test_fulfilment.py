@@ -10,9 +10,9 @@ import psycopg
 import pytest
 
 from cdp.referrals.fulfilment import RewardPlatform, fulfil_rewards, idempotency_key
-from cdp.sandbox.faults import Fault
-from cdp.sandbox.server import SandboxServer
 from cdp.warehouse import Actor
+from cdp_sandbox.faults import Fault
+from cdp_sandbox.server import SandboxServer
 
 ACTOR = Actor("pytest")
 NOW = datetime(2025, 1, 15, tzinfo=UTC)

@@ -10,9 +10,9 @@ import pytest
 
 from cdp.referrals.fulfilment import fulfil_rewards
 from cdp.referrals.kpis import KPI_VIEWS, read_kpis
-from cdp.sandbox.generator import DAY
-from cdp.sandbox.server import SandboxServer
 from cdp.warehouse import Actor
+from cdp_sandbox.formats import DAY
+from cdp_sandbox.server import SandboxServer
 
 ACTOR = Actor("pytest")
 NOW = datetime(2025, 1, 15, tzinfo=UTC)

@@ -10,8 +10,8 @@ import psycopg
 from support import snapshot
 
 from cdp.referrals.legacy_import import LegacyRowError, import_sheet, parse_row
-from cdp.sandbox.legacy_referrals import HEADER, LegacySheet
 from cdp.warehouse import Actor
+from cdp_sandbox.legacy_referrals import HEADER, LegacySheet
 
 ACTOR = Actor("pytest")
 TABLES = ("raw.records", "ops.referral_legacy", "ops.quarantine", "audit.audit_events")

@@ -11,8 +11,8 @@ from support import snapshot
 
 from cdp.referrals.legacy_import import import_sheet
 from cdp.referrals.parallel_run import compare, run_parallel
-from cdp.sandbox.legacy_referrals import LegacySheet
 from cdp.warehouse import Actor
+from cdp_sandbox.legacy_referrals import LegacySheet
 
 ACTOR = Actor("pytest")
 

@@ -13,13 +13,14 @@ import pytest
 from psycopg.rows import dict_row
 
 from cdp.referrals.kpis import read_kpis
-from cdp.sandbox import zendesk
-from cdp.sandbox.generator import World, person_id
-from cdp.sandbox.server import SandboxServer
 from cdp.sources import registry
 from cdp.sync.engine import SyncResult, sync_stream
 from cdp.sync.specs import spec_for
 from cdp.warehouse import Actor
+from cdp_sandbox import zendesk
+from cdp_sandbox.formats import person_id
+from cdp_sandbox.generator import World
+from cdp_sandbox.server import SandboxServer
 
 ACTOR = Actor("pytest")
 REASONS = {

@@ -7,10 +7,10 @@ from collections.abc import Iterator
 import pytest
 import requests
 
-from cdp.sandbox.crm_writes import COMPLETION_CAMPAIGN_ID, INTEGRATION_USER_ID, STAFF_USER_ID
-from cdp.sandbox.faults import Fault
-from cdp.sandbox.generator import World
-from cdp.sandbox.server import SandboxServer
+from cdp_sandbox.crm_writes import COMPLETION_CAMPAIGN_ID, INTEGRATION_USER_ID, STAFF_USER_ID
+from cdp_sandbox.faults import Fault
+from cdp_sandbox.generator import World
+from cdp_sandbox.server import SandboxServer
 
 
 @pytest.fixture(scope="module")

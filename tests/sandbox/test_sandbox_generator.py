@@ -11,8 +11,9 @@ from datetime import UTC, datetime
 import numpy as np
 import pytest
 
-from cdp.sandbox import people
-from cdp.sandbox.generator import CURRENCIES, World
+from cdp_sandbox import people
+from cdp_sandbox.formats import CURRENCIES
+from cdp_sandbox.generator import World
 
 START, END = datetime(2023, 1, 1, tzinfo=UTC), datetime(2024, 1, 1, tzinfo=UTC)
 EMAIL = re.compile(r"^[^@\s,]+@[^@\s,]+\.[a-z]+$")

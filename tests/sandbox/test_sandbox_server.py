@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 import requests
 
-from cdp.sandbox.faults import Fault
-from cdp.sandbox.generator import World
-from cdp.sandbox.server import SandboxServer, add_arguments
+from cdp_sandbox.faults import Fault
+from cdp_sandbox.generator import World
+from cdp_sandbox.server import SandboxServer, add_arguments
 
 FIXTURES = Path(__file__).resolve().parents[1] / "sources" / "data" / "stripe_fixtures.json"
 

@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from cdp.sandbox.generator import World
-from cdp.sandbox.server import SandboxServer
 from cdp.sources.base import SourceSettings
+from cdp_sandbox.generator import World
+from cdp_sandbox.server import SandboxServer
 
 START = datetime(2023, 1, 1, tzinfo=UTC)
 END = datetime(2024, 1, 1, tzinfo=UTC)

@@ -8,10 +8,10 @@ from datetime import UTC, datetime
 
 import pytest
 
-from cdp.sandbox import volunteers
-from cdp.sandbox.generator import World
 from cdp.sources.base import SourceSettings, Stream
 from cdp.sources.registry import stream
+from cdp_sandbox import volunteers
+from cdp_sandbox.generator import World
 
 
 def read_all(s: Stream, since: datetime, until: datetime) -> tuple[list[dict], int]:

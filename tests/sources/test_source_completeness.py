@@ -51,10 +51,10 @@ ERASE_FUNCTIONS = (
 def sandbox_serves(source: str, stream: str) -> bool:
     """The sandbox can stand in for the stream: it configures the source's connector and holds the stream's
     records. The one place that knows the sandbox's names (re-point it when the sandbox moves)."""
-    from cdp.sandbox import volunteers
-    from cdp.sandbox.generator import World
-    from cdp.sandbox.server import SOURCES as MOUNTS
-    from cdp.sandbox.server import sandbox_settings
+    from cdp_sandbox import volunteers
+    from cdp_sandbox.generator import World
+    from cdp_sandbox.server import SOURCES as MOUNTS
+    from cdp_sandbox.server import sandbox_settings
 
     world = _small_world(World)
     try:

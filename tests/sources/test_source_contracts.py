@@ -7,11 +7,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from cdp.sandbox.faults import Fault
-from cdp.sandbox.generator import World
-from cdp.sandbox.server import SandboxServer
 from cdp.sources.base import AuthError, ContractError, SourceSettings, Stream, TransientError, parse_timestamp
 from cdp.sources.registry import STREAMS, stream
+from cdp_sandbox.faults import Fault
+from cdp_sandbox.generator import World
+from cdp_sandbox.server import SandboxServer
 
 INCREMENTAL = [
     ("moodle", "users"),

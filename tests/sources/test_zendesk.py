@@ -9,11 +9,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import requests
 
-from cdp.sandbox import zendesk as sandbox_zendesk
-from cdp.sandbox.generator import World
-from cdp.sandbox.server import SandboxServer
 from cdp.sources.base import AuthError, SourceSettings
 from cdp.sources.registry import stream
+from cdp_sandbox import zendesk as sandbox_zendesk
+from cdp_sandbox.generator import World
+from cdp_sandbox.server import SandboxServer
 
 START = datetime(2023, 1, 1, tzinfo=UTC)
 END = datetime(2024, 1, 1, tzinfo=UTC)

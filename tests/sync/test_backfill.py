@@ -16,14 +16,14 @@ import psycopg
 import pytest
 from support import STATE_QUERIES, state_difference, warehouse_state
 
-from cdp.sandbox.faults import Fault
-from cdp.sandbox.generator import World
-from cdp.sandbox.server import SandboxServer
 from cdp.sources import registry
 from cdp.sources.base import SourceError
 from cdp.sync.engine import sync_stream
 from cdp.sync.specs import SPECS
 from cdp.warehouse import Actor
+from cdp_sandbox.faults import Fault
+from cdp_sandbox.generator import World
+from cdp_sandbox.server import SandboxServer
 
 ACTOR = Actor("pytest")
 INTERVALS = 8

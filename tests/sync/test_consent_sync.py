@@ -11,8 +11,8 @@ from typing import Any
 
 import psycopg
 
-from cdp.sandbox.generator import World
 from cdp.sync.specs import spec_for
+from cdp_sandbox.generator import World
 
 SyncFn = Callable[..., Any]
 

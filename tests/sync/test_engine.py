@@ -16,14 +16,14 @@ import psycopg
 import pytest
 from support import snapshot
 
-from cdp.sandbox.faults import Fault
-from cdp.sandbox.generator import World
-from cdp.sandbox.server import SandboxServer
 from cdp.sources import registry
 from cdp.sources.base import AuthError
 from cdp.sync.engine import sync_stream
 from cdp.sync.specs import SPECS, spec_for
 from cdp.warehouse import Actor
+from cdp_sandbox.faults import Fault
+from cdp_sandbox.generator import World
+from cdp_sandbox.server import SandboxServer
 
 ACTOR = Actor("pytest")
 SNAPSHOT_TABLES = ("core.person", "core.person_source_id", "core.course", "core.enrollment",

@@ -16,8 +16,6 @@ import psycopg
 import pytest
 from support import snapshot
 
-from cdp.sandbox.generator import World
-from cdp.sandbox.server import SandboxServer
 from cdp.sources import registry
 from cdp.sources import validation as v
 from cdp.sources.ledger.specs import ledger_sign
@@ -25,6 +23,8 @@ from cdp.sources.stripe.specs import net_of_fee
 from cdp.sync.engine import SyncResult, sync_stream
 from cdp.sync.specs import SPECS, spec_for
 from cdp.warehouse import Actor
+from cdp_sandbox.generator import World
+from cdp_sandbox.server import SandboxServer
 
 ACTOR = Actor("pytest")
 # What each planted fault must be called in the quarantine (the generator's reason -> words in ours).
@@ -353,7 +353,7 @@ def test_a_month_dropped_late_by_finance_still_lands_whole(
     warehouse_url: str, world: World, tmp_path: Path
 ) -> None:
     """Finance drops March's file in early April, with postings dated before the watermark we passed."""
-    from cdp.sandbox.server import sandbox_settings
+    from cdp_sandbox.server import sandbox_settings
 
     folder = tmp_path / "late-drop"
     settings = sandbox_settings(world, "", "ledger", folder)

@@ -11,12 +11,12 @@ from datetime import UTC, datetime
 import psycopg
 import pytest
 
-from cdp.sandbox.generator import World
-from cdp.sandbox.server import SandboxServer
 from cdp.sources import registry
 from cdp.sync.engine import sync_stream
 from cdp.sync.specs import spec_for
 from cdp.warehouse import Actor
+from cdp_sandbox.generator import World
+from cdp_sandbox.server import SandboxServer
 
 ACTOR = Actor("pytest")
 END = datetime(2030, 1, 1, tzinfo=UTC)

@@ -12,8 +12,8 @@ from typing import Any
 import psycopg
 from support import snapshot
 
-from cdp.sandbox.generator import World
-from cdp.sandbox.tables import REASON_CODE
+from cdp_sandbox.generator import World
+from cdp_sandbox.tables import REASON_CODE
 
 SyncFn = Callable[..., Any]
 SNAPSHOT_TABLES = ("core.referral", "core.reward", "core.person", "core.person_source_id", "ops.quarantine",

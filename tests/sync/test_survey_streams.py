@@ -12,8 +12,8 @@ import psycopg
 import pytest
 from support import snapshot
 
-from cdp.sandbox.generator import World
 from cdp.sources import validation as v
+from cdp_sandbox.generator import World
 
 SyncFn = Callable[..., Any]
 SURVEY_STREAMS = ("typeform.responses", "zigpoll.participants", "zigpoll.responses")

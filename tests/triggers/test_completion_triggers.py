@@ -16,13 +16,13 @@ from support import snapshot
 
 from cdp.crm import push
 from cdp.crm.client import SalesforceWriter
-from cdp.sandbox.crm_writes import COMPLETION_CAMPAIGN_ID
-from cdp.sandbox.faults import Fault
-from cdp.sandbox.server import SandboxServer
 from cdp.sources.base import TransientError
 from cdp.triggers import completions
 from cdp.triggers.certificates import CertificateClient
 from cdp.warehouse import Actor
+from cdp_sandbox.crm_writes import COMPLETION_CAMPAIGN_ID
+from cdp_sandbox.faults import Fault
+from cdp_sandbox.server import SandboxServer
 
 ACTOR = Actor("pytest")
 

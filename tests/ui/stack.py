@@ -17,8 +17,8 @@ from pathlib import Path
 
 from support import free_port
 
-from cdp import devserver
 from cdp.warehouse import migrations
+from cdp_sandbox import devserver
 
 
 @dataclass

@@ -14,8 +14,6 @@ import pytest
 from fastapi.testclient import TestClient
 from webhook_requests import settings, signed
 
-from cdp.sandbox.generator import World
-from cdp.sandbox.server import SandboxServer
 from cdp.sources import registry
 from cdp.sync.engine import SyncResult, sync_stream
 from cdp.sync.specs import BY_KEY
@@ -24,6 +22,8 @@ from cdp.webhooks import formats
 from cdp.webhooks import stream as webhook_stream
 from cdp.webhooks.app import create_app
 from cdp.webhooks.intake import Intake
+from cdp_sandbox.generator import World
+from cdp_sandbox.server import SandboxServer
 
 ACTOR = Actor("test-webhook-and-poll")
 ROW = (

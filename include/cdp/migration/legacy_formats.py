@@ -1,7 +1,7 @@
 """The legacy exports' file names and headers, defined once.
 
 Imported by the migration (``cdp.migration.legacy_import``, which refuses a file whose header differs) and by
-the sandbox (``cdp.sandbox.legacy``, which writes files in this layout). This module imports nothing, so
+the sandbox (``cdp_sandbox.legacy``, which writes files in this layout). This module imports nothing, so
 neither side depends on the other's code.
 """
 

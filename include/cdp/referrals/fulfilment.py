@@ -42,7 +42,7 @@ def idempotency_key(reward_source_id: str) -> str:
 
 
 class RewardPlatform:
-    """ReferralHero's reward-status update (see ``cdp.sandbox.referral_rewards`` for the endpoint's shape)."""
+    """ReferralHero's reward-status update (see ``cdp_sandbox.referral_rewards`` for the endpoint's shape)."""
 
     def __init__(self, settings: SourceSettings) -> None:
         self.list_uuid = str(settings.extra["list_uuid"])

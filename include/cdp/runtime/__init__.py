@@ -140,7 +140,7 @@ def warehouse_asset(entity: str) -> Asset:
 # vendor's pool, so its slots cap how many of that vendor's calls run at once across every DAG (a mapped
 # task shares one pool over all its map indexes: Airflow sets `pool` per task, not per map index, which is
 # why cdp_sync has one mapped task per source). Created by docker-compose's airflow-init, by `make run`
-# (`cdp.devserver.create_pools`) and by the test clusters; a task whose pool does not exist stays queued.
+# (`cdp_sandbox.devserver.create_pools`) and by the test clusters; a task whose pool does not exist stays queued.
 DEFAULT_POOL = DEFAULT_VENDOR_POOL.name  # Airflow's own; for work that calls no vendor API
 
 # Each source declares its pool in its folder (cdp/sources/<vendor>/specs.py); the registry collects them.

@@ -1,4 +1,4 @@
-"""Client of the certificate issuance service (see ``cdp.sandbox.certificates`` for the API we model).
+"""Client of the certificate issuance service (see ``cdp_sandbox.certificates`` for the API we model).
 
 Every request carries an ``Idempotency-Key``: the service answers a repeated key with the result it stored
 the first time (HTTP 200, ``Idempotent-Replayed: true``), so a retry, ours or the HTTP client's, never

@@ -3,7 +3,7 @@
 Vendor API followed: ``GET {base}/api/users``, ``/api/responses``, ``/api/hours`` with a bearer API key;
 ``per_page`` (at most 150), ``since_id`` to page on by record id (the last id of the previous page),
 ``since_updated`` ("YYYY-MM-DD HH:MM", UTC) for records changed since then. The answer's records are in
-``data`` (the envelope is our reading; see ``cdp.sandbox.volunteers``). A window [since, until) is read as
+``data`` (the envelope is our reading; see ``cdp_sandbox.volunteers``). A window [since, until) is read as
 ``since_updated`` = since floored to the minute, paged by id, and cut at ``until`` on the record's own
 updated time; the sync's overlap makes the minute's rounding harmless.
 """

@@ -8,7 +8,7 @@ mean our token is wrong or lacks the capability.
 
 Moodle core offers no paged, modified-since listing of users or enrolments and no count functions,
 so incremental streams call the read-only ``local_cdp`` plugin our LMS admins install (documented in
-``cdp.sandbox.apis``): keyset paging on (time, id), [timefrom, timeto) windows and
+``cdp_sandbox.moodle``): keyset paging on (time, id), [timefrom, timeto) windows and
 ``local_cdp_count_records``. Courses come from core ``core_course_get_courses`` (a full read).
 """
 

@@ -41,13 +41,12 @@ import re
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import orjson
 
-if TYPE_CHECKING:
-    from cdp.sandbox.apis import Request, Response, VendorApis
-    from cdp.sandbox.generator import World
+from cdp_sandbox.apis import Request, Response, VendorApis
+from cdp_sandbox.core import WorldCore
 
 INTEGRATION_USER_ID = "005SB0000000INTEGR"
 STAFF_USER_ID = "005SB0000000STAFF1"
@@ -95,7 +94,12 @@ SCHEMA: dict[str, dict[str, Any]] = {
 SYSTEM_FIELDS = ("Id", "CreatedDate", "LastModifiedDate", "LastModifiedById", "SystemModstamp", "IsDeleted")
 
 
-def generated_contacts(world: World) -> Iterator[dict[str, Any]]:
+def salesforce_error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> Response:
+    """Salesforce's error body, for the read API (``salesforce``) and the write API alike."""
+    return Response(status, [{"message": message, "errorCode": code}], headers or {})
+
+
+def generated_contacts(world: WorldCore) -> Iterator[dict[str, Any]]:
     """The world's NPSP Contacts as the read API serves them: the Contacts staff created in the CRM."""
     table = world.table("salesforce", "Contact")
     for index in range(len(table)):
@@ -376,20 +380,20 @@ class SalesforceWrites:
     @staticmethod
     def _refused(request: Request, apis: VendorApis, sobject: str) -> Response | None:
         """The planned fault for this call, or the refusal of a wrong credential; None when it may proceed."""
-        fault_response = apis._request_faults(
+        fault_response = apis.request_faults(
             "salesforce",
             sobject,
             {
-                "rate_limit": lambda f: apis._sf_error(
+                "rate_limit": lambda f: salesforce_error(
                     429,
                     "REQUEST_LIMIT_EXCEEDED",
                     "ConcurrentPerOrgLongTxn Limit exceeded.",
                     {"Retry-After": str(f.retry_after)},
                 ),  # fmt: skip
-                "server_error": lambda f: apis._sf_error(
+                "server_error": lambda f: salesforce_error(
                     f.status, "UNKNOWN_EXCEPTION", "An unexpected error occurred."
                 ),
-                "auth_failure": lambda f: apis._sf_error(
+                "auth_failure": lambda f: salesforce_error(
                     401, "INVALID_SESSION_ID", "Session expired or invalid"
                 ),
             },
@@ -398,12 +402,10 @@ class SalesforceWrites:
             return fault_response
         credential = apis.world.credentials.salesforce
         if request.headers.get("authorization", "") not in (f"Bearer {credential}", f"OAuth {credential}"):
-            return apis._sf_error(401, "INVALID_SESSION_ID", "Session expired or invalid")
+            return salesforce_error(401, "INVALID_SESSION_ID", "Session expired or invalid")
         return None
 
     def handle(self, request: Request, apis: VendorApis) -> Response:
-        from cdp.sandbox.apis import Response
-
         if COLLECTION_PATH.match(request.path):
             return self._handle_update(request, apis)
         match = WRITE_PATH.match(request.path)
@@ -414,19 +416,19 @@ class SalesforceWrites:
         if refused:
             return refused
         if sobject not in SCHEMA:
-            return apis._sf_error(404, "NOT_FOUND", f"The requested resource does not exist: {sobject}")
+            return salesforce_error(404, "NOT_FOUND", f"The requested resource does not exist: {sobject}")
         if (
             field is not None
             and field not in SCHEMA[sobject]["external_ids"]
             and not (composite is False and field == "Id")
         ):
-            return apis._sf_error(
+            return salesforce_error(
                 404, "NOT_FOUND", f"Provided external ID field does not exist or is not accessible: {field}"
             )
         try:
             body = orjson.loads(request.body) if request.body else {}
         except orjson.JSONDecodeError:
-            return apis._sf_error(400, "JSON_PARSER_ERROR", "The request body is not valid JSON")
+            return salesforce_error(400, "JSON_PARSER_ERROR", "The request body is not valid JSON")
         response = self._answer(request.method, composite, sobject, field, value, body, apis)
         if apis.faults.take("salesforce", sobject, ("lose_response",)):
             return Response(502, b"<html><body>502 Bad Gateway</body></html>", content_type="text/html")
@@ -434,31 +436,31 @@ class SalesforceWrites:
 
     def _handle_update(self, request: Request, apis: VendorApis) -> Response:
         """``PATCH /composite/sobjects``: update up to 200 records by their ids."""
-        from cdp.sandbox.apis import Response
-
         try:
             body = orjson.loads(request.body) if request.body else {}
         except orjson.JSONDecodeError:
-            return apis._sf_error(400, "JSON_PARSER_ERROR", "The request body is not valid JSON")
+            return salesforce_error(400, "JSON_PARSER_ERROR", "The request body is not valid JSON")
         records = body.get("records") if isinstance(body, dict) else None
         if not isinstance(records, list):
-            return apis._sf_error(400, "INVALID_FIELD", "records: a list of sObjects is required")
+            return salesforce_error(400, "INVALID_FIELD", "records: a list of sObjects is required")
         types = {(r.get("attributes") or {}).get("type") for r in records if isinstance(r, dict)}
         stream = next(iter(types)) if len(types) == 1 else "Contact"
         refused = self._refused(request, apis, stream)
         if refused:
             return refused
         if len(records) > MAX_COLLECTION:
-            return apis._sf_error(
+            return salesforce_error(
                 400, "EXCEEDED_ID_LIMIT", f"record limit reached. cannot submit more than {MAX_COLLECTION}"
             )
         for record in records:
             if not isinstance(record, dict) or not (record.get("attributes") or {}).get("type"):
-                return apis._sf_error(400, "INVALID_TYPE", "Each record needs an attributes map with a type")
+                return salesforce_error(
+                    400, "INVALID_TYPE", "Each record needs an attributes map with a type"
+                )
             if not record.get("id"):
-                return apis._sf_error(400, "MISSING_ARGUMENT", "Id not specified in an update call")
+                return salesforce_error(400, "MISSING_ARGUMENT", "Id not specified in an update call")
         if body.get("allOrNone"):
-            return apis._sf_error(400, "INVALID_FIELD", "the sandbox serves allOrNone=false only")
+            return salesforce_error(400, "INVALID_FIELD", "the sandbox serves allOrNone=false only")
         with self.lock:
             self.write_requests += 1
             results = [self.update(record) for record in records]
@@ -477,34 +479,32 @@ class SalesforceWrites:
         body: Any,
         apis: VendorApis,
     ) -> Response:
-        from cdp.sandbox.apis import Response
-
         if composite and method == "PATCH" and field and value is None:
             if not isinstance(body, dict) or not isinstance(body.get("records"), list):
-                return apis._sf_error(400, "INVALID_FIELD", "records: a list of sObjects is required")
+                return salesforce_error(400, "INVALID_FIELD", "records: a list of sObjects is required")
             records = body["records"]
             if len(records) > MAX_COLLECTION:
-                return apis._sf_error(
+                return salesforce_error(
                     400,
                     "EXCEEDED_ID_LIMIT",
                     f"record limit reached. cannot submit more than {MAX_COLLECTION}",
                 )
             for record in records:
                 if not isinstance(record, dict) or (record.get("attributes") or {}).get("type") != sobject:
-                    return apis._sf_error(
+                    return salesforce_error(
                         400, "INVALID_TYPE", "Each record needs attributes.type matching the request URI"
                     )
             if body.get("allOrNone"):
-                return apis._sf_error(400, "INVALID_FIELD", "the sandbox serves allOrNone=false only")
+                return salesforce_error(400, "INVALID_FIELD", "the sandbox serves allOrNone=false only")
             with self.lock:
                 self.write_requests += 1
                 results = [self.upsert(sobject, field, record.get(field), record) for record in records]
             return Response(200, results)
         if composite and method == "POST" and field is None:
             if not isinstance(body, dict) or not isinstance(body.get("ids"), list) or not body.get("fields"):
-                return apis._sf_error(400, "INVALID_FIELD", "ids and fields are required")
+                return salesforce_error(400, "INVALID_FIELD", "ids and fields are required")
             if len(body["ids"]) > 2000:
-                return apis._sf_error(400, "EXCEEDED_ID_LIMIT", "too many ids")
+                return salesforce_error(400, "EXCEEDED_ID_LIMIT", "too many ids")
             return Response(200, self.retrieve(sobject, list(body["ids"]), list(body["fields"])))
         if not composite and field and value is not None and method == "PATCH":
             with self.lock:
@@ -523,6 +523,6 @@ class SalesforceWrites:
             with self.lock:
                 record = self.find(sobject, field, value)
                 if record is None:
-                    return apis._sf_error(404, "NOT_FOUND", "The requested resource does not exist")
+                    return salesforce_error(404, "NOT_FOUND", "The requested resource does not exist")
                 return Response(200, {"attributes": {"type": sobject}, **record})
-        return apis._sf_error(405, "METHOD_NOT_ALLOWED", f"HTTP Method '{method}' not allowed")
+        return salesforce_error(405, "METHOD_NOT_ALLOWED", f"HTTP Method '{method}' not allowed")

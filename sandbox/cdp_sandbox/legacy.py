@@ -30,8 +30,8 @@ from pathlib import Path
 from typing import Any
 
 from cdp.migration.legacy_formats import EXPORTS
-from cdp.sandbox import people
-from cdp.sandbox.generator import World
+from cdp_sandbox import people
+from cdp_sandbox.generator import World
 
 FIXABLE = frozenset({"email_not_normalised", "phone_not_e164", "date_not_iso", "exact_duplicate"})
 UNFIXABLE = frozenset(

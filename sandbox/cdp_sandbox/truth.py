@@ -13,12 +13,12 @@ from itertools import combinations
 
 import psycopg
 
-from cdp.sandbox.generator import World
-from cdp.sandbox.server import SandboxServer
 from cdp.sources import registry
 from cdp.sync.engine import sync_stream
 from cdp.sync.specs import SPECS, spec_for
 from cdp.warehouse import Actor
+from cdp_sandbox.generator import World
+from cdp_sandbox.server import SandboxServer
 
 #: person_source_id key spaces whose records the generator can name the real person of directly.
 TRUTH_STREAMS = {

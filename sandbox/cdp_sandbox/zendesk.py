@@ -25,19 +25,21 @@ broken requester email) and must land in the quarantine with their reason.
 from __future__ import annotations
 
 import base64
+import functools
 import re
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import quote
 
 import numpy as np
 
-from cdp.sandbox.generator import DAY, World, iso_z
-from cdp.sandbox.tables import MALFORMED_REASONS, REASON_CODE, Table
-
-if TYPE_CHECKING:
-    from cdp.sandbox.apis import Request, Response, VendorApis
+from cdp.sources.base import SourceSettings
+from cdp_sandbox.apis import Request, Response, VendorApis
+from cdp_sandbox.core import WorldCore
+from cdp_sandbox.formats import DAY, iso_z
+from cdp_sandbox.tables import MALFORMED_REASONS, REASON_CODE, Table
 
 SUBDOMAIN = "cdp-sandbox"
 AGENT_EMAIL = "sync-agent@sandbox.example.org"
@@ -70,7 +72,7 @@ OTHER_SUBJECTS = (
 class TicketData:
     """The tickets of one world, with the truth (requester, referral) beside each row."""
 
-    def __init__(self, world: World) -> None:
+    def __init__(self, world: WorldCore) -> None:
         self.world = world
         rng = np.random.default_rng([world.seed, 9301])
         subscribers = world.table("referralhero", "subscribers")
@@ -226,14 +228,14 @@ def _index(record_id: Any) -> int | None:
         return None
 
 
-def build(world: World) -> None:
-    """Add the support desk's tickets to the world (called once, last, by ``World``)."""
+def build(world: WorldCore) -> None:
+    """Add the support desk's tickets to the world (once, after ReferralHero: see ``cdp_sandbox.vendors``)."""
     data = TicketData(world)
     world.__dict__["_zendesk"] = data
     world.tables[("zendesk", "tickets")] = data.table
 
 
-def of(world: World) -> TicketData:
+def of(world: WorldCore) -> TicketData:
     return world.__dict__["_zendesk"]
 
 
@@ -267,9 +269,7 @@ def _authorized(apis: VendorApis, request: Request) -> bool:
 
 def handle(apis: VendorApis, request: Request) -> Response:
     """``GET /api/v2/incremental/tickets/cursor.json`` and ``GET /api/v2/search/count`` as Zendesk answers."""
-    from cdp.sandbox.apis import Response
-
-    fault = apis._request_faults(
+    fault = apis.request_faults(
         "zendesk",
         "tickets",
         {
@@ -352,8 +352,6 @@ def handle(apis: VendorApis, request: Request) -> Response:
 
 
 def _search_count(data: TicketData, query: str) -> Response:
-    from cdp.sandbox.apis import Response
-
     if "type:ticket" not in query.split():
         return Response(400, {"error": "InvalidValue", "description": "only type:ticket is served here"})
     bounds: dict[str, int] = {}
@@ -364,3 +362,15 @@ def _search_count(data: TicketData, query: str) -> Response:
             return Response(400, {"error": "InvalidValue", "description": f"unparsable date {value!r}"})
         bounds[operator] = int(moment.replace(tzinfo=moment.tzinfo or UTC).timestamp())
     return Response(200, {"count": data.table.count(bounds.get(">="), bounds.get("<"), "modified")})
+
+
+CREDENTIAL = "zendesk-sandbox-api-token"
+
+
+def settings(world: WorldCore, base_url: str, ledger_folder: object = None) -> SourceSettings:
+    extra = {"email": AGENT_EMAIL, "referral_field_id": REFERRAL_FIELD_ID}
+    return SourceSettings(f"{base_url}/zendesk", world.credentials.for_source("zendesk"), extra)
+
+
+def api(apis: VendorApis) -> Callable[[Request], Response]:
+    return functools.partial(handle, apis)

@@ -19,17 +19,19 @@ responses and hours of a malformed volunteer point to a user the warehouse canno
 
 from __future__ import annotations
 
+import functools
 import re
+from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
-from cdp.sandbox.generator import DAY, World, person_id
-from cdp.sandbox.tables import MALFORMED_REASONS, REASON_CODE, Table
-
-if TYPE_CHECKING:
-    from cdp.sandbox.apis import Request, Response, VendorApis
+from cdp.sources.base import SourceSettings
+from cdp_sandbox.apis import Request, Response, VendorApis
+from cdp_sandbox.core import WorldCore
+from cdp_sandbox.formats import DAY, person_id
+from cdp_sandbox.tables import MALFORMED_REASONS, REASON_CODE, Table
 
 STREAMS = ("users", "responses", "hours")
 NEEDS = (
@@ -51,7 +53,7 @@ def galaxy_time(ts: int) -> str:
 class VolunteerData:
     """Galaxy's three tables for one world, with the truth (person, malformed reason) beside each row."""
 
-    def __init__(self, world: World) -> None:
+    def __init__(self, world: WorldCore) -> None:
         self.world = world
         rng = np.random.default_rng([world.seed, 9101])
         learners = np.arange(world.learners)
@@ -238,7 +240,7 @@ def _index(record_id: Any, first: int) -> int | None:
         return None
 
 
-def of(world: World) -> VolunteerData:
+def of(world: WorldCore) -> VolunteerData:
     """The world's volunteer platform, built once on first use."""
     data = world.__dict__.get("_volunteers")
     if data is None:
@@ -252,11 +254,9 @@ _SINCE_UPDATED = re.compile(r"^\d{4}-\d{2}-\d{2}( \d{2}:\d{2}(:\d{2})?)?$")
 
 def handle(apis: VendorApis, request: Request) -> Response:
     """``GET /api/{users,responses,hours}`` as Galaxy Digital answers them."""
-    from cdp.sandbox.apis import Response
-
     match = re.match(r"^/api/(users|responses|hours)/?$", request.path)
     stream = match.group(1) if match else None
-    fault = apis._request_faults(
+    fault = apis.request_faults(
         "galaxy",
         stream,
         {
@@ -299,3 +299,14 @@ def handle(apis: VendorApis, request: Request) -> Response:
         200,
         {"data": [table.record(int(i)) for i in rows], "meta": {"per_page": per_page, "since_id": since_id}},
     )
+
+
+CREDENTIAL = "galaxy-sandbox-api-key"
+
+
+def settings(world: WorldCore, base_url: str, ledger_folder: object = None) -> SourceSettings:
+    return SourceSettings(f"{base_url}/galaxy", world.credentials.for_source("galaxy"), {})
+
+
+def api(apis: VendorApis) -> Callable[[Request], Response]:
+    return functools.partial(handle, apis)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import unicodedata
 
-from cdp.sandbox.names import CULTURES
+from cdp_sandbox.names import CULTURES
 
 CANONICAL, NICKNAME, TYPO, ORDER_SWAP, TRANSLITERATION, PARTNER_REUPLOAD, DROPPED_SECOND_FAMILY = range(7)
 VARIANT_NAMES = (

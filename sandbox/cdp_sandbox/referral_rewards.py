@@ -20,14 +20,14 @@ from typing import Any
 
 import orjson
 
-from cdp.sandbox.generator import World
+from cdp_sandbox.core import WorldCore
 
 STREAM = "reward_status"
 REWARD_THRESHOLDS = {100: 3, 101: 10}  # bonus id -> referrals required (as /bonuses serves them)
 
 
 class RewardDesk:
-    def __init__(self, world: World) -> None:
+    def __init__(self, world: WorldCore) -> None:
         self.world = world
         self.lock = threading.Lock()
         self.sent: Counter[tuple[str, int]] = Counter()

@@ -25,7 +25,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
 
-from cdp.sandbox.generator import World
+from cdp_sandbox.defaults import SANDBOX_LEARNERS, SANDBOX_SEED
+from cdp_sandbox.generator import World
 
 HEADER = ("Ref", "Referrer name", "Referrer email", "Friend name", "Friend email", "Date referred",
           "Reward given")  # fmt: skip
@@ -186,8 +187,6 @@ def legacy_sheet(
 
 
 def add_arguments(parser) -> None:
-    from cdp.devserver import SANDBOX_LEARNERS, SANDBOX_SEED
-
     parser.add_argument("--out", required=True, help="the file to write: .csv or .xlsx")
     parser.add_argument(
         "--seed", type=int, default=SANDBOX_SEED, help="the world's seed (as `sandbox serve`)"

@@ -19,12 +19,13 @@ from pathlib import Path
 
 from cdp.paths import PROJECT_ROOT, state_dir
 from cdp.sources.base import SourceSettings
+from cdp.sources.registry import STREAMS
 from cdp.warehouse import configured_url, migrations, resolve_url
+from cdp_sandbox.defaults import SANDBOX_LEARNERS, SANDBOX_PORT, SANDBOX_SEED
+from cdp_sandbox.generator import World
+from cdp_sandbox.server import sandbox_settings
 
 UI_USER = "admin"
-SANDBOX_PORT = 8765
-SANDBOX_SEED = 7
-SANDBOX_LEARNERS = 2000
 
 
 def connection_env(source: str, settings: SourceSettings) -> tuple[str, str]:
@@ -40,10 +41,6 @@ def connection_env(source: str, settings: SourceSettings) -> tuple[str, str]:
 
 def sandbox_environment(port: int = SANDBOX_PORT) -> dict[str, str]:
     """Airflow connections for every source, pointing at the sandbox started by ``start_sandbox``."""
-    from cdp.sandbox.generator import World
-    from cdp.sandbox.server import sandbox_settings
-    from cdp.sources.registry import STREAMS
-
     world = World(seed=SANDBOX_SEED, learners=SANDBOX_LEARNERS)
     base_url = f"http://127.0.0.1:{port}"
     return dict(
@@ -55,7 +52,7 @@ def sandbox_environment(port: int = SANDBOX_PORT) -> dict[str, str]:
 def start_sandbox(port: int = SANDBOX_PORT) -> subprocess.Popen[bytes]:
     """The vendor-API sandbox as a background process; its output goes to .cdp/sandbox.log."""
     log_file = (state_dir() / "sandbox.log").open("ab")
-    command = [sys.executable, "-m", "cdp.cli", "sandbox", "serve", "--port", str(port), "--seed", str(SANDBOX_SEED),
+    command = [sys.executable, "-m", "cdp_sandbox.server", "--port", str(port), "--seed", str(SANDBOX_SEED),
                "--learners", str(SANDBOX_LEARNERS), "--ledger-folder", str(state_dir() / "ledger-drop")]  # fmt: skip
     process = subprocess.Popen(command, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True)
     deadline = time.monotonic() + 60

@@ -21,20 +21,19 @@ import hashlib
 import itertools
 import threading
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import orjson
 
-if TYPE_CHECKING:
-    from cdp.sandbox.apis import Request, Response, VendorApis
+from cdp.sources.base import SourceSettings
+from cdp_sandbox.apis import Request, Response, VendorApis
+from cdp_sandbox.core import WorldCore
 
 STREAM = "requests"
 PATH = "/v1/certificate-requests"
 
 
 def _error(status: int, kind: str, code: str, message: str) -> Response:
-    from cdp.sandbox.apis import Response
-
     return Response(status, {"error": {"type": kind, "code": code, "message": message}})
 
 
@@ -47,9 +46,7 @@ class CertificateService:
         self.posts = 0
 
     def handle(self, request: Request, apis: VendorApis) -> Response:
-        from cdp.sandbox.apis import Response
-
-        fault_response = apis._request_faults(
+        fault_response = apis.request_faults(
             "certificates",
             STREAM,
             {
@@ -88,8 +85,6 @@ class CertificateService:
         return response
 
     def _create(self, request: Request) -> Response:
-        from cdp.sandbox.apis import Response
-
         key = request.headers.get("idempotency-key", "")
         if not key:
             return _error(
@@ -140,8 +135,6 @@ class CertificateService:
             return Response(201, created)
 
     def _list(self, request: Request) -> Response:
-        from cdp.sandbox.apis import Response
-
         limit = max(1, min(int(request.arg("limit") or 100), 100))
         after = request.arg("starting_after")
         with self.lock:
@@ -150,3 +143,21 @@ class CertificateService:
             page = [self.requests[i] for i in ids[start : start + limit]]
             more = start + limit < len(ids)
         return Response(200, {"object": "list", "data": page, "has_more": more})
+
+
+CREDENTIAL = "cert-sandbox-api-key-0001"
+
+
+def settings(world: WorldCore, base_url: str, ledger_folder: object = None) -> SourceSettings:
+    return SourceSettings(f"{base_url}/certificates", world.credentials.for_source("certificates"), {})
+
+
+class CertificateApi:
+    """The issuance service of one running sandbox (``service`` keeps what was requested)."""
+
+    def __init__(self, apis: VendorApis) -> None:
+        self.apis = apis
+        self.service = CertificateService()
+
+    def __call__(self, request: Request) -> Response:
+        return self.service.handle(request, self.apis)

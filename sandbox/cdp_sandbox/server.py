@@ -7,13 +7,14 @@
         ...
         sandbox.slack_messages                            # what the alerting posted
 
-Mounts: ``/moodle``, ``/salesforce``, ``/stripe``, ``/typeform``, ``/zigpoll``, ``/referralhero`` (see
-``cdp.sandbox.apis`` for what each speaks), ``/galaxy`` (``cdp.sandbox.volunteers``), ``/zendesk`` (``cdp.sandbox.zendesk``), ``POST /slack/...`` (incoming webhooks) and the admin API:
+Mounts: one per vendor with an API in ``cdp_sandbox.vendors`` (``/moodle``, ``/salesforce``, ``/stripe``,
+``/typeform``, ``/zigpoll``, ``/referralhero``, ``/galaxy``, ``/zendesk``, ``/certificates``; each vendor's
+module says what it speaks), ``POST /slack/...`` (incoming webhooks) and the admin API:
 ``GET /_sandbox/health``, ``GET|POST|DELETE /_sandbox/faults`` (POST a Fault as JSON; DELETE clears,
 ``DELETE /_sandbox/faults/{id}`` removes one), ``GET|DELETE /_sandbox/slack``,
 ``GET /_sandbox/truth/count?source=&stream=&since=&until=``, ``POST /_sandbox/salesforce/staff-edit``
-(a staff edit in the CRM, see ``cdp.sandbox.crm_writes``). ``/certificates`` is the certificate
-issuance service (``cdp.sandbox.certificates``).
+(a staff edit in the CRM, see ``cdp_sandbox.crm_writes``). ``/certificates`` is the certificate
+issuance service (``cdp_sandbox.certificates``).
 
 Command line (wired to ``cdp sandbox serve``): ``--host --port --seed --learners --fault SPEC
 --ledger-folder PATH``; a fault SPEC is ``source[:stream]:kind[:key=value,...]``.
@@ -31,32 +32,23 @@ import tempfile
 import threading
 import time
 from collections.abc import Sequence
+from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from cdp.sandbox.apis import Request, Response, VendorApis
-from cdp.sandbox.crm_writes import COMPLETION_CAMPAIGN_ID
-from cdp.sandbox.faults import Fault, FaultBook
-from cdp.sandbox.generator import World, to_epoch
-from cdp.sandbox.zendesk import AGENT_EMAIL as ZENDESK_AGENT_EMAIL
-from cdp.sandbox.zendesk import REFERRAL_FIELD_ID as ZENDESK_REFERRAL_FIELD_ID
 from cdp.sources.base import SourceSettings
+from cdp_sandbox.apis import Request, Response, VendorApis
+from cdp_sandbox.faults import Fault, FaultBook
+from cdp_sandbox.formats import to_epoch
+from cdp_sandbox.generator import World
+from cdp_sandbox.vendors import VENDORS, api_factories
 
 log = logging.getLogger(__name__)
 
-SOURCES = (
-    "moodle",
-    "salesforce",
-    "stripe",
-    "typeform",
-    "zigpoll",
-    "referralhero",
-    "galaxy",
-    "zendesk",
-    "certificates",
-)
+#: The vendor mounts: every registered vendor with an API (cdp_sandbox.vendors), in registry order.
+SOURCES = tuple(api_factories())
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -117,7 +109,7 @@ class SandboxServer:
     ) -> None:
         self.world = world
         self.faults = FaultBook()
-        self.apis = VendorApis(world, self.faults)
+        self.apis = VendorApis(world, self.faults, api_factories())
         self.slack_messages: list[dict[str, Any]] = []
         # Finance's ledger drop is a folder, not an API: without one given, the sandbox keeps its own for
         # its lifetime, so every source, the ledger included, is there in every use of it.
@@ -267,8 +259,6 @@ def _time_arg(value: str | None) -> int | None:
         return None
     if value.isdigit():
         return int(value)
-    from datetime import datetime
-
     return to_epoch(datetime.fromisoformat(value.replace("Z", "+00:00")))
 
 
@@ -293,29 +283,8 @@ def sandbox_settings(
     world: World, base_url: str, source: str, ledger_folder: Path | str | None = None, **extra: Any
 ) -> SourceSettings:
     """Connection settings for a sandbox serving ``world`` at ``base_url`` (also for one in another process)."""
-    ids = world.ids
-    ledger_folder = Path(ledger_folder) if ledger_folder else None
-    defaults: dict[str, dict[str, Any]] = {
-        "moodle": {},
-        "salesforce": {
-            "api_version": ids.salesforce_api_version,
-            "completion_campaign_id": COMPLETION_CAMPAIGN_ID,
-        },
-        "stripe": {},
-        "typeform": {"form_id": ids.typeform_form_id},
-        "zigpoll": {"account_id": ids.zigpoll_account_id, "poll_id": ids.zigpoll_poll_id},
-        "referralhero": {"list_uuid": ids.referralhero_list_uuid},
-        "galaxy": {},  # the volunteer platform (cdp.sandbox.volunteers)
-        "zendesk": {"email": ZENDESK_AGENT_EMAIL, "referral_field_id": ZENDESK_REFERRAL_FIELD_ID},
-        "ledger": {"folder": str(ledger_folder) if ledger_folder else ""},
-        "certificates": {},
-    }
-    if source == "ledger":
-        base = ledger_folder.resolve().as_uri() if ledger_folder else ""
-        return SourceSettings(base, "", {**defaults["ledger"], **extra})
-    return SourceSettings(
-        f"{base_url}/{source}", world.credentials.for_source(source), {**defaults[source], **extra}
-    )
+    settings = VENDORS[source].settings(world, base_url, ledger_folder)
+    return SourceSettings(settings.base_url, settings.credential, {**settings.extra, **extra})
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -13,7 +13,7 @@ Kinds (each scoped to a source and optionally one stream):
   source, so their modification time moves past the window.
 
 - ``lose_response``: a write is applied, then answered 502 (the connection dropped on the way back); see
-  ``cdp.sandbox.crm_writes`` and ``cdp.sandbox.certificates``.
+  ``cdp_sandbox.crm_writes`` and ``cdp_sandbox.certificates``.
 
 ``times`` limits how many matching requests a fault affects (None: until cleared).
 """
