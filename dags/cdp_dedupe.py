@@ -32,7 +32,7 @@ with `cdp dedupe review`.
 from __future__ import annotations
 
 import pendulum
-from airflow.sdk import Param, dag, get_current_context, task
+from airflow.sdk import Param, dag, task
 
 from cdp.runtime import default_args, run_failure_notifier
 
@@ -53,56 +53,50 @@ from cdp.runtime import default_args, run_failure_notifier
 )
 def cdp_dedupe() -> None:
     @task
-    def plan_run() -> list[int]:
+    def plan_run(params: dict | None = None, ti=None) -> list[int]:
         from cdp.identity.runs import DedupeSettings, start_run
-        from cdp.runtime import actor_from_context, warehouse_url
+        from cdp.runtime import actor_of, warehouse_url
 
-        context = get_current_context()
-        params = context["params"]
         plan = start_run(
             warehouse_url(),
-            actor_from_context(context),
-            context["run_id"],
+            actor_of(ti),
+            ti.run_id,
             full=bool(params.get("full")),
             settings=DedupeSettings(shard_size=int(params.get("shard_size") or 50_000)),
         )
         return list(range(plan.shards))
 
     @task
-    def score_shard(shard: int) -> int:
+    def score_shard(shard: int, ti=None) -> int:
         from cdp.identity.runs import score_shard as score
-        from cdp.runtime import actor_from_context, warehouse_url
+        from cdp.runtime import actor_of, warehouse_url
 
-        context = get_current_context()
-        return score(warehouse_url(), actor_from_context(context), context["run_id"], shard)
+        return score(warehouse_url(), actor_of(ti), ti.run_id, shard)
 
     @task
-    def merge_and_queue() -> dict[str, int]:
+    def merge_and_queue(ti=None) -> dict[str, int]:
         from cdp.identity.runs import apply_run
-        from cdp.runtime import actor_from_context, warehouse_url
+        from cdp.runtime import actor_of, warehouse_url
 
-        context = get_current_context()
-        report = apply_run(warehouse_url(), actor_from_context(context), context["run_id"])
+        report = apply_run(warehouse_url(), actor_of(ti), ti.run_id)
         return {"merged": report.merged, "queued": report.queued, "rejected": report.rejected}
 
     @task
-    def write_report() -> dict[str, object]:
+    def write_report(ti=None) -> dict[str, object]:
         from cdp.identity.runs import finish_run
-        from cdp.runtime import actor_from_context, warehouse_url
+        from cdp.runtime import actor_of, warehouse_url
 
-        context = get_current_context()
-        report = finish_run(warehouse_url(), actor_from_context(context), context["run_id"])
+        report = finish_run(warehouse_url(), actor_of(ti), ti.run_id)
         return {"duplicate_rate": report.duplicate_rate, "rate_spike": report.rate_spike}
 
     @task
-    def check_duplicate_rate() -> None:
+    def check_duplicate_rate(ti=None) -> None:
         """A spike is a data alert (sent once, cleared once) and fails the run."""
         from cdp.identity.runs import raise_on_spike
         from cdp.quality.data_alerts import alert_once, duplicate_spike_findings
-        from cdp.runtime import actor_from_context, data_alert_sender, warehouse_url
+        from cdp.runtime import actor_of, data_alert_sender, warehouse_url
 
-        context = get_current_context()
-        url, actor, run_id = warehouse_url(), actor_from_context(context), context["run_id"]
+        url, actor, run_id = warehouse_url(), actor_of(ti), ti.run_id
         alert_once(
             url, scope="dedupe_spike:", title="Duplicates", run_id=run_id,
             findings=duplicate_spike_findings(url, run_id, actor), send=data_alert_sender(), actor=actor,

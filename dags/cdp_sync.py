@@ -52,9 +52,16 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pendulum
-from airflow.sdk import CronTriggerTimetable, dag, get_current_context, task
+from airflow.sdk import CronTriggerTimetable, dag, task
 
-from cdp.runtime import default_args, run_failure_notifier, source_pool, sync_deadline, warehouse_asset
+from cdp.runtime import (
+    default_args,
+    run_failure_notifier,
+    source_pool,
+    sync_deadline,
+    sync_stream_task,
+    warehouse_asset,
+)
 from cdp.sources.order import sync_plan
 from cdp.sync.specs import BY_KEY, SCHEDULED_SPECS
 
@@ -63,26 +70,6 @@ WAVES = {1: "people_and_reference", 2: "activity"}
 # dependency order and the tasks it waits for, from what each stream declares (`after=`, its wave).
 PLAN = sync_plan(SCHEDULED_SPECS)
 STREAMS = {task.name: list(task.keys) for task in PLAN}
-
-
-def _sync(stream_key: str) -> dict[str, object]:
-    from cdp.runtime import actor_from_context, source_settings, warehouse_url
-    from cdp.sources import registry
-    from cdp.sync.engine import sync_stream
-
-    context = get_current_context()
-    spec = BY_KEY[stream_key]
-    stream = registry.stream(spec.source, spec.stream, source_settings(spec.source))
-    result = sync_stream(
-        warehouse_url(),
-        stream,
-        spec,
-        actor=actor_from_context(context),
-        run_id=context["run_id"],
-        interval_start=context.get("data_interval_start"),
-        interval_end=context.get("data_interval_end") or pendulum.now("UTC"),
-    )
-    return result.as_dict()
 
 
 @dag(
@@ -102,7 +89,7 @@ def cdp_sync() -> None:
     mapped: dict[tuple[str, int], object] = {}
     for planned in PLAN:
         sync = task(
-            _sync,
+            sync_stream_task,
             task_id=f"sync_{planned.source}_{WAVES[planned.wave]}",
             pool=source_pool(planned.source),
             # One stream of the task at a time, in map-index order (the scheduler queues a task's map indexes

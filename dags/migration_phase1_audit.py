@@ -45,7 +45,7 @@ backfill.
 from __future__ import annotations
 
 import pendulum
-from airflow.sdk import Param, dag, get_current_context, task
+from airflow.sdk import Param, dag, task
 
 from cdp.runtime import default_args, run_failure_notifier
 
@@ -73,29 +73,27 @@ def _files(found: list[dict]) -> list:
 )
 def migration_phase1_audit() -> None:
     @task
-    def import_exports() -> list[dict]:
+    def import_exports(params: dict | None = None, ti=None) -> list[dict]:
         from dataclasses import asdict
 
         from airflow.sdk import Variable
 
         from cdp.migration.legacy_import import import_exports as land
         from cdp.paths import state_dir
-        from cdp.runtime import actor_from_context, warehouse_url
+        from cdp.runtime import actor_of, warehouse_url
 
-        context = get_current_context()
-        folder = context["params"].get("folder") or Variable.get(
+        folder = params.get("folder") or Variable.get(
             "legacy_exports_folder", default=str(state_dir() / "legacy-exports")
         )
-        found = land(warehouse_url(), actor_from_context(context), context["run_id"], folder)
+        found = land(warehouse_url(), actor_of(ti), ti.run_id, folder)
         return [asdict(file) for file in found]
 
     @task
-    def profile_before(found: list[dict]) -> dict[str, object]:
+    def profile_before(found: list[dict], ti=None) -> dict[str, object]:
         from cdp.migration.legacy_profile import profile
-        from cdp.runtime import actor_from_context, warehouse_url
+        from cdp.runtime import actor_of, warehouse_url
 
-        context = get_current_context()
-        result = profile(warehouse_url(), actor_from_context(context), context["run_id"], _files(found))
+        result = profile(warehouse_url(), actor_of(ti), ti.run_id, _files(found))
         return {
             "records": result.records,
             "with_errors": result.records_with_errors,
@@ -103,32 +101,29 @@ def migration_phase1_audit() -> None:
         }
 
     @task
-    def clean_up(found: list[dict]) -> dict[str, object]:
+    def clean_up(found: list[dict], ti=None) -> dict[str, object]:
         from cdp.migration.legacy_cleanup import cleanup
-        from cdp.runtime import actor_from_context, warehouse_url
+        from cdp.runtime import actor_of, warehouse_url
 
-        context = get_current_context()
-        result = cleanup(warehouse_url(), actor_from_context(context), context["run_id"], _files(found))
+        result = cleanup(warehouse_url(), actor_of(ti), ti.run_id, _files(found))
         return {"changed_rows": result.changed_rows, "accuracy_after": result.after.accuracy_rate}
 
     @task
-    def load_core(found: list[dict]) -> dict[str, object]:
+    def load_core(found: list[dict], ti=None) -> dict[str, object]:
         """The cleaned rows (never a queued one) into core, by the sync's person resolution."""
         from cdp.migration.legacy_load import load_core as load
-        from cdp.runtime import actor_from_context, warehouse_url
+        from cdp.runtime import actor_of, warehouse_url
 
-        context = get_current_context()
-        result = load(warehouse_url(), actor_from_context(context), context["run_id"], _files(found))
+        result = load(warehouse_url(), actor_of(ti), ti.run_id, _files(found))
         return {"loaded": result.loaded, "changed": result.changed, "rejected": result.rejected}
 
     @task
-    def write_report(found: list[dict]) -> list[str]:
+    def write_report(found: list[dict], params: dict | None = None) -> list[str]:
         from cdp.migration.audit_report import write_report as write
         from cdp.migration.legacy_profile import stored_profiles
         from cdp.paths import state_dir
         from cdp.runtime import warehouse_url
 
-        params = get_current_context()["params"]
         folder = params.get("reports_folder") or str(state_dir() / "reports")
         paths = write(
             folder, stored_profiles(warehouse_url(), _files(found)), float(params["accuracy_target"])
@@ -136,11 +131,10 @@ def migration_phase1_audit() -> None:
         return [str(path) for path in paths]
 
     @task
-    def check_accuracy_target(found: list[dict]) -> None:
+    def check_accuracy_target(found: list[dict], params: dict | None = None) -> None:
         from cdp.migration.legacy_profile import check_target, stored_profiles
         from cdp.runtime import warehouse_url
 
-        params = get_current_context()["params"]
         check_target(stored_profiles(warehouse_url(), _files(found)), float(params["accuracy_target"]))
 
     found = import_exports()

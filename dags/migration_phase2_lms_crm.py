@@ -57,7 +57,7 @@ only what still differs. There is nothing to backfill (`catchup=False`): each ru
 from __future__ import annotations
 
 import pendulum
-from airflow.sdk import Param, dag, get_current_context, task
+from airflow.sdk import Param, dag, task
 
 from cdp.runtime import default_args, run_failure_notifier, source_pool
 
@@ -81,48 +81,39 @@ from cdp.runtime import default_args, run_failure_notifier, source_pool
 )
 def migration_phase2_lms_crm() -> None:
     @task(pool=source_pool("salesforce"))  # writes to the CRM: shares Salesforce's API budget
-    def push_contacts() -> dict[str, object]:
+    def push_contacts(params: dict | None = None, ti=None) -> dict[str, object]:
         """Plan against the CRM's current values; send only what differs and is not held."""
         from cdp.crm.client import SalesforceWriter
         from cdp.crm.push import push_contacts as run_push
         from cdp.paths import state_dir
-        from cdp.runtime import actor_from_context, source_settings, warehouse_url
+        from cdp.runtime import actor_of, source_settings, warehouse_url
 
-        context = get_current_context()
         writer = SalesforceWriter(source_settings("salesforce"))
         try:
             result = run_push(
-                warehouse_url(), writer, run_id=context["run_id"], actor=actor_from_context(context),
-                mode=context["params"]["mode"], report_dir=state_dir() / "reports" / "crm_push",
+                warehouse_url(), writer, run_id=ti.run_id, actor=actor_of(ti), mode=params["mode"],
+                report_dir=state_dir() / "reports" / "crm_push",
             )  # fmt: skip
         finally:
             writer.close()
         return result.as_dict()
 
     @task
-    def alert(result: dict[str, object]) -> bool:
+    def alert(result: dict[str, object], ti=None) -> bool:
         """One grouped data alert: not reconciled, conflicts waiting, records refused."""
-        from cdp.crm.push import push_findings
-        from cdp.quality.data_alerts import alert_once
-        from cdp.runtime import actor_from_context, data_alert_sender, warehouse_url
+        from cdp.crm.push import alert_push
+        from cdp.runtime import actor_of, data_alert_sender, warehouse_url
 
-        context = get_current_context()
-        actor = actor_from_context(context)
-        outcome = alert_once(
-            warehouse_url(), scope="crm_push:", title="CRM push", run_id=context["run_id"],
-            findings=push_findings(warehouse_url(), str(result["run_id"]), actor), send=data_alert_sender(),
-            actor=actor,
-        )  # fmt: skip
-        return outcome.sent
+        return alert_push(
+            warehouse_url(), result, run_id=ti.run_id, send=data_alert_sender(), actor=actor_of(ti)
+        )
 
     @task
     def require_reconciled(result: dict[str, object], alerted: bool) -> None:
         """Fails the run when what the CRM accepted does not add up to what was sent."""
-        if result["reconciled"] is False:
-            raise RuntimeError(
-                f"CRM push not reconciled: sent {result['sent']}, accepted {result['accepted']}, rejected "
-                f"{result['rejected']}, read back as sent {result['verified']}"
-            )
+        from cdp.crm.push import require_push_reconciled
+
+        require_push_reconciled(result)
 
     result = push_contacts()
     require_reconciled(result, alert(result))

@@ -33,33 +33,13 @@ interval re-reads it; the watermark never moves backwards.
 from __future__ import annotations
 
 import pendulum
-from airflow.sdk import dag, get_current_context, task
+from airflow.sdk import dag, task
 
-from cdp.runtime import default_args, run_failure_notifier, source_pool, warehouse_asset
+from cdp.runtime import default_args, run_failure_notifier, source_pool, sync_stream_task, warehouse_asset
 from cdp.sync.specs import VOLUNTEER_SPECS
 
 VOLUNTEERS = [spec.key for spec in VOLUNTEER_SPECS if spec.wave == 1]
 VOLUNTEER_ACTIVITY = [spec.key for spec in VOLUNTEER_SPECS if spec.wave == 2]
-
-
-def _sync(stream_key: str) -> dict[str, object]:
-    from cdp.runtime import actor_from_context, source_settings, warehouse_url
-    from cdp.sources import registry
-    from cdp.sync.engine import sync_stream
-    from cdp.sync.specs import BY_KEY
-
-    context = get_current_context()
-    spec = BY_KEY[stream_key]
-    result = sync_stream(
-        warehouse_url(),
-        registry.stream(spec.source, spec.stream, source_settings(spec.source)),
-        spec,
-        actor=actor_from_context(context),
-        run_id=context["run_id"],
-        interval_start=context.get("data_interval_start"),
-        interval_end=context.get("data_interval_end") or pendulum.now("UTC"),
-    )
-    return result.as_dict()
 
 
 @dag(
@@ -73,16 +53,18 @@ def _sync(stream_key: str) -> dict[str, object]:
     doc_md=__doc__,
 )
 def migration_phase4_platforms() -> None:
-    @task(pool=source_pool("galaxy"), outlets=[warehouse_asset("core.volunteer")])
-    def sync_volunteers(stream_key: str) -> dict[str, object]:
-        return _sync(stream_key)
-
-    @task(
+    sync_volunteers = task(
+        sync_stream_task,
+        task_id="sync_volunteers",
+        pool=source_pool("galaxy"),
+        outlets=[warehouse_asset("core.volunteer")],
+    )
+    sync_volunteer_activity = task(
+        sync_stream_task,
+        task_id="sync_volunteer_activity",
         pool=source_pool("galaxy"),
         outlets=[warehouse_asset("core.volunteer_shift"), warehouse_asset("core.volunteer_hours")],
     )
-    def sync_volunteer_activity(stream_key: str) -> dict[str, object]:
-        return _sync(stream_key)
 
     @task
     def check_success_criteria() -> dict[str, object]:

@@ -48,7 +48,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -79,7 +79,7 @@ from cdp.crm.plan import (
 )
 from cdp.crm.reports import report_path, write_report
 from cdp.paths import SQL_DIR
-from cdp.quality.data_alerts import Finding
+from cdp.quality.data_alerts import Finding, alert_once
 from cdp.warehouse import Actor, connect
 
 log = logging.getLogger(__name__)
@@ -516,6 +516,27 @@ def resolve_conflict(url: str, conflict_id: int, decision: str, actor: Actor) ->
             "crm_push_conflict",
             str(conflict_id),
             {"field": row["field"], "decision": decision},
+        )
+
+
+def alert_push(
+    url: str, result: dict[str, Any], *, run_id: str, send: Callable[[str], None], actor: Actor
+) -> bool:
+    """One grouped data alert for a push run (``result`` as ``PushResult.as_dict`` gives it): not reconciled,
+    conflicts waiting, records refused; True when a message was sent."""
+    outcome = alert_once(
+        url, scope="crm_push:", title="CRM push", run_id=run_id,
+        findings=push_findings(url, str(result["run_id"]), actor), send=send, actor=actor,
+    )  # fmt: skip
+    return outcome.sent
+
+
+def require_push_reconciled(result: dict[str, Any]) -> None:
+    """Fails the run (``error:PushNotReconciled``) when what the CRM accepted does not add up to what was sent."""
+    if result["reconciled"] is False:
+        raise PushNotReconciled(
+            f"CRM push not reconciled: sent {result['sent']}, accepted {result['accepted']}, rejected "
+            f"{result['rejected']}, read back as sent {result['verified']}"
         )
 
 

@@ -93,21 +93,41 @@ def warehouse_url() -> str:
     return normalise_url(connection.get_uri())
 
 
-def actor_from_context(context: Mapping[str, Any]) -> Actor:
-    """Audit events written by a task name its DAG, run and task."""
-    ti = context.get("ti") or context.get("task_instance")
+def actor_of(ti: Any) -> Actor:
+    """Audit events written by a task name its DAG, run and task: from the task instance TaskFlow hands in
+    (a task declares ``ti=None``)."""
     dag_id = getattr(ti, "dag_id", None)
     return Actor(
         name=f"airflow:{dag_id}",
         dag_id=dag_id,
-        run_id=context.get("run_id") or getattr(ti, "run_id", None),
+        run_id=getattr(ti, "run_id", None),
         task_id=getattr(ti, "task_id", None),
     )
 
 
-def actor_of(ti: Any) -> Actor:
-    """The ``Actor`` of a task from the task instance TaskFlow hands in (a task declares ``ti=None``)."""
-    return actor_from_context({"ti": ti})
+def sync_stream_task(
+    stream_key: str, ti: Any = None, data_interval_start: Any = None, data_interval_end: Any = None
+) -> dict[str, object]:
+    """The body of every stream-sync task (``cdp_sync``, ``migration_phase4_platforms``), context values as
+    TaskFlow hands them in: one stream read over the run's data interval (up to now for a run without one)
+    from its source's connection, landed by the sync engine."""
+    import pendulum
+
+    from cdp.sources import registry
+    from cdp.sync.engine import sync_stream
+    from cdp.sync.specs import BY_KEY
+
+    spec = BY_KEY[stream_key]
+    result = sync_stream(
+        warehouse_url(),
+        registry.stream(spec.source, spec.stream, source_settings(spec.source)),
+        spec,
+        actor=actor_of(ti),
+        run_id=ti.run_id,
+        interval_start=data_interval_start,
+        interval_end=data_interval_end or pendulum.now("UTC"),
+    )
+    return result.as_dict()
 
 
 def source_settings(source: str) -> SourceSettings:
