@@ -7,7 +7,6 @@ connection is looked up only when a task calls ``warehouse_url()``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
