@@ -28,6 +28,9 @@ from cdp.warehouse.embedded import EmbeddedServer  # noqa: E402
 
 TEMPLATE_DATABASE = "cdp_template"
 
+# Fixtures shared by a domain's tests and its DAG's tests under tests/dags/ (the DAG tests live together).
+pytest_plugins = ("fixtures.referrals", "fixtures.slack_sandbox")
+
 
 @pytest.fixture(scope="session")
 def pg_server() -> Iterator[EmbeddedServer]:

@@ -27,7 +27,7 @@ import psycopg
 import pytest
 from psycopg.rows import dict_row
 
-from cdp.identity.warehouse import UNSYNCED_COLUMNS, lineage_columns, person_references
+from cdp.identity.merges import UNSYNCED_COLUMNS, lineage_columns, person_references
 from cdp.paths import PROJECT_ROOT
 from cdp.runtime import DEFAULT_POOL, POOLS
 from cdp.sources import validation as v
