@@ -15,12 +15,11 @@ browser asking for the page is sent to the login page instead), without the perm
 
 from __future__ import annotations
 
-from airflow.api_fastapi.app import get_auth_manager
-from airflow.api_fastapi.core_api.security import requires_access_dag
 from airflow.plugins_manager import AirflowPlugin
 from fastapi import Depends, FastAPI, Request
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
 from cdp.data_health import JSON_NAME, NO_DATA, PAGE_NAME, data_health_dir
@@ -28,12 +27,25 @@ from cdp.data_health import JSON_NAME, NO_DATA, PAGE_NAME, data_health_dir
 URL_PREFIX = "/cdp-data-health"
 DAG_ID = "cdp_data_health"
 
+
+async def may_read_data_health(request: Request) -> None:
+    """Airflow's own checks, as its core API makes them: the user from the bearer token or the UI's cookie
+    (401/403 without a valid one), then the auth manager's answer to "may this user read the DAG?" (403).
+
+    Imported here, not at the top: every task process loads the plugins, and only the API server needs these.
+    """
+    from airflow.api_fastapi.core_api import security
+
+    user = await security.get_user(request, None, await security.bearer_scheme(request))
+    await run_in_threadpool(security.requires_access_dag("GET", param_dag_id=DAG_ID), request, user)
+
+
 app = FastAPI(
     title="CDP data health",
     docs_url=None,
     redoc_url=None,
     openapi_url=None,
-    dependencies=[Depends(requires_access_dag("GET", param_dag_id=DAG_ID))],
+    dependencies=[Depends(may_read_data_health)],
 )
 
 WAITING_PAGE = (
@@ -48,6 +60,8 @@ async def _login_first(request: Request, error: HTTPException) -> Response:
     """A browser without a (valid) login is sent to the auth manager's login page, and back here after."""
     wants_page = request.method == "GET" and "text/html" in request.headers.get("accept", "")
     if error.status_code == 401 and wants_page:
+        from airflow.api_fastapi.app import get_auth_manager
+
         return RedirectResponse(get_auth_manager().get_url_login(next_url=str(request.url)), status_code=303)
     return await http_exception_handler(request, error)
 

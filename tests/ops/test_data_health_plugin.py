@@ -13,6 +13,8 @@ from __future__ import annotations
 import importlib.util
 import json
 import secrets
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -107,6 +109,21 @@ def test_the_plugin_mounts_its_app_and_a_ui_menu_entry(plugin, api_server: TestC
     (view,) = plugin.CdpDataHealthPlugin.external_views
     assert view["href"] == "cdp-data-health/", "relative, so that it works behind a path prefix"
     assert view["url_route"] == "data-health" and view["category"] == "browse"
+
+
+def test_loading_the_plugin_leaves_the_api_server_out() -> None:
+    """Every task process loads the plugins: the API server's security module is imported only when the
+    plugin's app answers a request (in the API server, which has it anyway)."""
+    probe = (
+        "import importlib.util, sys;"
+        f"spec = importlib.util.spec_from_file_location('probe', {str(PLUGIN)!r});"
+        "spec.loader.exec_module(importlib.util.module_from_spec(spec));"
+        "print('airflow.api_fastapi.core_api.security' in sys.modules)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=300
+    )
+    assert result.stdout.strip().splitlines()[-1] == "False"
 
 
 def test_without_a_login_nothing_is_served(api_server: TestClient, folder: Path) -> None:
