@@ -3,10 +3,9 @@
 -- quotes the value it refused ("impossible date in date_of_birth: '2031-02-30'", "unknown value 'x' in
 -- status", "impossible age in age: 131"), so the value is cut away here, before anything counts or shows it:
 --   1. "unknown value|currency <value> in <path>"  ->  "unknown value|currency in <path>";
---   2. ": <a Python repr>" to the end (a quoted text, a number, a list, a dict, None, True, False,
---      Decimal('1.5')) goes;
---      a nested reason keeps its path ("rewards: impossible date in date") and a colon before words stays
---      ("impossible dates: timeend before timestart", "missing_required: referrer_email");
+--   2. ": <a Python repr>" to the end goes (a quoted text, a number, a list, a dict, None, True, False,
+--      Decimal('1.5')); a nested reason keeps its path ("rewards: impossible date in date"), and a colon
+--      before words stays ("impossible dates: timeend before timestart", "missing_required: referrer_email");
 --   3. any quoted text still left (a format not known here) becomes "…".
 WITH open AS (
     SELECT source, stream, quarantined_at,
