@@ -9,8 +9,10 @@ consent coverage per purpose, and every KPI view `mart.kpi_<name>_monthly` (foun
 time, labelled by its view comment). An empty warehouse gives a page that says "no data yet".
 
 **Where to see it.** In the Airflow UI: *Browse → Data health* (the `cdp_data_health` plugin, served
-under `/cdp-data-health/`); the files are `index.html` and `data-health.json` in the data-health folder
-(`CDP_DATA_HEALTH_DIR`, locally `.cdp/data-health/`; in docker-compose the `data-health` volume).
+under `/cdp-data-health/` to users logged in to Airflow who may read this DAG; nothing without the login);
+the files are `index.html` and `data-health.json` in the data-health folder (`CDP_DATA_HEALTH_DIR`, locally
+`.cdp/data-health/`; in docker-compose the `data-health` volume). Figures only, never a person's values:
+quarantine reasons by their class (the quoted value cut away), a broken KPI view by its error's kind.
 
 **Reads** `warehouse` (`ops.sync_watermark`, `ops.sync_run`, `ops.count_diff`, `ops.quarantine`,
 `ops.dedupe_run`, `ops.reconciliation_*`, `mart.outreach_decision`, `mart.kpi_*_monthly`), read-only.
@@ -18,7 +20,8 @@ under `/cdp-data-health/`); the files are `index.html` and `data-health.json` in
 
 **An alert from it means** the page could not be built: the warehouse is unreachable (check the
 `warehouse` connection) or the folder is not writable. The data itself is not judged here: the other DAGs
-alert on it. A KPI view that fails to read shows its error on the page and does not fail the run.
+alert on it. A KPI view that fails to read shows its error (kind and SQLSTATE) on the page and does not
+fail the run.
 
 **Re-run / backfill.** Safe at any time; each run replaces the page with the current state. Past
 intervals are not back-filled (`catchup=False`): the page is about now.

@@ -6,6 +6,9 @@ can be opened from disk, mailed, or served by the Airflow plugin ``cdp_data_heal
 writes both files atomically into the data-health folder (``CDP_DATA_HEALTH_DIR``, by default
 ``.cdp/data-health``), which in production is a volume shared by the Celery workers and the API server.
 
+The page shows figures, never a person's values: quarantine reasons are shown as their class (the value a
+validator quoted is cut away in ``quarantine.sql``) and a KPI view's error by its kind, not its message.
+
 KPIs are not listed here: every view named ``mart.kpi_<name>_monthly`` (columns month, numerator,
 denominator, value; label in its ``COMMENT ON VIEW``) is found in the catalog and rendered, so a new KPI
 appears on the page without a code change. A KPI view that cannot be read is shown with its error, and
@@ -81,7 +84,8 @@ def _kpis(conn: psycopg.Connection) -> list[dict[str, Any]]:
             with conn.transaction():  # a savepoint: one broken view must not abort the others
                 rows = conn.execute(statement, (KPI_MONTHS,)).fetchall()
         except psycopg.Error as error:
-            entry["error"] = f"{type(error).__name__}: {str(error).strip().splitlines()[0]}"
+            # The error's kind only: a message can quote a row's value ('invalid input syntax … "2031-02-30"').
+            entry["error"] = f"{type(error).__name__} (SQLSTATE {error.sqlstate})"
             log.warning("KPI view mart.%s could not be read: %s", name, type(error).__name__)
         else:
             entry["months"] = [{k: _plain(v) for k, v in row.items()} for row in reversed(rows)]

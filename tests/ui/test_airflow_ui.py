@@ -3,8 +3,9 @@
 The stack starts as `make run` starts it (the warehouse migrated, the vendor-API sandbox, `airflow
 standalone` with every DAG and the project's plugins), on free ports in the test session's temporary
 folders. The browser logs in (SimpleAuthManager), sees every DAG in the list, triggers `cdp_sync`, watches
-the run succeed, opens its log, and opens the data-health page from the UI. Screenshots of every step are
-kept in ``test-artifacts/browser/`` (git-ignored; the path is printed).
+the run succeed, opens its log, and opens the data-health page from the UI (which the API server refuses
+to anyone without the login). Screenshots of every step are kept in ``test-artifacts/browser/``
+(git-ignored; the path is printed).
 
 Playwright brings only its driver here: the browser is ``/usr/bin/chromium`` from Debian (`make test`
 installs it when missing), never a downloaded build.
@@ -15,6 +16,8 @@ from __future__ import annotations
 import os
 import re
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -164,6 +167,25 @@ def test_operations_staff_see_sync_and_data_health_in_the_ui(running, browser_pa
     frame.locator('[data-metric="last_rows_read:moodle.users"]').wait_for()
     _shot(page, artefacts, "06-data-health")
     assert "no data yet" not in frame.locator("#freshness").inner_text()
+
+    # ... only behind Airflow's login: the real API server refuses the page and its JSON without it, serves
+    # them with a token, and sends a browser without a session to the login page.
+    for path in ("/cdp-data-health/", "/cdp-data-health/data-health.json"):
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(
+                urllib.request.Request(stack.base_url + path, headers={"Accept": "application/json"}),
+                timeout=120,
+            )
+        assert refused.value.code == 401, path
+    assert "freshness" in stack.api("GET", "/cdp-data-health/data-health.json", token=token)
+    anonymous = page.context.browser.new_page()
+    try:
+        anonymous.goto(stack.base_url + "/cdp-data-health/")
+        anonymous.wait_for_selector("input[type=password]")
+        _shot(anonymous, artefacts, "07-data-health-needs-login")
+        assert "login" in anonymous.url and "Freshness" not in anonymous.content()
+    finally:
+        anonymous.close()
 
 
 def _manual_run(stack: local_stack.Stack, token: str, dag_id: str) -> str:
