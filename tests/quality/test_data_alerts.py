@@ -61,3 +61,40 @@ def test_quarantine_alert_has_a_threshold_and_repeats_only_on_change(
     with psycopg.connect(warehouse_url) as conn:
         state = conn.execute("SELECT alert_key, active, times_seen FROM ops.alert_state").fetchall()
     assert state == [("quarantine:stripe.charges", False, 3)]
+
+
+def test_the_quarantine_alert_names_the_reason_never_the_refused_value(warehouse_url: str) -> None:
+    """A validator's reason quotes what it refused (a birth date, an email): the alert says only its kind."""
+    since = datetime.now(UTC) - timedelta(minutes=5)
+    with psycopg.connect(warehouse_url, autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO ops.quarantine (source, stream, source_record_id, run_id, reason, payload)"
+            " SELECT 'moodle', 'users', 'u' || g, 'sync-1', reason, '{}'"
+            " FROM generate_series(1, 11) g, (VALUES"
+            "   ('impossible date in date_of_birth: ''2031-02-30'''),"
+            "   ('malformed email in email: ''ada.lovelace@example'''),"
+            "   ('unknown value ''Ada Lovelace'' in parentalconsent')) AS r(reason)"
+        )
+
+    findings = quarantine_findings(warehouse_url, since, ACTOR)
+
+    assert [finding.key for finding in findings] == ["quarantine:moodle.users"]
+    text = findings[0].text
+    assert "top reason: " in text
+    for value in ("2031-02-30", "ada.lovelace", "Lovelace"):
+        assert value not in text, f"the alert quotes a refused value: {text}"
+    with psycopg.connect(warehouse_url) as conn:
+        classes = [
+            row[0]
+            for row in conn.execute(
+                "SELECT ops.reason_class(r) FROM unnest(%s::text[]) r",
+                (["impossible date in date_of_birth: '2031-02-30'", "unknown value 'Ada' in parentalconsent",
+                  "impossible dates: timeend before timestart", "rewards: impossible date in date: 99"],),
+            )
+        ]  # fmt: skip
+    assert classes == [
+        "impossible date in date_of_birth",
+        "unknown value in parentalconsent",
+        "impossible dates: timeend before timestart",
+        "rewards: impossible date in date",
+    ]

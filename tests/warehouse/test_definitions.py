@@ -168,6 +168,7 @@ CHANGED_SINCE_THE_REVISIONS = {
     "core.erase_support_tickets()": "issue 15: writes needles only into the erasure's own table, never a "
     "caller's temporary table (the superuser escalation)",
     "ops.apply_identity_decision()": "issue 15: search_path pinned with pg_temp last",
+    "ops.reason_class(text)": "issue 15: added; a quarantine reason without the value it quotes",
     "privacy.erase_person(uuid,text)": "issue 15 item 8: also blanks kept undeliverable webhook bodies "
     "(ops.webhook_undeliverable, revision 0016) that hold the person's email",
 }
@@ -191,7 +192,7 @@ def test_definitions_rebuild_exactly_what_the_revisions_built(two_empty_database
         dict((row[0], row) for row in actual["functions"]),
     )
     for name in CHANGED_SINCE_THE_REVISIONS:
-        assert functions_now[name] != functions_then[name], f"{name} no longer differs: take it off the list"
+        assert functions_now[name] != functions_then.get(name), f"{name} no longer differs: take it off the list"
 
 
 def test_migrating_again_changes_nothing(warehouse_url: str) -> None:
