@@ -21,8 +21,8 @@ up everything since the last successful run, nothing is lost), or *DuplicateRate
 a much higher share of duplicates than recent runs, which usually means an import created people twice
 (a source changed its ids, a sync ran with a broken mapping); it comes as a data alert (key
 `dedupe_spike:duplicate_rate`, sent once while the spike lasts and once more when a run is back to normal)
-and as the run's failure. The merges are done and every one can be undone: look at `ops.dedupe_run` and the newest merges, undo wrong ones with `cdp dedupe unmerge
-MERGE_ID`, fix the import.
+and as the run's failure. The merges are done and every one can be undone: look at `ops.dedupe_run` and the
+newest merges, undo wrong ones with `cdp dedupe unmerge MERGE_ID`, fix the import.
 
 **Re-run / backfill.** Clearing a failed run re-runs it from its plan; a new run compares what changed
 since the last successful one, so there is nothing to backfill (`catchup=False`). Staff review the queue

@@ -2,23 +2,26 @@
 # Incremental sync from every source (`cdp_sync`)
 
 **What it does.** Every 2 hours, for every source stream with a polling API (the sources in
-`cdp/sources/registry.py` that have a connector: the LMS, CRM, payments, ledger, surveys, referrals and the Galaxy Digital volunteer
-platform), it reads what changed at the source since its watermark (less a 30-minute overlap, so nothing at
-the boundary is missed), lands every payload in `raw.records`, validates each record, upserts the good ones
-into `core` by source id, keeps the rejected ones in `ops.quarantine` with their reason, advances the
-watermark and records counts in `ops.sync_run` and one audit event, all in one transaction per stream.
+`cdp/sources/registry.py` that have a connector: the LMS, CRM, payments, ledger, surveys, referrals and the
+Galaxy Digital volunteer platform), it reads what changed at the source since its watermark (less a 30-minute
+overlap, so nothing at the boundary is missed), lands every payload in `raw.records`, validates each record,
+upserts the good ones into `core` by source id, keeps the rejected ones in `ops.quarantine` with their reason,
+advances the watermark and records counts in `ops.sync_run` and one audit event, all in one transaction per
+stream.
 
 **Tasks.** One mapped task per source and wave, `sync_<source>_people_and_reference` and
-`sync_<source>_activity`, one map index per stream, each in its vendor's pool (declared in the source's folder, `cdp.runtime.SOURCE_POOLS`:
-`moodle_api`, `salesforce_api`, `stripe_api`, `survey_api` for Typeform, Zigpoll and ReferralHero,
-`galaxy_api`, `zendesk_api`; the ledger reads files and uses `default_pool`), so a vendor's slots cap its concurrent calls.
-People and reference data sync first, one source after another (LMS users and courses, then CRM contacts
-and accounts, then volunteers: each resolves its people to those already known, so two at once could make
-two persons of one human); activity that points to them (enrollments, completions, donations, shifts, hours, ...) second, even when a
-first-wave task failed. A task's streams sync one at a time in the order their declared dependencies give
-(`after=` on each stream in `cdp/sources/<vendor>/specs.py`: a refund after its charge), and activity that points to another source's waits for it: Stripe before Salesforce and
-ReferralHero, ReferralHero before Zendesk, so a run leaves the same warehouse whatever the timing. A last task, `summarise`, logs the totals and fails the run when any stream did not
-land, so one alert names every failed stream.
+`sync_<source>_activity`, one map index per stream, each in its vendor's pool (declared in the source's
+folder, `cdp.runtime.SOURCE_POOLS`: `moodle_api`, `salesforce_api`, `stripe_api`, `survey_api` for Typeform,
+Zigpoll and ReferralHero, `galaxy_api`, `zendesk_api`; the ledger reads files and uses `default_pool`), so a
+vendor's slots cap its concurrent calls. People and reference data sync first, one source after another (LMS
+users and courses, then CRM contacts and accounts, then volunteers: each resolves its people to those already
+known, so two at once could make two persons of one human); activity that points to them (enrollments,
+completions, donations, shifts, hours, ...) second, even when a first-wave task failed. A task's streams sync
+one at a time in the order their declared dependencies give (`after=` on each stream in
+`cdp/sources/<vendor>/specs.py`: a refund after its charge), and activity that points to another source's
+waits for it: Stripe before Salesforce and ReferralHero, ReferralHero before Zendesk, so a run leaves the same
+warehouse whatever the timing. A last task, `summarise`, logs the totals and fails the run when any stream did
+not land, so one alert names every failed stream.
 
 **Reads** the Airflow connections `moodle`, `salesforce`, `stripe`, `ledger`, `typeform`, `zigpoll`,
 `referralhero`, `galaxy` (one per source, named after it) and `warehouse`. **Writes** `raw`, `core`, `ops`,

@@ -64,7 +64,8 @@ def snapshot(url: str, tables: Iterable[str]) -> dict[str, list[str]]:
 STATE_QUERIES = {
     "people": """
         WITH label AS (
-            SELECT person_id, string_agg(source || ':' || source_record_id, ',' ORDER BY source, source_record_id) AS who
+            SELECT person_id,
+                   string_agg(source || ':' || source_record_id, ',' ORDER BY source, source_record_id) AS who
             FROM core.person_source_id GROUP BY person_id)
         SELECT l.who, p.given_name, p.family_name, p.date_of_birth, p.email, p.phone, p.country, p.is_learner,
                p.is_donor, p.merged_into IS NULL
@@ -72,17 +73,20 @@ STATE_QUERIES = {
     "courses": "SELECT source_record_id, code, title, starts_on, ends_on FROM core.course",
     "enrollments": """
         SELECT e.source_record_id, c.source_record_id, e.status, e.enrolled_at,
-               (SELECT min(m.source || ':' || m.source_record_id) FROM core.person_source_id m WHERE m.person_id = e.person_id)
+               (SELECT min(m.source || ':' || m.source_record_id) FROM core.person_source_id m
+                WHERE m.person_id = e.person_id)
         FROM core.enrollment e JOIN core.course c USING (course_id)""",
     "completions": """
         SELECT k.source_record_id, c.source_record_id, k.completed_at, k.grade,
                (SELECT e.source_record_id FROM core.enrollment e WHERE e.enrollment_id = k.enrollment_id),
-               (SELECT min(m.source || ':' || m.source_record_id) FROM core.person_source_id m WHERE m.person_id = k.person_id)
+               (SELECT min(m.source || ':' || m.source_record_id) FROM core.person_source_id m
+                WHERE m.person_id = k.person_id)
         FROM core.course_completion k JOIN core.course c USING (course_id)""",
     "donations": """
         SELECT d.financial_transaction_id, d.amount_minor, d.currency, d.received_at, d.status, d.refunded_minor,
                d.campaign,
-               (SELECT min(m.source || ':' || m.source_record_id) FROM core.person_source_id m WHERE m.person_id = d.person_id)
+               (SELECT min(m.source || ':' || m.source_record_id) FROM core.person_source_id m
+                WHERE m.person_id = d.person_id)
         FROM core.donation d""",
     "raw": "SELECT source, stream, source_record_id, payload FROM raw.records",
     "quarantine": "SELECT source, stream, source_record_id, reason, payload, resolved_at IS NULL FROM ops.quarantine",

@@ -85,7 +85,8 @@ def test_a_failed_run_alerts_once_after_its_last_retry(
         f"run: `{dag_run.run_id}`\n"
         "task: `require_reconciled`\n"
         "error:\n"
-        f"```RuntimeError: 2024-03 did not reconcile: 1 unexplained differences (reconciliation run 1, report {report})```\n"
+        "```RuntimeError: 2024-03 did not reconcile: 1 unexplained differences "
+        f"(reconciliation run 1, report {report})```\n"
         f"log: {log_url}"
     ]
     assert _data_messages(sandbox) == [

@@ -87,7 +87,8 @@ def test_even_the_owner_is_refused_by_the_triggers(warehouse_url: str, statement
 def test_raw_payloads_are_append_only(warehouse_url: str) -> None:
     with psycopg.connect(warehouse_url) as conn:
         conn.execute(
-            "INSERT INTO raw.records (source, stream, source_record_id, run_id, payload) VALUES ('moodle', 'users', '1', 'r', '{}')"
+            "INSERT INTO raw.records (source, stream, source_record_id, run_id, payload)"
+            " VALUES ('moodle', 'users', '1', 'r', '{}')"
         )
         with pytest.raises(psycopg.errors.InsufficientPrivilege, match="append-only"):
             conn.execute("UPDATE raw.records SET payload = '{\"x\": 1}'")
@@ -97,7 +98,8 @@ def test_an_application_role_cannot_forge_the_chain_columns(warehouse_url: str) 
     with psycopg.connect(warehouse_url) as conn:
         conn.execute("SET ROLE cdp_editor")
         conn.execute(
-            "INSERT INTO audit.audit_events (seq, occurred_at, db_role, session_role, action, entity_type, txid, prev_hash, hash)"
+            "INSERT INTO audit.audit_events"
+            " (seq, occurred_at, db_role, session_role, action, entity_type, txid, prev_hash, hash)"
             " VALUES (999, '2000-01-01', 'cdp_admin', 'someone', 'note', 'x', 1, 'forged', 'forged')"
         )
         row = conn.execute("SELECT seq, db_role, prev_hash, hash FROM audit.audit_events").fetchone()
@@ -215,7 +217,8 @@ def test_an_edited_row_with_a_recomputed_hash_breaks_the_next_link(warehouse_url
     _tamper(
         warehouse_url,
         "UPDATE audit.audit_events e SET details = '{\"rows\": 0}' WHERE seq = 5;"
-        " UPDATE audit.audit_events e SET hash = encode(sha256(convert_to(e.prev_hash || audit.canonical_text(e), 'UTF8')), 'hex')"
+        " UPDATE audit.audit_events e"
+        " SET hash = encode(sha256(convert_to(e.prev_hash || audit.canonical_text(e), 'UTF8')), 'hex')"
         " WHERE seq = 5",
     )
     report = _verify(warehouse_url)
@@ -255,9 +258,14 @@ def test_a_rewritten_tail_is_found_against_the_exported_head(warehouse_url: str,
     _tamper(
         warehouse_url,
         "UPDATE audit.audit_events e SET details = '{\"rows\": -1}' WHERE seq >= 5;"
-        " UPDATE audit.audit_events e SET hash = encode(sha256(convert_to(e.prev_hash || audit.canonical_text(e), 'UTF8')), 'hex') WHERE seq = 5;"
-        " UPDATE audit.audit_events e SET prev_hash = (SELECT hash FROM audit.audit_events WHERE seq = 5) WHERE seq = 6;"
-        " UPDATE audit.audit_events e SET hash = encode(sha256(convert_to(e.prev_hash || audit.canonical_text(e), 'UTF8')), 'hex') WHERE seq = 6;",
+        " UPDATE audit.audit_events e"
+        " SET hash = encode(sha256(convert_to(e.prev_hash || audit.canonical_text(e), 'UTF8')), 'hex')"
+        " WHERE seq = 5;"
+        " UPDATE audit.audit_events e"
+        " SET prev_hash = (SELECT hash FROM audit.audit_events WHERE seq = 5) WHERE seq = 6;"
+        " UPDATE audit.audit_events e"
+        " SET hash = encode(sha256(convert_to(e.prev_hash || audit.canonical_text(e), 'UTF8')), 'hex')"
+        " WHERE seq = 6;",
     )
     assert _verify(warehouse_url).ok
     report = _verify(warehouse_url, audit.read_anchors(anchor_file))

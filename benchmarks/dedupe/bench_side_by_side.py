@@ -138,7 +138,8 @@ def tables(records: list[dict]) -> str:
         out.append(f"#### {dataset}")
         for block in blocks:
             out.append(
-                f"- {block['started']} -> {block['ended']} UTC, load average {block['load_start']} -> {block['load_end']}"
+                f"- {block['started']} -> {block['ended']} UTC, "
+                f"load average {block['load_start']} -> {block['load_end']}"
             )
         out.append("")
         out.append(
@@ -183,7 +184,8 @@ def tables(records: list[dict]) -> str:
             if "blocking_recall" in recall:
                 out.append(
                     f"{recall['engine']}: {recall['true_pairs_compared']:,} of {recall['true_pairs']:,} true pairs "
-                    f"among {recall['candidate_pairs']:,} candidate pairs (blocking recall {recall['blocking_recall']:.4f})"
+                    f"among {recall['candidate_pairs']:,} candidate pairs "
+                    f"(blocking recall {recall['blocking_recall']:.4f})"
                 )
         out.append("")
     out.extend(growth(records))

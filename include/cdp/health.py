@@ -43,7 +43,8 @@ def check_warehouse(url: str, actor: Actor, run_id: str) -> HealthResult:
         report = audit.verify(conn, audit.read_anchors(audit.default_anchor_file()))
         version = conn.execute("SELECT current_setting('server_version') AS v").fetchone()["v"]
         row = conn.execute(
-            "INSERT INTO ops.health_check (run_id, server_version, schema_version, audit_head_seq, audit_chain_ok, details)"
+            "INSERT INTO ops.health_check"
+            " (run_id, server_version, schema_version, audit_head_seq, audit_chain_ok, details)"
             " VALUES (%s, %s, %s, %s, %s, %s::jsonb) RETURNING check_id",
             (
                 run_id,

@@ -260,7 +260,8 @@ def build(world: World) -> dict[str, _Sheet]:
         day = _day(world.start_ts + rng.randrange(0, world.end_ts - world.start_ts))
         cents = rng.choice((1000, 2500, 5000, 10000)) + rng.choice((0, 0, 0, 50, 99))
         sheet_d.add([f"D-{k + 1:05d}", f"{parts.given} {parts.family or ''}".strip(), world.email(person),
-                     day.isoformat(), f"{cents // 100}.{cents % 100:02d}", rng.choice(("USD", "USD", "EUR", "GBP"))])  # fmt: skip
+                     day.isoformat(), f"{cents // 100}.{cents % 100:02d}",
+                     rng.choice(("USD", "USD", "EUR", "GBP"))])  # fmt: skip
     taken = set()
     rows = list(range(len(sheet_d.rows)))
     d_amount, d_email, d_date = sheet_d.column("amount"), sheet_d.column("email"), sheet_d.column("gift_date")

@@ -113,7 +113,8 @@ class VolunteerData:
         self.response_active = rng.random(m) < 0.9
         self.responses = Table(
             "galaxy", "responses", "id", "response_updated", "modified", response_created,
-            response_created.copy(), persons[user_rows], self._malformed(rng, m, ("missing_required", "impossible_date")),
+            response_created.copy(), persons[user_rows],
+            self._malformed(rng, m, ("missing_required", "impossible_date")),
             builder=self._response, id_of=lambda i: i + 90001, index_of=lambda rid: _index(rid, 90001),
             columns={"user_row": user_rows, "start": shift_start, "hours": shift_hours},
         )  # fmt: skip
@@ -135,7 +136,8 @@ class VolunteerData:
         self.hour_quarter = rng.integers(-1, 2, k).astype(np.int8)  # logged 15 min less, exact, or more
         self.hours = Table(
             "galaxy", "hours", "id", "hour_updated", "modified", logged_at, logged_at.copy(),
-            persons[user_rows[hour_rows]], self._malformed(rng, k, ("missing_required", "non_numeric_amount", "negative_amount")),
+            persons[user_rows[hour_rows]],
+            self._malformed(rng, k, ("missing_required", "non_numeric_amount", "negative_amount")),
             builder=self._hour, id_of=lambda i: i + 400001, index_of=lambda rid: _index(rid, 400001),
             columns={"response": hour_rows},
         )  # fmt: skip

@@ -265,7 +265,8 @@ def test_unmerge_after_a_sync_sends_rows_attached_since_the_merge_back(
         misplaced = conn.execute(
             "SELECT count(*) FROM core.enrollment e"
             " CROSS JOIN LATERAL (SELECT payload FROM raw.records r WHERE r.source = 'moodle'"
-            "   AND r.stream = 'enrollments' AND r.source_record_id = e.source_record_id ORDER BY raw_id DESC LIMIT 1) r"
+            "   AND r.stream = 'enrollments' AND r.source_record_id = e.source_record_id"
+            " ORDER BY raw_id DESC LIMIT 1) r"
             " JOIN core.person_source_id s ON s.source = 'moodle.user' AND s.source_record_id = r.payload ->> 'userid'"
             " WHERE e.person_id <> s.person_id"
         ).fetchone()[0]

@@ -256,7 +256,8 @@ def test_data_accuracy_and_duplicate_rate_marts_follow_their_reports(
         ):
             conn.execute(
                 "INSERT INTO ops.dedupe_run (run_id, mode, status, started_at, finished_at, people_compared, details)"
-                " VALUES (%s, 'full', %s, %s::timestamptz, %s::timestamptz, %s, jsonb_build_object('people_in_pairs', %s))",
+                " VALUES (%s, 'full', %s, %s::timestamptz, %s::timestamptz, %s,"
+                " jsonb_build_object('people_in_pairs', %s))",
                 (run_id, status, finished, finished, compared, in_pairs),
             )
     _same(

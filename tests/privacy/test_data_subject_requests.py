@@ -71,7 +71,8 @@ def target(warehouse_url: str) -> dict[str, str]:
         ]
         for source, stream, record_id, payload in raw:
             conn.execute(
-                "INSERT INTO raw.records (source, stream, source_record_id, run_id, payload) VALUES (%s, %s, %s, 'r', %s)",
+                "INSERT INTO raw.records (source, stream, source_record_id, run_id, payload)"
+                " VALUES (%s, %s, %s, 'r', %s)",
                 (source, stream, record_id, Jsonb(payload)),
             )
         conn.execute(
@@ -317,7 +318,8 @@ def _in_the_migration(url: str, person: str, folder: Path) -> None:
     with psycopg.connect(url) as conn:
         # Loaded onto the person by the exact key, and a row about them waits for review.
         assert conn.execute(
-            "SELECT person_id::text FROM core.person_source_id WHERE source = 'legacy_lms' AND source_record_id = '1001'"
+            "SELECT person_id::text FROM core.person_source_id"
+            " WHERE source = 'legacy_lms' AND source_record_id = '1001'"
         ).fetchone() == (person,)
         assert (
             conn.execute(

@@ -20,7 +20,8 @@ def two_partners(warehouse_url: str, logins) -> dict[str, str]:
     with psycopg.connect(warehouse_url) as conn:
         ids: dict[str, str] = {}
         course = conn.execute(
-            "INSERT INTO core.course (source, source_record_id, title) VALUES ('moodle', '1', 'Data') RETURNING course_id"
+            "INSERT INTO core.course (source, source_record_id, title)"
+            " VALUES ('moodle', '1', 'Data') RETURNING course_id"
         ).fetchone()[0]
         for name in ("a", "b"):
             org = conn.execute(
@@ -33,7 +34,8 @@ def two_partners(warehouse_url: str, logins) -> dict[str, str]:
                 (org, learner),
             )
             enrollment = conn.execute(
-                "INSERT INTO core.enrollment (person_id, course_id, organization_id, enrolled_at, source, source_record_id)"
+                "INSERT INTO core.enrollment"
+                " (person_id, course_id, organization_id, enrolled_at, source, source_record_id)"
                 " VALUES (%s, %s, %s, now(), 'moodle', %s) RETURNING enrollment_id::text",
                 (learner, course, org, f"e-{name}"),
             ).fetchone()[0]
@@ -137,7 +139,8 @@ def test_every_partner_scoped_table_has_forced_rls_and_a_partner_policy(warehous
         assert catalog.partner_tables_without_rls(conn) == []
         forced = dict(
             conn.execute(
-                "SELECT c.oid::regclass::text, c.relforcerowsecurity FROM pg_class c WHERE c.oid::regclass::text = ANY(%s)",
+                "SELECT c.oid::regclass::text, c.relforcerowsecurity FROM pg_class c"
+                " WHERE c.oid::regclass::text = ANY(%s)",
                 (PARTNER_SCOPED,),
             ).fetchall()
         )

@@ -81,7 +81,8 @@ def seeded(warehouse_url: str) -> dict[str, str]:
             "INSERT INTO core.organization (name) VALUES ('Partner') RETURNING organization_id"
         ).fetchone()[0]
         course = conn.execute(
-            "INSERT INTO core.course (source, source_record_id, title) VALUES ('moodle', '7', 'Python') RETURNING course_id"
+            "INSERT INTO core.course (source, source_record_id, title)"
+            " VALUES ('moodle', '7', 'Python') RETURNING course_id"
         ).fetchone()[0]
         enrollment = conn.execute(
             "INSERT INTO core.enrollment (person_id, course_id, organization_id, enrolled_at, source, source_record_id)"
@@ -90,7 +91,8 @@ def seeded(warehouse_url: str) -> dict[str, str]:
         ).fetchone()[0]
         donation = conn.execute(
             "INSERT INTO core.donation (financial_transaction_id, person_id, amount_minor, currency, received_at,"
-            " source, source_record_id) VALUES ('FT-1', %s, 2500, 'EUR', now(), 'stripe', 'ch_1') RETURNING donation_id",
+            " source, source_record_id) VALUES ('FT-1', %s, 2500, 'EUR', now(), 'stripe', 'ch_1')"
+            " RETURNING donation_id",
             (adult,),
         ).fetchone()[0]
         conn.execute(

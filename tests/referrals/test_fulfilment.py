@@ -73,7 +73,8 @@ def test_a_repeated_request_with_the_key_is_not_a_second_delivery(
     platform.mark_sent(subscriber, str(reward), key)  # e.g. a run that died before recording the answer
     assert desk.sent[subscriber, reward] == 1
     # Breaking the rule: without the key the platform sends the reward again.
-    platform.http.request("POST", f"/api/v2/lists/{platform.list_uuid}/subscribers/{subscriber}/rewards/{reward}/status",
+    platform.http.request("POST",
+                          f"/api/v2/lists/{platform.list_uuid}/subscribers/{subscriber}/rewards/{reward}/status",
                           json={"status": "sent"})  # fmt: skip
     assert desk.sent[subscriber, reward] == 2
 

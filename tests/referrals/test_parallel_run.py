@@ -67,7 +67,8 @@ def test_rerunning_changes_nothing_and_a_fixed_referral_is_resolved(
             (key,),
         ).fetchone()
         conn.execute(
-            "UPDATE ops.referral_legacy l SET referrer_name = x.payload ->> 'name', referrer_email = x.payload ->> 'email'"
+            "UPDATE ops.referral_legacy l"
+            " SET referrer_name = x.payload ->> 'name', referrer_email = x.payload ->> 'email'"
             " FROM raw.records x WHERE x.source = 'referralhero' AND x.source_record_id = %s AND l.legacy_ref = %s",
             referrer,
         )
@@ -87,7 +88,8 @@ def test_a_changed_attribution_is_caught() -> None:
          "signed_up_at": None, "in_pilot": False},
     ]  # fmt: skip
     row = {"legacy_ref": "R1", "referrer_name": "Ana Silva", "referrer_email": "ana@example.org",
-           "referred_name": "Bo Li", "referred_email": "bo@exmaple.org", "referred_on": None, "duplicate_of": None}  # fmt: skip
+           "referred_name": "Bo Li", "referred_email": "bo@exmaple.org", "referred_on": None,
+           "duplicate_of": None}  # fmt: skip
     assert compare([row], platform)[0] == []  # a typo in the friend's email still matches
     found, _ = compare([{**row, "referrer_name": "Cy Ode", "referrer_email": "cy@example.org"}], platform)
     assert [

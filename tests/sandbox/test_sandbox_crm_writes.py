@@ -124,8 +124,8 @@ def test_the_certificate_service_never_issues_twice_for_one_key(sandbox: Sandbox
     changed = requests.post(url, json={**body, "completed_on": "2024-01-03"}, headers={**auth, "Idempotency-Key": "k1"},
                             timeout=5)  # fmt: skip
     keyless = requests.post(url, json=body, headers=auth, timeout=5)
-    nameless = requests.post(url, json={**body, "recipient": {"reference": "p"}}, headers={**auth, "Idempotency-Key": "k2"},
-                             timeout=5)  # fmt: skip
+    nameless = requests.post(url, json={**body, "recipient": {"reference": "p"}},
+                             headers={**auth, "Idempotency-Key": "k2"}, timeout=5)  # fmt: skip
 
     assert first.status_code == 201 and again.status_code == 200
     assert again.json() == first.json() and again.headers["Idempotent-Replayed"] == "true"

@@ -77,7 +77,8 @@ def test_registration_form_consent_lands_with_its_evidence(
             "SELECT c.evidence ->> 'moodle_user_id', c.purpose, c.status, c.lawful_basis, c.given_by,"
             "       c.parental_method, c.receipt_id, c.jurisdiction, p.jurisdiction, c.person_id = m.person_id"
             " FROM core.consent c JOIN core.person p USING (person_id)"
-            " JOIN core.person_source_id m ON m.source = 'moodle.user' AND m.source_record_id = c.evidence ->> 'moodle_user_id'"
+            " JOIN core.person_source_id m"
+            " ON m.source = 'moodle.user' AND m.source_record_id = c.evidence ->> 'moodle_user_id'"
             " WHERE c.source = 'moodle'"
         ).fetchall()
     assert {(user, purpose): status for user, purpose, status, *_ in rows} == expected

@@ -224,7 +224,8 @@ def test_opportunities_land_on_the_processors_donation_by_financial_transaction_
         )
         quarantine = dict(
             conn.execute(
-                "SELECT source_record_id, reason FROM ops.quarantine WHERE stream = 'Opportunity' AND resolved_at IS NULL"
+                "SELECT source_record_id, reason FROM ops.quarantine"
+                " WHERE stream = 'Opportunity' AND resolved_at IS NULL"
             ).fetchall()
         )
     assert {row[0] for row in rows} == set(expected.gifts)

@@ -222,7 +222,9 @@ from cdp.sync.specs import spec_for
 from cdp.warehouse import Actor
 url, settings = sys.argv[1], json.loads(sys.argv[2])
 spec = spec_for("stripe", "charges")
-stream = registry.stream("stripe", "charges", SourceSettings(settings["base_url"], settings["credential"], settings["extra"]))
+stream = registry.stream(
+    "stripe", "charges", SourceSettings(settings["base_url"], settings["credential"], settings["extra"])
+)
 print("started", flush=True)
 sync_stream(url, stream, spec, actor=Actor("doomed"), run_id="killed", interval_end=datetime.now(UTC))
 """

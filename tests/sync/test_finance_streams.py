@@ -365,7 +365,8 @@ def test_a_month_dropped_late_by_finance_still_lands_whole(
                 interval_end=datetime(2024, 3, 5, tzinfo=UTC))  # fmt: skip
     world.write_ledger_drop(folder, "2024-03")
     sync_stream(warehouse_url, stream(), spec, actor=ACTOR, run_id="april-3",
-                interval_start=datetime(2024, 4, 3, tzinfo=UTC), interval_end=datetime(2024, 4, 3, 2, tzinfo=UTC))  # fmt: skip
+                interval_start=datetime(2024, 4, 3, tzinfo=UTC),
+                interval_end=datetime(2024, 4, 3, 2, tzinfo=UTC))  # fmt: skip
 
     march = [p for p in Expected(world).ledger if p["posting_date"].startswith("2024-03")]
     assert any(p["posting_date"] < "2024-03-05" for p in march), (
@@ -373,7 +374,8 @@ def test_a_month_dropped_late_by_finance_still_lands_whole(
     )
     with psycopg.connect(warehouse_url) as conn:
         landed = conn.execute(
-            "SELECT count(*) FROM core.ledger_posting WHERE posting_date >= '2024-03-01' AND posting_date < '2024-04-01'"
+            "SELECT count(*) FROM core.ledger_posting"
+            " WHERE posting_date >= '2024-03-01' AND posting_date < '2024-04-01'"
         ).fetchone()[0]
     assert landed == len(march)
 

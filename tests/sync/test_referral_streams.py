@@ -130,7 +130,8 @@ def test_rewards_land_for_the_subscriber_who_earned_them(
     assert expected, "the world must deliver some rewards"
     with psycopg.connect(warehouse_url) as conn:
         rows = conn.execute(
-            "SELECT w.source_record_id, r.source_record_id, w.kind, w.issued_at, w.status, w.person_id = r.referred_person_id"
+            "SELECT w.source_record_id, r.source_record_id, w.kind, w.issued_at, w.status,"
+            " w.person_id = r.referred_person_id"
             " FROM core.reward w JOIN core.referral r USING (referral_id)"
         ).fetchall()
     assert {row[0]: (row[1], row[2], row[3]) for row in rows} == expected

@@ -192,7 +192,9 @@ def test_definitions_rebuild_exactly_what_the_revisions_built(two_empty_database
         dict((row[0], row) for row in actual["functions"]),
     )
     for name in CHANGED_SINCE_THE_REVISIONS:
-        assert functions_now[name] != functions_then.get(name), f"{name} no longer differs: take it off the list"
+        assert functions_now[name] != functions_then.get(name), (
+            f"{name} no longer differs: take it off the list"
+        )
 
 
 def test_migrating_again_changes_nothing(warehouse_url: str) -> None:

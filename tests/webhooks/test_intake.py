@@ -45,7 +45,8 @@ def _raw(url: str) -> list[tuple]:
 def _rejections(url: str) -> list[tuple]:
     with psycopg.connect(url) as conn:
         return conn.execute(
-            "SELECT source, status_code, reason, body IS NOT NULL, body_bytes FROM ops.webhook_rejection ORDER BY rejection_id"
+            "SELECT source, status_code, reason, body IS NOT NULL, body_bytes"
+            " FROM ops.webhook_rejection ORDER BY rejection_id"
         ).fetchall()
 
 
@@ -68,7 +69,8 @@ def test_a_signed_typeform_event_lands_in_raw_and_is_acknowledged(
 def test_each_source_signature_scheme_is_checked(client: TestClient, warehouse_url: str) -> None:
     registration = {
         "event_id": "reg-1", "event_type": "registration.submitted", "occurred_at": iso(),
-        "form_id": REGISTRATION_FORM, "data": {"id": "sub-1", "email": "new@example.org", "date_of_birth": "2001-02-03"},
+        "form_id": REGISTRATION_FORM,
+        "data": {"id": "sub-1", "email": "new@example.org", "date_of_birth": "2001-02-03"},
     }  # fmt: skip
     for source, payload in (("zigpoll", zigpoll_payload("evt_z1")), ("registration", registration)):
         body, headers = signed(source, payload)

@@ -25,7 +25,8 @@ SELECT m.person_id, b.payload ->> 'pollId', (b.payload ->> 'createdAt')::timesta
        (b.payload #>> '{metadata,age}')::integer, jsonb_build_object('response', b.payload -> 'response'),
        %(source)s, b.source_record_id
 FROM sync_batch b
-JOIN core.person_source_id m ON m.source = 'moodle.user' AND m.source_record_id = b.payload #>> '{metadata,moodle_user_id}'
+JOIN core.person_source_id m
+  ON m.source = 'moodle.user' AND m.source_record_id = b.payload #>> '{metadata,moodle_user_id}'
 WHERE b.reason IS NULL
 ON CONFLICT (source, source_record_id) DO NOTHING;
 
@@ -35,7 +36,8 @@ SELECT m.person_id, 'surveys',
        'consent', %(source)s, b.source_record_id, (b.payload ->> 'createdAt')::timestamptz,
        jsonb_build_object('method', 'consent_slide')
 FROM sync_batch b
-JOIN core.person_source_id m ON m.source = 'moodle.user' AND m.source_record_id = b.payload #>> '{metadata,moodle_user_id}'
+JOIN core.person_source_id m
+  ON m.source = 'moodle.user' AND m.source_record_id = b.payload #>> '{metadata,moodle_user_id}'
 WHERE b.reason IS NULL AND b.payload #>> '{metadata,consent}' IS NOT NULL
 ON CONFLICT (source, source_record_id) DO NOTHING;
 """

@@ -22,10 +22,15 @@ REGISTRATION_FORM = "learner-registration"
 def settings(max_body_bytes: int = 64 * 1024) -> WebhookSettings:
     return WebhookSettings(
         {
-            "typeform": SourceConfig("typeform", SECRETS["typeform"], {TYPEFORM_FORM: FormRoute(TYPEFORM_FORM, "responses")}),
-            "zigpoll": SourceConfig("zigpoll", SECRETS["zigpoll"], {ZIGPOLL_POLL: FormRoute(ZIGPOLL_POLL, "responses")}),
+            "typeform": SourceConfig(
+                "typeform", SECRETS["typeform"], {TYPEFORM_FORM: FormRoute(TYPEFORM_FORM, "responses")}
+            ),
+            "zigpoll": SourceConfig(
+                "zigpoll", SECRETS["zigpoll"], {ZIGPOLL_POLL: FormRoute(ZIGPOLL_POLL, "responses")}
+            ),
             "registration": SourceConfig(
-                "registration", SECRETS["registration"], {REGISTRATION_FORM: FormRoute(REGISTRATION_FORM, "submissions")}
+                "registration", SECRETS["registration"],
+                {REGISTRATION_FORM: FormRoute(REGISTRATION_FORM, "submissions")},
             ),
         },
         max_body_bytes=max_body_bytes,
@@ -44,7 +49,8 @@ def typeform_payload(
         "event_id": event_id or uuid.uuid4().hex.upper()[:26],
         "event_type": "form_response",
         "form_response": {
-            "form_id": form_id, "token": token, "landed_at": submitted_at or iso(), "submitted_at": submitted_at or iso(),
+            "form_id": form_id, "token": token, "landed_at": submitted_at or iso(),
+            "submitted_at": submitted_at or iso(),
             "hidden": {"learner_id": "42"}, "definition": {"id": form_id, "title": "Course feedback"},
             "answers": [{"field": {"id": "Q1rating", "type": "opinion_scale", "ref": "skills_improved"},
                          "type": "number", "number": 9}],

@@ -5,8 +5,9 @@ Vendor docs followed: REST API Developer Guide, "Upsert Records Using sObject Co
 ``attributes.type``; ``allOrNone=false`` gives one UpsertResult ``{"id", "success", "errors", "created"}``
 per record, in order) and "Get Records Using sObject Collections" (``POST .../composite/sobjects/<SObject>``
 with ``{"ids", "fields"}``) and "Update Records Using sObject Collections" (``PATCH .../composite/sobjects``,
-each record with its ``id``; one SaveResult ``{"id", "success", "errors"}`` per record, in order). Errors of the request as a whole are classified as for reads
-(``cdp.sources.salesforce``); per-record errors are returned to the caller, which keeps them.
+each record with its ``id``; one SaveResult ``{"id", "success", "errors"}`` per record, in order). Errors of
+the request as a whole are classified as for reads (``cdp.sources.salesforce``); per-record errors are
+returned to the caller, which keeps them.
 """
 
 from __future__ import annotations

@@ -18,8 +18,8 @@ from cdp.paths import SQL_DIR
 DIFFERENCE_ROWS = 5000
 CSV_COLUMNS = (
     "section", "month", "class", "financial_transaction_id", "currency", "rows", "warehouse_minor", "stripe_minor",
-    "ledger_minor", "crm_minor", "difference_minor", "unexplained", "explanation", "person_id", "campaign", "is_learner",
-    "enrollments", "completions", "referrals_made", "latest_course",
+    "ledger_minor", "crm_minor", "difference_minor", "unexplained", "explanation", "person_id", "campaign",
+    "is_learner", "enrollments", "completions", "referrals_made", "latest_course",
 )  # fmt: skip
 
 
@@ -75,7 +75,8 @@ def write_report(conn: psycopg.Connection, result: Reconciliation, folder: Path)
          "campaign", "learner: enrollments / completions", "referrals made"],
         [[r["class"], r["financial_transaction_id"], _money(r["warehouse_minor"], r["currency"] or ""),
           _money(r["stripe_minor"], r["currency"] or ""), _money(r["ledger_minor"], r["currency"] or ""),
-          _money(r["crm_minor"], r["currency"] or ""), _money(r["difference_minor"], r["currency"] or ""), r["explanation"] or ("yes" if r["explained"] else "no"),
+          _money(r["crm_minor"], r["currency"] or ""), _money(r["difference_minor"], r["currency"] or ""),
+          r["explanation"] or ("yes" if r["explained"] else "no"),
           r["person_id"], r["campaign"],
           "" if r["enrollments"] is None else f"{r['enrollments']} / {r['completions']}", r["referrals_made"]]
          for r in differences],

@@ -132,10 +132,11 @@ def candidate_pairs(
     Dedupe mode: left < right. Incremental mode (`is_new` given): left is always a new row.
     """
     key_cache = _key_cache(normalized)
-    if isinstance(normalized, pd.DataFrame):
-        n_rows = len(normalized)
-    else:
-        n_rows = len(next(iter(normalized.values())).codes)
+    n_rows = (
+        len(normalized)
+        if isinstance(normalized, pd.DataFrame)
+        else len(next(iter(normalized.values())).codes)
+    )
     pair_codes: list[np.ndarray] = []
     reports: list[PassReport] = []
     for blocking_pass in passes:

@@ -7,8 +7,9 @@ blocks. For the same reason m is learned one blocking pass at a time without the
 that pass blocked on (`fit_by_pass`): over all pairs at once, at 1M generated people EM
 drifted after ~15 iterations to a match rate of 1 (every candidate a "match", m the
 candidates' own level shares), which made disagreement almost free. EM runs over distinct
-agreement patterns with their counts, so its cost does not grow with the number of pairs. Exact agreement on a name is then re-weighted by how rare
-the name is (term-frequency adjustment): two "Smith"s say less than two "Zbigniews".
+agreement patterns with their counts, so its cost does not grow with the number of pairs.
+Exact agreement on a name is then re-weighted by how rare the name is (term-frequency
+adjustment): two "Smith"s say less than two "Zbigniews".
 """
 
 from __future__ import annotations
@@ -81,7 +82,8 @@ def sampled_u(encoded: EncodedPeople, n_rows: int, sample_pairs: int, seed: int)
 
 
 def exact_agreement_rates(encoded: EncodedPeople) -> dict[str, float]:
-    """For each feature with two values or more, the share of pairs of distinct records (both values present) with equal values.
+    """For each feature with two values or more, the share of pairs of distinct records (both values present)
+    with equal values.
 
     Computed from value counts: sum c(c-1) / (n(n-1)), which is what random pairs estimate, without
     sampling error and without comparing any pair."""

@@ -364,10 +364,10 @@ def apply_run(url: str, actor: Actor, run_id: str, *, settings: DedupeSettings |
             {p for pair in to_merge + to_queue for p in (pair["person_low"], pair["person_high"])}
         )
         conn.execute(
-            "UPDATE ops.dedupe_run SET candidate_pairs = %s, matches = %s, possible_matches = %s, merged = %s, queued = %s,"
-            " rejected = %s, guarded = %s, details = details || %s::jsonb WHERE run_id = %s",
-            (report.candidate_pairs, report.matches, report.possible_matches, report.merged, report.queued, report.rejected,
-             report.guarded, json.dumps({"approved_merged": report.approved_merged,
+            "UPDATE ops.dedupe_run SET candidate_pairs = %s, matches = %s, possible_matches = %s, merged = %s,"
+            " queued = %s, rejected = %s, guarded = %s, details = details || %s::jsonb WHERE run_id = %s",
+            (report.candidate_pairs, report.matches, report.possible_matches, report.merged, report.queued,
+             report.rejected, report.guarded, json.dumps({"approved_merged": report.approved_merged,
                                          "people_in_pairs": report.people_in_pairs,
                                          "relatives_not_proposed": report.relatives}), run_id),
         )  # fmt: skip

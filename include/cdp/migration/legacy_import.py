@@ -135,7 +135,8 @@ def import_exports(url: str, actor: Actor, run_id: str, folder: str | Path) -> l
             found.append(LegacyFile(export, name, sha, len(rows), bool(inserted)))
     if not found:
         raise FileNotFoundError(
-            f"no legacy export found in {folder} (expected {sorted(name for names, _ in EXPORTS.values() for name in names)})"
+            f"no legacy export found in {folder} "
+            f"(expected {sorted(name for names, _ in EXPORTS.values() for name in names)})"
         )
     return found
 

@@ -59,7 +59,8 @@ def link_report(url: str) -> list[LinkReport]:
                 sql.SQL(
                     "WITH received AS (SELECT DISTINCT source_record_id FROM raw.records"
                     "   WHERE source = 'galaxy' AND stream = %(stream)s),"
-                    " landed AS (SELECT source_record_id FROM {table} WHERE source = 'galaxy' AND person_id IS NOT NULL),"
+                    " landed AS (SELECT source_record_id FROM {table}"
+                    " WHERE source = 'galaxy' AND person_id IS NOT NULL),"
                     " waiting AS (SELECT DISTINCT source_record_id FROM ops.quarantine"
                     "   WHERE source = 'galaxy' AND stream = %(stream)s AND resolved_at IS NULL)"
                     " SELECT (SELECT count(*) FROM received) AS received,"

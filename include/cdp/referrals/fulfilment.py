@@ -6,8 +6,9 @@ sent with that key as ``Idempotency-Key``, then records the answer. A run that d
 claim as ``requested``; the next run asks again with the same key and the platform answers as before
 without sending the reward twice. While the platform is down (its retries exhausted), the reward and every
 one after it in the run go to the manual fallback queue (``ops.reward_fulfilment_queue``) without further
-calls (a reward the platform refuses on its own, e.g. one it does not know, is queued alone); the next run that reaches the platform drains the queue, unless staff fulfilled a reward by hand
-first (status ``fulfilled_manually``). Each outcome is an audit event.
+calls (a reward the platform refuses on its own, e.g. one it does not know, is queued alone); the next run
+that reaches the platform drains the queue, unless staff fulfilled a reward by hand first (status
+``fulfilled_manually``). Each outcome is an audit event.
 """
 
 from __future__ import annotations

@@ -88,7 +88,8 @@ class Directory:
         if exact:
             return None, "ambiguous"
         near = [sid for known, sid in self.by_name.get(_name(name), [])
-                if Levenshtein.distance(known, _email(email), score_cutoff=MAX_TYPO_EDITS) <= MAX_TYPO_EDITS]  # fmt: skip
+                if Levenshtein.distance(known, _email(email), score_cutoff=MAX_TYPO_EDITS)
+                <= MAX_TYPO_EDITS]  # fmt: skip
         if len(near) == 1:
             return near[0], "email_typo"
         return None, "ambiguous" if near else "none"
@@ -165,7 +166,8 @@ def run_parallel(
                 [getattr(d, column) if getattr(d, column) is not None else "" for column in REPORT_COLUMNS]
             )
     result = ParallelRunResult(len(legacy), sum(1 for s in platform if s["referrer_source_id"]),
-                               stats.get("matched", 0), stats.get("matched_by_typo", 0), counts, new, resolved, path)  # fmt: skip
+                               stats.get("matched", 0), stats.get("matched_by_typo", 0), counts, new, resolved,
+                               path)  # fmt: skip
     log.info("parallel run: %d sheet rows, %d platform referrals, %d matched (%d through an email typo);"
              " discrepancies %s (%d new or changed, %d resolved)", result.legacy_rows, result.platform_referrals,
              result.matched, result.matched_by_typo, counts, new, resolved)  # fmt: skip

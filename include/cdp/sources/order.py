@@ -97,8 +97,9 @@ class SyncTask:
 
 def sync_plan(specs: Sequence[StreamSpec]) -> tuple[SyncTask, ...]:
     """One task per source and wave, its streams in dependency order, each task after the tasks that hold
-    a stream one of its own streams depends on; listed so that a task comes after those it waits for. Raises DependencyError when the tasks would wait for each
-    other in a circle (a stream of one task needs another task's stream that needs the first task)."""
+    a stream one of its own streams depends on; listed so that a task comes after those it waits for. Raises
+    DependencyError when the tasks would wait for each other in a circle (a stream of one task needs another
+    task's stream that needs the first task)."""
     ordered = sync_order(specs)
     deps = dependencies(specs)
     task_of = {spec.key: (spec.source, spec.wave) for spec in specs}

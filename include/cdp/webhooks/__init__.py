@@ -8,8 +8,9 @@ body is stored before its signature verifies: a rejected request is answered 4xx
 counted per source, reason and hour in ``ops.webhook_rejection_count`` (a few detail rows per hour in
 ``ops.webhook_rejection``, never the body), an unknown source name stores nothing, and a signed body
 PostgreSQL cannot hold as JSON is kept byte for byte in ``ops.webhook_undeliverable`` and answered 200
-(the ``webhook_undeliverable`` data alert tells an operator). Nothing reaches ``core`` from here. The pipeline (DAG ``cdp_webhook_intake``, woken by the Asset event the plugin emits) feeds the
-landed payloads through the same survey mappings as the 2-hourly polling sync (``cdp.webhooks.stream``).
+(the ``webhook_undeliverable`` data alert tells an operator). Nothing reaches ``core`` from here. The pipeline
+(DAG ``cdp_webhook_intake``, woken by the Asset event the plugin emits) feeds the landed payloads through the
+same survey mappings as the 2-hourly polling sync (``cdp.webhooks.stream``).
 
 No Airflow imports: the plugin in ``plugins/`` wraps ``create_app`` and supplies the secrets.
 """

@@ -1,10 +1,10 @@
 """The FastAPI app the Airflow API server serves (see ``plugins/cdp_webhooks.py``); runnable alone too.
 
 ``POST /{source}`` with ``source`` one of ``typeform``, ``zigpoll``, ``registration`` (a source not
-configured is refused before its body is read). The body is read up to the size limit and no further. The answer is sent only after the payload is committed to ``raw``;
-the Asset event that wakes the pipeline is emitted afterwards, coalesced (one event per burst), so a slow
-or failing metadata database never delays or fails an acknowledgement: the processing DAG also runs on
-a timer and reads every pending event.
+configured is refused before its body is read). The body is read up to the size limit and no further. The
+answer is sent only after the payload is committed to ``raw``; the Asset event that wakes the pipeline is
+emitted afterwards, coalesced (one event per burst), so a slow or failing metadata database never delays or
+fails an acknowledgement: the processing DAG also runs on a timer and reads every pending event.
 """
 
 from __future__ import annotations

@@ -43,7 +43,9 @@ SPECS: tuple[StreamSpec, ...] = (
             moodle_custom_field("dateofbirth", lambda value: v.iso_date("value")({"value": value})),
             moodle_custom_field(
                 "parentalconsent",
-                lambda value: None if value in MOODLE_PARENTAL_CONSENT else f"unknown value {value!r} in parentalconsent",
+                lambda value: (
+                    None if value in MOODLE_PARENTAL_CONSENT else f"unknown value {value!r} in parentalconsent"
+                ),
             ),
             moodle_custom_field(
                 "marketingconsent",
