@@ -66,6 +66,10 @@ def test_every_dag_follows_the_house_rules(dag_bag) -> None:
         assert dag.tags, f"{dag_id} has no tags"
         assert set(dag.tags) <= ALLOWED_TAGS, f"{dag_id} uses tags outside {sorted(ALLOWED_TAGS)}"
         assert dag.doc_md and len(dag.doc_md) > 200, f"{dag_id} lacks documentation for operations staff"
+        # The serialized DAG is stored as JSON in the metadata database: PostgreSQL refuses a NUL in it, and
+        # the dag-processor then dies (a docstring's "\u0000" is a NUL unless written "\\u0000").
+        controls = sorted({char for char in dag.doc_md if ord(char) < 32 and char not in "\n\t"})
+        assert not controls, f"{dag_id}'s documentation holds control characters {controls}"
         callbacks = (
             dag.on_failure_callback
             if isinstance(dag.on_failure_callback, list)
