@@ -22,7 +22,8 @@ stream has no sync spec yet (`cdp.webhooks.WEBHOOK_STREAM_KEYS` names the specs 
 processing keeps failing. `webhook_undeliverable:<source>` (a data alert, sent once and once more when it
 changes or clears) means signed deliveries were acknowledged but could not be landed as JSON (a NUL
 character `\\u0000`, invalid JSON, another encoding): their bytes wait in `ops.webhook_undeliverable` for
-an operator. Rejected requests are not alerts: they are counted in `ops.webhook_rejection_count` (per source, reason and hour).
+an operator. Rejected requests are not alerts: they are counted in `ops.webhook_rejection_count` (per
+source, reason and hour).
 
 **Re-run.** Safe at any time: only pending events are read, the upserts are idempotent, and an event
 mapped twice changes nothing.
