@@ -537,3 +537,31 @@ def test_every_personal_looking_audited_column_is_kept_out_of_the_chain(warehous
         conn.execute("INSERT INTO core.t_newsletter_signup VALUES (1, 'in.clear@example.org')")
         assert _everywhere(conn, "in.clear@example.org").keys() >= {"audit.audit_events.after"}
         conn.rollback()
+
+
+def test_export_holds_the_persons_volunteer_records_shifts_and_hours(warehouse_url: str, target) -> None:
+    """The volunteer platform (phase 4) came after the export was written: its rows must be in it too."""
+    person = target["person"]
+    with psycopg.connect(warehouse_url) as conn:
+        volunteer = conn.execute(
+            "INSERT INTO core.volunteer (person_id, status, registered_at, source, source_record_id)"
+            " VALUES (%s, 'active', now(), 'galaxy', 'vol-1') RETURNING volunteer_id",
+            (person,),
+        ).fetchone()[0]
+        conn.execute(
+            "INSERT INTO core.volunteer_shift (volunteer_id, person_id, need_id, shift_id, starts_at, ends_at,"
+            " status, source, source_record_id)"
+            " VALUES (%s, %s, 'need-1', 'shift-1', now(), now() + interval '2 hours', 'active', 'galaxy', 'r-1')",
+            (volunteer, person),
+        )
+        conn.execute(
+            "INSERT INTO core.volunteer_hours (volunteer_id, person_id, served_on, minutes, status, source,"
+            " source_record_id) VALUES (%s, %s, current_date, 135, 'approved', 'galaxy', 'h-1')",
+            (volunteer, person),
+        )
+
+    document = privacy.export_person(warehouse_url, person, ACTOR)
+
+    assert [row["source_record_id"] for row in document["volunteers"]] == ["vol-1"]
+    assert [row["shift_id"] for row in document["volunteer_shifts"]] == ["shift-1"]
+    assert [row["minutes"] for row in document["volunteer_hours"]] == [135]

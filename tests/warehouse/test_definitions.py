@@ -168,6 +168,7 @@ CHANGED_SINCE_THE_REVISIONS = {
     "core.erase_support_tickets()": "issue 15: writes needles only into the erasure's own table, never a "
     "caller's temporary table (the superuser escalation)",
     "ops.apply_identity_decision()": "issue 15: search_path pinned with pg_temp last",
+    "privacy.export_person(uuid)": "a data subject's export holds their volunteer records, shifts and hours",
     "ops.reason_class(text)": "issue 15: added; a quarantine reason without the value it quotes",
     "privacy.erase_person(uuid,text)": "issue 15 item 8: also blanks kept undeliverable webhook bodies "
     "(ops.webhook_undeliverable, revision 0016) that hold the person's email",

@@ -1,5 +1,5 @@
 -- Today's definition, re-applied by `cdp migrate` after the revisions: change it here (sql/README.md).
--- Last defined by sql/migrations/versions/0005_access_consent.sql.
+-- Last defined by sql/migrations/versions/0005_access_consent.sql; the volunteer sections added since.
 
 -- Everything held about a person, as one JSON document. Admin only; audited.
 CREATE OR REPLACE FUNCTION privacy.export_person(p_person uuid) RETURNS jsonb
@@ -46,6 +46,13 @@ BEGIN
                          OR r.referred_person_id IN (SELECT person_id FROM export_targets)),
         'rewards', (SELECT coalesce(jsonb_agg(to_jsonb(r)), '[]') FROM core.reward r
                     WHERE r.person_id IN (SELECT person_id FROM export_targets)),
+        -- The volunteer platform (migration phase 4), added after 0005: volunteer records, shifts, hours.
+        'volunteers', (SELECT coalesce(jsonb_agg(to_jsonb(v)), '[]') FROM core.volunteer v
+                       WHERE v.person_id IN (SELECT person_id FROM export_targets)),
+        'volunteer_shifts', (SELECT coalesce(jsonb_agg(to_jsonb(v)), '[]') FROM core.volunteer_shift v
+                             WHERE v.person_id IN (SELECT person_id FROM export_targets)),
+        'volunteer_hours', (SELECT coalesce(jsonb_agg(to_jsonb(v)), '[]') FROM core.volunteer_hours v
+                            WHERE v.person_id IN (SELECT person_id FROM export_targets)),
         'raw_records', (SELECT coalesce(jsonb_agg(to_jsonb(r) ORDER BY r.raw_id), '[]') FROM raw.records r
                         WHERE r.raw_id IN (SELECT privacy.raw_records_of(p_person))),
         'audit_references', (SELECT coalesce(jsonb_agg(jsonb_build_object(
