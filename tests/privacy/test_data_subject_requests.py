@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import stat
 from datetime import UTC, datetime
 from pathlib import Path
@@ -565,3 +566,30 @@ def test_export_holds_the_persons_volunteer_records_shifts_and_hours(warehouse_u
     assert [row["source_record_id"] for row in document["volunteers"]] == ["vol-1"]
     assert [row["shift_id"] for row in document["volunteer_shifts"]] == ["shift-1"]
     assert [row["minutes"] for row in document["volunteer_hours"]] == [135]
+
+
+def test_cli_export_never_writes_through_a_link_or_over_a_file(
+    warehouse_url: str, target, tmp_path: Path, monkeypatch, capsys
+) -> None:
+    monkeypatch.setenv("CDP_WAREHOUSE_URL", warehouse_url)
+    elsewhere = tmp_path / "elsewhere.txt"
+    elsewhere.write_text("someone else's file\n")
+    link = tmp_path / "export.json"
+    link.symlink_to(elsewhere)
+    existing = tmp_path / "existing.json"
+    existing.write_text("old\n")
+    existing.chmod(0o644)
+
+    assert main(["privacy", "export", target["person"], "--output", str(link)]) == 2
+    assert main(["privacy", "export", target["person"], "--output", str(existing)]) == 2
+
+    assert elsewhere.read_text() == "someone else's file\n"
+    assert existing.read_text() == "old\n"
+    assert "exists" in capsys.readouterr().err
+    fresh = tmp_path / "fresh.json"
+    old_umask = os.umask(0)  # the mode must not depend on the caller's umask
+    try:
+        assert main(["privacy", "export", target["person"], "--output", str(fresh)]) == 0
+    finally:
+        os.umask(old_umask)
+    assert stat.S_IMODE(fresh.stat().st_mode) == 0o600

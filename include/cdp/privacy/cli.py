@@ -27,8 +27,17 @@ def _export(args: argparse.Namespace) -> int:
         sys.stdout.write(text + "\n")
     else:
         path = Path(args.output or f"privacy-export-{args.person}.json")
-        path.write_text(text + "\n")
-        os.chmod(path, 0o600)
+        try:
+            # Created here, for its owner only, from the first byte: never through a symlink an attacker
+            # planted, never over an existing file (whose mode and readers we do not know).
+            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        except FileExistsError:
+            print(
+                f"{path} exists (or is a link): choose another --output or remove it first", file=sys.stderr
+            )
+            return 2
+        with os.fdopen(descriptor, "w", encoding="utf-8") as file:
+            file.write(text + "\n")
         print(
             f"exported {len(document['people'])} person rows, {len(document['raw_records'])} raw records,"
             f" {len(document['audit_references'])} audit references to {path}"
