@@ -65,6 +65,7 @@ def main() -> None:
     parser.add_argument("--learners", type=int, default=20_000)
     parser.add_argument("--gifts", type=int, default=200_000)
     parser.add_argument("--people", type=int, default=100_000)
+    parser.add_argument("--only", default="", help="comma-separated measures to run: sync, reconcile, dedupe")
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "before_after.json")
     args = parser.parse_args()
     checkouts = {"before": args.before.resolve(), "after": args.after.resolve()}
@@ -73,6 +74,9 @@ def main() -> None:
         f"reconcile, {args.gifts:,} gifts": lambda root: reconcile_seconds(root, args.gifts),
         f"dedupe, {args.people:,} people": lambda root: dedupe_seconds(root, args.people),
     }
+    if args.only:
+        wanted = {name.strip() for name in args.only.split(",")}
+        measures = {name: run for name, run in measures.items() if name.split(",")[0] in wanted}
     rows: list[dict[str, object]] = []
     for round_ in range(args.rounds):
         order = ["before", "after"] if round_ % 2 == 0 else ["after", "before"]
