@@ -56,7 +56,7 @@ class Truth:
 
     def person_map(self, source: str, stream: str) -> Iterator[tuple[Any, str | None]]:
         table = self._world.table(source, stream)
-        for index in range(len(table)):
+        for index in table.visible_rows().tolist():
             person = int(table.person[index])
             yield table.id_of(index), (None if person < 0 else person_id(person))
 
@@ -71,14 +71,18 @@ class Truth:
         return self._world.table(source, stream).count(to_epoch(since), to_epoch(until))
 
     def expected_counts(self) -> dict[str, int]:
-        return {f"{source}.{stream}": len(table) for (source, stream), table in self._world.tables.items()}
+        return {
+            f"{source}.{stream}": int(table.visible_rows().shape[0])
+            for (source, stream), table in self._world.tables.items()
+        }
 
     def malformed(self, source: str, stream: str) -> dict[Any, str]:
         return self._world.table(source, stream).malformed_rows()
 
     def duplicate_records(self, source: str, stream: str) -> int:
         """Records beyond the first for the same real person in one stream."""
-        persons = self._world.table(source, stream).person
+        table = self._world.table(source, stream)
+        persons = table.person[table.visible_rows()]
         persons = persons[persons >= 0]
         return int(persons.shape[0] - np.unique(persons).shape[0])
 
