@@ -32,10 +32,9 @@ import itertools
 import threading
 from dataclasses import asdict, dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from cdp_sandbox.core import WorldCore
+from cdp_sandbox.core import WorldCore
 
 FAULT_KINDS = (
     "rate_limit",
