@@ -16,9 +16,16 @@ order, transliterations, a partner re-uploading a cohort), families sharing one
 email, donors who never enrolled, minors with pending parental consent, survey
 payloads without the age field, and a small share of malformed records.
 
+Dates: without ``today`` a world spans a fixed past (2023-2024, what the tests and benchmarks were written
+against); ``World(seed=7, learners=2000, today=date(2026, 12, 7))`` holds the 90 days before that day (so
+yesterday, last month and every recent week have records) plus two weeks after it that are drawn alike but
+served only as their time comes: not at all in a frozen world, as the clock reaches them in a live one
+(``live=True``, ``cdp sandbox serve --live``). The same seed and day give the same bytes; the truth counts
+only what has happened.
+
 The people and the drawing helpers are the shared core (``core.WorldCore``); each vendor's tables come
 from its own module (``moodle``, ``stripe``, ``salesforce``, ``surveys`` for Zigpoll and Typeform,
-``referralhero``, ``ledger``, ``zendesk``; Galaxy's volunteers on first use), registered in
+``referralhero``, ``ledger``, ``zendesk``, ``registration``; Galaxy's volunteers on first use), registered in
 ``cdp_sandbox.vendors`` and built each after the vendors whose data it reads, each from its own random
 stream.
 """
