@@ -183,7 +183,7 @@ class WebhookSender:
     interval: float = 60.0
     send: Callable[[str, bytes, dict[str, str]], int] = post
     #: Deliveries so far: (submission id, HTTP status), newest last.
-    log: list[tuple[str, int]] = field(default_factory=list)
+    deliveries: list[tuple[str, int]] = field(default_factory=list)
     _sent_until: int | None = None
     _pending: list[int] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
@@ -199,7 +199,7 @@ class WebhookSender:
         for row in rows:
             body, headers = signed(self.secret, table.record(row))
             results.append((str(table.id_of(row)), self.send(url or self.url, body, headers)))
-        self.log.extend(results)
+        self.deliveries.extend(results)
         return results
 
     def tick(self) -> int:

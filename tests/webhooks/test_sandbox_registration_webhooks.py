@@ -33,14 +33,14 @@ def test_the_live_sandbox_forms_webhooks_land_through_the_intake(client, warehou
     moment[0] += 7 * DAY
     taken = sender.tick()
     submissions = dict(world.truth.person_map("registration", "submissions"))
-    sent = {submission for submission, _ in sender.log}
+    sent = {submission for submission, _ in sender.deliveries}
     malformed = world.truth.malformed("registration", "submissions")
     assert (
         taken
         == len(sent)
         == len(submissions) - world.table("registration", "submissions").count(None, to_epoch(TODAY))
     )
-    assert [status for _, status in sender.log] == [200] * taken
+    assert [status for _, status in sender.deliveries] == [200] * taken
 
     result = webhook_stream.process_pending(
         warehouse_url, SPEC, actor=Actor("test-sandbox-form"), run_id="r1"
