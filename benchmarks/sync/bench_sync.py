@@ -214,7 +214,8 @@ class Bench:
         log = (DATA / "sandbox.log").open("w")
         self.sandbox = subprocess.Popen(
             [str(ROOT / ".venv" / "bin" / "cdp"), "sandbox", "serve", "--port", str(port)]
-            + ["--learners", str(self.learners), "--prerender"],
+            # --fixed-past: the world end_epoch() and settings() build in this process.
+            + ["--learners", str(self.learners), "--prerender", "--fixed-past"],
             stdout=log,
             stderr=subprocess.STDOUT,
             cwd=ROOT,

@@ -104,7 +104,7 @@ class Listing:
                         exclude=self.excluded,
                     )
                     edited = ahead[::3][: max(fault.count, 1)]
-                    self.table.touch(edited, self.world.end_ts + fault.hits)
+                    self.table.touch(edited, self.world.edit_time() + fault.hits)
                     fault.affected_ids.extend(self.table.id_of(i) for i in edited)
         return rows, more
 

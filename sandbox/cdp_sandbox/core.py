@@ -7,7 +7,8 @@ Vendor modules (``moodle``, ``stripe``, ``salesforce``, …) import this and add
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+import time
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -20,6 +21,9 @@ from cdp_sandbox.names import CULTURE_WEIGHTS, CULTURES, PARTNER_NAMES
 from cdp_sandbox.tables import REASON_CODE, Table, tag
 
 UNKNOWN_BIRTH = -(2**31)
+#: The span of a world without a reference day: a fixed past that tests and benchmarks were written against.
+FIXED_START = datetime(2023, 1, 1, tzinfo=UTC)
+FIXED_END = datetime(2025, 1, 1, tzinfo=UTC)
 PARENTAL_CONSENT = ("none", "pending", "verified")
 
 
@@ -85,11 +89,23 @@ class WorldCore:
     #: Share of Opportunities whose Amount a person mistyped in the CRM (see ``crm_amounts``); off by default.
     crm_amount_error_rate: float = 0.0
     edited_share: float = 0.35
-    start: datetime = datetime(2023, 1, 1, tzinfo=UTC)
-    end: datetime = datetime(2025, 1, 1, tzinfo=UTC)
+    #: The world's span. Without ``today`` a fixed past (``FIXED_START`` to ``FIXED_END``); with it, the
+    #: ``history_days`` before that day plus ``live_days`` after it (the future, hidden until it happens).
+    start: datetime | None = None
+    end: datetime | None = None
     #: What each vendor accepts; ``generator.World`` fills in every registered vendor's sandbox credential.
     credentials: Credentials = field(default_factory=lambda: Credentials({}))
     ids: Ids = field(default_factory=Ids)
+    #: The reference day (UTC): the world's history ends at its midnight, so yesterday, last month and the
+    #: past ``history_days`` hold data whatever day it is. None: the fixed past above, no future.
+    today: date | None = None
+    history_days: int = 90
+    #: Days drawn after the reference day: records that happen while a live sandbox runs.
+    live_days: int = 14
+    #: Live: what is served moves with the clock (``clock``, default the wall clock): a record appears once
+    #: its time has come. Not live: the world stands still at the reference day's midnight.
+    live: bool = False
+    clock: Callable[[], float] | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         n = self.learners
@@ -100,10 +116,23 @@ class WorldCore:
         self.referral_subscribers = n // 5 if self.referral_subscribers is None else self.referral_subscribers
         self.courses = max(12, min(400, n // 500)) if self.courses is None else self.courses
         self.partners = max(3, min(len(PARTNER_NAMES), n // 2000)) if self.partners is None else self.partners
+        if self.today is not None:
+            present = datetime(self.today.year, self.today.month, self.today.day, tzinfo=UTC)
+            self.end = self.end or present + timedelta(days=self.live_days)
+            self.start = self.start or present - timedelta(days=self.history_days)
+        else:
+            if self.live:
+                raise ValueError("a live world needs a reference day (today)")
+            self.start = self.start or FIXED_START
+            self.end = self.end or FIXED_END
         self.start_ts = to_epoch(self.start)
         self.end_ts = to_epoch(self.end)
         if self.end_ts <= self.start_ts:
             raise ValueError("end must be after start")
+        #: Where the past ends: the reference day's midnight (the world's end when it has no reference day).
+        self.present_ts = self.end_ts if self.today is None else min(to_epoch(present), self.end_ts)
+        if self.present_ts <= self.start_ts:
+            raise ValueError("the reference day must be after the world's start")
         self.tables: dict[tuple[str, str], Table] = {}
         self._build_people()
 
@@ -157,6 +186,42 @@ class WorldCore:
 
     def add_table(self, table: Table) -> Table:
         self.tables[(table.source, table.stream)] = table
+        return self.settle(table)
+
+    # ---------------------------------------------------------------- the present
+    @property
+    def has_future(self) -> bool:
+        return self.present_ts < self.end_ts
+
+    def horizon(self) -> int | None:
+        """Records whose time is before this are served (None: all). Not live: the reference day's midnight;
+        live: now (never before that midnight), so a record appears the moment its time comes."""
+        if not self.has_future:
+            return None
+        if not self.live:
+            return self.present_ts
+        now = (self.clock or time.time)()
+        return min(max(self.present_ts, int(now) + 1), self.end_ts)
+
+    def edit_time(self) -> int:
+        """When an edit made during a sync lands: after every record (the fixed past), or now."""
+        horizon = self.horizon()
+        return self.end_ts if horizon is None else horizon - 1
+
+    def settle(self, table: Table) -> Table:
+        """Give a table of a world with a future its horizon, and keep edits out of the future: a record made
+        before the reference day was last edited before it, and one made later is not edited (so a record never
+        vanishes from a listing between its creation and a later edit)."""
+        if self.has_future:
+            created, modified = table.created.astype(np.int64), table.modified.astype(np.int64)
+            before = created < self.present_ts
+            # An edit drawn after the reference day folds back into the time between creation and it
+            # (deterministic, and spread out: no pile of edits on yesterday's last second).
+            room = np.maximum(self.present_ts - created, 1)
+            folded = np.where(modified < self.present_ts, modified, created + (modified - created) % room)
+            table.modified = np.where(before, folded, created).astype(table.modified.dtype)
+            table._order_cache.clear()
+            table.horizon = self.horizon
         return table
 
     def draw_times(

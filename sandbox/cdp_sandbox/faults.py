@@ -16,6 +16,13 @@ Kinds (each scoped to a source and optionally one stream):
   ``cdp_sandbox.crm_writes`` and ``cdp_sandbox.certificates``.
 
 ``times`` limits how many matching requests a fault affects (None: until cleared).
+
+``planted(world)``: the seed's story dated in a world's recent past (``cdp sandbox serve --planted-faults``):
+the LMS API silently dropped a share of last night's enrolments, so yesterday's count diff shows them
+missing while Moodle's count still reports them. Clearing the fault (``DELETE /_sandbox/faults``) is the
+vendor's fix, after which a backfill of that day recovers them. The other story, a silent donation loss, is
+in the data of every world (gifts in Stripe that never reached the CRM or the ledger,
+``world.truth.ledger.discrepancies``), dated across the window, so last month's reconciliation finds it.
 """
 
 from __future__ import annotations
@@ -26,6 +33,8 @@ import threading
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
+
+from cdp_sandbox.core import WorldCore
 
 FAULT_KINDS = (
     "rate_limit",
@@ -39,6 +48,9 @@ FAULT_KINDS = (
     "lose_response",
 )
 _REQUEST_FAULTS = ("rate_limit", "server_error", "slow", "auth_failure")
+DAY = 86_400
+#: Share of the night's enrolments the LMS API drops in the planted story.
+DROPPED_SHARE = 0.4
 
 
 @dataclass
@@ -149,3 +161,13 @@ class FaultBook:
 
     def request_faults(self, source: str, stream: str | None) -> list[Fault]:
         return self.take(source, stream, _REQUEST_FAULTS)
+
+
+def planted(world: WorldCore) -> list[Fault]:
+    """The seed's stories as faults, dated relative to the world's reference day (see the module's docstring)."""
+    night = (world.present_ts - DAY, world.present_ts)
+    enrolments = world.table("moodle", "enrollments").count(*night)
+    dropped = max(1, round(enrolments * DROPPED_SHARE)) if enrolments else 0
+    if not dropped:
+        return []
+    return [Fault("drop_records", "moodle", "enrollments", count=dropped, since=night[0], until=night[1])]

@@ -16,9 +16,16 @@ order, transliterations, a partner re-uploading a cohort), families sharing one
 email, donors who never enrolled, minors with pending parental consent, survey
 payloads without the age field, and a small share of malformed records.
 
+Dates: without ``today`` a world spans a fixed past (2023-2024, what the tests and benchmarks were written
+against); ``World(seed=7, learners=2000, today=date(2026, 12, 7))`` holds the 90 days before that day (so
+yesterday, last month and every recent week have records) plus two weeks after it that are drawn alike but
+served only as their time comes: not at all in a frozen world, as the clock reaches them in a live one
+(``live=True``, ``cdp sandbox serve --live``). The same seed and day give the same bytes; the truth counts
+only what has happened.
+
 The people and the drawing helpers are the shared core (``core.WorldCore``); each vendor's tables come
 from its own module (``moodle``, ``stripe``, ``salesforce``, ``surveys`` for Zigpoll and Typeform,
-``referralhero``, ``ledger``, ``zendesk``; Galaxy's volunteers on first use), registered in
+``referralhero``, ``ledger``, ``zendesk``, ``registration``; Galaxy's volunteers on first use), registered in
 ``cdp_sandbox.vendors`` and built each after the vendors whose data it reads, each from its own random
 stream.
 """
@@ -56,7 +63,7 @@ class Truth:
 
     def person_map(self, source: str, stream: str) -> Iterator[tuple[Any, str | None]]:
         table = self._world.table(source, stream)
-        for index in range(len(table)):
+        for index in table.visible_rows().tolist():
             person = int(table.person[index])
             yield table.id_of(index), (None if person < 0 else person_id(person))
 
@@ -71,14 +78,18 @@ class Truth:
         return self._world.table(source, stream).count(to_epoch(since), to_epoch(until))
 
     def expected_counts(self) -> dict[str, int]:
-        return {f"{source}.{stream}": len(table) for (source, stream), table in self._world.tables.items()}
+        return {
+            f"{source}.{stream}": int(table.visible_rows().shape[0])
+            for (source, stream), table in self._world.tables.items()
+        }
 
     def malformed(self, source: str, stream: str) -> dict[Any, str]:
         return self._world.table(source, stream).malformed_rows()
 
     def duplicate_records(self, source: str, stream: str) -> int:
         """Records beyond the first for the same real person in one stream."""
-        persons = self._world.table(source, stream).person
+        table = self._world.table(source, stream)
+        persons = table.person[table.visible_rows()]
         persons = persons[persons >= 0]
         return int(persons.shape[0] - np.unique(persons).shape[0])
 

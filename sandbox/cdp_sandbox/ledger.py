@@ -149,6 +149,7 @@ def write_drop(world: WorldCore, folder: str | Path, month: str) -> Path:
     year, mon = (int(part) for part in month.split("-"))
     since = to_epoch(date(year, mon, 1))
     until = to_epoch(date(year + (mon == 12), mon % 12 + 1, 1))
+    until = min(until, world.present_ts)  # the export is taken at a day's close: nothing from the future
     path = Path(folder) / f"ledger_{year:04d}-{mon:02d}.csv"
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", newline="", encoding="utf-8") as handle:
@@ -161,7 +162,7 @@ def write_drop(world: WorldCore, folder: str | Path, month: str) -> Path:
 
 def months(world: WorldCore) -> list[str]:
     first = datetime.fromtimestamp(world.start_ts, UTC)
-    last = datetime.fromtimestamp(world.end_ts - 1, UTC)
+    last = datetime.fromtimestamp(world.present_ts - 1, UTC)
     months, year, mon = [], first.year, first.month
     while (year, mon) <= (last.year, last.month):
         months.append(f"{year:04d}-{mon:02d}")
@@ -170,21 +171,33 @@ def months(world: WorldCore) -> list[str]:
 
 
 def ledger_truth(world: WorldCore) -> LedgerTruth:
+    """What reconciliation must find among the gifts made so far (a world with a future: before its horizon)."""
+    horizon = world.horizon()
+    made = (
+        np.ones(world.donation_created.shape[0], bool)
+        if horizon is None
+        else world.donation_created < horizon
+    )
     ids = {
         "missing_in_crm": tuple(
-            stripe.financial_transaction_id(world, int(d)) for d in np.nonzero(world.missing_in_crm)[0]
+            stripe.financial_transaction_id(world, int(d)) for d in np.nonzero(world.missing_in_crm & made)[0]
         ),
         "missing_in_ledger": tuple(
-            stripe.financial_transaction_id(world, int(d)) for d in np.nonzero(world.missing_in_ledger)[0]
+            stripe.financial_transaction_id(world, int(d))
+            for d in np.nonzero(world.missing_in_ledger & made)[0]
         ),
         "ledger_amount_mismatch": tuple(
-            stripe.financial_transaction_id(world, int(d)) for d in np.nonzero(world.ledger_amount_typo)[0]
+            stripe.financial_transaction_id(world, int(d))
+            for d in np.nonzero(world.ledger_amount_typo & made)[0]
         ),
     }
-    month_of = np.array([iso_date(int(t))[:7] for t in world.donation_created])
+    month_of = np.array([iso_date(int(t))[:7] for t in world.donation_created[made]])
     stripe_gross: dict[str, dict[str, int]] = {}
     for month, currency, amount in zip(
-        month_of.tolist(), world.donation_currency.tolist(), world.donation_amount.tolist(), strict=True
+        month_of.tolist(),
+        world.donation_currency[made].tolist(),
+        world.donation_amount[made].tolist(),
+        strict=True,
     ):
         bucket = stripe_gross.setdefault(month, {})
         bucket[CURRENCIES[currency]] = bucket.get(CURRENCIES[currency], 0) + amount

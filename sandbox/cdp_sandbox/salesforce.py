@@ -596,7 +596,7 @@ class SalesforceApi:
         for fault in listing.faults.take("salesforce", sobject, ("edit_during_sync",)):
             ahead = rows[end : end + 3 * max(fault.count, 1) : 3][: max(fault.count, 1)].tolist()
             with self.apis.lock:
-                listing.table.touch(ahead, self.apis.world.end_ts + fault.hits)
+                listing.table.touch(ahead, self.apis.world.edit_time() + fault.hits)
             fault.affected_ids.extend(listing.table.id_of(i) for i in ahead)
         records = []
         for record in listing.render(page_rows):

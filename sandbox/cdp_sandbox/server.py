@@ -17,7 +17,14 @@ module says what it speaks), ``POST /slack/...`` (incoming webhooks) and the adm
 issuance service (``cdp_sandbox.certificates``).
 
 Command line (wired to ``cdp sandbox serve``): ``--host --port --seed --learners --fault SPEC
---ledger-folder PATH``; a fault SPEC is ``source[:stream]:kind[:key=value,...]``.
+--ledger-folder PATH``; a fault SPEC is ``source[:stream]:kind[:key=value,...]``. The served world is dated
+relative to ``--today`` (default: today, UTC, when the server starts): the ``--history-days`` before it hold
+the data, so yesterday, last month and the recent past all have records; ``--fixed-past`` serves the fixed
+2023-2024 world instead. ``--live`` lets the clock run: records dated after the reference day's midnight
+appear as their time comes (new learners, enrolments, completions, gifts, surveys, tickets), the same ones
+for the same seed and day. ``--planted-faults`` adds the seed's story (``cdp_sandbox.faults.planted``).
+``--registration-webhook-url URL`` makes the registration form send its submissions, signed, to the webhook
+intake as they happen (``cdp_sandbox.registration``).
 """
 
 from __future__ import annotations
@@ -32,16 +39,18 @@ import tempfile
 import threading
 import time
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, date, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from cdp.sources.base import SourceSettings
+from cdp_sandbox import faults as fault_stories
+from cdp_sandbox import registration
 from cdp_sandbox.apis import Request, Response, VendorApis
 from cdp_sandbox.faults import Fault, FaultBook
-from cdp_sandbox.formats import to_epoch
+from cdp_sandbox.formats import iso_z, to_epoch
 from cdp_sandbox.generator import World
 from cdp_sandbox.vendors import VENDORS, api_factories
 
@@ -105,11 +114,28 @@ class SandboxServer:
     """The running sandbox; a context manager for tests, `serve_forever` for a long-running process."""
 
     def __init__(
-        self, world: World, host: str = "127.0.0.1", port: int = 0, *, ledger_folder: str | Path | None = None
+        self,
+        world: World,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        ledger_folder: str | Path | None = None,
+        registration_webhook_url: str | None = None,
+        registration_webhook_secret: str = registration.CREDENTIAL,
+        registration_webhook_interval: float = 60.0,
     ) -> None:
         self.world = world
         self.faults = FaultBook()
         self.apis = VendorApis(world, self.faults, api_factories())
+        #: The registration form's webhook sender (None: the form sends nothing on its own).
+        self.registration_sender = (
+            registration.WebhookSender(
+                world, registration_webhook_url, registration_webhook_secret, registration_webhook_interval
+            )
+            if registration_webhook_url
+            else None
+        )
+        self.apis.registration_sender = self.registration_sender  # type: ignore[attr-defined]
         self.slack_messages: list[dict[str, Any]] = []
         # Finance's ledger drop is a folder, not an API: without one given, the sandbox keeps its own for
         # its lifetime, so every source, the ledger included, is there in every use of it.
@@ -154,9 +180,13 @@ class SandboxServer:
             target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, name="sandbox-http", daemon=True
         )
         self._thread.start()
+        if self.registration_sender:
+            self.registration_sender.start()
         return self
 
     def stop(self) -> None:
+        if self.registration_sender:
+            self.registration_sender.stop()
         self._httpd.shutdown()
         self._httpd.server_close()
         if self._thread:
@@ -168,9 +198,13 @@ class SandboxServer:
         if self.ledger_folder:
             for month in self.world.ledger_months():
                 self.world.write_ledger_drop(self.ledger_folder, month)
+        if self.registration_sender:
+            self.registration_sender.start()
         try:
             self._httpd.serve_forever()
         finally:
+            if self.registration_sender:
+                self.registration_sender.stop()
             self._httpd.server_close()
             if self._own_ledger_folder:
                 shutil.rmtree(self.ledger_folder, ignore_errors=True)
@@ -209,7 +243,19 @@ class SandboxServer:
 
     def _admin(self, request: Request, rest: str) -> Response:
         if rest == "health":
-            return Response(200, {"status": "ok", "learners": self.world.learners, "seed": self.world.seed})
+            world = self.world
+            horizon = world.horizon()
+            return Response(
+                200,
+                {
+                    "status": "ok",
+                    "learners": world.learners,
+                    "seed": world.seed,
+                    "today": world.today.isoformat() if world.today else None,
+                    "live": world.live,
+                    "served_until": iso_z(horizon) if horizon is not None else iso_z(world.end_ts),
+                },
+            )
         if rest.startswith("faults"):
             fault_id = rest.partition("/")[2]
             if request.method == "POST":
@@ -268,12 +314,20 @@ def serve(
     port: int = 8765,
     faults: Sequence[Fault] = (),
     ledger_folder: str | Path | None = None,
+    **options: Any,
 ) -> None:
-    """Run the sandbox in the foreground until interrupted."""
-    server = SandboxServer(world, host, port, ledger_folder=ledger_folder)
+    """Run the sandbox in the foreground until interrupted (``options``: ``SandboxServer``'s keywords)."""
+    server = SandboxServer(world, host, port, ledger_folder=ledger_folder, **options)
     for fault in faults:
         server.faults.add(fault)
-    log.info("sandbox listening on %s (seed %d, %d learners)", server.base_url, world.seed, world.learners)
+    log.info(
+        "sandbox listening on %s (seed %d, %d learners, reference day %s%s)",
+        server.base_url,
+        world.seed,
+        world.learners,
+        world.today or "none: the fixed past",
+        ", live" if world.live else "",
+    )
     print(f"sandbox listening on {server.base_url}", flush=True)
     with contextlib.suppress(KeyboardInterrupt):
         server.serve_forever()
@@ -303,10 +357,54 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="source[:stream]:kind[:key=value,...], e.g. stripe:charges:rate_limit:times=3",
     )
     parser.add_argument(
+        "--today",
+        type=date.fromisoformat,
+        default=None,
+        metavar="YYYY-MM-DD",
+        help="the reference day the world is dated from (default: today, UTC); pass one for a repeatable world",
+    )
+    parser.add_argument("--history-days", type=int, default=90, help="days of data before the reference day")
+    parser.add_argument(
+        "--fixed-past",
+        action="store_true",
+        help="serve the fixed 2023-2024 world (no reference day, not live)",
+    )
+    parser.add_argument(
+        "--live",
+        action="store_true",
+        help="let the clock run: records dated after the reference day's midnight appear as their time comes",
+    )
+    parser.add_argument(
+        "--planted-faults",
+        action="store_true",
+        help="plant the seed's story: last night's dropped enrolments",
+    )
+    parser.add_argument(
+        "--registration-webhook-url",
+        default=None,
+        metavar="URL",
+        help="send the registration form's submissions, signed, to this webhook intake as they happen",
+    )
+    parser.add_argument(
+        "--registration-webhook-secret",
+        default=registration.CREDENTIAL,
+        help="the form's signing secret (the intake's webhook_registration password)",
+    )
+    parser.add_argument("--registration-webhook-interval", type=float, default=60.0, metavar="SECONDS")
+    parser.add_argument(
         "--prerender",
         action="store_true",
         help="encode every record before serving, so pages cost what a real API's do (for benchmarks)",
     )
+
+
+def reference_day(args: argparse.Namespace) -> date | None:
+    """The day the served world is dated from: ``--today``, else today (UTC); None with ``--fixed-past``."""
+    if args.fixed_past:
+        if args.today or args.live:
+            raise SystemExit("--fixed-past has no reference day: it takes neither --today nor --live")
+        return None
+    return args.today or datetime.now(UTC).date()
 
 
 def run(args: argparse.Namespace) -> int:
@@ -315,11 +413,26 @@ def run(args: argparse.Namespace) -> int:
         learners=args.learners,
         duplicate_rate=args.duplicate_rate,
         malformed_rate=args.malformed_rate,
+        today=reference_day(args),
+        history_days=args.history_days,
+        live=args.live,
     )
     if args.prerender:
         for table in world.tables.values():
             table.prerender()
-    serve(world, args.host, args.port, [Fault.parse(spec) for spec in args.fault], args.ledger_folder)
+    faults = [Fault.parse(spec) for spec in args.fault]
+    if args.planted_faults:
+        faults += fault_stories.planted(world)
+    serve(
+        world,
+        args.host,
+        args.port,
+        faults,
+        args.ledger_folder,
+        registration_webhook_url=args.registration_webhook_url,
+        registration_webhook_secret=args.registration_webhook_secret,
+        registration_webhook_interval=args.registration_webhook_interval,
+    )
     return 0
 
 

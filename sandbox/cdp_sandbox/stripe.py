@@ -16,7 +16,7 @@ import functools
 import re
 import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -25,7 +25,7 @@ from cdp.sources.base import SourceSettings
 from cdp_sandbox import people
 from cdp_sandbox.apis import Request, Response, VendorApis
 from cdp_sandbox.core import WorldCore
-from cdp_sandbox.formats import CURRENCIES, CURRENCY_WEIGHTS, DAY, stripe_id, stripe_index
+from cdp_sandbox.formats import CURRENCIES, CURRENCY_WEIGHTS, DAY, stripe_id, stripe_index, to_epoch
 from cdp_sandbox.tables import MALFORMED_REASONS, Table, tag
 
 CREDENTIAL = "sk_test_sandbox51Hq2bLSandboxKey"
@@ -74,6 +74,8 @@ def build(world: WorldCore) -> None:
     world.missing_in_crm = rng.random(n) < 0.005
     world.missing_in_ledger = rng.random(n) < 0.003
     world.ledger_amount_typo = (rng.random(n) < 0.002) & ~world.missing_in_ledger
+    if world.today is not None:
+        _plant_last_months_loss(world, created)
 
     tags = {label: world.seed_tag(label) for label in ("ch", "re", "txn")}
     world.add_table(
@@ -145,6 +147,27 @@ def build(world: WorldCore) -> None:
             index_of=lambda rid: stripe_index(rid, "txn", tags["txn"]),
         )
     )
+
+
+#: Gifts of the month before the reference day that never reach the ledger or the CRM (the silent loss).
+LOST_LAST_MONTH = 3
+
+
+def _plant_last_months_loss(world: WorldCore, created: np.ndarray) -> None:
+    """The seed's silent donation loss, where a newcomer looks first: a few of last month's gifts reached
+    Stripe but not the ledger, and as many not the CRM, whatever the draw left there (its own random stream,
+    so the rest of the world is as drawn)."""
+    present = datetime.fromtimestamp(world.present_ts, UTC)
+    first = present.replace(day=1) - timedelta(days=1)
+    since, until = to_epoch(first.replace(day=1)), to_epoch(present.replace(day=1))
+    last_month = np.nonzero((created >= since) & (created < until))[0]
+    if last_month.shape[0] < 2 * LOST_LAST_MONTH:
+        return
+    rng = world.rng(21)
+    picked = rng.choice(last_month, 2 * LOST_LAST_MONTH, replace=False)
+    world.missing_in_ledger[picked[:LOST_LAST_MONTH]] = True
+    world.ledger_amount_typo[picked[:LOST_LAST_MONTH]] = False
+    world.missing_in_crm[picked[LOST_LAST_MONTH:]] = True
 
 
 def financial_transaction_id(world: WorldCore, donation: int) -> str:

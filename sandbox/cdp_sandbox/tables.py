@@ -91,6 +91,9 @@ class Table:
     id_of: Callable[[int], Any]
     index_of: Callable[[Any], int | None]
     columns: dict[str, np.ndarray] = field(default_factory=dict)
+    #: Rows whose time is at or after what this returns have not happened yet (a world with a future);
+    #: None, or a None answer: every row is served.
+    horizon: Callable[[], int | None] | None = field(default=None, repr=False)
     _order_cache: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict, repr=False)
     _rendered: dict[int, bytes] | None = field(default=None, repr=False)
 
@@ -109,8 +112,27 @@ class Table:
             self._order_cache[key] = (order, times[order])
         return self._order_cache[key]
 
+    def until(self, until: int | None) -> int | None:
+        """`until` no later than the horizon: what has not happened yet is never served or counted."""
+        horizon = self.horizon() if self.horizon is not None else None
+        if horizon is None:
+            return until
+        return horizon if until is None else min(until, horizon)
+
+    def visible(self, index: int) -> bool:
+        horizon = self.horizon() if self.horizon is not None else None
+        return horizon is None or int(self.created[index]) < horizon
+
+    def visible_rows(self) -> np.ndarray:
+        """The rows that have happened, in index order."""
+        horizon = self.horizon() if self.horizon is not None else None
+        if horizon is None:
+            return np.arange(len(self))
+        return np.nonzero(self.created < horizon)[0]
+
     def window(self, since: int | None, until: int | None, column: str | None = None) -> np.ndarray:
         """Rows whose time is in [since, until), ascending by (time, index)."""
+        until = self.until(until)
         order, sorted_times = self.ordered(column)
         lo = 0 if since is None else int(np.searchsorted(sorted_times, since, "left"))
         hi = len(order) if until is None else int(np.searchsorted(sorted_times, until, "left"))
@@ -135,6 +157,7 @@ class Table:
         Keyset (not offset) paging means an edit that moves a row out of the window
         never shifts the rows behind it, as in the real APIs' cursors.
         """
+        until = self.until(until)
         order, sorted_times = self.ordered(column)
         lo = 0 if since is None else int(np.searchsorted(sorted_times, since, "left"))
         hi = len(order) if until is None else int(np.searchsorted(sorted_times, until, "left"))
@@ -198,5 +221,6 @@ class Table:
                     self._rendered.pop(index, None)
 
     def malformed_rows(self) -> dict[Any, str]:
-        rows = np.nonzero(self.malformed)[0]
+        rows = self.visible_rows()
+        rows = rows[self.malformed[rows] != 0]
         return {self.id_of(int(i)): MALFORMED_REASONS[int(self.malformed[i])] for i in rows}

@@ -18,6 +18,7 @@ from cdp_sandbox import (
     ledger,
     moodle,
     referralhero,
+    registration,
     salesforce,
     stripe,
     surveys,
@@ -88,6 +89,14 @@ VENDORS: Mapping[str, Vendor] = {
         Vendor(
             "ledger", ledger.CREDENTIAL, ledger.settings, ledger.build, after=("stripe",)
         ),  # CSV drops, no API
+        # Push-only: signed webhooks to the intake; its mount is the form's console (cdp_sandbox.registration).
+        Vendor(
+            "registration",
+            registration.CREDENTIAL,
+            registration.settings,
+            registration.build,
+            registration.api,
+        ),
     )
 }
 

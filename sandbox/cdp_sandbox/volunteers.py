@@ -142,6 +142,8 @@ class VolunteerData:
             columns={"response": hour_rows},
         )  # fmt: skip
         self.tables = {"users": self.users, "responses": self.responses, "hours": self.hours}
+        for table in self.tables.values():
+            world.settle(table)
 
     def _malformed(self, rng: np.random.Generator, rows: int, reasons: tuple[str, ...]) -> np.ndarray:
         """At least one malformed row of each kind when the world has any malformation at all."""
@@ -296,6 +298,9 @@ def handle(apis: VendorApis, request: Request) -> Response:
         rows = np.arange(max(0, since_id - first + 1), len(table))
         if since_ts is not None:
             rows = rows[table.modified[rows] >= since_ts]
+        horizon = apis.world.horizon()
+        if horizon is not None:  # what has not happened yet
+            rows = rows[table.created[rows] < horizon]
         rows = rows[:per_page]
     return Response(
         200,

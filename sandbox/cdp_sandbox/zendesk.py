@@ -232,7 +232,7 @@ def build(world: WorldCore) -> None:
     """Add the support desk's tickets to the world (once, after ReferralHero: see ``cdp_sandbox.vendors``)."""
     data = TicketData(world)
     world.__dict__["_zendesk"] = data
-    world.tables[("zendesk", "tickets")] = data.table
+    world.add_table(data.table)
 
 
 def of(world: WorldCore) -> TicketData:
