@@ -115,7 +115,10 @@ def seal(conn: psycopg.Connection) -> int | None:
     if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
         return None
     with conn.transaction():
-        row = conn.execute("SELECT audit.seal() AS sealed").fetchone()
+        allowed = _first(
+            conn.execute("SELECT has_function_privilege('audit.seal()', 'EXECUTE') AS ok").fetchone()
+        )
+        row = conn.execute("SELECT audit.seal() AS sealed").fetchone() if allowed else {"sealed": None}
     if not conn.autocommit:
         conn.commit()
     sealed = _first(row)
