@@ -116,3 +116,18 @@ def test_sealing_stays_tamper_evident(warehouse_url: str) -> None:
     with psycopg.connect(warehouse_url) as conn:
         report = audit.verify(conn)
     assert not report.ok and report.first_bad_seq == 2
+
+
+def test_no_application_role_may_write_any_audit_table(warehouse_url: str) -> None:
+    """Every table in the audit schema, present and future: writes belong to the definer functions."""
+    query = (
+        "SELECT r.rolname, c.relname, p.privilege FROM pg_class c, pg_roles r,"
+        " unnest(ARRAY['INSERT', 'UPDATE', 'DELETE', 'TRUNCATE']) AS p(privilege)"
+        " WHERE c.relnamespace = 'audit'::regnamespace AND c.relkind IN ('r', 'p')"
+        " AND r.rolname = ANY(%s) AND has_table_privilege(r.oid, c.oid, p.privilege) ORDER BY 1, 2, 3"
+    )
+    with psycopg.connect(warehouse_url) as conn:
+        assert conn.execute(query, (list(ROLES),)).fetchall() == []
+        conn.execute("GRANT INSERT ON audit.personal_column TO cdp_editor")  # breaking the rule is seen
+        assert conn.execute(query, (list(ROLES),)).fetchall() == [("cdp_editor", "personal_column", "INSERT")]
+        conn.rollback()
