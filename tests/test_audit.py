@@ -95,16 +95,22 @@ def test_raw_payloads_are_append_only(warehouse_url: str) -> None:
 
 
 def test_an_application_role_cannot_forge_the_chain_columns(warehouse_url: str) -> None:
+    forged = (
+        "INSERT INTO audit.audit_events"
+        " (seq, occurred_at, db_role, session_role, action, entity_type, txid, prev_hash, hash)"
+        " VALUES (999, '2000-01-01', 'cdp_admin', 'someone', 'note', 'x', 1, 'forged', 'forged')"
+    )
     with psycopg.connect(warehouse_url) as conn:
         conn.execute("SET ROLE cdp_editor")
-        conn.execute(
-            "INSERT INTO audit.audit_events"
-            " (seq, occurred_at, db_role, session_role, action, entity_type, txid, prev_hash, hash)"
-            " VALUES (999, '2000-01-01', 'cdp_admin', 'someone', 'note', 'x', 1, 'forged', 'forged')"
-        )
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):  # since 0017 no role inserts at all
+            conn.execute(forged)
+    # Even the owner's direct insert gets its chain columns from the trigger, at commit.
+    with psycopg.connect(warehouse_url) as conn:
+        conn.execute(forged)
+    with psycopg.connect(warehouse_url) as conn:
         row = conn.execute("SELECT seq, db_role, prev_hash, hash FROM audit.audit_events").fetchone()
     assert row[0] == 1
-    assert row[1] == "cdp_editor"
+    assert row[1] == "postgres"
     assert row[2] == audit.GENESIS_HASH
     assert row[3] != "forged"
     assert _verify(warehouse_url).ok

@@ -6,6 +6,11 @@ from the canonical text, so a superuser who switched the triggers off and edited
 Rows cut from the end leave a valid but shorter chain; an anchor (the head's sequence number and hash,
 exported after each run to a file outside the database) catches that.
 
+Since revision 0017 an event is sealed into the chain at its writer's commit, not at its insert (so no
+writer waits for another's commit): until then its ``seq`` and ``hash`` are NULL. A commit that finds the
+chain's lock busy leaves its events for the next commit; ``seal`` (run first by ``verify``) chains them, and
+``verify`` says how many are still unsealed (an unsealed event is not yet protected by the chain).
+
 Personal data stays out of the chain (``sql/definitions/audit/record_change.sql``, since revision 0012):
 a change event's row images keep their public columns, and the personal fields sit in
 ``audit.personal_image``, each sealed with sha256(salt || fields); the event's details name the image set
@@ -46,11 +51,17 @@ class VerifyReport:
     head: Anchor | None
     first_bad_seq: int | None = None
     problem: str | None = None
+    unsealed: int = 0
 
     def summary(self) -> str:
         if self.ok:
             head = f"head seq {self.head.seq} hash {self.head.hash[:16]}…" if self.head else "empty trail"
-            return f"audit chain OK: {self.rows_checked} rows, {head}"
+            pending = (
+                f"; {self.unsealed} events not yet sealed (still open, or sealing busy)"
+                if self.unsealed
+                else ""
+            )
+            return f"audit chain OK: {self.rows_checked} rows, {head}{pending}"
         return f"audit chain BROKEN at seq {self.first_bad_seq}: {self.problem}"
 
 
@@ -64,7 +75,10 @@ def record_event(
     before: Any = None,
     after: Any = None,
 ) -> int:
-    """Append one application event (import, merge, correction, …) in the caller's transaction."""
+    """Append one application event (import, merge, correction, …) in the caller's transaction.
+
+    Returns the event's id (``event_id``); its place in the chain (``seq``) is given at commit.
+    """
     row = conn.execute(
         "SELECT audit.record_event(%s, %s, %s, %s::jsonb, %s::jsonb, %s::jsonb) AS seq",
         (
@@ -84,11 +98,37 @@ def _first(row: Any) -> Any:
 
 
 def head(conn: psycopg.Connection) -> Anchor | None:
-    row = conn.execute("SELECT seq, hash FROM audit.audit_events ORDER BY seq DESC LIMIT 1").fetchone()
+    row = conn.execute(
+        "SELECT seq, hash FROM audit.audit_events WHERE seq IS NOT NULL ORDER BY seq DESC LIMIT 1"
+    ).fetchone()
     if row is None:
         return None
     values = list(row.values()) if isinstance(row, Mapping) else list(row)
     return Anchor(int(values[0]), str(values[1]))
+
+
+def seal(conn: psycopg.Connection) -> int | None:
+    """Chain the committed events no commit could seal; None when the lock is busy or ``conn`` is mid-transaction.
+
+    Runs in a transaction of its own, committed at once, so the chain's lock is held only for the seal.
+    """
+    if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+        return None
+    with conn.transaction():
+        allowed = _first(
+            conn.execute("SELECT has_function_privilege('audit.seal()', 'EXECUTE') AS ok").fetchone()
+        )
+        row = conn.execute("SELECT audit.seal() AS sealed").fetchone() if allowed else {"sealed": None}
+    if not conn.autocommit:
+        conn.commit()
+    sealed = _first(row)
+    return None if sealed is None else int(sealed)
+
+
+def unsealed_count(conn: psycopg.Connection) -> int:
+    return int(
+        _first(conn.execute("SELECT count(*) AS n FROM audit.audit_events WHERE hash IS NULL").fetchone())
+    )
 
 
 def default_anchor_file() -> Path:
@@ -131,7 +171,11 @@ def _row_hash(prev_hash: str, canonical: str) -> str:
 
 
 def verify(conn: psycopg.Connection, anchors: Iterable[Anchor] = ()) -> VerifyReport:
-    """Recompute the chain from the first row and report the first row that does not fit."""
+    """Recompute the chain from the first row and report the first row that does not fit.
+
+    Seals the committed events still unsealed first (when ``conn`` is idle), then reports those left.
+    """
+    seal(conn)
     expected_by_seq = {anchor.seq: anchor.hash for anchor in anchors}
     expected_seq = 1
     previous_hash = GENESIS_HASH
@@ -141,7 +185,8 @@ def verify(conn: psycopg.Connection, anchors: Iterable[Anchor] = ()) -> VerifyRe
     with conn.cursor(name="audit_verify", row_factory=psycopg.rows.tuple_row) as cursor:
         cursor.itersize = 5000
         cursor.execute(
-            "SELECT seq, prev_hash, hash, audit.canonical_text(e) FROM audit.audit_events e ORDER BY seq"
+            "SELECT seq, prev_hash, hash, audit.canonical_text(e) FROM audit.audit_events e"
+            " WHERE seq IS NOT NULL ORDER BY seq"
         )
         for seq, prev_hash, stored_hash, canonical in cursor:
             rows += 1
@@ -180,7 +225,7 @@ def verify(conn: psycopg.Connection, anchors: Iterable[Anchor] = ()) -> VerifyRe
     bad_seq, problem = _verify_personal_images(conn)
     if problem is not None:
         return VerifyReport(False, rows, last, bad_seq, problem)
-    return VerifyReport(True, rows, last)
+    return VerifyReport(True, rows, last, unsealed=unsealed_count(conn))
 
 
 def _set_digest(images: list[tuple[str, str]]) -> str:

@@ -2,11 +2,14 @@
 -- row-level security, creating roles or databases, owning a table, view or function in the warehouse
 -- schemas (owners can switch triggers and row-level security off), or setting session_replication_role
 -- (which silences triggers). Expected: no rows.
+-- The definer functions' owners (cdp_definer, cdp_login_admin: revision 0017) are not application roles: no
+-- one logs in as them or is their member, and tests/privacy/test_definer_functions.py checks what they hold.
 WITH app AS (
     SELECT r.oid, r.rolname FROM pg_roles r
-    WHERE left(r.rolname, 4) = 'cdp_'
-       OR EXISTS (SELECT 1 FROM pg_auth_members m JOIN pg_roles g ON g.oid = m.roleid
-                  WHERE m.member = r.oid AND left(g.rolname, 4) = 'cdp_')
+    WHERE r.rolname NOT IN ('cdp_definer', 'cdp_login_admin')
+      AND (left(r.rolname, 4) = 'cdp_'
+           OR EXISTS (SELECT 1 FROM pg_auth_members m JOIN pg_roles g ON g.oid = m.roleid
+                      WHERE m.member = r.oid AND left(g.rolname, 4) = 'cdp_'))
 )
 SELECT rolname, 'superuser' AS power FROM app JOIN pg_roles USING (oid, rolname) WHERE rolsuper
 UNION ALL SELECT rolname, 'bypassrls' FROM app JOIN pg_roles USING (oid, rolname) WHERE rolbypassrls

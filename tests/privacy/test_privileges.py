@@ -20,7 +20,7 @@ MATRIX: dict[str, tuple[str, set[str]]] = {
     "read donations": ("SELECT amount_minor, currency FROM core.donation", EVERY_STAFF),
     "change a donation": (
         "UPDATE core.donation SET campaign = 'corrected' WHERE donation_id = %(donation)s",
-        {"cdp_admin", "cdp_finance", "cdp_loader"},
+        {"cdp_loader"},  # finance and admin only through an approved correction (issue 15, revision 0017)
     ),
     "add a donation": (
         "INSERT INTO core.donation (financial_transaction_id, amount_minor, currency, received_at, source,"

@@ -171,7 +171,21 @@ CHANGED_SINCE_THE_REVISIONS = {
     "privacy.export_person(uuid)": "a data subject's export holds their volunteer records, shifts and hours",
     "ops.reason_class(text)": "issue 15: added; a quarantine reason without the value it quotes",
     "privacy.erase_person(uuid,text)": "issue 15 item 8: also blanks kept undeliverable webhook bodies "
-    "(ops.webhook_undeliverable, revision 0016) that hold the person's email",
+    "(ops.webhook_undeliverable, revision 0016) that hold the person's email; issue 15: its temporary "
+    "tables named pg_temp.*",
+    "privacy.erase_person_ops(uuid,text)": "issue 15: its temporary tables named pg_temp.*",
+    "audit.chain_event()": "issue 15: SECURITY DEFINER; stamps without a lock, seals at commit (revision 0017)",
+    "audit.seal_pending()": "issue 15: added; chains the unsealed events (revision 0017)",
+    "audit.seal()": "issue 15: added; seals what no commit could (revision 0017)",
+    "audit.refuse_change()": "issue 15: lets the seal through (revision 0017)",
+    "audit.record_event(text,text,text,jsonb,jsonb,jsonb)": "issue 15: SECURITY DEFINER, the only way to write "
+    "an application event; returns event_id (revision 0017)",
+    "audit.record_change()": "issue 15: SECURITY DEFINER (no role inserts audit rows itself, revision 0017)",
+    "ops.calling_person()": "issue 15: the database login, not the cdp.actor setting",
+    "ops.request_donation_correction(text,jsonb,text)": "issue 15: records the claimed actor beside the login",
+    "ops.decide_donation_correction(bigint,boolean,text)": "issue 15: another login must decide",
+    "ops.refuse_direct_correction_write()": "issue 15: the correction functions run as cdp_definer",
+    "core.guard_donation_money()": "issue 15: guards every column finance reconciles",
 }
 
 

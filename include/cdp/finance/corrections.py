@@ -2,7 +2,9 @@
 
 The rules live in Postgres (``ops.request/approve/reject_donation_correction``, a trigger on
 ``core.donation``); this module and ``cdp finance correction`` only call those functions as the user's
-database role (``SET ROLE``), so a refusal is the database's, whatever the client.
+database login (optionally narrowed with ``SET ROLE``), so a refusal is the database's, whatever the client.
+Who requested and who decided is the database login (session_user): ``--by`` is only a name written beside
+it in the audit trail, and a request is decided by another login than the one that made it.
 """
 
 from __future__ import annotations
@@ -23,14 +25,31 @@ CORRECTABLE = ("amount_minor", "currency", "fee_minor", "refunded_minor", "statu
 INTEGER_FIELDS = frozenset({"amount_minor", "fee_minor", "refunded_minor"})
 
 
+class SuperuserRefused(ValueError):
+    """The connection's login is a superuser and no narrower role was named."""
+
+
 @contextmanager
 def acting_as(url: str, person: str, role: str | None) -> Iterator[psycopg.Connection]:
-    """A transaction as ``person`` (written to the audit trail) under database role ``role``."""
+    """A transaction under database role ``role`` (or the login's own), ``person`` written beside the login.
+
+    Never as a superuser: without ``role`` a superuser login is refused, since a correction's checks (who
+    may approve, which fields) would be the database's defaults for a superuser, not finance's.
+    """
     conn = connect(url, Actor(person))
     try:
         with conn.transaction():
             if role:
                 conn.execute(sql.SQL("SET LOCAL ROLE {}").format(sql.Identifier(role)))
+            else:
+                me = conn.execute(
+                    "SELECT session_user::text AS login, rolsuper FROM pg_roles WHERE rolname = session_user"
+                ).fetchone()
+                if me["rolsuper"]:
+                    raise SuperuserRefused(
+                        f"the warehouse login {me['login']} is a superuser: connect as your own login"
+                        " (CDP_WAREHOUSE_URL) or name the role to act as with --role"
+                    )
             yield conn
     finally:
         conn.close()
@@ -137,8 +156,14 @@ def register(commands: argparse._SubParsersAction) -> None:
     actions = correction.add_subparsers(dest="action", required=True)
 
     def common(parser: argparse.ArgumentParser) -> None:
-        parser.add_argument("--by", help="your name, for the audit trail (default: your login)")
-        parser.add_argument("--role", help="the database role to act as (e.g. cdp_editor, cdp_finance)")
+        parser.add_argument(
+            "--by",
+            help="your name, written in the audit trail beside the database login (default: your OS user)",
+        )
+        parser.add_argument(
+            "--role",
+            help="the database role to act as (e.g. cdp_editor, cdp_finance); required when the login is a superuser",
+        )
         parser.set_defaults(handler=_command)
 
     ask = actions.add_parser("request", help="ask for a donation to be corrected")

@@ -9,8 +9,11 @@
 -- audit.personal_column) and the statement text go to audit.personal_image, one sealed row per row image,
 -- referenced from the public image by "_personal": image_id, so an erasure can blank them (0012's header
 -- has the whole design and the alternative that was weighed).
+-- SECURITY DEFINER (since 0017): the application roles cannot insert into audit.audit_events or
+-- audit.personal_image themselves, only through this trigger and audit.record_event.
 CREATE OR REPLACE FUNCTION audit.record_change() RETURNS trigger
-    LANGUAGE plpgsql
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     key_column  text := TG_ARGV[0];
@@ -76,20 +79,20 @@ BEGIN
            FROM images)
     INTO rows_after, rows_before, set_digest;
 
-    INSERT INTO audit.audit_events (seq, occurred_at, db_role, session_role, action, entity_type, entity_id,
-                                    before, after, details, txid, prev_hash, hash)
-    VALUES (0, now(), '', '', lower(TG_OP), target,
+    INSERT INTO audit.audit_events (occurred_at, db_role, session_role, action, entity_type, entity_id,
+                                    before, after, details, txid)
+    VALUES (now(), '', '', lower(TG_OP), target,
             CASE WHEN changed = 1 THEN
                  CASE WHEN key_column = ANY (personal) THEN coalesce(first_row ->> 'person_id', first_row ->> 'household_id')
                       ELSE first_row ->> key_column END
             END,
             rows_before, rows_after,
             jsonb_build_object('rows', changed, 'personal_images', image_set, 'personal_digest', set_digest),
-            0, '', '');
+            0);
     RETURN NULL;
 END
 $$;
--- No grants: PostgreSQL's default (EXECUTE for PUBLIC).
+REVOKE ALL ON FUNCTION audit.record_change() FROM PUBLIC;
 
 -- Adds the three statement triggers to a table; every core table is registered through it.
 CREATE OR REPLACE FUNCTION audit.track_changes(target regclass, key_column text) RETURNS void

@@ -1,7 +1,8 @@
 -- Today's definition, re-applied by `cdp migrate` after the revisions: change it here (sql/README.md).
 -- Last defined by sql/migrations/versions/0004_quality_finance.sql.
 
--- Nobody changes a donation's money except the sync and an approved correction. When the sync re-lands
+-- Nobody changes a donation's money, status, donor or transaction except the sync and an approved correction
+-- (finance and admin have no UPDATE on core.donation since 0017; this holds if a later grant widens that). When the sync re-lands
 -- the very value an applied correction replaced (an overlap window, a backfill), the correction is kept;
 -- a value the source has newly changed still lands (and the next reconciliation shows any difference).
 CREATE OR REPLACE FUNCTION core.guard_donation_money() RETURNS trigger
@@ -23,8 +24,15 @@ BEGIN
             END IF;
         END IF;
     END IF;
-    IF TG_OP = 'UPDATE' AND (NEW.amount_minor, NEW.currency, NEW.fee_minor, NEW.refunded_minor)
-            IS NOT DISTINCT FROM (OLD.amount_minor, OLD.currency, OLD.fee_minor, OLD.refunded_minor) THEN
+    -- What finance reconciles (issue 15): the money, the status, the donor, the transaction and its source.
+    IF TG_OP = 'UPDATE'
+       AND (NEW.amount_minor, NEW.currency, NEW.fee_minor, NEW.refunded_minor, NEW.status, NEW.person_id,
+            NEW.household_id, NEW.organization_id, NEW.financial_transaction_id, NEW.received_at, NEW.campaign,
+            NEW.source, NEW.source_record_id)
+           IS NOT DISTINCT FROM
+           (OLD.amount_minor, OLD.currency, OLD.fee_minor, OLD.refunded_minor, OLD.status, OLD.person_id,
+            OLD.household_id, OLD.organization_id, OLD.financial_transaction_id, OLD.received_at, OLD.campaign,
+            OLD.source, OLD.source_record_id) THEN
         RETURN NEW;
     END IF;
     IF pg_has_role(current_user, 'cdp_loader', 'MEMBER') THEN
@@ -35,7 +43,7 @@ BEGIN
             WHERE c.correction_id = correction::bigint AND c.status = 'approved' AND c.donation_id = NEW.donation_id) THEN
         RETURN NEW;
     END IF;
-    RAISE EXCEPTION 'donation amounts change only through an approved correction (cdp finance correction request); % may not % them',
+    RAISE EXCEPTION 'a donation''s reconciled fields change only through an approved correction (cdp finance correction request); % may not % them',
         current_user, lower(TG_OP) USING ERRCODE = 'insufficient_privilege';
 END
 $$;

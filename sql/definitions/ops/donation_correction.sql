@@ -11,10 +11,13 @@ AS $$
 $$;
 -- No grants: PostgreSQL's default (EXECUTE for PUBLIC).
 
+-- The person who asks or decides: the database login (session_user), which only a password or a certificate
+-- gives, never a session setting (before 0017 it was cdp.actor, which one finance login could set to two
+-- names to request and approve its own correction). SET ROLE does not change it.
 CREATE OR REPLACE FUNCTION ops.calling_person() RETURNS text
     LANGUAGE sql STABLE
 AS $$
-    SELECT coalesce(nullif(current_setting('cdp.actor', true), ''), ops.calling_role())
+    SELECT session_user::text
 $$;
 -- No grants: PostgreSQL's default (EXECUTE for PUBLIC).
 
@@ -61,7 +64,8 @@ BEGIN
     RETURNING correction_id INTO new_id;
     PERFORM audit.record_event('correction.requested', 'core.donation', target::text,
         jsonb_build_object('correction_id', new_id, 'reason', p_reason, 'requested_by', ops.calling_person(),
-                           'requested_role', ops.calling_role()),
+                           'requested_role', ops.calling_role(),
+                           'claimed_actor', nullif(pg_catalog.current_setting('cdp.actor', true), '')),
         current, p_changes);
     RETURN new_id;
 END
@@ -90,8 +94,9 @@ BEGIN
         RAISE EXCEPTION 'correction % is already %', p_correction_id, request.status
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
+    -- Four eyes: another login decides (the table's check donation_correction_four_eyes holds it too).
     IF request.requested_by = ops.calling_person() THEN
-        RAISE EXCEPTION 'correction % was requested by %: someone else must decide it', p_correction_id,
+        RAISE EXCEPTION 'correction % was requested by login %: another login must decide it', p_correction_id,
             request.requested_by USING ERRCODE = 'insufficient_privilege';
     END IF;
     IF NOT p_approve THEN
@@ -152,12 +157,13 @@ AS $$ SELECT ops.decide_donation_correction(p_correction_id, false, p_note) $$;
 REVOKE ALL ON FUNCTION ops.reject_donation_correction(bigint, text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION ops.reject_donation_correction(bigint, text) TO cdp_finance;
 
--- The correction table is written only through the functions above (which run as its owner).
+-- The correction table is written only through the functions above (which run as cdp_definer since 0017).
 CREATE OR REPLACE FUNCTION ops.refuse_direct_correction_write() RETURNS trigger
     LANGUAGE plpgsql
 AS $$
 BEGIN
-    IF NOT pg_has_role(current_user, (SELECT relowner FROM pg_class WHERE oid = TG_RELID), 'MEMBER') THEN
+    IF current_user <> 'cdp_definer'
+       AND NOT pg_has_role(current_user, (SELECT relowner FROM pg_class WHERE oid = TG_RELID), 'MEMBER') THEN
         RAISE EXCEPTION 'ops.donation_correction is changed only through ops.request/approve/reject_donation_correction'
             USING ERRCODE = 'insufficient_privilege';
     END IF;

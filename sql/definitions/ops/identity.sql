@@ -7,7 +7,7 @@
 CREATE OR REPLACE FUNCTION ops.apply_identity_decision() RETURNS trigger
     LANGUAGE plpgsql
     SECURITY DEFINER
-    SET search_path = pg_catalog, ops, pg_temp
+    SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
     UPDATE ops.identity_pair

@@ -24,30 +24,30 @@ BEGIN
     IF NOT EXISTS (SELECT 1 FROM core.person WHERE person_id = p_person) THEN
         RAISE EXCEPTION 'no person %', p_person USING ERRCODE = 'no_data_found';
     END IF;
-    CREATE TEMP TABLE erase_targets ON COMMIT DROP AS SELECT privacy.person_and_merged(p_person) AS person_id;
-    CREATE TEMP TABLE erase_raw ON COMMIT DROP AS SELECT privacy.raw_records_of(p_person) AS raw_id;
-    CREATE TEMP TABLE erase_emails ON COMMIT DROP AS
+    CREATE TEMP TABLE pg_temp.erase_targets ON COMMIT DROP AS SELECT privacy.person_and_merged(p_person) AS person_id;
+    CREATE TEMP TABLE pg_temp.erase_raw ON COMMIT DROP AS SELECT privacy.raw_records_of(p_person) AS raw_id;
+    CREATE TEMP TABLE pg_temp.erase_emails ON COMMIT DROP AS
         SELECT DISTINCT lower(email) AS email FROM core.person
-        WHERE person_id IN (SELECT person_id FROM erase_targets) AND email IS NOT NULL AND length(email) >= 5;
+        WHERE person_id IN (SELECT person_id FROM pg_temp.erase_targets) AND email IS NOT NULL AND length(email) >= 5;
     -- Households left with nobody else (not erased) in them lose their name and address, below.
-    CREATE TEMP TABLE erase_households ON COMMIT DROP AS
+    CREATE TEMP TABLE pg_temp.erase_households ON COMMIT DROP AS
         SELECT DISTINCT p.household_id FROM core.person p
-        WHERE p.person_id IN (SELECT person_id FROM erase_targets) AND p.household_id IS NOT NULL
+        WHERE p.person_id IN (SELECT person_id FROM pg_temp.erase_targets) AND p.household_id IS NOT NULL
           AND NOT EXISTS (SELECT 1 FROM core.person o WHERE o.household_id = p.household_id
-                          AND o.person_id NOT IN (SELECT person_id FROM erase_targets) AND o.erased_at IS NULL);
+                          AND o.person_id NOT IN (SELECT person_id FROM pg_temp.erase_targets) AND o.erased_at IS NULL);
     -- What identifies the person in free text, taken before it is blanked. Contact details are matched in
     -- every audit image; names, birth date and address only in images that belong to no one (statements),
     -- so that another person's images are never blanked for sharing a first name.
-    CREATE TEMP TABLE erase_needles ON COMMIT DROP AS
+    CREATE TEMP TABLE pg_temp.erase_needles ON COMMIT DROP AS
         SELECT DISTINCT lower(needle) AS needle, strong FROM (
             SELECT unnest(ARRAY[p.email, p.email_normalized, p.phone, p.phone_e164]) AS needle, true AS strong
-            FROM core.person p WHERE p.person_id IN (SELECT person_id FROM erase_targets)
+            FROM core.person p WHERE p.person_id IN (SELECT person_id FROM pg_temp.erase_targets)
             UNION ALL
             SELECT unnest(ARRAY[p.given_name, p.family_name, p.date_of_birth::text]), false
-            FROM core.person p WHERE p.person_id IN (SELECT person_id FROM erase_targets)
+            FROM core.person p WHERE p.person_id IN (SELECT person_id FROM pg_temp.erase_targets)
             UNION ALL
             SELECT unnest(ARRAY[h.name, h.street, h.locality, h.postcode]), false
-            FROM core.household h WHERE h.household_id IN (SELECT household_id FROM erase_households)
+            FROM core.household h WHERE h.household_id IN (SELECT household_id FROM pg_temp.erase_households)
         ) AS n
         WHERE length(trim(needle)) >= 3;
 
@@ -55,21 +55,21 @@ BEGIN
     UPDATE raw.records r
     SET payload = privacy.redact(r.payload)
                   || jsonb_build_object('_erased', jsonb_build_object('erasure_id', v_erasure_id, 'at', now()))
-    WHERE r.raw_id IN (SELECT raw_id FROM erase_raw) AND NOT r.payload ? '_erased';
+    WHERE r.raw_id IN (SELECT raw_id FROM pg_temp.erase_raw) AND NOT r.payload ? '_erased';
     GET DIAGNOSTICS n = ROW_COUNT;
     counts := counts || jsonb_build_object('raw_records_redacted', n);
     PERFORM set_config('cdp.raw_redaction', 'off', true);
 
     UPDATE ops.quarantine q SET payload = privacy.redact(q.payload) || jsonb_build_object('_erased', v_erasure_id)
     WHERE NOT q.payload ? '_erased'
-      AND (EXISTS (SELECT 1 FROM erase_emails e WHERE position(e.email IN lower(q.payload::text)) > 0)
-           OR EXISTS (SELECT 1 FROM core.person_source_id m WHERE m.person_id IN (SELECT person_id FROM erase_targets)
+      AND (EXISTS (SELECT 1 FROM pg_temp.erase_emails e WHERE position(e.email IN lower(q.payload::text)) > 0)
+           OR EXISTS (SELECT 1 FROM core.person_source_id m WHERE m.person_id IN (SELECT person_id FROM pg_temp.erase_targets)
                       AND split_part(m.source, '.', 1) = q.source AND m.source_record_id = q.source_record_id));
     GET DIAGNOSTICS n = ROW_COUNT;
     counts := counts || jsonb_build_object('quarantine_redacted', n);
 
     UPDATE ops.webhook_rejection w SET body = NULL
-    WHERE w.body IS NOT NULL AND EXISTS (SELECT 1 FROM erase_emails e WHERE position(e.email IN lower(w.body)) > 0);
+    WHERE w.body IS NOT NULL AND EXISTS (SELECT 1 FROM pg_temp.erase_emails e WHERE position(e.email IN lower(w.body)) > 0);
     GET DIAGNOSTICS n = ROW_COUNT;
     counts := counts || jsonb_build_object('webhook_rejections_redacted', n);
 
@@ -79,17 +79,17 @@ BEGIN
     SET body = NULL, resolved_at = coalesce(u.resolved_at, now()),
         resolution = concat_ws('; ', u.resolution, 'body erased by ' || v_erasure_id)
     WHERE u.body IS NOT NULL
-      AND EXISTS (SELECT 1 FROM erase_emails e WHERE position(e.email IN lower(encode(u.body, 'escape'))) > 0);
+      AND EXISTS (SELECT 1 FROM pg_temp.erase_emails e WHERE position(e.email IN lower(encode(u.body, 'escape'))) > 0);
     GET DIAGNOSTICS n = ROW_COUNT;
     counts := counts || jsonb_build_object('webhook_undeliverable_erased', n);
 
     UPDATE core.survey_response s SET answers = privacy.redact(s.answers), age_reported = NULL, updated_at = now()
-    WHERE s.person_id IN (SELECT person_id FROM erase_targets);
+    WHERE s.person_id IN (SELECT person_id FROM pg_temp.erase_targets);
     GET DIAGNOSTICS n = ROW_COUNT;
     counts := counts || jsonb_build_object('survey_responses', n);
 
     UPDATE core.consent c SET given_by = NULL, evidence = '{}'::jsonb
-    WHERE c.person_id IN (SELECT person_id FROM erase_targets) AND (c.given_by IS NOT NULL OR c.evidence <> '{}');
+    WHERE c.person_id IN (SELECT person_id FROM pg_temp.erase_targets) AND (c.given_by IS NOT NULL OR c.evidence <> '{}');
     INSERT INTO core.consent (person_id, purpose, status, lawful_basis, source, source_record_id, stated_at, evidence)
     SELECT p_person, purpose, 'withdrawn', 'erasure request', 'privacy.erase', v_erasure_id || ':' || purpose, now(),
            jsonb_build_object('erasure_id', v_erasure_id)
@@ -97,19 +97,19 @@ BEGIN
 
     -- Source ids that are themselves personal (a billing email used as key) become a one-way hash.
     UPDATE core.person_source_id m SET source_record_id = 'erased:' || encode(sha256(convert_to(m.source_record_id, 'UTF8')), 'hex')
-    WHERE m.person_id IN (SELECT person_id FROM erase_targets) AND m.source_record_id LIKE '%@%';
+    WHERE m.person_id IN (SELECT person_id FROM pg_temp.erase_targets) AND m.source_record_id LIKE '%@%';
 
     UPDATE core.household h SET name = NULL, street = NULL, locality = NULL, postcode = NULL, updated_at = now()
-    WHERE h.household_id IN (SELECT household_id FROM erase_households);
+    WHERE h.household_id IN (SELECT household_id FROM pg_temp.erase_households);
 
     UPDATE core.person p
     SET given_name = NULL, family_name = NULL, date_of_birth = NULL, email = NULL, email_normalized = NULL,
         phone = NULL, phone_e164 = NULL, erased_at = coalesce(p.erased_at, now()), updated_at = now()
-    WHERE p.person_id IN (SELECT person_id FROM erase_targets);
+    WHERE p.person_id IN (SELECT person_id FROM pg_temp.erase_targets);
     GET DIAGNOSTICS n = ROW_COUNT;
     counts := counts || jsonb_build_object('people', n);
 
-    SELECT count(*) INTO n FROM core.donation WHERE person_id IN (SELECT person_id FROM erase_targets);
+    SELECT count(*) INTO n FROM core.donation WHERE person_id IN (SELECT person_id FROM pg_temp.erase_targets);
     counts := counts || jsonb_build_object('donations_kept', n, 'erasure_id', v_erasure_id);
 
     -- Last, so that the images of the changes above (their before images hold the data) go too.
@@ -117,9 +117,9 @@ BEGIN
     UPDATE audit.personal_image i
     SET fields = NULL, salt = NULL, erased_at = now(), erasure_id = v_erasure_id
     WHERE i.fields IS NOT NULL
-      AND (i.subject_id IN (SELECT person_id::text FROM erase_targets)
-           OR i.subject_id IN (SELECT household_id::text FROM erase_households)
-           OR EXISTS (SELECT 1 FROM erase_needles e
+      AND (i.subject_id IN (SELECT person_id::text FROM pg_temp.erase_targets)
+           OR i.subject_id IN (SELECT household_id::text FROM pg_temp.erase_households)
+           OR EXISTS (SELECT 1 FROM pg_temp.erase_needles e
                       WHERE (e.strong OR i.subject_id IS NULL) AND position(e.needle IN lower(i.fields::text)) > 0));
     GET DIAGNOSTICS n = ROW_COUNT;
     PERFORM set_config('cdp.audit_image_erasure', 'off', true);
@@ -129,9 +129,9 @@ BEGIN
                                counts || jsonb_build_object(
                                    'reason', p_reason,
                                    'subjects', (SELECT jsonb_agg(s ORDER BY s) FROM (
-                                       SELECT person_id::text AS s FROM erase_targets
-                                       UNION SELECT household_id::text FROM erase_households) AS subjects)));
-    DROP TABLE erase_targets, erase_raw, erase_emails, erase_households, erase_needles;
+                                       SELECT person_id::text AS s FROM pg_temp.erase_targets
+                                       UNION SELECT household_id::text FROM pg_temp.erase_households) AS subjects)));
+    DROP TABLE pg_temp.erase_targets, pg_temp.erase_raw, pg_temp.erase_emails, pg_temp.erase_households, pg_temp.erase_needles;
     RETURN counts;
 END
 $$;
