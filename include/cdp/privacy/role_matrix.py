@@ -66,9 +66,10 @@ def render_markdown(matrix: RoleMatrix) -> str:
         f"Roles: {', '.join(f'`{role}`' for role in matrix.roles)}.",
         "",
         "Logins (`privacy.create_login`) are members of exactly one of them and hold nothing of their own.",
-        "Row-level security narrows some reads and writes",
-        "further (marked `RLS`: forced, so it applies to the owner's views too); column grants are listed in",
-        "the revisions, and what a column-limited `s` may read is checked by the test's personal-data paths.",
+        "Row-level security narrows some reads and writes further (marked `RLS`: forced, so it applies to the",
+        "owner's views too). Which columns an `s`, `i` or `u` covers is in the revisions' column grants; that no",
+        "role reads a personal column outside its own (or a copy of one) is checked by the same test, and by",
+        "`tests/privacy/test_personal_data_paths.py` through real logins.",
         "",
         f"Legend: {LEGEND}.",
     ]
