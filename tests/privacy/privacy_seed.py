@@ -67,3 +67,27 @@ def url_for(url: str, user: str, password: str) -> str:
     parts = urlsplit(url)
     host = parts.netloc.rsplit("@", 1)[-1]
     return urlunsplit(parts._replace(netloc=f"{quote(user)}:{quote(password)}@{host}"))
+
+
+OWN_SCHEMAS = ("raw", "core", "mart", "ops", "audit", "privacy")
+_READABLE_COLUMNS = """
+    SELECT c.relnamespace::regnamespace::text, c.relname::text, array_agg(a.attname::text ORDER BY a.attnum)
+    FROM pg_class c
+    JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+    WHERE c.relkind IN ('r', 'v', 'm', 'p') AND c.relnamespace::regnamespace::text = ANY (%s)
+      AND has_column_privilege(c.oid, a.attnum, 'SELECT')
+    GROUP BY c.oid ORDER BY 1, 2"""
+
+
+def readable_text(conn: psycopg.Connection) -> dict[str, str]:
+    """Everything the connection's role can read in the warehouse's schemas: relation -> its rows as text
+    (only the columns it holds SELECT on, as its row-level security shows them)."""
+    from psycopg import sql
+
+    texts = {}
+    for schema, name, columns in conn.execute(_READABLE_COLUMNS, (list(OWN_SCHEMAS),)).fetchall():
+        query = sql.SQL("SELECT coalesce(string_agg(row({})::text, ' '), '') FROM {}").format(
+            sql.SQL(", ").join(map(sql.Identifier, columns)), sql.Identifier(schema, name)
+        )
+        texts[f"{schema}.{name}"] = conn.execute(query).fetchone()[0]
+    return texts

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import psycopg
 import pytest
-from privacy_seed import add_person, years_ago
+from privacy_seed import add_person, readable_text, years_ago
 
 from cdp.privacy import catalog
 
@@ -43,6 +43,11 @@ def two_partners(warehouse_url: str, logins) -> dict[str, str]:
                 "INSERT INTO core.course_completion (person_id, course_id, enrollment_id, completed_at, source,"
                 " source_record_id) VALUES (%s, %s, %s, now(), 'moodle', %s)",
                 (learner, course, enrollment, f"c-{name}"),
+            )
+            conn.execute(
+                "INSERT INTO core.donation (financial_transaction_id, person_id, amount_minor, currency, received_at,"
+                " source, source_record_id) VALUES (%s, %s, 2500, 'EUR', now(), 'stripe', %s)",
+                (f"FT-partner-{name}", learner, f"ch_partner_{name}"),
             )
             ids |= {f"org_{name}": org, f"learner_{name}": learner, f"enrollment_{name}": enrollment}
         # Someone who is nobody's partner learner.
@@ -105,12 +110,14 @@ def test_a_partner_cannot_write_another_partners_rows(warehouse_url: str, two_pa
             (ids["org_b"],),
         ).rowcount
         assert changed == 0
-        with pytest.raises(psycopg.errors.InsufficientPrivilege, match="row-level security"):
+        # Memberships are registered through privacy.register_member only; a membership's organisation and
+        # person are not the partner's to change.
+        with pytest.raises(psycopg.errors.InsufficientPrivilege, match="permission denied"):
             conn.execute(
                 "INSERT INTO core.organization_membership (organization_id, person_id, cohort) VALUES (%s, %s, 'x')",
                 (ids["org_b"], ids["outsider"]),
             )
-        with pytest.raises(psycopg.errors.InsufficientPrivilege, match="row-level security"):
+        with pytest.raises(psycopg.errors.InsufficientPrivilege, match="permission denied"):
             conn.execute(
                 "UPDATE core.organization_membership SET organization_id = %s WHERE organization_id = %s",
                 (ids["org_b"], ids["org_a"]),
@@ -119,10 +126,12 @@ def test_a_partner_cannot_write_another_partners_rows(warehouse_url: str, two_pa
             conn.execute("UPDATE core.enrollment SET status = 'withdrawn'")
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
             conn.execute("SELECT email FROM core.person")
-        # Its own cohort it may register.
+        # Its own cohort it may register, and rename.
+        conn.execute("SELECT privacy.register_member(%s, '2026')", (ids["outsider"],))
+        conn.execute("SELECT privacy.register_member(%s, '2026')", (ids["outsider"],))  # again: no change
         conn.execute(
-            "INSERT INTO core.organization_membership (organization_id, person_id, cohort) VALUES (%s, %s, '2026')",
-            (ids["org_a"], ids["outsider"]),
+            "UPDATE core.organization_membership SET cohort = '2026-spring' WHERE person_id = %s",
+            (ids["outsider"],),
         )
     with psycopg.connect(warehouse_url) as conn:
         cohorts = dict(
@@ -131,7 +140,86 @@ def test_a_partner_cannot_write_another_partners_rows(warehouse_url: str, two_pa
             ).fetchall()
         )
     assert cohorts[f"{ids['org_b']}/{ids['learner_b']}"] == ""
-    assert cohorts[f"{ids['org_a']}/{ids['outsider']}"] == "2026"
+    assert cohorts[f"{ids['org_a']}/{ids['outsider']}"] == "2026-spring"
+
+
+def test_a_partner_cannot_adopt_another_organisations_member(two_partners) -> None:
+    """The attack: partner A registered B's learner in A's own organisation, and then read the learner's name."""
+    ids = two_partners
+    with psycopg.connect(ids["url_a"], autocommit=True) as conn:
+        conn.execute("SELECT set_config('cdp.partner_organization_id', %s, false)", (ids["org_a"],))
+        with pytest.raises(psycopg.errors.InsufficientPrivilege, match="permission denied"):
+            conn.execute(
+                "INSERT INTO core.organization_membership (organization_id, person_id) VALUES (%s, %s)",
+                (ids["org_a"], ids["learner_b"]),
+            )
+        with pytest.raises(psycopg.errors.InsufficientPrivilege, match="cannot be registered") as refused:
+            conn.execute("SELECT privacy.register_member(%s)", (ids["learner_b"],))
+        # A made-up person id gets the same answer: the function does not tell which ids exist.
+        with pytest.raises(psycopg.errors.InsufficientPrivilege, match="cannot be registered") as unknown:
+            conn.execute("SELECT privacy.register_member(gen_random_uuid())")
+        assert str(unknown.value).split(" cannot")[1] == str(refused.value).split(" cannot")[1]
+        with pytest.raises(psycopg.errors.InsufficientPrivilege, match="permission denied"):
+            conn.execute(
+                "UPDATE core.organization_membership SET person_id = %s WHERE organization_id = %s",
+                (ids["learner_b"], ids["org_a"]),
+            )
+        assert (
+            conn.execute(
+                "SELECT given_name FROM core.person WHERE person_id = %s", (ids["learner_b"],)
+            ).fetchall()
+            == []
+        )
+        assert _visible(conn)["people"] == {ids["learner_a"]}
+    # Without a partner named for the session nothing is registered.
+    with (
+        psycopg.connect(ids["url_b"], autocommit=True) as conn,
+        pytest.raises(psycopg.errors.InsufficientPrivilege, match="no partner organisation"),
+    ):
+        conn.execute("SELECT privacy.register_member(%s)", (ids["outsider"],))
+
+
+def test_a_partner_reads_nothing_of_audit(warehouse_url: str, two_partners) -> None:
+    """The attack: audit.audit_events' row images showed a partner every organisation's enrollments and
+    donations. A partner keeps only what the chain trigger reads when its own writes are audited."""
+    ids = two_partners
+    with psycopg.connect(ids["url_a"], autocommit=True) as conn:
+        conn.execute("SELECT set_config('cdp.partner_organization_id', %s, false)", (ids["org_a"],))
+        for statement in (
+            "SELECT * FROM audit.audit_events",
+            "SELECT after FROM audit.audit_events",
+            "SELECT entity_type, entity_id FROM audit.audit_events",
+            "SELECT * FROM audit.readable_events",
+            "SELECT * FROM audit.personal_image",
+        ):
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                conn.execute(statement)
+        # Everything A can read anywhere holds nothing of B's.
+        text = " ".join(readable_text(conn).values())
+        for value in (
+            ids["org_b"],
+            ids["learner_b"],
+            ids["enrollment_b"],
+            "Learner b",
+            "FT-partner-b",
+            "ch_partner_b",
+        ):
+            assert value not in text
+        # A's own writes are still audited: the chain trigger runs as the writer and reads seq and hash only.
+        conn.execute(
+            "UPDATE core.organization_membership SET cohort = '2027' WHERE person_id = %s",
+            (ids["learner_a"],),
+        )
+        assert conn.execute("SELECT max(seq) FROM audit.audit_events").fetchone()[0] > 0
+    with psycopg.connect(warehouse_url) as conn:
+        assert (
+            conn.execute(
+                "SELECT session_role FROM audit.audit_events WHERE entity_type = 'core.organization_membership'"
+                " ORDER BY seq DESC LIMIT 1"
+            )
+            .fetchone()[0]
+            .startswith("t_partner_")
+        )
 
 
 def test_every_partner_scoped_table_has_forced_rls_and_a_partner_policy(warehouse_url: str) -> None:
