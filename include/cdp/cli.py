@@ -14,6 +14,8 @@ from collections.abc import Callable, Iterable, Sequence
 from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
 
+import psycopg
+
 from cdp import audit
 from cdp.warehouse import Actor, WarehouseNotConfigured, configured_url, connect, migrations, resolve_url
 from cdp.warehouse.embedded import default_server
@@ -166,17 +168,43 @@ def main(argv: Sequence[str] | None = None) -> int:
     if argv[:1] == ["dedupe"]:
         from cdp.identity.commands import main as dedupe_main
 
-        return dedupe_main(argv[1:])
+        # The CSV mode checks its column roles and reads a file: ValueError and OSError are the operator's input.
+        return _without_traceback(lambda: dedupe_main(argv[1:]), input_errors=(ValueError, OSError))
     installed = entry_points(group=COMMANDS_GROUP)
     if argv[:1] and argv[0] in DEVELOPMENT_COMMANDS and argv[0] not in installed.names:
         print(f"error: {NOT_INSTALLED.format(command=argv[0])}", file=sys.stderr)
         return 2
     args = build_parser(installed).parse_args(argv)
+    return _without_traceback(lambda: int(args.handler(args) or 0))
+
+
+#: Exit codes for what an operator got wrong, as opposed to a fault (which keeps its traceback).
+EXIT_BAD_INPUT = 2
+EXIT_REFUSED = 3
+#: SQLSTATE classes of errors the warehouse raises about the request itself: data exceptions (22, e.g. a
+#: login name create_login refuses), integrity (23), access and object errors (42: insufficient privilege,
+#: a login that exists), invalid authorisation (28), and the project's own RAISE EXCEPTIONs (P0).
+_REQUEST_ERROR_CLASSES = {"22": EXIT_BAD_INPUT, "23": EXIT_BAD_INPUT, "42": EXIT_REFUSED, "28": EXIT_REFUSED,
+                          "P0": EXIT_BAD_INPUT}  # fmt: skip
+
+
+def _without_traceback(command: Callable[[], int], *, input_errors: tuple[type[Exception], ...] = ()) -> int:
+    """Run a command; what an operator typed wrong ends in one clear line and an exit code, not a traceback."""
     try:
-        return int(args.handler(args) or 0)
+        return command()
     except WarehouseNotConfigured as error:
         print(f"error: {error}", file=sys.stderr)
-        return 2
+        return EXIT_BAD_INPUT
+    except psycopg.Error as error:
+        code = _REQUEST_ERROR_CLASSES.get((error.sqlstate or "")[:2])
+        if code is None:
+            raise
+        diagnostic = error.diag.message_primary or str(error).splitlines()[0]
+        print(f"error: the warehouse refused: {diagnostic}", file=sys.stderr)
+        return code
+    except input_errors as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_BAD_INPUT
 
 
 if __name__ == "__main__":
