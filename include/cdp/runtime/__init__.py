@@ -11,6 +11,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from cdp.runtime.alerts import RunFailureNotifier, record_error_tail
+from cdp.runtime.anchor import anchor_audit_head
 from cdp.sources import registry
 from cdp.sources.base import SourceSettings
 from cdp.sources.spec import DEFAULT_POOL as DEFAULT_VENDOR_POOL
@@ -39,7 +40,9 @@ def default_args(retries: int = 3) -> dict[str, Any]:
         "retry_exponential_backoff": True,
         "max_retry_delay": timedelta(minutes=20),
         # Called after the final try only: keeps the error's last lines for the run's one alert.
-        "on_failure_callback": record_error_tail,
+        "on_failure_callback": [record_error_tail, anchor_audit_head],
+        # The audit head goes to the anchor file after every task that moved it (issue 15, item 10).
+        "on_success_callback": anchor_audit_head,
     }
 
 
