@@ -9,6 +9,7 @@ the production image does not have them.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable, Iterable, Sequence
 from importlib.metadata import EntryPoint, entry_points
@@ -17,8 +18,17 @@ from pathlib import Path
 import psycopg
 
 from cdp import audit
-from cdp.warehouse import Actor, WarehouseNotConfigured, configured_url, connect, migrations, resolve_url
-from cdp.warehouse.embedded import default_server
+from cdp.warehouse import (
+    MIGRATIONS_URL_VARIABLE,
+    Actor,
+    WarehouseNotConfigured,
+    configured_url,
+    connect,
+    migrations,
+    migrations_url,
+    resolve_url,
+)
+from cdp.warehouse.embedded import default_server, ensure_login, ensure_process_logins
 
 CLI_ACTOR = Actor("cli")
 
@@ -54,6 +64,8 @@ def _warehouse(args: argparse.Namespace) -> int:
         return 0 if running else 3
     elif args.action == "url":
         print(resolve_url())
+    elif args.action == "logins":
+        return _logins()
     return 0
 
 
@@ -67,11 +79,34 @@ def _redacted(url: str) -> str:
 
 
 def _migrate(args: argparse.Namespace) -> int:
-    url = resolve_url(start_embedded=configured_url() is None)
+    url = migrations_url()
     before = migrations.current_revision(url)
     migrations.upgrade(url)
     after = migrations.current_revision(url)
     print(f"schema at {after}" + (" (no change)" if before == after else f" (was {before or 'empty'})"))
+    if configured_url() is None and not os.environ.get(MIGRATIONS_URL_VARIABLE):
+        logins = ensure_process_logins(default_server())
+        print(f"embedded warehouse logins: {', '.join(_redacted(login) for login in logins.values())}")
+    return 0
+
+
+#: `cdp warehouse logins`: the services' own logins on a configured warehouse, passwords from the deployment.
+SERVICE_LOGINS = {"cdp_pipeline": ("cdp_loader", "CDP_PIPELINE_PASSWORD"),
+                  "cdp_webhook_intake": ("cdp_webhook", "CDP_WEBHOOK_PASSWORD")}  # fmt: skip
+
+
+def _logins() -> int:
+    """Create or update the pipeline's and the webhook intake's logins (as the migrations' superuser)."""
+    missing = [
+        variable for _role, variable in SERVICE_LOGINS.values() if len(os.environ.get(variable, "")) < 16
+    ]
+    if missing:
+        print(f"error: set {', '.join(missing)} (16 characters or more) first", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    with psycopg.connect(migrations_url(), autocommit=True) as conn:
+        for login, (role, variable) in SERVICE_LOGINS.items():
+            ensure_login(conn, login, role, os.environ[variable])
+            print(f"login {login}: member of {role}")
     return 0
 
 
@@ -100,7 +135,11 @@ def build_parser(installed: Iterable[EntryPoint] | None = None) -> argparse.Argu
     commands = parser.add_subparsers(dest="command", required=True)
 
     warehouse = commands.add_parser("warehouse", help="the embedded PostgreSQL warehouse")
-    warehouse.add_argument("action", choices=["up", "down", "status", "url"])
+    warehouse.add_argument(
+        "action",
+        choices=["up", "down", "status", "url", "logins"],
+        help="url: the operator's connection; logins: make the pipeline's and webhook intake's logins",
+    )
     warehouse.set_defaults(handler=_warehouse)
 
     migrate = commands.add_parser("migrate", help="apply the schema migrations (a no-op when up to date)")

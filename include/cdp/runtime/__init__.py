@@ -16,7 +16,7 @@ from cdp.sources import registry
 from cdp.sources.base import SourceSettings
 from cdp.sources.spec import DEFAULT_POOL as DEFAULT_VENDOR_POOL
 from cdp.sources.spec import VendorPool
-from cdp.warehouse import Actor, normalise_url, resolve_url
+from cdp.warehouse import PIPELINE, Actor, normalise_url, resolve_url
 
 if TYPE_CHECKING:
     from airflow.sdk import Asset
@@ -91,7 +91,7 @@ def warehouse_url() -> str:
     try:
         connection = BaseHook.get_connection(WAREHOUSE_CONN_ID)
     except AirflowNotFoundException:
-        return resolve_url(start_embedded=True)
+        return resolve_url(start_embedded=True, purpose=PIPELINE)
     return normalise_url(connection.get_uri())
 
 
