@@ -260,3 +260,29 @@ def test_a_dag_task_runs_as_the_pipelines_login(
         assert conn.execute("SELECT count(*) FROM raw.records").fetchone()[0] >= 1
         roles = {row[0] for row in conn.execute("SELECT DISTINCT session_role FROM audit.audit_events")}
     assert roles == {urlsplit(pipeline).username}
+
+
+@pytest.mark.slow
+def test_the_whole_sync_runs_as_the_pipelines_login(
+    load_dag, login, warehouse_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from cdp.sync.specs import SCHEDULED_SPECS
+    from cdp_sandbox.devserver import connection_env
+    from cdp_sandbox.generator import World
+    from cdp_sandbox.server import SandboxServer
+
+    pipeline = login("cdp_loader")
+    with SandboxServer(World(seed=5, learners=60), ledger_folder=tmp_path / "ledger-drop") as sandbox:
+        monkeypatch.setenv("AIRFLOW_CONN_WAREHOUSE", pipeline)
+        for source in {spec.source for spec in SCHEDULED_SPECS}:
+            monkeypatch.setenv(
+                *connection_env(source, sandbox.settings(source, max_attempts=2, retry_base_delay=0.01))
+            )
+        dag_run = load_dag("cdp_sync").test()
+
+    failed = [ti.task_id for ti in dag_run.get_task_instances() if str(ti.state) != "success"]
+    assert dag_run.state == "success", failed
+    with psycopg.connect(warehouse_url) as conn:
+        assert conn.execute("SELECT count(*) FROM core.person").fetchone()[0] > 0
+        roles = {row[0] for row in conn.execute("SELECT DISTINCT session_role FROM audit.audit_events")}
+    assert roles == {urlsplit(pipeline).username}
