@@ -286,3 +286,37 @@ def test_the_whole_sync_runs_as_the_pipelines_login(
         assert conn.execute("SELECT count(*) FROM core.person").fetchone()[0] > 0
         roles = {row[0] for row in conn.execute("SELECT DISTINCT session_role FROM audit.audit_events")}
     assert roles == {urlsplit(pipeline).username}
+
+
+@pytest.mark.slow
+def test_cdp_migrate_on_the_embedded_server_gives_each_process_its_own_login(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from cdp.warehouse import migrations_url, process_environment
+    from cdp.warehouse.embedded import default_server
+
+    monkeypatch.setenv("CDP_HOME", str(tmp_path / "state"))
+    server = default_server()
+    try:
+        assert main(["migrate"]) == 0
+        assert "embedded warehouse logins:" in capsys.readouterr().out
+        urls = {purpose: resolve_url(purpose=purpose) for purpose in (PIPELINE, WEBHOOK, OPERATOR)}
+        assert {purpose: urlsplit(url).username for purpose, url in urls.items()} == {
+            purpose: login for purpose, (login, _role) in PROCESS_LOGINS.items()
+        }
+        assert urlsplit(migrations_url()).username == "postgres"  # the superuser: migrations only
+        environment = process_environment()
+        assert environment == {
+            "AIRFLOW_CONN_WAREHOUSE": urls[PIPELINE],
+            "AIRFLOW_CONN_WAREHOUSE_WEBHOOK": urls[WEBHOOK],
+        }
+        assert main(["warehouse", "url"]) == 0
+        assert urlsplit(capsys.readouterr().out.strip()).username == "cdp_operator"
+        with psycopg.connect(urls[OPERATOR]) as conn:
+            assert conn.execute("SELECT pg_has_role('cdp_admin', 'MEMBER')").fetchone()[0]
+            assert not conn.execute("SELECT rolsuper FROM pg_roles WHERE rolname = current_user").fetchone()[
+                0
+            ]
+        assert stat.S_IMODE((server.root / "logins.json").stat().st_mode) == 0o600
+    finally:
+        server.destroy()
