@@ -26,7 +26,10 @@
 
 **Params.** `folder` (the exports; empty = Airflow Variable `legacy_exports_folder`, else
 `.cdp/legacy-exports`), `reports_folder` (empty = `.cdp/reports`), `accuracy_target` (0.98). For a
-sandbox run, write the files with `cdp sandbox legacy-exports --out .cdp/legacy-exports`.
+sandbox run, write the files with `cdp sandbox legacy-exports --out .cdp/legacy-exports`. The export
+folder must lie inside the `CDP_IMPORT_FOLDERS` setting's folders (default `.cdp/imports`,
+`.cdp/legacy-exports`) and the reports folder inside `CDP_REPORT_FOLDERS`'s (default `.cdp/reports`),
+symlinks and `..` resolved; otherwise the run fails before reading or writing anything.
 
 **Reads** the export folder. **Writes** `raw.legacy_file`, `raw.records`, `ops.legacy_profile(_metric)`,
 `ops.legacy_clean_record`, `ops.legacy_review`, `core.person`, `core.person_source_id`, `core.course`,
@@ -81,10 +84,12 @@ def migration_phase1_audit() -> None:
         from cdp.migration.legacy_import import import_exports as land
         from cdp.paths import state_dir
         from cdp.runtime import actor_of, warehouse_url
+        from cdp.runtime.params import import_param
 
         folder = params.get("folder") or Variable.get(
             "legacy_exports_folder", default=str(state_dir() / "legacy-exports")
         )
+        folder = import_param(folder, parameter="folder")  # only inside CDP_IMPORT_FOLDERS
         found = land(warehouse_url(), actor_of(ti), ti.run_id, folder)
         return [asdict(file) for file in found]
 
@@ -123,8 +128,11 @@ def migration_phase1_audit() -> None:
         from cdp.migration.legacy_profile import stored_profiles
         from cdp.paths import state_dir
         from cdp.runtime import warehouse_url
+        from cdp.runtime.params import report_param
 
-        folder = params.get("reports_folder") or str(state_dir() / "reports")
+        folder = report_param(
+            params.get("reports_folder") or str(state_dir() / "reports"), parameter="reports_folder"
+        )
         paths = write(
             folder, stored_profiles(warehouse_url(), _files(found)), float(params["accuracy_target"])
         )

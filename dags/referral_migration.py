@@ -4,7 +4,8 @@
 **What it does.** Runs the referral program's move from its legacy spreadsheet to ReferralHero, every two
 hours during the parallel run:
 
-1. **Imports the legacy spreadsheet** (param `legacy_file`, CSV or XLSX; skipped when empty): every row to
+1. **Imports the legacy spreadsheet** (param `legacy_file`, CSV or XLSX; skipped when empty; only a file
+   inside the folders of the `CDP_IMPORT_FOLDERS` setting, else the run fails before reading it): every row to
    `raw.records` (`legacy_referrals.spreadsheet`), parsed rows to `ops.referral_legacy`, unparsable rows to
    `ops.quarantine` with the reason, repeated rows marked `duplicate_of`. The same file again changes nothing.
 2. **Chooses the pilot**: a deterministic, stratified 5–10% (param `pilot_share`, default 7%) of learners
@@ -59,7 +60,9 @@ def _as_of(params: dict) -> pendulum.DateTime:
     on_failure_callback=run_failure_notifier(),
     params={
         "legacy_file": Param(
-            "", type="string", description="path of the legacy sheet (CSV/XLSX); empty: skip"
+            "",
+            type="string",
+            description="path of the legacy sheet (CSV/XLSX) in an import folder; empty: skip",
         ),
         "as_of": Param(None, type=["null", "string"], description="ISO 8601 UTC; default now"),
         "pilot_share": Param(0.07, type="number", minimum=0.05, maximum=0.10),
@@ -74,10 +77,11 @@ def referral_migration() -> None:
         """The legacy spreadsheet into raw and ops.referral_legacy; rejects to ops.quarantine."""
         from cdp.referrals.legacy_import import import_sheet
         from cdp.runtime import actor_of, warehouse_url
+        from cdp.runtime.params import import_param
 
-        path = params.get("legacy_file")
-        if not path:
+        if not params.get("legacy_file"):
             return None
+        path = import_param(params["legacy_file"], parameter="legacy_file")  # only inside CDP_IMPORT_FOLDERS
         result = import_sheet(warehouse_url(), path, actor=actor_of(ti), run_id=ti.run_id)
         return result.as_dict()
 

@@ -2,10 +2,11 @@
 
 Senders post to ``https://<airflow>/cdp-webhooks/typeform`` (``/zigpoll``, ``/registration``). The logic
 is ``cdp.webhooks``; this file only supplies what comes from Airflow: the warehouse and signing secrets
-from Airflow connections (``warehouse``; ``webhook_typeform``, ``webhook_zigpoll``,
-``webhook_registration`` with the secret as password and ``{"forms": {"FORM_ID": "STREAM"}}`` as extra;
-``CDP_WEBHOOK_*`` environment variables when a connection is absent), and the Asset event that wakes
-the ``cdp_webhook_intake`` DAG. Nothing is looked up when the plugin loads, only at the first request.
+from Airflow connections (``warehouse_webhook``, the intake's own cdp_webhook login; ``webhook_typeform``,
+``webhook_zigpoll``, ``webhook_registration`` with the secret as password and
+``{"forms": {"FORM_ID": "STREAM"}}`` as extra; ``CDP_WEBHOOK_*`` environment variables when a connection
+is absent), and the Asset event that wakes the ``cdp_webhook_intake`` DAG. Nothing is looked up when the
+plugin loads, only at the first request.
 
 The endpoints are not behind Airflow's login (vendors cannot log in): the HMAC signature is the
 authentication, checked on every request before anything of its body is stored (``cdp.webhooks.intake``).
@@ -50,12 +51,13 @@ def _warehouse_url() -> str:
     from airflow.exceptions import AirflowNotFoundException
     from airflow.models.connection import Connection
 
-    from cdp.warehouse import normalise_url, resolve_url
+    from cdp.warehouse import WEBHOOK, normalise_url, resolve_url
 
+    # Its own login (a cdp_webhook member: inserts into the intake tables only), never the pipeline's.
     try:
-        return normalise_url(Connection.get_connection_from_secrets("warehouse").get_uri())
+        return normalise_url(Connection.get_connection_from_secrets("warehouse_webhook").get_uri())
     except AirflowNotFoundException:
-        return resolve_url()
+        return resolve_url(purpose=WEBHOOK)
 
 
 def _intake():

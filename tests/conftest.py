@@ -17,7 +17,11 @@ os.environ["CDP_HOME"] = str(_SESSION_DIR / "state")
 os.environ["AIRFLOW_HOME"] = str(_SESSION_DIR / "airflow")
 os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
 os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(Path(__file__).resolve().parents[1] / "dags")
-for _variable in ("CDP_WAREHOUSE_URL", "AIRFLOW_CONN_WAREHOUSE", "CDP_AUDIT_ANCHOR_FILE"):
+# A developer's own settings must not leak into the tests (their connections, folders, anchor file).
+for _variable in (
+    "CDP_WAREHOUSE_URL", "AIRFLOW_CONN_WAREHOUSE", "AIRFLOW_CONN_WAREHOUSE_WEBHOOK", "CDP_MIGRATIONS_URL",
+    "CDP_AUDIT_ANCHOR_FILE", "CDP_IMPORT_FOLDERS", "CDP_REPORT_FOLDERS",
+):  # fmt: skip
     os.environ.pop(_variable, None)
 
 import pytest  # noqa: E402

@@ -25,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import stat
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -52,6 +53,15 @@ class VerifyReport:
     first_bad_seq: int | None = None
     problem: str | None = None
     unsealed: int = 0
+    #: the newest anchor the file holds (None: no anchor yet)
+    last_anchor: int | None = None
+
+    @property
+    def unanchored(self) -> int:
+        """Rows past the last anchor: a cut of these from the end would not be noticed."""
+        if self.head is None:
+            return 0
+        return max(self.head.seq - (self.last_anchor or 0), 0)
 
     def summary(self) -> str:
         if self.ok:
@@ -61,8 +71,13 @@ class VerifyReport:
                 if self.unsealed
                 else ""
             )
-            return f"audit chain OK: {self.rows_checked} rows, {head}{pending}"
+            return f"audit chain OK: {self.rows_checked} rows, {head}{pending}; {self._anchoring()}"
         return f"audit chain BROKEN at seq {self.first_bad_seq}: {self.problem}"
+
+    def _anchoring(self) -> str:
+        if self.last_anchor is None:
+            return f"no anchor yet: {self.unanchored} rows unanchored"
+        return f"{self.unanchored} rows past the last anchor (seq {self.last_anchor})"
 
 
 def record_event(
@@ -135,22 +150,84 @@ def default_anchor_file() -> Path:
     return Path(os.environ.get("CDP_AUDIT_ANCHOR_FILE", state_dir() / "audit-anchors.jsonl"))
 
 
+ANCHOR_FILE_MODE = 0o600
+
+
+def _open_anchor_file(path: Path) -> int:
+    """The anchor file opened for appending, for its owner only from the first byte.
+
+    Never through a symlink (O_NOFOLLOW), never a file someone else owns or anything but a regular file; an
+    older file that others could read or write is narrowed to 0600.
+    """
+    flags = os.O_WRONLY | os.O_APPEND | os.O_NOFOLLOW
+    try:
+        descriptor = os.open(path, flags | os.O_CREAT | os.O_EXCL, ANCHOR_FILE_MODE)
+    except FileExistsError:
+        try:
+            descriptor = os.open(path, flags)
+        except OSError as error:
+            raise AnchorFileRefused(f"{path}: cannot append safely ({error.strerror}; a symlink?)") from error
+    info = os.fstat(descriptor)
+    if not stat.S_ISREG(info.st_mode) or info.st_uid != os.geteuid():
+        os.close(descriptor)
+        raise AnchorFileRefused(f"{path} is not a regular file owned by this user: not writing the anchor")
+    if stat.S_IMODE(info.st_mode) & ~ANCHOR_FILE_MODE:
+        os.fchmod(descriptor, ANCHOR_FILE_MODE)
+    return descriptor
+
+
+class AnchorFileRefused(RuntimeError):
+    """The anchor file is a symlink, someone else's, or not a regular file: nothing was written."""
+
+
+def last_anchor(path: Path) -> Anchor | None:
+    """The newest anchor in the file (its last line), without reading the whole file."""
+    try:
+        with path.open("rb") as handle:
+            handle.seek(0, os.SEEK_END)
+            size = handle.tell()
+            handle.seek(max(size - 4096, 0))
+            lines = [line for line in handle.read().splitlines() if line.strip()]
+    except FileNotFoundError:
+        return None
+    if not lines:
+        return None
+    record = json.loads(lines[-1])
+    return Anchor(int(record["seq"]), str(record["hash"]))
+
+
 def export_head(
-    conn: psycopg.Connection, path: Path | None = None, *, run_id: str | None = None
+    conn: psycopg.Connection,
+    path: Path | None = None,
+    *,
+    run_id: str | None = None,
+    only_if_moved: bool = False,
 ) -> Anchor | None:
-    """Append the current head to the anchor file (JSON lines) so a later cut from the end is visible."""
+    """Append the current head to the anchor file (JSON lines) so a later cut from the end is visible.
+
+    With ``only_if_moved``, nothing is written when the file's last anchor is the head already (the anchor
+    step after every task of every run uses this, so runs that write no audit event add no line). The head
+    counts sealed events only, so what a busy lock left unsealed is chained first (on an idle ``conn``).
+    """
+    seal(conn)
     anchor = head(conn)
     if anchor is None:
         return None
     path = path or default_anchor_file()
-    path.parent.mkdir(parents=True, exist_ok=True)
+    if only_if_moved:
+        previous = last_anchor(path)
+        if previous is not None and previous.seq >= anchor.seq:
+            return None
+    path.parent.mkdir(mode=0o750, parents=True, exist_ok=True)
     line = {
         "seq": anchor.seq,
         "hash": anchor.hash,
         "exported_at": datetime.now(UTC).isoformat(),
         "run_id": run_id,
     }
-    with path.open("a") as handle:
+    descriptor = _open_anchor_file(path)
+    with os.fdopen(descriptor, "a", encoding="utf-8") as handle:
+        # One write of one short line to an O_APPEND file: concurrent tasks' lines never interleave.
         handle.write(json.dumps(line) + "\n")
     return anchor
 
@@ -225,7 +302,7 @@ def verify(conn: psycopg.Connection, anchors: Iterable[Anchor] = ()) -> VerifyRe
     bad_seq, problem = _verify_personal_images(conn)
     if problem is not None:
         return VerifyReport(False, rows, last, bad_seq, problem)
-    return VerifyReport(True, rows, last, unsealed=unsealed_count(conn))
+    return VerifyReport(True, rows, last, unsealed=unsealed_count(conn), last_anchor=newest_anchor or None)
 
 
 def _set_digest(images: list[tuple[str, str]]) -> str:

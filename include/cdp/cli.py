@@ -9,14 +9,26 @@ the production image does not have them.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable, Iterable, Sequence
 from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
 
+import psycopg
+
 from cdp import audit
-from cdp.warehouse import Actor, WarehouseNotConfigured, configured_url, connect, migrations, resolve_url
-from cdp.warehouse.embedded import default_server
+from cdp.warehouse import (
+    MIGRATIONS_URL_VARIABLE,
+    Actor,
+    WarehouseNotConfigured,
+    configured_url,
+    connect,
+    migrations,
+    migrations_url,
+    resolve_url,
+)
+from cdp.warehouse.embedded import default_server, ensure_login, ensure_process_logins
 
 CLI_ACTOR = Actor("cli")
 
@@ -52,6 +64,8 @@ def _warehouse(args: argparse.Namespace) -> int:
         return 0 if running else 3
     elif args.action == "url":
         print(resolve_url())
+    elif args.action == "logins":
+        return _logins()
     return 0
 
 
@@ -65,11 +79,34 @@ def _redacted(url: str) -> str:
 
 
 def _migrate(args: argparse.Namespace) -> int:
-    url = resolve_url(start_embedded=configured_url() is None)
+    url = migrations_url()
     before = migrations.current_revision(url)
     migrations.upgrade(url)
     after = migrations.current_revision(url)
     print(f"schema at {after}" + (" (no change)" if before == after else f" (was {before or 'empty'})"))
+    if configured_url() is None and not os.environ.get(MIGRATIONS_URL_VARIABLE):
+        logins = ensure_process_logins(default_server())
+        print(f"embedded warehouse logins: {', '.join(_redacted(login) for login in logins.values())}")
+    return 0
+
+
+#: `cdp warehouse logins`: the services' own logins on a configured warehouse, passwords from the deployment.
+SERVICE_LOGINS = {"cdp_pipeline": ("cdp_loader", "CDP_PIPELINE_PASSWORD"),
+                  "cdp_webhook_intake": ("cdp_webhook", "CDP_WEBHOOK_PASSWORD")}  # fmt: skip
+
+
+def _logins() -> int:
+    """Create or update the pipeline's and the webhook intake's logins (as the migrations' superuser)."""
+    missing = [
+        variable for _role, variable in SERVICE_LOGINS.values() if len(os.environ.get(variable, "")) < 16
+    ]
+    if missing:
+        print(f"error: set {', '.join(missing)} (16 characters or more) first", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    with psycopg.connect(migrations_url(), autocommit=True) as conn:
+        for login, (role, variable) in SERVICE_LOGINS.items():
+            ensure_login(conn, login, role, os.environ[variable])
+            print(f"login {login}: member of {role}")
     return 0
 
 
@@ -98,7 +135,11 @@ def build_parser(installed: Iterable[EntryPoint] | None = None) -> argparse.Argu
     commands = parser.add_subparsers(dest="command", required=True)
 
     warehouse = commands.add_parser("warehouse", help="the embedded PostgreSQL warehouse")
-    warehouse.add_argument("action", choices=["up", "down", "status", "url"])
+    warehouse.add_argument(
+        "action",
+        choices=["up", "down", "status", "url", "logins"],
+        help="url: the operator's connection; logins: make the pipeline's and webhook intake's logins",
+    )
     warehouse.set_defaults(handler=_warehouse)
 
     migrate = commands.add_parser("migrate", help="apply the schema migrations (a no-op when up to date)")
@@ -166,17 +207,43 @@ def main(argv: Sequence[str] | None = None) -> int:
     if argv[:1] == ["dedupe"]:
         from cdp.identity.commands import main as dedupe_main
 
-        return dedupe_main(argv[1:])
+        # The CSV mode checks its column roles and reads a file: ValueError and OSError are the operator's input.
+        return _without_traceback(lambda: dedupe_main(argv[1:]), input_errors=(ValueError, OSError))
     installed = entry_points(group=COMMANDS_GROUP)
     if argv[:1] and argv[0] in DEVELOPMENT_COMMANDS and argv[0] not in installed.names:
         print(f"error: {NOT_INSTALLED.format(command=argv[0])}", file=sys.stderr)
         return 2
     args = build_parser(installed).parse_args(argv)
+    return _without_traceback(lambda: int(args.handler(args) or 0))
+
+
+#: Exit codes for what an operator got wrong, as opposed to a fault (which keeps its traceback).
+EXIT_BAD_INPUT = 2
+EXIT_REFUSED = 3
+#: SQLSTATE classes of errors the warehouse raises about the request itself: data exceptions (22, e.g. a
+#: login name create_login refuses), integrity (23), access and object errors (42: insufficient privilege,
+#: a login that exists), invalid authorisation (28), and the project's own RAISE EXCEPTIONs (P0).
+_REQUEST_ERROR_CLASSES = {"22": EXIT_BAD_INPUT, "23": EXIT_BAD_INPUT, "42": EXIT_REFUSED, "28": EXIT_REFUSED,
+                          "P0": EXIT_BAD_INPUT}  # fmt: skip
+
+
+def _without_traceback(command: Callable[[], int], *, input_errors: tuple[type[Exception], ...] = ()) -> int:
+    """Run a command; what an operator typed wrong ends in one clear line and an exit code, not a traceback."""
     try:
-        return int(args.handler(args) or 0)
+        return command()
     except WarehouseNotConfigured as error:
         print(f"error: {error}", file=sys.stderr)
-        return 2
+        return EXIT_BAD_INPUT
+    except psycopg.Error as error:
+        code = _REQUEST_ERROR_CLASSES.get((error.sqlstate or "")[:2])
+        if code is None:
+            raise
+        diagnostic = error.diag.message_primary or str(error).splitlines()[0]
+        print(f"error: the warehouse refused: {diagnostic}", file=sys.stderr)
+        return code
+    except input_errors as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_BAD_INPUT
 
 
 if __name__ == "__main__":

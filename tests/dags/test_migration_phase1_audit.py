@@ -25,6 +25,9 @@ def exports(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, warehouse_url: str)
     folder = tmp_path / "exports"
     truth = write_exports(World(seed=11, learners=300), folder)
     monkeypatch.setenv("AIRFLOW_CONN_WAREHOUSE", warehouse_url)
+    # The folder and reports_folder params must lie in the configured folders.
+    monkeypatch.setenv("CDP_IMPORT_FOLDERS", str(tmp_path))
+    monkeypatch.setenv("CDP_REPORT_FOLDERS", str(tmp_path))
     return folder, truth
 
 

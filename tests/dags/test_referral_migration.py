@@ -32,6 +32,9 @@ def test_referral_migration_end_to_end(
 ) -> None:
     monkeypatch.setenv("AIRFLOW_CONN_WAREHOUSE", warehouse_url)
     monkeypatch.setenv(
+        "CDP_IMPORT_FOLDERS", str(sheet_csv.parent)
+    )  # legacy_file must lie in an import folder
+    monkeypatch.setenv(
         *connection_env(
             "referralhero", referral_sandbox.settings("referralhero", max_attempts=2, retry_base_delay=0.01)
         )

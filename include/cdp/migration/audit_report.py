@@ -7,6 +7,7 @@ rule breaches per export, duplicates, orphans and conflicting ids. Only counts: 
 from __future__ import annotations
 
 import html
+import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -103,6 +104,13 @@ def write_report(
     folder.mkdir(parents=True, exist_ok=True)
     stem = f"legacy_audit_{summaries['before']['fingerprint'][:12]}"
     page, data = folder / f"{stem}.html", folder / f"{stem}.json"
-    page.write_text(render_html(summaries, target))
-    data.write_text(summary_json(summaries) + "\n")
+    _write(page, render_html(summaries, target))
+    _write(data, summary_json(summaries) + "\n")
     return page, data
+
+
+def _write(path: Path, text: str) -> None:
+    """Write (or rewrite) a report file itself, never through a symlink planted in its place."""
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o640)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as file:
+        file.write(text)

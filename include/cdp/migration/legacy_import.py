@@ -27,6 +27,7 @@ from psycopg.types.json import Jsonb
 
 from cdp import audit
 from cdp.migration.legacy_formats import EXPORTS
+from cdp.paths import path_within
 from cdp.sheets import read_lines
 from cdp.warehouse import Actor, transaction
 
@@ -94,13 +95,15 @@ def read_file(path: Path, header: Sequence[str]) -> list[dict[str, Any]]:
 
 def import_exports(url: str, actor: Actor, run_id: str, folder: str | Path) -> list[LegacyFile]:
     """Land every export file found in ``folder``; a content already landed lands nothing again."""
-    folder = Path(folder)
+    folder = Path(folder).resolve()
     found: list[LegacyFile] = []
     for export, (names, header) in EXPORTS.items():
         for name in names:
             path = folder / name
             if not path.exists():
                 continue
+            # An export that is a symlink out of the folder (to the worker's config, say) is refused unread.
+            path = path_within(path, (folder,), parameter=f"folder: {name}")
             content = path.read_bytes()
             sha = hashlib.sha256(content).hexdigest()
             rows = read_file(path, header)

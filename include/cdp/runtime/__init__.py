@@ -11,11 +11,12 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from cdp.runtime.alerts import RunFailureNotifier, record_error_tail
+from cdp.runtime.anchor import anchor_audit_head
 from cdp.sources import registry
 from cdp.sources.base import SourceSettings
 from cdp.sources.spec import DEFAULT_POOL as DEFAULT_VENDOR_POOL
 from cdp.sources.spec import VendorPool
-from cdp.warehouse import Actor, normalise_url, resolve_url
+from cdp.warehouse import PIPELINE, Actor, normalise_url, resolve_url
 
 if TYPE_CHECKING:
     from airflow.sdk import Asset
@@ -39,7 +40,9 @@ def default_args(retries: int = 3) -> dict[str, Any]:
         "retry_exponential_backoff": True,
         "max_retry_delay": timedelta(minutes=20),
         # Called after the final try only: keeps the error's last lines for the run's one alert.
-        "on_failure_callback": record_error_tail,
+        "on_failure_callback": [record_error_tail, anchor_audit_head],
+        # The audit head goes to the anchor file after every task that moved it (issue 15, item 10).
+        "on_success_callback": anchor_audit_head,
     }
 
 
@@ -88,7 +91,7 @@ def warehouse_url() -> str:
     try:
         connection = BaseHook.get_connection(WAREHOUSE_CONN_ID)
     except AirflowNotFoundException:
-        return resolve_url(start_embedded=True)
+        return resolve_url(start_embedded=True, purpose=PIPELINE)
     return normalise_url(connection.get_uri())
 
 

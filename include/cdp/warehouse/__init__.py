@@ -1,14 +1,21 @@
-"""Access to the warehouse: which server, and connections that carry who is acting.
+"""Access to the warehouse: which server, as which login, and connections that carry who is acting.
 
 The server is the one named by the Airflow connection ``warehouse`` (given to this package as the
 ``AIRFLOW_CONN_WAREHOUSE`` URI or JSON, or as ``CDP_WAREHOUSE_URL``); without one, the project's embedded
 PostgreSQL. Every connection records its actor and Airflow run in session settings that the audit triggers
 read, so an audit event always says who and which run.
+
+Each process logs in as its own role (issue 15, item 9): the pipeline (DAG tasks) as a ``cdp_loader``
+member (the ``warehouse`` connection), the webhook intake as a ``cdp_webhook`` member (the
+``warehouse_webhook`` connection, ``AIRFLOW_CONN_WAREHOUSE_WEBHOOK``), the CLI as the operator's own login
+(``CDP_WAREHOUSE_URL``), and only migrations as the superuser (``CDP_MIGRATIONS_URL``). On the embedded
+server these logins are made after migrations with generated passwords (``embedded.ensure_process_logins``).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -18,7 +25,20 @@ from urllib.parse import quote
 import psycopg
 from psycopg.rows import dict_row
 
-from cdp.warehouse.embedded import DEFAULT_DATABASE, default_server
+from cdp.warehouse.embedded import (
+    DEFAULT_DATABASE,
+    EmbeddedServerError,
+    default_server,
+    ensure_process_logins,
+    process_urls,
+)
+
+log = logging.getLogger(__name__)
+
+#: Who connects: each process has its own login (``embedded.PROCESS_LOGINS``); migrations use the superuser.
+PIPELINE, WEBHOOK, OPERATOR, MIGRATIONS = "pipeline", "webhook", "operator", "migrations"
+WEBHOOK_URL_VARIABLE = "AIRFLOW_CONN_WAREHOUSE_WEBHOOK"
+MIGRATIONS_URL_VARIABLE = "CDP_MIGRATIONS_URL"
 
 
 class WarehouseNotConfigured(RuntimeError):
@@ -73,10 +93,20 @@ def configured_url() -> str | None:
     return None
 
 
-def resolve_url(*, start_embedded: bool = False) -> str:
-    """The warehouse to use: configured, else the embedded server (started on request)."""
+def resolve_url(*, start_embedded: bool = False, purpose: str = OPERATOR) -> str:
+    """The warehouse to use: configured, else the embedded server (started on request) as ``purpose``'s own
+    login (the superuser only for ``MIGRATIONS``)."""
+    if purpose == MIGRATIONS and os.environ.get(MIGRATIONS_URL_VARIABLE):
+        return normalise_url(os.environ[MIGRATIONS_URL_VARIABLE])
+    if purpose == WEBHOOK and os.environ.get(WEBHOOK_URL_VARIABLE):
+        return normalise_url(os.environ[WEBHOOK_URL_VARIABLE])
     url = configured_url()
     if url:
+        if purpose == WEBHOOK:
+            log.warning(
+                "the webhook intake has no connection of its own (warehouse_webhook): using `warehouse`; "
+                "give it a cdp_webhook login (docker-compose.yaml, `cdp warehouse logins`)"
+            )
         return url
     server = default_server()
     if start_embedded:
@@ -87,7 +117,30 @@ def resolve_url(*, start_embedded: bool = False) -> str:
             "no warehouse is configured (AIRFLOW_CONN_WAREHOUSE / CDP_WAREHOUSE_URL) and the embedded one "
             "is not running: start it with `cdp warehouse up`"
         )
-    return server.url()
+    if purpose == MIGRATIONS:
+        return server.url()
+    try:
+        return process_urls(server)[purpose]
+    except EmbeddedServerError as error:
+        if not start_embedded:
+            raise WarehouseNotConfigured(str(error)) from error
+    try:  # a started, migrated server whose logins were never made (a checkout migrated before 0019)
+        return ensure_process_logins(server)[purpose]
+    except EmbeddedServerError as error:
+        raise WarehouseNotConfigured(str(error)) from error
+
+
+def migrations_url() -> str:
+    """The superuser's URL, for migrations only: ``CDP_MIGRATIONS_URL``, else the configured warehouse (a
+    deployment that gives no separate owner), else the embedded server's superuser (started)."""
+    return resolve_url(start_embedded=configured_url() is None, purpose=MIGRATIONS)
+
+
+def process_environment() -> dict[str, str]:
+    """The embedded server's connections for the local stack's Airflow processes (``make run``): the
+    pipeline's and the webhook intake's own logins, never the superuser. Call after migrations."""
+    urls = ensure_process_logins(default_server())
+    return {"AIRFLOW_CONN_WAREHOUSE": urls[PIPELINE], WEBHOOK_URL_VARIABLE: urls[WEBHOOK]}
 
 
 def connect(url: str, actor: Actor, *, autocommit: bool = False) -> psycopg.Connection:

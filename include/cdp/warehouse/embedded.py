@@ -24,7 +24,11 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
+from typing import TYPE_CHECKING
 from urllib.parse import quote
+
+if TYPE_CHECKING:
+    import psycopg
 
 log = logging.getLogger(__name__)
 
@@ -98,8 +102,15 @@ class EmbeddedServer:
         return {}
 
     def _save_settings(self, settings: dict[str, object]) -> None:
-        self._settings_file.write_text(json.dumps(settings, indent=2))
-        self._settings_file.chmod(stat.S_IRUSR | stat.S_IWUSR)
+        # It holds the superuser's password: 0600 from the first byte, never written through a symlink.
+        descriptor = os.open(
+            self._settings_file,
+            os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW,
+            stat.S_IRUSR | stat.S_IWUSR,
+        )
+        os.fchmod(descriptor, stat.S_IRUSR | stat.S_IWUSR)
+        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+            handle.write(json.dumps(settings, indent=2))
 
     def _run(self, tool: str, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
         command = [str(_bin_dir() / tool), *args]
@@ -276,6 +287,84 @@ class EmbeddedServer:
             exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (database,)).fetchone()
             if not exists:
                 conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(database)))
+
+
+#: The processes that connect to the warehouse, each as its own login in one application role (issue 15,
+#: item 9); the superuser is for migrations only. The CLI's login is the operator's own in production
+#: (`cdp privacy create-login`); on the embedded server it is ``cdp_operator``.
+PROCESS_LOGINS: dict[str, tuple[str, str]] = {
+    "pipeline": ("cdp_pipeline", "cdp_loader"),
+    "webhook": ("cdp_webhook_intake", "cdp_webhook"),
+    "operator": ("cdp_operator", "cdp_admin"),
+}
+LOGINS_FILE_MODE = 0o600
+
+
+def ensure_login(conn: psycopg.Connection, login: str, role: str, password: str) -> None:
+    """Create (or update the password of) ``login``, a member of ``role`` only, never superuser.
+
+    ``conn``: an autocommit connection of a role that may create roles (the migrations' superuser).
+    """
+    from psycopg import sql
+
+    if not conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)).fetchone():
+        raise EmbeddedServerError(f"role {role} does not exist yet: run `cdp migrate` first")
+    exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (login,)).fetchone()
+    statement = "ALTER" if exists else "CREATE"
+    conn.execute(
+        sql.SQL(
+            statement + " ROLE {} LOGIN PASSWORD {} NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE INHERIT"
+        ).format(sql.Identifier(login), sql.Literal(password))
+    )
+    conn.execute(sql.SQL("GRANT {} TO {}").format(sql.Identifier(role), sql.Identifier(login)))
+
+
+def _write_private(path: Path, text: str) -> None:
+    """A new file for its owner only from the first byte: never through a symlink, never over a file."""
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, LOGINS_FILE_MODE)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+        handle.write(text)
+
+
+def _process_logins_file(server: EmbeddedServer) -> Path:
+    return server.root / "logins.json"
+
+
+def ensure_process_logins(server: EmbeddedServer, database: str = DEFAULT_DATABASE) -> dict[str, str]:
+    """Each process's login on the embedded server, with a password generated once and kept 0600 in
+    ``.cdp/warehouse/logins.json``; created or refreshed as the superuser (after migrations). Returns
+    purpose -> URL."""
+    import psycopg
+
+    path = _process_logins_file(server)
+    if path.is_symlink():
+        raise EmbeddedServerError(f"{path} is a symlink: not reading or writing logins through it")
+    if path.exists():
+        passwords = json.loads(path.read_text())
+    else:
+        passwords = {purpose: secrets.token_urlsafe(24) for purpose in PROCESS_LOGINS}
+    with psycopg.connect(server.url(database), autocommit=True) as conn:
+        for purpose, (login, role) in PROCESS_LOGINS.items():
+            passwords.setdefault(purpose, secrets.token_urlsafe(24))
+            ensure_login(conn, login, role, passwords[purpose])
+    if not path.exists():
+        _write_private(path, json.dumps(passwords, indent=2))
+    return process_urls(server, database)
+
+
+def process_urls(server: EmbeddedServer, database: str = DEFAULT_DATABASE) -> dict[str, str]:
+    """purpose -> URL of each process's own login (``ensure_process_logins`` made them)."""
+    path = _process_logins_file(server)
+    if not path.exists():
+        raise EmbeddedServerError(
+            f"the embedded warehouse has no process logins yet ({path}): run `cdp migrate`"
+        )
+    passwords = json.loads(path.read_text())
+    port = server._settings().get("port")
+    return {
+        purpose: f"postgresql://{login}:{quote(str(passwords[purpose]), safe='')}@127.0.0.1:{port}/{database}"
+        for purpose, (login, _role) in PROCESS_LOGINS.items()
+    }
 
 
 def default_server() -> EmbeddedServer:
