@@ -26,9 +26,16 @@ def logins(warehouse_url: str) -> Iterator:
         login = f"t_{role.removeprefix('cdp_')}_{uuid.uuid4().hex[:10]}"
         password = uuid.uuid4().hex
         with psycopg.connect(warehouse_url, autocommit=True) as conn:
-            conn.execute(
-                "SELECT privacy.create_login(%s, %s, %s, %s)", (login, role, password, organization_id)
-            )
+            if role == "cdp_webhook":  # a process login, made like `cdp warehouse logins` does, not by people
+                conn.execute(
+                    sql.SQL("CREATE ROLE {} LOGIN PASSWORD {} IN ROLE cdp_webhook").format(
+                        sql.Identifier(login), sql.Literal(password)
+                    )
+                )
+            else:
+                conn.execute(
+                    "SELECT privacy.create_login(%s, %s, %s, %s)", (login, role, password, organization_id)
+                )
         created.append(login)
         return url_for(warehouse_url, login, password)
 

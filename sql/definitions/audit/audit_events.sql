@@ -151,4 +151,8 @@ AS $$
             coalesce(p_details, '{}'::jsonb), 0)
     RETURNING event_id
 $$;
--- EXECUTE stays PUBLIC's (PostgreSQL's default): every role records its own application events.
+-- Staff roles and the pipeline record application events (attributed to their login); partners, outreach
+-- and the webhook intake have nothing to record.
+REVOKE ALL ON FUNCTION audit.record_event(text, text, text, jsonb, jsonb, jsonb) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION audit.record_event(text, text, text, jsonb, jsonb, jsonb)
+    TO cdp_loader, cdp_viewer, cdp_editor, cdp_admin, cdp_finance, cdp_login_admin;  -- create_login records
