@@ -29,7 +29,7 @@ from __future__ import annotations
 import pendulum
 from airflow.sdk import Param, dag, task
 
-from cdp.runtime import default_args, run_failure_notifier, source_pool
+from cdp.runtime import after_first_sync, default_args, run_failure_notifier, source_pool
 from cdp.sync.specs import SCHEDULED_SPECS
 
 SOURCES = list(dict.fromkeys(spec.source for spec in SCHEDULED_SPECS))
@@ -61,7 +61,9 @@ def _count_source(
 
 
 @dag(
-    schedule="30 6 * * *",  # every day at 06:30 UTC, after the night's 2-hourly syncs
+    # Every day at 06:30 UTC, after the night's 2-hourly syncs; after a fresh start, first once the first
+    # complete cdp_sync has landed (cdp.runtime.after_first_sync).
+    schedule=after_first_sync("30 6 * * *"),
     start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
     catchup=False,
     max_active_runs=1,

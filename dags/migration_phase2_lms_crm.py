@@ -59,11 +59,13 @@ from __future__ import annotations
 import pendulum
 from airflow.sdk import Param, dag, task
 
-from cdp.runtime import default_args, run_failure_notifier, source_pool
+from cdp.runtime import after_first_sync, default_args, run_failure_notifier, source_pool
 
 
 @dag(
-    schedule="15 5 * * *",  # daily at 05:15 UTC, after the night's sync and dedupe
+    # Daily at 05:15 UTC, after the night's sync and dedupe; after a fresh start, first once the first
+    # complete cdp_sync has landed (cdp.runtime.after_first_sync).
+    schedule=after_first_sync("15 5 * * *"),
     start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
     catchup=False,
     max_active_runs=1,
