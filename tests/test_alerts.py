@@ -111,7 +111,7 @@ def test_a_reconciled_month_sends_nothing(
     monkeypatch.setenv("AIRFLOW_CONN_WAREHOUSE", warehouse_url)
     monkeypatch.setenv("CDP_HOME", str(tmp_path))
 
-    dag_run = load_dag("cdp_reconcile").test(run_conf={"month": "2024-03"})
+    dag_run = load_dag("cdp_reconcile").test(run_conf={"month": "2024-03"}, logical_date=None)
 
     assert dag_run.state == "success"
     assert sandbox.slack_messages == []

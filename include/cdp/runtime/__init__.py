@@ -27,7 +27,8 @@ OWNER = "data-platform"
 WAREHOUSE_CONN_ID = "warehouse"
 SLACK_CONN_ID = "slack_alerts"
 
-# Tags group the DAGs in the UI; the DAG integrity test allows only these.
+# Tags let the UI's DAG list be filtered by family (it does not group by them); the DAG integrity test
+# allows only these.
 ALLOWED_TAGS = frozenset(
     {"sync", "quality", "finance", "privacy", "migration", "identity", "ops", "referrals"}
 )
