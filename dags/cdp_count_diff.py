@@ -26,7 +26,6 @@ triggering with params `window_start` / `window_end` (ISO 8601, UTC).
 
 from __future__ import annotations
 
-import pendulum
 from airflow.sdk import Param, dag, task
 
 from cdp.runtime import after_first_sync, default_args, run_failure_notifier, source_pool
@@ -64,7 +63,9 @@ def _count_source(
     # Every day at 06:30 UTC, after the night's 2-hourly syncs; after a fresh start, first once the first
     # complete cdp_sync has landed (cdp.runtime.after_first_sync).
     schedule=after_first_sync("30 6 * * *"),
-    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    # No start date: with one, switching the DAG on would run its latest past cron time at once, whatever
+    # run_immediately says (Airflow 3.3); the first complete sync starts it instead.
+    start_date=None,
     catchup=False,
     max_active_runs=1,
     tags=["quality"],

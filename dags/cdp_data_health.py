@@ -29,7 +29,6 @@ intervals are not back-filled (`catchup=False`): the page is about now.
 
 from __future__ import annotations
 
-import pendulum
 from airflow.sdk import dag, task
 
 from cdp.runtime import after_first_sync, default_args, run_failure_notifier
@@ -39,7 +38,9 @@ from cdp.runtime import after_first_sync, default_args, run_failure_notifier
     # Hourly, at 45 minutes past (after the even-hour syncs have landed); after a fresh start, first once
     # the first complete cdp_sync has landed (cdp.runtime.after_first_sync), so its first page is whole.
     schedule=after_first_sync("45 * * * *"),
-    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    # No start date: with one, switching the DAG on would run its latest past cron time at once, whatever
+    # run_immediately says (Airflow 3.3); the first complete sync starts it instead.
+    start_date=None,
     catchup=False,
     max_active_runs=1,
     tags=["ops", "quality"],

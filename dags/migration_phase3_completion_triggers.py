@@ -45,7 +45,9 @@ from cdp.runtime import default_args, run_failure_notifier, source_pool, warehou
         timetable=CronTriggerTimetable("40 * * * *", timezone="UTC", run_immediately=False),
         assets=[warehouse_asset("core.course_completion")],
     ),
-    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    # No start date: with one, switching the DAG on would run its latest past cron time at once, whatever
+    # run_immediately says (Airflow 3.3); the first complete sync starts it instead.
+    start_date=None,
     catchup=False,
     max_active_runs=1,
     tags=["migration"],

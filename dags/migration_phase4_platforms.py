@@ -32,7 +32,6 @@ interval re-reads it; the watermark never moves backwards.
 
 from __future__ import annotations
 
-import pendulum
 from airflow.sdk import dag, task
 
 from cdp.runtime import (
@@ -53,7 +52,9 @@ VOLUNTEER_ACTIVITY = [spec.key for spec in VOLUNTEER_SPECS if spec.wave == 2]
     # Daily at 05:15 UTC, before the morning's count diffs and reports; after a fresh start, first once the
     # first complete cdp_sync has landed (never while it is landing: its people would race the sync's).
     schedule=after_first_sync("15 5 * * *"),
-    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    # No start date: with one, switching the DAG on would run its latest past cron time at once, whatever
+    # run_immediately says (Airflow 3.3); the first complete sync starts it instead.
+    start_date=None,
     catchup=False,
     max_active_runs=1,
     tags=["migration"],

@@ -53,7 +53,9 @@ def _as_of(params: dict) -> pendulum.DateTime:
     # Every 2 hours at :50, after the 2-hourly syncs on the hour; after a fresh start, first once the first
     # complete cdp_sync has landed (cdp.runtime.after_first_sync).
     schedule=after_first_sync("50 */2 * * *"),
-    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    # No start date: with one, switching the DAG on would run its latest past cron time at once, whatever
+    # run_immediately says (Airflow 3.3); the first complete sync starts it instead.
+    start_date=None,
     catchup=False,
     max_active_runs=1,
     tags=["migration", "referrals"],

@@ -30,4 +30,3 @@ def test_it_waits_for_the_first_complete_sync_not_the_clock(load_dag) -> None:
     schedule = load_dag("cdp_data_health").timetable
     assert [asset.uri for asset in schedule.asset_condition.objects] == [WAREHOUSE_READY_URI]
     assert schedule.timetable.expression == "45 * * * *"
-    assert schedule.timetable._run_immediately is False

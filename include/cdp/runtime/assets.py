@@ -7,9 +7,9 @@
   A plain Asset outlet would emit an event on every successful try, changed or not.
 - ``warehouse_ready()``: one event, from the first ``cdp_sync`` run that landed every stream. The DAGs
   that read synced data (dedupe, count diff, reconciliation, the phase DAGs, the data-health page) are
-  scheduled with ``after_first_sync(cron)``: their clock never fires at the moment they are switched on
-  (``run_immediately=False``), and the first complete sync runs them once, right after it. So a fresh
-  ``make run`` lands the data first and judges it second, and never works on a half-landed warehouse.
+  scheduled with ``after_first_sync(cron)`` and no start date: their clock never fires at the moment they
+  are switched on (``run_immediately=False``), and the first complete sync runs them once, right after it.
+  So a fresh ``make run`` lands the data first and judges it second, never a half-landed warehouse.
 """
 
 from __future__ import annotations
@@ -48,7 +48,11 @@ def warehouse_ready() -> Asset:
 
 
 def after_first_sync(cron: str) -> AssetOrTimeSchedule:
-    """``cron`` (UTC), except that enabling the DAG does not run it at once; the first complete sync does."""
+    """``cron`` (UTC), except that switching the DAG on does not run it at once; the first complete sync does.
+
+    Give the DAG ``start_date=None``: with a start date, Airflow 3.3 runs the latest past cron time as soon as
+    the DAG is switched on (``run_immediately`` applies only to a DAG without one).
+    """
     from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable
 
     return AssetOrTimeSchedule(
