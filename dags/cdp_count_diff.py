@@ -26,10 +26,9 @@ triggering with params `window_start` / `window_end` (ISO 8601, UTC).
 
 from __future__ import annotations
 
-import pendulum
 from airflow.sdk import Param, dag, task
 
-from cdp.runtime import default_args, run_failure_notifier, source_pool
+from cdp.runtime import after_first_sync, default_args, run_failure_notifier, source_pool
 from cdp.sync.specs import SCHEDULED_SPECS
 
 SOURCES = list(dict.fromkeys(spec.source for spec in SCHEDULED_SPECS))
@@ -61,8 +60,12 @@ def _count_source(
 
 
 @dag(
-    schedule="30 6 * * *",  # every day at 06:30 UTC, after the night's 2-hourly syncs
-    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    # Every day at 06:30 UTC, after the night's 2-hourly syncs; after a fresh start, first once the first
+    # complete cdp_sync has landed (cdp.runtime.after_first_sync).
+    schedule=after_first_sync("30 6 * * *"),
+    # No start date: with one, switching the DAG on would run its latest past cron time at once, whatever
+    # run_immediately says (Airflow 3.3); the first complete sync starts it instead.
+    start_date=None,
     catchup=False,
     max_active_runs=1,
     tags=["quality"],

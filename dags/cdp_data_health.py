@@ -29,15 +29,18 @@ intervals are not back-filled (`catchup=False`): the page is about now.
 
 from __future__ import annotations
 
-import pendulum
 from airflow.sdk import dag, task
 
-from cdp.runtime import default_args, run_failure_notifier
+from cdp.runtime import after_first_sync, default_args, run_failure_notifier
 
 
 @dag(
-    schedule="45 * * * *",  # hourly, at 45 minutes past (after the even-hour syncs have landed)
-    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    # Hourly, at 45 minutes past (after the even-hour syncs have landed); after a fresh start, first once
+    # the first complete cdp_sync has landed (cdp.runtime.after_first_sync), so its first page is whole.
+    schedule=after_first_sync("45 * * * *"),
+    # No start date: with one, switching the DAG on would run its latest past cron time at once, whatever
+    # run_immediately says (Airflow 3.3); the first complete sync starts it instead.
+    start_date=None,
     catchup=False,
     max_active_runs=1,
     tags=["ops", "quality"],

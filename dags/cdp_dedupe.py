@@ -31,15 +31,18 @@ with `cdp dedupe review`.
 
 from __future__ import annotations
 
-import pendulum
 from airflow.sdk import Param, dag, task
 
-from cdp.runtime import default_args, run_failure_notifier
+from cdp.runtime import after_first_sync, default_args, run_failure_notifier
 
 
 @dag(
-    schedule="30 2 * * *",  # every night at 02:30 UTC, after the night's syncs
-    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    # Every night at 02:30 UTC, after the night's syncs; after a fresh start, first once the first complete
+    # cdp_sync has landed (cdp.runtime.after_first_sync), never while it is landing.
+    schedule=after_first_sync("30 2 * * *"),
+    # No start date: with one, switching the DAG on would run its latest past cron time at once, whatever
+    # run_immediately says (Airflow 3.3); the first complete sync starts it instead.
+    start_date=None,
     catchup=False,
     max_active_runs=1,
     tags=["identity"],

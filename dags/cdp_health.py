@@ -4,6 +4,8 @@
 **What it does.** Every hour it connects to the warehouse, checks that the schema is at the version the code
 expects, recomputes the whole audit hash chain, records the result in `ops.health_check` with an audit
 event, and exports the audit head (sequence number and hash) to the anchor file outside the database.
+Beside it, `check_alerts` probes the `slack_alerts` connection that every alert goes through (without
+posting a message: a live Slack webhook answers an empty message with HTTP 400 `no_text`).
 
 **Reads / writes.** Reads `audit.audit_events`; writes `ops.health_check` and `audit.audit_events`.
 
@@ -13,6 +15,10 @@ event, and exports the audit head (sequence number and hash) to the anchor file 
   `cdp audit verify` to see the first bad row and escalate to the data-protection lead; the chain is
   evidence.
 - a connection error: the warehouse is down or the `warehouse` connection is wrong.
+- *AlertsNotWired* (task `check_alerts`): the `slack_alerts` connection is missing, names no webhook, or its
+  webhook is unreachable or revoked, so this very alert may not arrive: the run shows red in the UI and the
+  task log says what is wrong. Fix the connection (README, Connections), then clear the task;
+  `python -m cdp.runtime.preflight alerts` checks it from a shell.
 
 **Re-run / backfill.** Safe at any time; each run adds one check row. Past intervals are not back-filled
 (`catchup=False`): a health check is about now.
@@ -49,7 +55,16 @@ def cdp_health() -> None:
             "audit_rows": result.audit.rows_checked,
         }
 
+    @task
+    def check_alerts() -> str:
+        """Fails when alerts would be lost: a missing or broken `slack_alerts` connection."""
+        from cdp.runtime import SLACK_CONN_ID
+        from cdp.runtime.alerts import check_alert_connection
+
+        return check_alert_connection(SLACK_CONN_ID)
+
     check_warehouse()
+    check_alerts()
 
 
 cdp_health()

@@ -29,15 +29,18 @@ in `ops.reconciliation_run`; the report and history use each month's latest run.
 
 from __future__ import annotations
 
-import pendulum
 from airflow.sdk import Param, dag, task
 
-from cdp.runtime import default_args, run_failure_notifier
+from cdp.runtime import after_first_sync, default_args, run_failure_notifier
 
 
 @dag(
-    schedule="0 7 2 * *",  # 07:00 UTC on the 2nd of each month: last month, once the ledger export is in
-    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    # 07:00 UTC on the 2nd of each month: last month, once the ledger export is in; after a fresh start,
+    # also once the first complete cdp_sync has landed (cdp.runtime.after_first_sync).
+    schedule=after_first_sync("0 7 2 * *"),
+    # No start date: with one, switching the DAG on would run its latest past cron time at once, whatever
+    # run_immediately says (Airflow 3.3); the first complete sync starts it instead.
+    start_date=None,
     catchup=False,
     max_active_runs=1,
     tags=["finance"],

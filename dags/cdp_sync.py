@@ -9,23 +9,31 @@ upserts the good ones into `core` by source id, keeps the rejected ones in `ops.
 advances the watermark and records counts in `ops.sync_run` and one audit event, all in one transaction per
 stream.
 
-**Tasks.** One mapped task per source and wave, `sync_<source>_people_and_reference` and
-`sync_<source>_activity`, one map index per stream, each in its vendor's pool (declared in the source's
-folder, `cdp.runtime.SOURCE_POOLS`: `moodle_api`, `salesforce_api`, `stripe_api`, `survey_api` for Typeform,
-Zigpoll and ReferralHero, `galaxy_api`, `zendesk_api`; the ledger reads files and uses `default_pool`), so a
-vendor's slots cap its concurrent calls. People and reference data sync first, one source after another (LMS
-users and courses, then CRM contacts and accounts, then volunteers: each resolves its people to those already
-known, so two at once could make two persons of one human); activity that points to them (enrollments,
-completions, donations, shifts, hours, ...) second, even when a first-wave task failed. A task's streams sync
-one at a time in the order their declared dependencies give (`after=` on each stream in
-`cdp/sources/<vendor>/specs.py`: a refund after its charge), and activity that points to another source's
-waits for it: Stripe before Salesforce and ReferralHero, ReferralHero before Zendesk, so a run leaves the same
-warehouse whatever the timing. A last task, `summarise`, logs the totals and fails the run when any stream did
-not land, so one alert names every failed stream.
+**Tasks.** One task per stream, `sync_<source>_<stream>` (`sync_stripe_refunds`), each in its vendor's pool
+(declared in the source's folder, `cdp.runtime.SOURCE_POOLS`: `moodle_api`, `salesforce_api`, `stripe_api`,
+`survey_api` for Typeform, Zigpoll and ReferralHero, `galaxy_api`, `zendesk_api`; the ledger reads files and
+uses `default_pool`), so a vendor's slots cap its concurrent calls. The edges are the streams' declared
+dependencies (`after=` on each stream in `cdp/sources/<vendor>/specs.py`): a refund after its charge, a soft
+credit after its opportunity, Salesforce's gifts and ReferralHero after Stripe's charges, Zendesk after
+ReferralHero. People and reference data sync first, one source after another (LMS users and courses, then
+CRM contacts and accounts, then volunteers: each resolves its people to those already known, so two at once
+could make two persons of one human); activity that points to them (enrollments, completions, donations,
+shifts, hours, ...) second. A source's streams of one wave sync one at a time. A stream waits while one it
+follows is running or waiting for its retry, so a parent's retry never leaves its children's rows orphaned
+in the quarantine; once the parent is done, even failed, the child runs (what did land is worth syncing
+against). A last task, `summarise`, logs the totals and fails the run when any stream did not land, so one
+alert names every failed stream and a run never finishes green with orphans a failed parent left.
+
+**Assets.** A stream's task updates its table's Asset (`warehouse.core.<table>`) only when it changed rows
+(a payload new to `raw`, or a quarantined record that landed), so DAGs scheduled on a table do not wake for
+nothing. The first run that lands every stream also updates `warehouse.ready` (task
+`announce_first_complete_sync`, skipped on every later run): that starts the DAGs that read synced data
+(dedupe, count diff, reconciliation, the migration phases, the data-health page), so after a fresh start
+nothing judges a half-landed warehouse.
 
 **Reads** the Airflow connections `moodle`, `salesforce`, `stripe`, `ledger`, `typeform`, `zigpoll`,
 `referralhero`, `galaxy` (one per source, named after it) and `warehouse`. **Writes** `raw`, `core`, `ops`,
-`audit`; updates the Assets `warehouse.core.*`.
+`audit`; updates the Assets `warehouse.core.*` and, once, `warehouse.ready`.
 
 **An alert from it means** a stream failed after its retries: `AuthError` (the connection's credential
 was refused: fix the connection), `TransientError` (the source stayed down or rate-limited: the next run
@@ -63,16 +71,19 @@ from cdp.runtime import (
     source_pool,
     sync_deadline,
     sync_stream_task,
-    warehouse_asset,
+    warehouse_changes,
+    warehouse_ready,
 )
-from cdp.sources.order import sync_plan
+from cdp.sources.order import stream_edges
 from cdp.sync.specs import BY_KEY, SCHEDULED_SPECS
 
-WAVES = {1: "people_and_reference", 2: "activity"}
-# One mapped task per source and wave, `sync_<source>_<wave name>`, in the source's pool; its streams in
-# dependency order and the tasks it waits for, from what each stream declares (`after=`, its wave).
-PLAN = sync_plan(SCHEDULED_SPECS)
-STREAMS = {task.name: list(task.keys) for task in PLAN}
+# One task per stream, `sync_<source>_<stream>`, in its source's pool, after the streams it waits for: what
+# it declares (`after=`), its wave, and the stream before it of the same source and wave.
+EDGES = stream_edges(SCHEDULED_SPECS)
+
+
+def task_id(stream_key: str) -> str:
+    return "sync_" + stream_key.replace(".", "_")
 
 
 @dag(
@@ -89,38 +100,43 @@ STREAMS = {task.name: list(task.keys) for task in PLAN}
     doc_md=__doc__,
 )
 def cdp_sync() -> None:
-    mapped: dict[tuple[str, int], object] = {}
-    for planned in PLAN:
-        sync = task(
+    synced = {}
+    for key, after in EDGES.items():
+        synced[key] = task(
             sync_stream_task,
-            task_id=f"sync_{planned.source}_{WAVES[planned.wave]}",
-            pool=source_pool(planned.source),
-            # One stream of the task at a time, in map-index order (the scheduler queues a task's map indexes
-            # lowest first), which is the order of the streams' declared dependencies: a refund after its
-            # charge, a soft credit after its opportunity, a completion after its enrollment.
-            max_active_tis_per_dagrun=1,
-            # Runs after the tasks it waits for have finished, even one that failed: what did land is
-            # still worth syncing against (an orphan waits in the quarantine for the next run).
-            trigger_rule="all_done" if planned.upstream else "all_success",
-            outlets=sorted({warehouse_asset(BY_KEY[key].entity) for key in planned.keys}, key=str),
-        )
-        mapped[planned.name] = sync.expand(stream_key=list(planned.keys))
-        # The edges come from the streams' declarations (see cdp/sources/<vendor>/specs.py): people sources
-        # one after another (LMS, CRM, volunteers), activity after all of them, and activity that points to
-        # another source's activity after it (Stripe before Salesforce's gifts and ReferralHero, ReferralHero
-        # before Zendesk), so a run leaves the same warehouse whatever the timing.
-        for upstream in planned.upstream:
-            mapped[upstream] >> mapped[planned.name]
+            task_id=task_id(key),
+            pool=source_pool(BY_KEY[key].source),
+            # Waits while a stream it follows runs or waits for its retry, and runs once that one is done,
+            # even failed: what did land is still worth syncing against. Its orphans then wait in the
+            # quarantine, and the run fails (summarise) so it never finishes green with them.
+            trigger_rule="all_done" if after else "all_success",
+            # An event for the stream's table only when this run changed rows in it (cdp.runtime.assets).
+            outlets=[warehouse_changes()],
+        )(stream_key=key)
+        for upstream in after:
+            synced[upstream] >> synced[key]
 
     @task(trigger_rule="all_done")
-    def summarise(streams: list[list[dict | None]]) -> dict[str, int]:
+    def summarise(results: list[dict | None]) -> dict[str, int]:
         """Totals for the run; fails the run (and so alerts once) when any stream did not land."""
         from cdp.sync.report import summarise_run
 
-        results = [result for per_task in streams for result in per_task]
-        return summarise_run(results, [key for keys in STREAMS.values() for key in keys])
+        return summarise_run(results, list(EDGES))
 
-    summarise(list(mapped.values()))
+    @task(outlets=[warehouse_ready()])
+    def announce_first_complete_sync(totals: dict[str, int], ti=None) -> None:
+        """Skipped, so no Asset event, unless this is the first run ever to land every stream: that event
+        starts the DAGs that read synced data (`cdp.runtime.after_first_sync`)."""
+        from airflow.sdk.exceptions import AirflowSkipException
+
+        from cdp.runtime import warehouse_url
+        from cdp.sync.report import earlier_complete_runs
+
+        earlier = earlier_complete_runs(warehouse_url(), ti.run_id, list(EDGES))
+        if earlier:
+            raise AirflowSkipException(f"{earlier} earlier run(s) already landed every stream")
+
+    announce_first_complete_sync(summarise([synced[key] for key in EDGES]))
 
 
 cdp_sync()

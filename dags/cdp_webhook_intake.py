@@ -34,7 +34,7 @@ from __future__ import annotations
 import pendulum
 from airflow.sdk import Asset, AssetOrTimeSchedule, CronTriggerTimetable, dag, task
 
-from cdp.runtime import default_args, run_failure_notifier, warehouse_asset
+from cdp.runtime import default_args, run_failure_notifier, warehouse_changes
 from cdp.webhooks import WEBHOOK_ASSET_NAME, WEBHOOK_ASSET_URI, specs_with_webhooks
 
 WEBHOOK_SPECS = specs_with_webhooks()
@@ -54,14 +54,20 @@ WEBHOOK_SPECS = specs_with_webhooks()
     doc_md=__doc__,
 )
 def cdp_webhook_intake() -> None:
-    @task(outlets=sorted({warehouse_asset(spec.entity) for spec in WEBHOOK_SPECS}, key=str))
-    def process(stream_key: str, ti=None) -> dict[str, object]:
+    @task(outlets=[warehouse_changes()])  # the stream's table, only when the run changed rows in it
+    def process(stream_key: str, ti=None, outlet_events=None) -> dict[str, object]:
         from cdp.runtime import actor_of, warehouse_url
+        from cdp.runtime.assets import changed, emit_changes
         from cdp.sync.specs import BY_KEY
         from cdp.webhooks.stream import process_pending
 
-        result = process_pending(warehouse_url(), BY_KEY[stream_key], actor=actor_of(ti), run_id=ti.run_id)
-        return result.as_dict()
+        spec = BY_KEY[stream_key]
+        result = process_pending(warehouse_url(), spec, actor=actor_of(ti), run_id=ti.run_id).as_dict()
+        if changed(result):
+            emit_changes(
+                outlet_events, [spec.entity], {"stream": stream_key, "rows_landed": result["rows_landed"]}
+            )
+        return result
 
     @task(trigger_rule="all_done")
     def check_backlog(ti=None) -> dict[str, int]:

@@ -56,15 +56,18 @@ only what still differs. There is nothing to backfill (`catchup=False`): each ru
 
 from __future__ import annotations
 
-import pendulum
 from airflow.sdk import Param, dag, task
 
-from cdp.runtime import default_args, run_failure_notifier, source_pool
+from cdp.runtime import after_first_sync, default_args, run_failure_notifier, source_pool
 
 
 @dag(
-    schedule="15 5 * * *",  # daily at 05:15 UTC, after the night's sync and dedupe
-    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    # Daily at 05:15 UTC, after the night's sync and dedupe; after a fresh start, first once the first
+    # complete cdp_sync has landed (cdp.runtime.after_first_sync).
+    schedule=after_first_sync("15 5 * * *"),
+    # No start date: with one, switching the DAG on would run its latest past cron time at once, whatever
+    # run_immediately says (Airflow 3.3); the first complete sync starts it instead.
+    start_date=None,
     catchup=False,
     max_active_runs=1,
     tags=["migration"],

@@ -39,12 +39,15 @@ from cdp.runtime import default_args, run_failure_notifier, source_pool, warehou
 
 
 @dag(
-    # Hourly at :40, or as soon as the sync has landed course completions.
+    # Hourly at :40, or as soon as a sync has changed course completions (an Asset event comes only from a
+    # run that changed rows). Switching it on does not run it at once: the first sync's completions do.
     schedule=AssetOrTimeSchedule(
-        timetable=CronTriggerTimetable("40 * * * *", timezone="UTC"),
+        timetable=CronTriggerTimetable("40 * * * *", timezone="UTC", run_immediately=False),
         assets=[warehouse_asset("core.course_completion")],
     ),
-    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    # No start date: with one, switching the DAG on would run its latest past cron time at once, whatever
+    # run_immediately says (Airflow 3.3); the first complete sync starts it instead.
+    start_date=None,
     catchup=False,
     max_active_runs=1,
     tags=["migration"],

@@ -32,10 +32,16 @@ interval re-reads it; the watermark never moves backwards.
 
 from __future__ import annotations
 
-import pendulum
 from airflow.sdk import dag, task
 
-from cdp.runtime import default_args, run_failure_notifier, source_pool, sync_stream_task, warehouse_asset
+from cdp.runtime import (
+    after_first_sync,
+    default_args,
+    run_failure_notifier,
+    source_pool,
+    sync_stream_task,
+    warehouse_changes,
+)
 from cdp.sync.specs import VOLUNTEER_SPECS
 
 VOLUNTEERS = [spec.key for spec in VOLUNTEER_SPECS if spec.wave == 1]
@@ -43,8 +49,12 @@ VOLUNTEER_ACTIVITY = [spec.key for spec in VOLUNTEER_SPECS if spec.wave == 2]
 
 
 @dag(
-    schedule="15 5 * * *",  # daily at 05:15 UTC, before the morning's count diffs and reports
-    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    # Daily at 05:15 UTC, before the morning's count diffs and reports; after a fresh start, first once the
+    # first complete cdp_sync has landed (never while it is landing: its people would race the sync's).
+    schedule=after_first_sync("15 5 * * *"),
+    # No start date: with one, switching the DAG on would run its latest past cron time at once, whatever
+    # run_immediately says (Airflow 3.3); the first complete sync starts it instead.
+    start_date=None,
     catchup=False,
     max_active_runs=1,
     tags=["migration"],
@@ -57,13 +67,13 @@ def migration_phase4_platforms() -> None:
         sync_stream_task,
         task_id="sync_volunteers",
         pool=source_pool("galaxy"),
-        outlets=[warehouse_asset("core.volunteer")],
+        outlets=[warehouse_changes()],  # core.volunteer, when the run changed it
     )
     sync_volunteer_activity = task(
         sync_stream_task,
         task_id="sync_volunteer_activity",
         pool=source_pool("galaxy"),
-        outlets=[warehouse_asset("core.volunteer_shift"), warehouse_asset("core.volunteer_hours")],
+        outlets=[warehouse_changes()],  # core.volunteer_shift / _hours, when the run changed them
     )
 
     @task

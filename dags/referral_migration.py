@@ -43,7 +43,7 @@ from __future__ import annotations
 import pendulum
 from airflow.sdk import Param, dag, task
 
-from cdp.runtime import default_args, run_failure_notifier, source_pool
+from cdp.runtime import after_first_sync, default_args, run_failure_notifier, source_pool
 
 
 def _as_of(params: dict) -> pendulum.DateTime:
@@ -51,8 +51,12 @@ def _as_of(params: dict) -> pendulum.DateTime:
 
 
 @dag(
-    schedule="50 */2 * * *",  # every 2 hours at :50, after the 2-hourly syncs on the hour
-    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    # Every 2 hours at :50, after the 2-hourly syncs on the hour; after a fresh start, first once the first
+    # complete cdp_sync has landed (cdp.runtime.after_first_sync).
+    schedule=after_first_sync("50 */2 * * *"),
+    # No start date: with one, switching the DAG on would run its latest past cron time at once, whatever
+    # run_immediately says (Airflow 3.3); the first complete sync starts it instead.
+    start_date=None,
     catchup=False,
     max_active_runs=1,
     tags=["migration", "referrals"],

@@ -12,9 +12,10 @@ from urllib.parse import quote
 
 import psycopg
 import pytest
+from support import free_port
 
-from cdp.runtime import SLACK_CONN_ID, SYNC_DEADLINE
-from cdp.runtime.alerts import failure_text
+from cdp.runtime import SLACK_CONN_ID, SYNC_DEADLINE, preflight
+from cdp.runtime.alerts import AlertsNotWired, check_alert_connection, failure_text
 from cdp_sandbox.generator import World
 from cdp_sandbox.server import SandboxServer
 
@@ -110,7 +111,7 @@ def test_a_reconciled_month_sends_nothing(
     monkeypatch.setenv("AIRFLOW_CONN_WAREHOUSE", warehouse_url)
     monkeypatch.setenv("CDP_HOME", str(tmp_path))
 
-    dag_run = load_dag("cdp_reconcile").test(run_conf={"month": "2024-03"})
+    dag_run = load_dag("cdp_reconcile").test(run_conf={"month": "2024-03"}, logical_date=None)
 
     assert dag_run.state == "success"
     assert sandbox.slack_messages == []
@@ -147,3 +148,62 @@ def test_the_sync_has_a_deadline_alert_for_its_window() -> None:
     assert alert.callback.path.endswith(SlackWebhookNotifier.__name__)
     assert alert.callback.kwargs["slack_webhook_conn_id"] == SLACK_CONN_ID
     assert "{{ dag_run.dag_run_id }}` has not finished within 2 hours" in alert.callback.kwargs["text"]
+
+
+def test_the_alert_probe_accepts_a_live_webhook_without_posting_a_message(sandbox: SandboxServer) -> None:
+    assert check_alert_connection(SLACK_CONN_ID) == (
+        f"alerts go to the `{SLACK_CONN_ID}` webhook at {sandbox.base_url}, which answers"
+    )
+    assert sandbox.slack_messages == []
+
+
+@pytest.mark.parametrize("broken", ["missing", "no webhook", "refused", "unreachable"])
+def test_a_missing_or_broken_alert_connection_is_caught(
+    broken: str, sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    connection = {
+        "missing": None,
+        "no webhook": {"conn_type": "slackwebhook"},
+        # A webhook the receiver does not serve (Slack: 404 no_service for a revoked one).
+        "refused": {"conn_type": "slackwebhook", "password": f"{sandbox.base_url}/hooks/revoked"},
+        "unreachable": {
+            "conn_type": "slackwebhook",
+            "password": f"http://127.0.0.1:{free_port()}/services/T/B/x",
+        },
+    }[broken]
+    if connection is None:
+        monkeypatch.delenv("AIRFLOW_CONN_SLACK_ALERTS")
+    else:
+        monkeypatch.setenv("AIRFLOW_CONN_SLACK_ALERTS", json.dumps(connection))
+
+    with pytest.raises(AlertsNotWired, match="alerts would be lost") as caught:
+        check_alert_connection(SLACK_CONN_ID, timeout=2)
+
+    assert "sandboxwebhooksecret" not in str(caught.value)  # the webhook's secret path is never printed
+    assert sandbox.slack_messages == []
+
+
+def test_the_preflight_fails_loudly_without_the_alert_connection(
+    sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert preflight.main(["alerts"]) == 0
+    assert capsys.readouterr().out.startswith("ok   alerts: alerts go to the `slack_alerts` webhook")
+
+    monkeypatch.delenv("AIRFLOW_CONN_SLACK_ALERTS")
+    assert preflight.main(["alerts"]) == 1
+    assert capsys.readouterr().err.startswith("FAIL alerts: AlertsNotWired: alerts would be lost:")
+    assert preflight.main(["nonsense"]) == 2
+
+
+def test_the_preflight_checks_the_warehouse_schema(
+    warehouse_url: str,
+    empty_database_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("AIRFLOW_CONN_WAREHOUSE", warehouse_url)
+    assert preflight.main(["warehouse"]) == 0
+
+    monkeypatch.setenv("AIRFLOW_CONN_WAREHOUSE", empty_database_url)
+    assert preflight.main(["warehouse"]) == 1
+    assert "run `cdp migrate`" in capsys.readouterr().err

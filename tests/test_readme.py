@@ -70,3 +70,48 @@ def test_every_repository_path_in_the_readme_exists() -> None:
     concrete = {path.split("::")[0] for path in paths if not re.search(r"[<>*{]|\.\.\.|…", path)}
     missing = sorted(path for path in concrete if not (ROOT / path).exists())
     assert not missing, f"the README names paths that do not exist: {missing}"
+
+
+def dag_table() -> dict[str, tuple[set[str], str]]:
+    """The README's DAG table: dag id -> (its tags, its "when" cell)."""
+    start = README.index("| DAG | tags | when | does |")
+    rows = {}
+    for line in README[start : README.index("\n\n", start)].splitlines()[2:]:
+        cells = [cell.strip() for cell in line.strip("|").split("|")]
+        rows[cells[0].strip("`")] = ({tag.strip() for tag in cells[1].split(",")}, cells[2])
+    return rows
+
+
+def dag_file_facts() -> dict[str, tuple[set[str], bool]]:
+    """Each DAG file, read without running it: dag id -> (its literal tags, scheduled after the first sync)."""
+    import ast
+
+    facts = {}
+    for path in sorted((ROOT / "dags").glob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "dag":
+                keywords = {keyword.arg: keyword.value for keyword in node.keywords}
+                tags = {element.value for element in keywords["tags"].elts}
+                schedule = keywords["schedule"]
+                after_sync = (
+                    isinstance(schedule, ast.Call) and getattr(schedule.func, "id", "") == "after_first_sync"
+                )
+                facts[path.stem] = (tags, after_sync)
+    return facts
+
+
+def test_the_readme_dag_table_has_every_dag_with_its_tags_and_when_it_starts() -> None:
+    table, files = dag_table(), dag_file_facts()
+    assert set(table) == set(files), "the README's DAG table and dags/ list different DAGs"
+    for dag_id, (tags, after_sync) in files.items():
+        assert table[dag_id][0] == tags, f"{dag_id}: README says tags {table[dag_id][0]}, the DAG has {tags}"
+        said = "after the first complete sync" in table[dag_id][1]
+        assert said == after_sync, (
+            f"{dag_id}: the README's 'when' and its schedule disagree on the first sync"
+        )
+
+
+def test_the_readme_does_not_say_the_ui_groups_dags_by_tag() -> None:
+    # Airflow 3's DAG list is one list with a tag filter; a README that promises groups sends people looking.
+    assert not re.search(r"group(s|ed)? (the DAGs )?by tag", README, re.I)

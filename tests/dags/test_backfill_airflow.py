@@ -9,8 +9,8 @@
   Slack notifier, and the sandbox's webhook receiver gets the message, once; runs that finish in time
   send nothing.
 
-The sandbox world is 4 hours long (2 sync intervals of 20 task runs each: 19 streams in 11 mapped tasks,
-one per source and wave in its vendor's pool, and the summary; three backfills of them plus the
+The sandbox world is 4 hours long (2 sync intervals of a task run per stream, each in its vendor's pool,
+plus the summary and the first-complete announcement; three backfills of them plus the
 deadline run), so the module runs in several minutes on
 an idle machine (each task run parses the DAG file in a new process: a busy machine makes it much slower).
 """

@@ -39,7 +39,7 @@ def test_dedupe_dag_finds_the_generators_duplicates(
     real = truth_of_people(warehouse_url, synced_warehouse)
     truth = true_duplicate_pairs(real)
 
-    dag_run = load_dag("cdp_dedupe").test(run_conf={"full": True, "shard_size": 200})
+    dag_run = load_dag("cdp_dedupe").test(run_conf={"full": True, "shard_size": 200}, logical_date=None)
 
     assert dag_run.state == "success"
     with psycopg.connect(warehouse_url) as conn:
@@ -90,7 +90,7 @@ def test_a_jump_in_the_duplicate_rate_fails_the_run(
                 (f"past-{n}", n + 1),
             )
 
-    dag_run = load_dag("cdp_dedupe").test()
+    dag_run = load_dag("cdp_dedupe").test(logical_date=None)
 
     assert dag_run.state == "failed"
     states = {ti.task_id: ti.state for ti in dag_run.get_task_instances()}

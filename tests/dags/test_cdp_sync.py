@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import psycopg
 import pytest
 
@@ -103,51 +105,122 @@ def test_a_source_that_stays_down_fails_its_own_task_and_the_rest_land(
     assert landed == {spec.key for spec in SCHEDULED_SPECS if spec.source != "salesforce"}
 
 
-def test_each_sources_streams_run_in_that_sources_own_mapped_task_and_pool(load_dag) -> None:
-    dag = load_dag("cdp_sync")
-    syncs = [task for task in dag.tasks if task.task_id.startswith("sync_")]
-    streams_by_task = {task.task_id: task.op_kwargs_expand_input.value["stream_key"] for task in syncs}
+def test_each_stream_has_its_own_task_in_its_sources_pool_after_the_streams_it_declares(load_dag) -> None:
+    from cdp.sources.order import dependencies
 
-    assert sorted(key for keys in streams_by_task.values() for key in keys) == sorted(
-        spec.key for spec in SCHEDULED_SPECS
-    )
-    for task in syncs:
-        sources = {key.split(".")[0] for key in streams_by_task[task.task_id]}
-        assert len(sources) == 1, f"{task.task_id} mixes sources {sources}: they would share one pool"
-        assert task.pool == source_pool(sources.pop())
-    assert {task.pool for task in syncs} >= {
+    dag = load_dag("cdp_sync")
+    syncs = {task.task_id: task for task in dag.tasks if task.task_id.startswith("sync_")}
+    by_key = {task.op_kwargs["stream_key"]: task for task in syncs.values()}
+
+    assert sorted(by_key) == sorted(spec.key for spec in SCHEDULED_SPECS)
+    for key, task in by_key.items():
+        assert task.task_id == "sync_" + key.replace(".", "_")
+        assert task.pool == source_pool(key.split(".")[0]), key
+    assert {task.pool for task in syncs.values()} >= {
         "moodle_api",
         "salesforce_api",
         "stripe_api",
         "survey_api",
         "galaxy_api",
     }
-    # Activity waits for every people/reference task, and runs even when one of them failed.
-    first = {task.task_id for task in syncs if task.task_id.endswith("_people_and_reference")}
+
+    def ancestors(task) -> set[str]:
+        found: set[str] = set()
+        for upstream in task.upstream_task_ids:
+            found |= {upstream, *ancestors(dag.get_task(upstream))}
+        return found
+
+    # Every declared dependency (and its wave's) is an edge or implied by edges: a refund after its charge,
+    # Opportunities and ReferralHero after Stripe's charges, Zendesk after ReferralHero, activity after people.
+    for key, before in dependencies(SCHEDULED_SPECS).items():
+        assert {by_key[other].task_id for other in before} <= ancestors(by_key[key]), key
+    assert by_key["stripe.charges"].task_id in by_key["stripe.refunds"].upstream_task_ids
+    assert by_key["stripe.refunds"].task_id in by_key["stripe.balance_transactions"].upstream_task_ids
     # People sources one after another in a fixed order (the order shapes who is joined to whom), volunteers
-    # last (they resolve to the LMS's and CRM's people).
-    moodle, salesforce, galaxy_people = (
-        dag.get_task(f"sync_{source}_people_and_reference") for source in ("moodle", "salesforce", "galaxy")
-    )
-    assert moodle.upstream_task_ids == set()
-    assert salesforce.upstream_task_ids == {moodle.task_id}
-    assert galaxy_people.upstream_task_ids == {salesforce.task_id}
-    assert galaxy_people.trigger_rule == "all_done"
-    # Activity pointing to another source's activity waits for it: Opportunities to Stripe's donations,
-    # ReferralHero's people resolve after Stripe's payers, Zendesk tickets to both and to the referrals.
-    waits_for = {"salesforce": {"stripe"}, "referralhero": {"stripe"}, "zendesk": {"referralhero"}}
-    for task in syncs:
-        if task.task_id.endswith("_activity"):
-            source = task.task_id.removeprefix("sync_").removesuffix("_activity")
-            extra = {f"sync_{other}_activity" for other in waits_for.get(source, ())}
-            assert task.upstream_task_ids == first | extra, task.task_id
-            assert task.trigger_rule == "all_done"
-    # A task's streams sync one at a time, lowest map index first, in SCHEDULED_SPECS' order: a refund after
-    # its charge, a soft credit after its opportunity, a completion after its enrollment.
-    order = [spec.key for spec in SCHEDULED_SPECS]
-    for task in syncs:
-        assert task.max_active_tis_per_dagrun == 1, task.task_id
-        keys = streams_by_task[task.task_id]
-        assert keys == sorted(keys, key=order.index), task.task_id
-    assert dag.get_task("summarise").upstream_task_ids == set(streams_by_task)
-    assert any(spec.key in streams_by_task["sync_galaxy_people_and_reference"] for spec in VOLUNTEER_SPECS)
+    # after the CRM's contacts (they resolve to the LMS's and CRM's people).
+    assert by_key["moodle.users"].upstream_task_ids == set()
+    assert by_key["salesforce.Contact"].upstream_task_ids == {"sync_moodle_users"}
+    assert by_key["galaxy.users"].upstream_task_ids == {"sync_salesforce_Contact"}
+    # A child waits while its parent runs or waits for a retry, then runs once it is done, even failed.
+    for task in syncs.values():
+        assert task.trigger_rule == ("all_done" if task.upstream_task_ids else "all_success"), task.task_id
+    assert dag.get_task("summarise").upstream_task_ids == set(syncs)
+    assert dag.get_task("announce_first_complete_sync").upstream_task_ids == {"summarise"}
+    assert any(spec.key in by_key for spec in VOLUNTEER_SPECS)
+
+
+def _asset_events(run_id: str) -> dict[str, int]:
+    """Asset name -> events the run emitted, from Airflow's metadata database."""
+    from airflow.models.asset import AssetEvent, AssetModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import func, select
+
+    with create_session() as session:
+        rows = session.execute(
+            select(AssetModel.name, func.count())
+            .join(AssetEvent, AssetEvent.asset_id == AssetModel.id)
+            .where(AssetEvent.source_run_id == run_id)
+            .group_by(AssetModel.name)
+        ).all()
+    return {name: count for name, count in rows}
+
+
+@pytest.mark.slow
+def test_asset_events_come_only_from_runs_that_changed_rows_and_ready_from_the_first_complete_one(
+    load_dag, warehouse_url: str, sandbox_connections
+) -> None:
+    dag = load_dag("cdp_sync")
+
+    # Both runs as triggered from the CLI or the UI: no logical date, no data interval.
+    first = dag.test(logical_date=None)
+    second = dag.test(logical_date=None)  # the sources have nothing new
+
+    assert first.state == second.state == "success"
+    assert first.data_interval_start is None and first.data_interval_end is None
+    first_events = _asset_events(first.run_id)
+    assert first_events.pop("warehouse.ready") == 1
+    assert first_events == {f"warehouse.{entity}": n for entity, n in _streams_per_entity().items()}
+    assert _asset_events(second.run_id) == {}
+    states = {ti.task_id: ti.state for ti in second.get_task_instances()}
+    assert states["announce_first_complete_sync"] == "skipped"
+    assert states["summarise"] == "success"
+
+
+def _streams_per_entity() -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for spec in SCHEDULED_SPECS:
+        counts[spec.entity] = counts.get(spec.entity, 0) + 1
+    return counts
+
+
+@pytest.mark.slow
+def test_children_wait_for_their_parents_retry_and_no_orphan_they_could_have_joined_is_left(
+    load_dag, warehouse_url: str, sandbox_connections
+) -> None:
+    _, sandbox = sandbox_connections
+    # Both of the connector's attempts at Stripe's charges fail on the task's first try; the retry lands them.
+    sandbox.faults.add(Fault("server_error", "stripe", "charges", times=2))
+    dag = load_dag("cdp_sync", retries=1)
+    for task in dag.tasks:
+        task.retry_delay = timedelta(seconds=1)
+
+    dag_run = dag.test()
+
+    assert dag_run.state == "success"
+    tis = {ti.task_id: ti for ti in dag_run.get_task_instances()}
+    charges = tis["sync_stripe_charges"]
+    assert charges.try_number == 2 and charges.state == "success"
+    # Refunds, balance transactions, Opportunities and ReferralHero started only after the charges' retry.
+    for child in ("sync_stripe_refunds", "sync_stripe_balance_transactions", "sync_salesforce_Opportunity",
+                  "sync_referralhero_subscribers"):  # fmt: skip
+        assert tis[child].start_date >= charges.end_date, child
+    with psycopg.connect(warehouse_url) as conn:
+        waiting, joinable = conn.execute(
+            "SELECT count(*), count(*) FILTER (WHERE EXISTS (SELECT 1 FROM core.donation d WHERE d.source ="
+            " 'stripe' AND d.source_record_id = coalesce(q.payload ->> 'charge', q.payload ->> 'source')))"
+            " FROM ops.quarantine q WHERE q.resolved_at IS NULL AND q.reason LIKE 'unknown charge:%'"
+        ).fetchone()
+        refunds = conn.execute("SELECT count(*) FROM core.refund").fetchone()[0]
+    assert refunds > 0
+    # Whatever waits for a charge waits for one the source never sent; none waits for a charge that landed.
+    assert joinable == 0, f"{joinable} of {waiting} quarantined rows point to a charge in core"

@@ -33,7 +33,7 @@ def exports(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, warehouse_url: str)
 
 def _run(load_dag, folder: Path, reports: Path):
     return load_dag("migration_phase1_audit").test(
-        run_conf={"folder": str(folder), "reports_folder": str(reports)}
+        run_conf={"folder": str(folder), "reports_folder": str(reports)}, logical_date=None
     )
 
 

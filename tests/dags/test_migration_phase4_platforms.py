@@ -36,9 +36,9 @@ def test_phase4_dag_syncs_volunteers_checks_its_criteria_and_reruns_changing_not
             *connection_env("galaxy", sandbox.settings("galaxy", max_attempts=2, retry_base_delay=0.01))
         )
 
-        first = load_dag("migration_phase4_platforms").test()
+        first = load_dag("migration_phase4_platforms").test(logical_date=None)
         after_first = snapshot(warehouse_url, TABLES)
-        second = load_dag("migration_phase4_platforms").test()
+        second = load_dag("migration_phase4_platforms").test(logical_date=None)
 
     assert first.state == second.state == "success"
     assert snapshot(warehouse_url, TABLES) == after_first

@@ -51,11 +51,11 @@ def test_phase2_dag_dry_runs_first_then_applies_and_a_rerun_changes_nothing(
     before = writes.snapshot()
     dag = load_dag("migration_phase2_lms_crm")
 
-    dry = dag.test()
+    dry = dag.test(logical_date=None)
 
     assert dry.state == "success"
     assert writes.snapshot() == before and writes.write_requests == 0
-    applied = dag.test(run_conf={"mode": "apply"})
+    applied = dag.test(run_conf={"mode": "apply"}, logical_date=None)
 
     assert applied.state == "success"
     expected = eligible(warehouse_url, PUSH_PURPOSES)
@@ -65,7 +65,7 @@ def test_phase2_dag_dry_runs_first_then_applies_and_a_rerun_changes_nothing(
     assert len(alerts) == 1 and "refused by the CRM" in alerts[0] and "REQUIRED_FIELD_MISSING" in alerts[0]
 
     after_apply = writes.snapshot()
-    rerun = dag.test()  # auto, now that a run was applied
+    rerun = dag.test(logical_date=None)  # auto, now that a run was applied
 
     assert rerun.state == "success"
     assert writes.snapshot() == after_apply
@@ -91,7 +91,7 @@ def test_phase3_dag_triggers_every_completion_once(
         completions = conn.execute("SELECT count(*) FROM core.course_completion").fetchone()[0]
     dag = load_dag("migration_phase3_completion_triggers")
 
-    first = dag.test()
+    first = dag.test(logical_date=None)
 
     assert first.state == "success"
     service = phase_env.apis.certificate_service
@@ -109,7 +109,7 @@ def test_phase3_dag_triggers_every_completion_once(
     assert events == [("migration_phase3_completion_triggers", first.run_id)]
 
     posts = service.posts
-    second = dag.test()
+    second = dag.test(logical_date=None)
 
     assert second.state == "success"
     assert service.posts == posts and len(service.requests) == completions

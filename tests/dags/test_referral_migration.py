@@ -43,7 +43,7 @@ def test_referral_migration_end_to_end(
     dag = load_dag("referral_migration")
     outage = referral_sandbox.faults.add(Fault("server_error", "referralhero", "reward_status", status=503))
 
-    down = dag.test(run_conf=conf)
+    down = dag.test(run_conf=conf, logical_date=None)
 
     assert down.state == "success"
     with psycopg.connect(warehouse_url) as conn:
@@ -58,7 +58,7 @@ def test_referral_migration_end_to_end(
     assert queued > 0 and not referral_sandbox.apis.reward_desk.sent
 
     referral_sandbox.faults.remove(outage.id)
-    back = dag.test(run_conf=conf)
+    back = dag.test(run_conf=conf, logical_date=None)
 
     assert back.state == "success"
     with psycopg.connect(warehouse_url) as conn:
@@ -70,7 +70,7 @@ def test_referral_migration_end_to_end(
     assert set(referral_sandbox.apis.reward_desk.sent.values()) == {1}
     before = snapshot(warehouse_url, TABLES)
 
-    again = dag.test(run_conf=conf)
+    again = dag.test(run_conf=conf, logical_date=None)
 
     assert again.state == "success"
     assert snapshot(warehouse_url, TABLES) == before

@@ -82,7 +82,7 @@ def test_every_source_has_a_pool_and_the_tasks_calling_it_run_there(pools_used) 
         "migration_phase2_lms_crm.push_contacts",
         "migration_phase3_completion_triggers.trigger_completions",
         "cdp_count_diff.count_salesforce",
-        "cdp_sync.sync_salesforce_people_and_reference",
+        "cdp_sync.sync_salesforce_Contact",
     } <= pools_used["salesforce_api"]
     assert {"referral_migration.fulfil_rewards", "cdp_count_diff.count_referralhero"} <= pools_used[
         "survey_api"
@@ -90,7 +90,7 @@ def test_every_source_has_a_pool_and_the_tasks_calling_it_run_there(pools_used) 
     assert {
         "migration_phase4_platforms.sync_volunteers",
         "migration_phase4_platforms.sync_volunteer_activity",
-        "cdp_sync.sync_galaxy_activity",
+        "cdp_sync.sync_galaxy_hours",
     } <= pools_used["galaxy_api"]
 
 

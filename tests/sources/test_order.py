@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from cdp.sources import validation as v
-from cdp.sources.order import DependencyError, dependencies, sync_order, sync_plan
+from cdp.sources.order import DependencyError, dependencies, stream_edges, sync_order, sync_plan
 from cdp.sources.spec import ACTIVITY, PEOPLE_AND_REFERENCE, StreamSpec
 from cdp.sync.specs import SCHEDULED_SPECS
 
@@ -124,3 +124,36 @@ def test_the_registrys_order_does_not_depend_on_how_the_sources_are_listed() -> 
         for s in order:
             for before in dependencies(listed)[s.key]:
                 assert position[before] < position[s.key], (before, s.key)
+
+
+def test_stream_edges_keep_every_dependency_with_only_the_edges_not_implied() -> None:
+    users = spec("lms.users", wave=PEOPLE_AND_REFERENCE)
+    charges = spec("pay.charges")
+    refunds = spec("pay.refunds", after=("pay.charges",))
+    fees = spec("pay.fees", after=("pay.charges", "pay.refunds"))
+    notes = spec("crm.notes")
+    gifts = spec("crm.gifts", after=("pay.charges",))
+
+    edges = stream_edges([fees, gifts, refunds, notes, charges, users])
+
+    assert edges == {
+        "lms.users": (),
+        "crm.notes": ("lms.users",),
+        "pay.charges": ("lms.users",),
+        # After notes: a source's streams of one wave one at a time; the wave's edge is implied by it.
+        "crm.gifts": ("crm.notes", "pay.charges"),
+        "pay.refunds": ("pay.charges",),
+        "pay.fees": ("pay.refunds",),  # after the charges through the refunds
+    }
+
+
+def test_todays_stream_edges_imply_every_declared_dependency() -> None:
+    edges = stream_edges(SCHEDULED_SPECS)
+
+    def before(key: str) -> set[str]:
+        return set().union(*({up, *before(up)} for up in edges[key]))
+
+    for key, needed in dependencies(SCHEDULED_SPECS).items():
+        assert set(needed) <= before(key), key
+    assert edges["stripe.refunds"] == ("stripe.charges",)
+    assert edges["stripe.balance_transactions"] == ("stripe.refunds",)

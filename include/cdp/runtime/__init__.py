@@ -8,24 +8,28 @@ connection is looked up only when a task calls ``warehouse_url()``.
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from cdp.runtime.alerts import RunFailureNotifier, record_error_tail
 from cdp.runtime.anchor import anchor_audit_head
+
+# The DAG files' Asset helpers (see cdp.runtime.assets), re-exported.
+from cdp.runtime.assets import after_first_sync as after_first_sync
+from cdp.runtime.assets import warehouse_asset as warehouse_asset
+from cdp.runtime.assets import warehouse_changes as warehouse_changes
+from cdp.runtime.assets import warehouse_ready as warehouse_ready
 from cdp.sources import registry
 from cdp.sources.base import SourceSettings
 from cdp.sources.spec import DEFAULT_POOL as DEFAULT_VENDOR_POOL
 from cdp.sources.spec import VendorPool
 from cdp.warehouse import PIPELINE, Actor, normalise_url, resolve_url
 
-if TYPE_CHECKING:
-    from airflow.sdk import Asset
-
 OWNER = "data-platform"
 WAREHOUSE_CONN_ID = "warehouse"
 SLACK_CONN_ID = "slack_alerts"
 
-# Tags group the DAGs in the UI; the DAG integrity test allows only these.
+# Tags let the UI's DAG list be filtered by family (it does not group by them); the DAG integrity test
+# allows only these.
 ALLOWED_TAGS = frozenset(
     {"sync", "quality", "finance", "privacy", "migration", "identity", "ops", "referrals"}
 )
@@ -108,13 +112,19 @@ def actor_of(ti: Any) -> Actor:
 
 
 def sync_stream_task(
-    stream_key: str, ti: Any = None, data_interval_start: Any = None, data_interval_end: Any = None
+    stream_key: str,
+    ti: Any = None,
+    data_interval_start: Any = None,
+    data_interval_end: Any = None,
+    outlet_events: Any = None,
 ) -> dict[str, object]:
     """The body of every stream-sync task (``cdp_sync``, ``migration_phase4_platforms``), context values as
-    TaskFlow hands them in: one stream read over the run's data interval (up to now for a run without one)
-    from its source's connection, landed by the sync engine."""
+    TaskFlow hands them in: one stream read over the run's data interval (up to now for a run without one:
+    triggered from the CLI or the UI) from its source's connection, landed by the sync engine. The task's
+    ``warehouse_changes()`` outlet gets an event for the stream's table only when the run changed rows."""
     import pendulum
 
+    from cdp.runtime.assets import changed, emit_changes
     from cdp.sources import registry
     from cdp.sync.engine import sync_stream
     from cdp.sync.specs import BY_KEY
@@ -128,8 +138,12 @@ def sync_stream_task(
         run_id=ti.run_id,
         interval_start=data_interval_start,
         interval_end=data_interval_end or pendulum.now("UTC"),
-    )
-    return result.as_dict()
+    ).as_dict()
+    if changed(result):
+        emit_changes(
+            outlet_events, [spec.entity], {"stream": stream_key, "rows_landed": result["rows_landed"]}
+        )
+    return result
 
 
 def source_settings(source: str) -> SourceSettings:
@@ -148,14 +162,6 @@ def source_settings(source: str) -> SourceSettings:
     return SourceSettings(
         base_url=host.rstrip("/"), credential=connection.password or "", extra=connection.extra_dejson
     )
-
-
-def warehouse_asset(entity: str) -> Asset:
-    """The Airflow Asset for a warehouse table: downstream DAGs run when it is updated."""
-    from airflow.sdk import Asset
-
-    schema, table = entity.split(".", 1)
-    return Asset(name=f"warehouse.{entity}", uri=f"cdp://warehouse/{schema}/{table}")
 
 
 # --- Pools: one Airflow pool per vendor API budget. Every task that calls a vendor's API runs in that

@@ -8,6 +8,11 @@ that XCom back and sends the one message, naming DAG, task, run, error and the l
 
 Data alerts (count diffs, reconciliation, quarantine) are built in ``cdp.quality.data_alerts`` and sent
 through ``slack_sender``.
+
+An alert that cannot be sent is never just one line in a log: ``check_alert_connection`` probes the
+``slack_alerts`` connection without posting anything, and both the preflight (``python -m
+cdp.runtime.preflight``, run by docker-compose's airflow-init) and the hourly ``cdp_health`` DAG fail on a
+missing or broken connection; a notifier that fails logs the whole undelivered message.
 """
 
 from __future__ import annotations
@@ -105,7 +110,16 @@ class RunFailureNotifier(SlackWebhookNotifier):
         ti = context.get("ti") or context.get("task_instance")
         error = None if context.get("exception") else _stored_error_tail(ti)
         self.text = failure_text(context, error)
-        super().notify(context)
+        try:
+            super().notify(context)
+        except Exception as failure:
+            # Airflow logs a failed notifier in one line; the message itself must not be lost with it.
+            log.error(
+                "ALERT NOT DELIVERED through the %r connection (%s: %s); `cdp_health` fails until it is fixed."
+                " The alert was:\n%s",
+                self.slack_webhook_conn_id, type(failure).__name__, failure, self.text,
+            )  # fmt: skip
+            raise
 
 
 def slack_sender(conn_id: str) -> Callable[[str], None]:
@@ -116,3 +130,46 @@ def slack_sender(conn_id: str) -> Callable[[str], None]:
         SlackWebhookHook(slack_webhook_conn_id=conn_id).send(text=text)
 
     return send
+
+
+class AlertsNotWired(RuntimeError):
+    """The alert connection is missing or broken: every failure and data alert would be lost."""
+
+
+# What a live Slack incoming webhook answers to a message with no text (HTTP 400), so probing posts nothing.
+# A dead one answers 403 invalid_token / no_team, 404 no_service, 410 channel_is_archived, or nothing at all.
+LIVE_WEBHOOK_ANSWERS = frozenset({"no_text", "invalid_payload", "missing_text_or_fallback_or_attachments"})
+
+
+def check_alert_connection(conn_id: str, *, timeout: float = 10.0) -> str:
+    """Probe the Slack webhook connection ``conn_id`` without posting a message; raise ``AlertsNotWired``
+    when it is missing, names no webhook, or the webhook does not answer as a live one. Returns a line that
+    says where alerts go (scheme and host only: the webhook's path is its secret)."""
+    from urllib.parse import urlsplit
+
+    from airflow.providers.slack.hooks.slack_webhook import SlackWebhookHook
+    from airflow.sdk.exceptions import AirflowNotFoundException
+
+    fix = (
+        f"define the `{conn_id}` connection (a Slack incoming webhook: conn_type `slackwebhook`, the webhook URL"
+        " as password; README, Connections)"
+    )
+    try:
+        client = SlackWebhookHook(slack_webhook_conn_id=conn_id, timeout=int(timeout)).client
+    except AirflowNotFoundException as error:
+        raise AlertsNotWired(f"alerts would be lost: {error}; {fix}") from error
+    where = "{0.scheme}://{0.netloc}".format(urlsplit(client.url))
+    try:
+        response = client.send_dict({})
+    except Exception as error:
+        raise AlertsNotWired(
+            f"alerts would be lost: the `{conn_id}` webhook at {where} cannot be reached"
+            f" ({type(error).__name__}: {error}); check the URL and the network path to it"
+        ) from error
+    answer = str(response.body or "").strip()
+    if response.status_code == 200 or (response.status_code == 400 and answer in LIVE_WEBHOOK_ANSWERS):
+        return f"alerts go to the `{conn_id}` webhook at {where}, which answers"
+    raise AlertsNotWired(
+        f"alerts would be lost: the `{conn_id}` webhook at {where} answered HTTP {response.status_code}"
+        f" {answer[:80]!r} (a revoked or mistyped webhook); {fix}"
+    )

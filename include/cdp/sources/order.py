@@ -125,3 +125,33 @@ def sync_plan(specs: Sequence[StreamSpec]) -> tuple[SyncTask, ...]:
         )
         for name in (by_label[text] for text in task_order)
     )
+
+
+def stream_edges(specs: Sequence[StreamSpec]) -> dict[str, tuple[str, ...]]:
+    """One task per stream: each stream's key -> the streams its task runs after, in ``sync_order``.
+
+    A stream follows what it depends on (declared, and its wave's) and, so that a vendor sees one stream of
+    a source and wave at a time as before, the stream listed before it in the same source and wave. Only
+    the edges that are not implied by others are kept (a transitive reduction), which leaves the same order
+    and a graph a person can read: a refund after its charge, not after every people stream again.
+    """
+    ordered = sync_order(specs)
+    deps = dependencies(specs)
+    wanted: dict[str, set[str]] = {spec.key: set(deps[spec.key]) for spec in ordered}
+    previous: dict[tuple[str, int], str] = {}
+    for spec in ordered:
+        group = (spec.source, spec.wave)
+        if group in previous:
+            wanted[spec.key].add(previous[group])
+        previous[group] = spec.key
+    ancestors: dict[str, set[str]] = {}
+    for spec in ordered:  # everything a stream waits for, directly or not
+        ancestors[spec.key] = set().union(*({up, *ancestors[up]} for up in wanted[spec.key]))
+    return {
+        spec.key: tuple(
+            up
+            for up in (key for key in (s.key for s in ordered) if key in wanted[spec.key])
+            if not any(up in ancestors[other] for other in wanted[spec.key] if other != up)
+        )
+        for spec in ordered
+    }

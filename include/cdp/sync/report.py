@@ -6,6 +6,8 @@ import logging
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+import psycopg
+
 log = logging.getLogger(__name__)
 
 TOTALS = ("rows_read", "rows_landed", "rows_upserted", "rows_quarantined")
@@ -29,3 +31,16 @@ def summarise_run(results: Iterable[Mapping[str, Any] | None], expected: Sequenc
             f"{len(missing)} stream(s) did not land: {', '.join(missing)} (see their task logs)"
         )
     return totals
+
+
+def earlier_complete_runs(url: str, run_id: str, expected: Sequence[str]) -> int:
+    """How many sync runs other than ``run_id`` landed every one of ``expected`` (``source.stream``) streams:
+    0 means ``run_id`` is the warehouse's first complete sync."""
+    with psycopg.connect(url) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM (SELECT run_id FROM ops.sync_run"
+            " WHERE run_id <> %(run_id)s AND source || '.' || stream = ANY(%(expected)s)"
+            " GROUP BY run_id HAVING count(DISTINCT source || '.' || stream) = %(streams)s) complete",
+            {"run_id": run_id, "expected": list(expected), "streams": len(set(expected))},
+        ).fetchone()
+    return int(row[0])

@@ -1,0 +1,82 @@
+"""The warehouse as Airflow Assets: which DAG runs when, ordered by data rather than by the clock.
+
+- ``warehouse_asset("core.course_completion")``: one Asset per warehouse table. Its events come only from
+  runs that changed rows in it: a task lists the alias ``warehouse_changes()`` among its outlets and adds the
+  table's Asset to it (``emit_changes``) only when it landed something, so a consumer scheduled on a table
+  (``migration_phase3_completion_triggers`` on completions) does not wake for a sync that found nothing new.
+  A plain Asset outlet would emit an event on every successful try, changed or not.
+- ``warehouse_ready()``: one event, from the first ``cdp_sync`` run that landed every stream. The DAGs
+  that read synced data (dedupe, count diff, reconciliation, the phase DAGs, the data-health page) are
+  scheduled with ``after_first_sync(cron)`` and no start date: their clock never fires at the moment they
+  are switched on (``run_immediately=False``), and the first complete sync runs them once, right after it.
+  So a fresh ``make run`` lands the data first and judges it second, never a half-landed warehouse.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from airflow.sdk import Asset, AssetAlias, AssetOrTimeSchedule
+
+WAREHOUSE_CHANGES_ALIAS = "warehouse.changes"
+WAREHOUSE_READY_NAME = "warehouse.ready"
+WAREHOUSE_READY_URI = "cdp://warehouse/ready"
+
+
+def warehouse_asset(entity: str) -> Asset:
+    """The Airflow Asset for a warehouse table: downstream DAGs run when rows in it changed."""
+    from airflow.sdk import Asset
+
+    schema, table = entity.split(".", 1)
+    return Asset(name=f"warehouse.{entity}", uri=f"cdp://warehouse/{schema}/{table}")
+
+
+def warehouse_changes() -> AssetAlias:
+    """The outlet of every task that writes warehouse tables: resolved, per run, to the tables it changed."""
+    from airflow.sdk import AssetAlias
+
+    return AssetAlias(name=WAREHOUSE_CHANGES_ALIAS)
+
+
+def warehouse_ready() -> Asset:
+    """Updated once: when the first ``cdp_sync`` run has landed every stream (see the module docstring)."""
+    from airflow.sdk import Asset
+
+    return Asset(name=WAREHOUSE_READY_NAME, uri=WAREHOUSE_READY_URI)
+
+
+def after_first_sync(cron: str) -> AssetOrTimeSchedule:
+    """``cron`` (UTC), except that switching the DAG on does not run it at once; the first complete sync does.
+
+    Give the DAG ``start_date=None``: with a start date, Airflow 3.3 runs the latest past cron time as soon as
+    the DAG is switched on (``run_immediately`` applies only to a DAG without one).
+    """
+    from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable
+
+    return AssetOrTimeSchedule(
+        timetable=CronTriggerTimetable(cron, timezone="UTC", run_immediately=False),
+        assets=[warehouse_ready()],
+    )
+
+
+def changed(result: Mapping[str, Any]) -> bool:
+    """Did a stream's run change the warehouse: a payload new to raw, or a quarantined record that landed."""
+    return int(result.get("rows_landed") or 0) > 0 or int(result.get("rows_replayed") or 0) > 0
+
+
+def emit_changes(
+    outlet_events: Any, entities: Iterable[str], extra: Mapping[str, Any] | None = None
+) -> list[str]:
+    """Add an event for each changed table to the task's ``warehouse_changes()`` outlet; returns the tables.
+
+    ``outlet_events`` is the task's context accessor (None outside Airflow: nothing to emit).
+    """
+    tables = sorted(set(entities))
+    if outlet_events is None:
+        return []
+    accessor = outlet_events[warehouse_changes()]
+    for entity in tables:
+        accessor.add(warehouse_asset(entity), extra=dict(extra or {}))
+    return tables
