@@ -71,6 +71,8 @@ def register_airflow(commands: argparse._SubParsersAction) -> None:
         add_help=False,
         help="run an Airflow command against the local stack (its AIRFLOW_HOME, metadata database, connections)",
     )
+    # `cdp airflow --help` is Airflow's help (argparse would take a leading option for one of cdp's own).
+    airflow.add_argument("-h", "--help", dest="airflow_help", action="store_true", help=argparse.SUPPRESS)
     airflow.add_argument("arguments", nargs=argparse.REMAINDER)
     airflow.set_defaults(handler=_airflow)
 
@@ -93,7 +95,8 @@ def _airflow(args: argparse.Namespace) -> int:
         return 2
     airflow = devserver.airflow_executable()
     sys.stdout.flush()
-    os.execve(airflow, [airflow, *args.arguments], environment)
+    arguments = ["--help"] * args.airflow_help + args.arguments
+    os.execve(airflow, [airflow, *arguments], environment)
     return 0  # not reached
 
 

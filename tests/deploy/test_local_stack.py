@@ -75,7 +75,7 @@ def test_airflow_metadata_is_its_own_postgres_database_with_its_own_role(
 def test_cdp_airflow_runs_airflow_commands_against_the_stack(running: local_stack.Stack) -> None:
     result = running.cdp("airflow", "dags", "list", "--output", "json")
     assert result.returncode == 0, result.stderr[-3000:]
-    listed = json.loads(result.stdout[result.stdout.index("[") :])
+    listed = json.loads(result.stdout[result.stdout.index("[{") :])
     assert {"cdp_sync", "cdp_count_diff"} <= {dag["dag_id"] for dag in listed}
 
 
