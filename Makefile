@@ -6,10 +6,13 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 DEPS   := $(VENV)/.deps-installed
 PORT   ?= 8080
+# The API server (UI) listens on this address only; HOST=0.0.0.0 makes it reachable from other machines.
+HOST   ?= 127.0.0.1
+SANDBOX_PORT ?= 8765
 # Two workers: one per core on the target machines. Override with `make test PYTEST_WORKERS=0`.
 PYTEST_WORKERS ?= 2
 
-.PHONY: run test lint format lock bench-sync clean venv browser
+.PHONY: run stop test lint format lock bench-sync clean venv browser
 
 venv: $(DEPS)
 
@@ -23,9 +26,14 @@ $(DEPS): requirements.txt requirements-dev.txt pyproject.toml sandbox/pyproject.
 	$(BIN)/uv pip install --quiet -p $(BIN)/python --no-deps -e . -e sandbox
 	touch $@
 
-## run: the warehouse, its schema, the vendor sandbox and Airflow (UI on http://localhost:$(PORT)) with every DAG
+## run: the warehouse, its schema, the vendor sandbox and Airflow (UI on http://localhost:$(PORT)) with every DAG;
+## Ctrl-C stops Airflow and the sandbox
 run: $(DEPS)
-	$(BIN)/cdp run --port $(PORT)
+	$(BIN)/cdp run --port $(PORT) --host $(HOST) --sandbox-port $(SANDBOX_PORT)
+
+## stop: stop what `make run` started (also the leftovers of a crashed run) and the embedded warehouse
+stop:
+	@if [ -x $(BIN)/cdp ]; then $(BIN)/cdp stop; else echo "no .venv: nothing was started"; fi
 
 ## browser: Debian's Chromium for the browser test (tests/ui), installed with apt-get when missing (root)
 CHROMIUM ?= /usr/bin/chromium
@@ -64,5 +72,5 @@ bench-sync: $(DEPS)
 	$(BIN)/python benchmarks/sync/bench_sync.py --learners $(LEARNERS) --repeats $(REPEATS)
 
 clean:
-	-$(BIN)/cdp warehouse down
+	-$(BIN)/cdp stop
 	rm -rf $(VENV) .cdp

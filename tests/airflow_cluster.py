@@ -2,10 +2,11 @@
 
 ``dag.test()`` runs a DAG in the test process and skips the scheduler, so what only the scheduler does
 (backfill runs, deadline alerts) is checked against these processes: LocalExecutor, the project's ``dags/``,
-and Airflow's metadata in its own database on the suite's PostgreSQL (SQLite locks up under four
-processes writing at once). The scheduler's own schedule is switched off
-(``use_job_schedule = False``): only the runs a test creates (a backfill, a trigger) run, so nothing runs
-that the test did not ask for. Tests read the metadata database directly, read-only.
+and Airflow's metadata in its own database on the suite's PostgreSQL, owned by its own non-superuser role
+as `make run` has it (``metadata_database``; SQLite locks up under four processes writing at once). The
+scheduler's own schedule is switched off (``use_job_schedule = False``): only the runs a test creates (a
+backfill, a trigger) run, so nothing runs that the test did not ask for. Tests read the metadata database
+directly, read-only.
 """
 
 from __future__ import annotations
@@ -16,16 +17,32 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import psycopg
-from support import free_port
+from psycopg import sql
+from support import drop_database, free_port
+
+from cdp.warehouse.embedded import EmbeddedServer
 
 REPO = Path(__file__).resolve().parents[1]
 AIRFLOW = Path(sys.executable).with_name("airflow")
 COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
+
+
+def metadata_database(server: EmbeddedServer) -> tuple[str, str]:
+    """A new metadata database owned by a role of its own (same name, generated password): (name, URL)."""
+    name = f"airflow_{uuid.uuid4().hex[:12]}"
+    return name, server.ensure_owned_database(name, name, secrets.token_urlsafe(24))
+
+
+def drop_metadata_database(server: EmbeddedServer, name: str) -> None:
+    drop_database(server, name)
+    with psycopg.connect(server.url("postgres"), autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(name)))
 
 
 class AirflowCluster:
@@ -43,7 +60,7 @@ class AirflowCluster:
             "AIRFLOW__CORE__PLUGINS_FOLDER": str(home / "no-plugins"),
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": metadata_url.replace(
-                "postgresql://", "postgresql+psycopg2://"
+                "postgresql://", "postgresql+psycopg://"
             ),
             "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
             "AIRFLOW__CORE__PARALLELISM": "2",

@@ -87,19 +87,21 @@ def _declared_by_the_sandbox() -> list[EntryPoint]:
 def test_without_the_sandbox_package_cdp_has_neither_sandbox_nor_run() -> None:
     commands = _commands(build_parser(installed=[]).format_help())
     assert {"warehouse", "migrate", "audit", "dedupe", "privacy", "crm"} <= commands
-    assert not commands & {"sandbox", "run"}
+    assert not commands & {"sandbox", "run", "stop", "airflow"}
 
 
 def test_with_the_sandbox_package_its_entry_points_add_sandbox_and_run() -> None:
     declared = _declared_by_the_sandbox()
-    assert {entry.name for entry in declared} == {"sandbox", "run"}
-    assert {"sandbox", "run"} <= _commands(build_parser(installed=declared).format_help())
+    assert {entry.name for entry in declared} == {"sandbox", "run", "stop", "airflow"}
+    assert {"sandbox", "run", "stop", "airflow"} <= _commands(build_parser(installed=declared).format_help())
     # `make venv` installs the sandbox here: its metadata declares the same entry points.
     assert sorted(entry_points(group=COMMANDS_GROUP)) == sorted(declared)
-    assert {"sandbox", "run"} <= _commands(build_parser().format_help())
+    assert {"sandbox", "run", "stop", "airflow"} <= _commands(build_parser().format_help())
 
 
-@pytest.mark.parametrize("argv", [["sandbox", "serve"], ["run", "--port", "8080"]])
+@pytest.mark.parametrize(
+    "argv", [["sandbox", "serve"], ["run", "--port", "8080"], ["stop"], ["airflow", "dags", "list"]]
+)
 def test_a_development_command_without_the_sandbox_is_a_clear_error(
     argv: list[str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -35,7 +35,7 @@ CLI_ACTOR = Actor("cli")
 #: The entry point group through which an installed package adds sub-commands (a register function each).
 COMMANDS_GROUP = "cdp.commands"
 #: Sub-commands only the development package provides, and what to tell someone who asks for them without it.
-DEVELOPMENT_COMMANDS = ("sandbox", "run")
+DEVELOPMENT_COMMANDS = ("sandbox", "run", "stop", "airflow")
 NOT_INSTALLED = (
     "`cdp {command}` is a development tool and is not installed here: the sandbox package (sandbox/) adds it; "
     "install it with `make venv` (or `uv pip install -e sandbox`)"

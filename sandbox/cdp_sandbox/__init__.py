@@ -9,5 +9,6 @@ people every vendor shares are in ``cdp_sandbox.core``.
 
 Layers, each importing only those above it: ``tables``/``names``/``people``/``faults``/``formats`` →
 ``core`` → ``apis`` (shared plumbing) → the vendor modules → ``vendors`` (the registry) → ``generator`` →
-``server``/``legacy``/``truth`` → ``devserver`` → ``commands`` (the ``cdp`` sub-commands).
+``server``/``legacy``/``truth``/``processes`` (the local stack's supervision) → ``devserver`` → ``commands``
+(the ``cdp`` sub-commands).
 """

@@ -58,6 +58,8 @@ log = logging.getLogger(__name__)
 
 #: The vendor mounts: every registered vendor with an API (cdp_sandbox.vendors), in registry order.
 SOURCES = tuple(api_factories())
+#: Where the sandbox receives Slack incoming-webhook posts (the `slack_alerts` connection of `make run`).
+SLACK_WEBHOOK_PATH = "/slack/services/T0SANDBOX/B0SANDBOX/sandboxwebhooksecret"
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -165,7 +167,7 @@ class SandboxServer:
 
     @property
     def slack_webhook_url(self) -> str:
-        return f"{self.base_url}/slack/services/T0SANDBOX/B0SANDBOX/sandboxwebhooksecret"
+        return self.base_url + SLACK_WEBHOOK_PATH
 
     def settings(self, source: str, **extra: Any) -> SourceSettings:
         """Connection settings that make the real connector talk to this sandbox."""

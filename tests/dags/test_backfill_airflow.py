@@ -24,7 +24,7 @@ from datetime import UTC, datetime, timedelta
 
 import psycopg
 import pytest
-from airflow_cluster import AirflowCluster
+from airflow_cluster import AirflowCluster, drop_metadata_database, metadata_database
 from support import STATE_QUERIES, create_database, drop_database, state_difference, warehouse_state
 
 from cdp.sources import registry
@@ -75,14 +75,14 @@ def cluster(
     connections["AIRFLOW_CONN_SLACK_ALERTS"] = json.dumps(
         {"conn_type": "slackwebhook", "password": sandbox.slack_webhook_url}
     )
-    metadata = create_database(pg_server, None)
-    cluster = AirflowCluster(tmp_path_factory.mktemp("airflow"), pg_server.url(metadata), connections)
+    metadata, metadata_url = metadata_database(pg_server)  # its own role, as `make run` has it
+    cluster = AirflowCluster(tmp_path_factory.mktemp("airflow"), metadata_url, connections)
     try:
         cluster.start()
         yield cluster
     finally:
         cluster.stop()
-        drop_database(pg_server, metadata)
+        drop_metadata_database(pg_server, metadata)
 
 
 def _scheduled_history(url: str, sandbox: SandboxServer, intervals: list[tuple[datetime, datetime]]) -> None:

@@ -1,6 +1,10 @@
-"""The local stack as `make run` starts it (warehouse, sandbox, `airflow standalone`), on free ports.
+"""The local stack exactly as `make run` starts it (`cdp run`: warehouse, Airflow's metadata database in
+PostgreSQL, the sandbox, the four supervised Airflow components), on free ports, with a CDP_HOME of its own.
 
-Used by the browser test; everything lives in the test session's temporary CDP_HOME / AIRFLOW_HOME.
+Used by the browser test and by tests/deploy/test_local_stack.py. The warehouse is a database of the suite's
+PostgreSQL server (``AIRFLOW_CONN_WAREHOUSE``); Airflow's metadata lives where `make run` puts it, in the
+database ``airflow`` of the embedded server under this stack's CDP_HOME. ``stop`` sends SIGINT to the
+process group, as Ctrl-C in a terminal does, then runs `cdp stop` for the embedded server.
 """
 
 from __future__ import annotations
@@ -9,6 +13,7 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -20,16 +25,24 @@ from support import free_port
 from cdp.warehouse import migrations
 from cdp_sandbox import devserver
 
+CDP = Path(sys.executable).with_name("cdp")
+
 
 @dataclass
 class Stack:
     base_url: str
     user: str
     password: str
-    airflow: subprocess.Popen[bytes]
-    sandbox: subprocess.Popen[bytes]
+    process: subprocess.Popen[bytes]
+    home: Path
+    port: int
+    sandbox_port: int
+    environment: dict[str, str]
     log_path: Path
-    data_health_dir: Path
+
+    @property
+    def data_health_dir(self) -> Path:
+        return self.home / "data-health"
 
     def api(self, method: str, path: str, body: dict | None = None, token: str | None = None) -> dict:
         request = urllib.request.Request(
@@ -56,62 +69,86 @@ class Stack:
             "access_token"
         ]
 
+    def cdp(self, *args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+        """A `cdp …` command run as a person would beside this stack (same CDP_HOME)."""
+        return subprocess.run(
+            [str(CDP), *args],
+            env=self.environment,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+
     def log_tail(self, lines: int = 60) -> str:
-        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        parts = [self.log_path.read_text(errors="replace")]
+        for component in devserver.COMPONENTS:
+            path = self.home / "airflow" / "logs" / f"{component}.log"
+            if path.exists():
+                parts.append(f"--- {component}:\n" + path.read_text(errors="replace"))
+        return "\n".join("\n".join(part.splitlines()[-lines:]) for part in parts)
+
+    def interrupt(self, timeout: float = 60) -> float:
+        """Ctrl-C as a terminal sends it (SIGINT to the process group); seconds until `cdp run` exited."""
+        began = time.monotonic()
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGINT)
+            try:
+                self.process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(timeout=10)
+                raise
+        return time.monotonic() - began
 
     def stop(self) -> None:
-        for process in (self.airflow, self.sandbox):
-            if process.poll() is None:
-                os.killpg(process.pid, signal.SIGTERM)
-        for process in (self.airflow, self.sandbox):
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait(timeout=10)
+        try:
+            self.interrupt()
+        finally:
+            self.cdp("stop", timeout=120)  # leftovers, if any, and the embedded server
 
 
-def start(warehouse_url: str, work: Path, *, timeout: float = 300) -> Stack:
-    """Migrate, start the sandbox and `airflow standalone`; return once the API server answers."""
+def start(warehouse_url: str, work: Path, *, timeout: float = 900) -> Stack:
+    """Migrate the warehouse, run `cdp run` on free ports; return once the API server answers a login."""
     migrations.upgrade(warehouse_url)
     port, sandbox_port = free_port(), free_port()
-    sandbox = devserver.start_sandbox(sandbox_port)
-    environment = devserver.local_environment(warehouse_url, port, sandbox_port)
-    # One difference from `make run`: the scheduler creates no scheduled runs (manual ones still run), so
-    # on a two-core machine every DAG's first scheduled run does not compete with the run the test watches.
-    environment["AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE"] = "False"
-    environment["AIRFLOW__SCHEDULER__MIN_FILE_PROCESS_INTERVAL"] = "5"
-    environment["AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL"] = "5"
-    environment["PYTHONUNBUFFERED"] = "1"
-    # A busy machine answers the execution API slowly: the default 5 s timeout fails tasks before they start.
-    environment["AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT"] = "120"
-    environment["AIRFLOW__WORKERS__EXECUTION_API_RETRIES"] = "10"
-    # Free ports for the log servers too, so that parallel stacks on one machine do not collide.
-    environment["AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT"] = str(free_port())
-    environment["AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT"] = str(free_port())
-    password = devserver.ui_password()
-    devserver.prepare_airflow(environment)  # Airflow's schema and the vendor pools, as `make run` does
-    log_path = work / "airflow-standalone.log"
-    airflow = subprocess.Popen(
-        [devserver.airflow_executable(), "standalone"],
-        env=environment,
-        stdout=log_path.open("wb"),
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
+    home = work / "cdp-home"
+    home.mkdir(parents=True, exist_ok=True)
+    environment = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "CDP_"))},
+        "CDP_HOME": str(home),
+        "AIRFLOW_CONN_WAREHOUSE": warehouse_url,
+        # One difference from `make run`: the scheduler creates no scheduled runs (manual ones still run), so
+        # on a two-core machine every DAG's first scheduled run does not compete with the runs a test watches.
+        "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False",
+        "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
+        # Free ports for the log servers too, so that parallel stacks on one machine do not collide.
+        "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
+        "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
+        "PYTHONUNBUFFERED": "1",
+    }
+    log_path = work / "cdp-run.log"
+    process = subprocess.Popen(
+        [str(CDP), "run", "--port", str(port), "--sandbox-port", str(sandbox_port)],
+        env=environment, stdout=log_path.open("wb"), stderr=subprocess.STDOUT, start_new_session=True,
+    )  # fmt: skip
     stack = Stack(
-        f"http://127.0.0.1:{port}", devserver.UI_USER, password, airflow, sandbox, log_path,
-        Path(environment["CDP_DATA_HEALTH_DIR"]),
+        f"http://127.0.0.1:{port}", devserver.UI_USER, "", process, home, port, sandbox_port, environment,
+        log_path,
     )  # fmt: skip
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if airflow.poll() is not None:
-            stack.stop()
-            raise RuntimeError(f"airflow standalone exited with {airflow.returncode}:\n{stack.log_tail()}")
-        try:
-            stack.token()
-            return stack
-        except (urllib.error.URLError, ConnectionError, TimeoutError):
-            time.sleep(1)
+        if process.poll() is not None:
+            stack.cdp("stop", timeout=120)
+            raise RuntimeError(f"cdp run exited with {process.returncode}:\n{stack.log_tail()}")
+        if "Airflow UI:" in log_path.read_text(errors="replace"):  # the banner: every component started
+            passwords = json.loads((home / "airflow" / "passwords.json").read_text())
+            stack.password = passwords[devserver.UI_USER]
+            try:
+                stack.token()
+                return stack
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                pass
+        time.sleep(1)
     stack.stop()
-    raise RuntimeError(f"the Airflow API server did not answer within {timeout:.0f} s:\n{stack.log_tail()}")
+    raise RuntimeError(f"the local stack did not answer within {timeout:.0f} s:\n{stack.log_tail()}")

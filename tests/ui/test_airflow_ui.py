@@ -1,11 +1,11 @@
 """The Airflow UI as its users see it, in Debian's Chromium driven by Playwright (headless).
 
-The stack starts as `make run` starts it (the warehouse migrated, the vendor-API sandbox, `airflow
-standalone` with every DAG and the project's plugins), on free ports in the test session's temporary
-folders. The browser logs in (SimpleAuthManager), sees every DAG in the list, triggers `cdp_sync`, watches
-the run succeed, opens its log, and opens the data-health page from the UI (which the API server refuses
-to anyone without the login). Screenshots of every step are kept in ``test-artifacts/browser/``
-(git-ignored; the path is printed).
+The stack starts as `make run` starts it (`cdp run`: the warehouse migrated, Airflow's metadata in
+PostgreSQL, the vendor-API sandbox, Airflow's four components with every DAG and the project's plugins), on
+free ports in the test session's temporary folders. The browser logs in (SimpleAuthManager), sees every
+DAG in the list, triggers `cdp_sync`, watches the run succeed, opens its log, and opens the data-health
+page from the UI (which the API server refuses to anyone without the login). Screenshots of every step are
+kept in ``test-artifacts/browser/`` (git-ignored; the path is printed).
 
 Playwright brings only its driver here: the browser is ``/usr/bin/chromium`` from Debian (`make test`
 installs it when missing), never a downloaded build.

@@ -288,6 +288,43 @@ class EmbeddedServer:
             if not exists:
                 conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(database)))
 
+    def ensure_owned_database(self, database: str, role: str, password: str) -> str:
+        """A database owned by its own login role, which only that role (and the superuser) may connect to;
+        the role's password is set to ``password`` on every call. Returns the role's URL.
+
+        For Airflow's metadata in `make run` and the test stacks: Airflow gets a database of its own, never
+        the warehouse's, and never the superuser's login.
+        """
+        import psycopg
+        from psycopg import sql
+
+        with psycopg.connect(self.url("postgres"), autocommit=True) as conn:
+            if conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)).fetchone() is None:
+                conn.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(role)))
+            conn.execute(
+                sql.SQL("ALTER ROLE {} WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD {}").format(
+                    sql.Identifier(role), sql.Literal(password)
+                )
+            )
+            if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (database,)).fetchone() is None:
+                conn.execute(
+                    sql.SQL("CREATE DATABASE {} OWNER {}").format(
+                        sql.Identifier(database), sql.Identifier(role)
+                    )
+                )
+            else:
+                conn.execute(
+                    sql.SQL("ALTER DATABASE {} OWNER TO {}").format(
+                        sql.Identifier(database), sql.Identifier(role)
+                    )
+                )
+            conn.execute(sql.SQL("REVOKE ALL ON DATABASE {} FROM PUBLIC").format(sql.Identifier(database)))
+        settings = self._settings()
+        return (
+            f"postgresql://{quote(role, safe='')}:{quote(password, safe='')}@127.0.0.1:{settings['port']}/"
+            f"{quote(database, safe='')}"
+        )
+
 
 #: The processes that connect to the warehouse, each as its own login in one application role (issue 15,
 #: item 9); the superuser is for migrations only. The CLI's login is the operator's own in production
