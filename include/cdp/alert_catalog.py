@@ -64,6 +64,13 @@ ALERTS: dict[str, AlertKind] = {kind.key: kind for kind in _KINDS}
 
 # Error classes of the package that never end a DAG run, so never reach Slack (and why).
 NOT_ALERTS: dict[str, str] = {
+    "PathNotAllowed": "a DAG parameter names a file outside CDP_IMPORT_FOLDERS / CDP_REPORT_FOLDERS: the task "
+    "fails at once, without retries, before reading anything, and the run's `run_failed` alert names it",
+    "AlertsNotWired": "the slack_alerts connection is missing or refused: raised by the preflight (compose's "
+    "airflow-init stops there) and by cdp_health's check_alerts task, whose failed run the UI shows",
+    "SuperuserRefused": "the finance CLI's answer to a superuser login without --role (a clear error, exit 2)",
+    "AnchorFileRefused": "the anchor file is a symlink or another user's: the hourly cdp_health run fails on it "
+    "(its `run_failed` alert), and `cdp audit verify` counts the rows past the last anchor meanwhile",
     "SourceError": "base class only; its subclasses are listed",
     "SignatureError": "a webhook request refused with 401 and counted in ops.webhook_rejection_count",
     "PayloadError": "a webhook request refused with 422 and counted in ops.webhook_rejection_count",

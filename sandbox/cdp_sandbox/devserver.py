@@ -403,6 +403,7 @@ def _port_free(host: str, port: int) -> bool:
         return port_is_free(port)
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as port_is_free: TIME_WAIT is not busy
         try:
             sock.bind((host, port))
         except OSError:

@@ -18,14 +18,18 @@ from cdp.runtime.assets import after_first_sync as after_first_sync
 from cdp.runtime.assets import warehouse_asset as warehouse_asset
 from cdp.runtime.assets import warehouse_changes as warehouse_changes
 from cdp.runtime.assets import warehouse_ready as warehouse_ready
+from cdp.runtime.context import WAREHOUSE_CONN_ID as WAREHOUSE_CONN_ID
+from cdp.runtime.context import actor_of, warehouse_url
 from cdp.sources import registry
 from cdp.sources.base import SourceSettings
 from cdp.sources.spec import DEFAULT_POOL as DEFAULT_VENDOR_POOL
 from cdp.sources.spec import VendorPool
-from cdp.warehouse import PIPELINE, Actor, normalise_url, resolve_url
+from cdp.warehouse import PIPELINE as PIPELINE
+from cdp.warehouse import Actor as Actor
+from cdp.warehouse import normalise_url as normalise_url
+from cdp.warehouse import resolve_url as resolve_url
 
 OWNER = "data-platform"
-WAREHOUSE_CONN_ID = "warehouse"
 SLACK_CONN_ID = "slack_alerts"
 
 # Tags let the UI's DAG list be filtered by family (it does not group by them); the DAG integrity test
@@ -84,30 +88,6 @@ def sync_deadline() -> Any:
                 "will queue behind it. Check the run's running tasks in the Airflow UI.",
             },
         ),
-    )
-
-
-def warehouse_url() -> str:
-    """The Airflow connection ``warehouse`` when defined, else the project's embedded server (started)."""
-    from airflow.sdk import BaseHook
-    from airflow.sdk.exceptions import AirflowNotFoundException
-
-    try:
-        connection = BaseHook.get_connection(WAREHOUSE_CONN_ID)
-    except AirflowNotFoundException:
-        return resolve_url(start_embedded=True, purpose=PIPELINE)
-    return normalise_url(connection.get_uri())
-
-
-def actor_of(ti: Any) -> Actor:
-    """Audit events written by a task name its DAG, run and task: from the task instance TaskFlow hands in
-    (a task declares ``ti=None``)."""
-    dag_id = getattr(ti, "dag_id", None)
-    return Actor(
-        name=f"airflow:{dag_id}",
-        dag_id=dag_id,
-        run_id=getattr(ti, "run_id", None),
-        task_id=getattr(ti, "task_id", None),
     )
 
 

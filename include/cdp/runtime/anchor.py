@@ -19,7 +19,7 @@ log = logging.getLogger(__name__)
 def anchor_audit_head(context: Mapping[str, Any]) -> None:
     """Task callback: append the audit head to the anchor file when the task's run moved it."""
     from cdp import audit
-    from cdp.runtime import actor_of, warehouse_url
+    from cdp.runtime.context import actor_of, warehouse_url
     from cdp.warehouse import connect
 
     ti = context.get("ti") or context.get("task_instance")

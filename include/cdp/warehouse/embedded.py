@@ -70,7 +70,10 @@ _START_ATTEMPTS = 3
 
 
 def port_is_free(port: int) -> bool:
+    """Whether a server could listen on ``port`` now. Like the servers we start (PostgreSQL, uvicorn, the
+    sandbox), with SO_REUSEADDR: connections a stopped server leaves in TIME_WAIT do not make a port busy."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind(("127.0.0.1", port))
         except OSError:
