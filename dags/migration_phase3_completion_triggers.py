@@ -33,16 +33,16 @@ vendor refused stay `rejected` with the reason in `last_error` and are tried aga
 from __future__ import annotations
 
 import pendulum
-from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, Param, dag, task
+from airflow.sdk import AssetOrTimeSchedule, Param, dag, task
 
-from cdp.runtime import default_args, run_failure_notifier, source_pool, warehouse_asset
+from cdp.runtime import default_args, never_at_switch_on, run_failure_notifier, source_pool, warehouse_asset
 
 
 @dag(
     # Hourly at :40, or as soon as a sync has changed course completions (an Asset event comes only from a
     # run that changed rows). Switching it on does not run it at once: the first sync's completions do.
     schedule=AssetOrTimeSchedule(
-        timetable=CronTriggerTimetable("40 * * * *", timezone="UTC", run_immediately=False),
+        timetable=never_at_switch_on("40 * * * *"),
         assets=[warehouse_asset("core.course_completion")],
     ),
     # No start date: with one, switching the DAG on would run its latest past cron time at once, whatever

@@ -6,7 +6,6 @@ and the log link; the month's grouped data alert is not repeated when nothing ch
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import timedelta
 from urllib.parse import quote
 
@@ -21,13 +20,9 @@ from cdp_sandbox.server import SandboxServer
 
 
 @pytest.fixture
-def sandbox(monkeypatch: pytest.MonkeyPatch) -> Iterator[SandboxServer]:
-    with SandboxServer(World(seed=3, learners=50)) as server:
-        monkeypatch.setenv(
-            "AIRFLOW_CONN_SLACK_ALERTS",
-            json.dumps({"conn_type": "slackwebhook", "password": server.slack_webhook_url}),
-        )
-        yield server
+def world() -> World:
+    """The shared ``sandbox`` fixture (tests/fixtures/slack_sandbox.py) serves this small world."""
+    return World(seed=3, learners=50)
 
 
 def _with_quick_retries(dag, retries: int):

@@ -3,8 +3,6 @@ fails when alerts would be lost. Runs are as triggered from the CLI or the UI: n
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
@@ -12,18 +10,7 @@ import pytest
 
 from cdp import audit
 from cdp.warehouse import migrations
-from cdp_sandbox.generator import World
 from cdp_sandbox.server import SandboxServer
-
-
-@pytest.fixture
-def slack_receiver(monkeypatch: pytest.MonkeyPatch) -> Iterator[SandboxServer]:
-    with SandboxServer(World(seed=3, learners=20)) as server:
-        monkeypatch.setenv(
-            "AIRFLOW_CONN_SLACK_ALERTS",
-            json.dumps({"conn_type": "slackwebhook", "password": server.slack_webhook_url}),
-        )
-        yield server
 
 
 @pytest.mark.slow

@@ -3,25 +3,11 @@ no `month` param: it reconciles the month before today."""
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterator
-
 import psycopg
 import pytest
 
 from cdp.finance.reconcile import previous_month
-from cdp_sandbox.generator import World
 from cdp_sandbox.server import SandboxServer
-
-
-@pytest.fixture
-def slack_receiver(monkeypatch: pytest.MonkeyPatch) -> Iterator[SandboxServer]:
-    with SandboxServer(World(seed=3, learners=20)) as server:
-        monkeypatch.setenv(
-            "AIRFLOW_CONN_SLACK_ALERTS",
-            json.dumps({"conn_type": "slackwebhook", "password": server.slack_webhook_url}),
-        )
-        yield server
 
 
 @pytest.mark.slow

@@ -12,6 +12,8 @@ import re
 import psycopg
 import pytest
 
+from cdp.privacy import APPLICATION_ROLES
+
 MANAGED_SCHEMAS = ("raw", "core", "mart", "ops", "audit", "privacy")
 
 DEFINER_FUNCTIONS = """
@@ -91,15 +93,6 @@ def test_a_temporary_table_cannot_borrow_the_erasure_triggers_rights(
 
 # The owner of each definer function, and why it needs more than cdp_definer (sql/README.md, revision 0017).
 OWNERS = {"privacy.create_login(text,text,text,uuid)": "cdp_login_admin"}
-APPLICATION_ROLES = (
-    "cdp_loader",
-    "cdp_viewer",
-    "cdp_editor",
-    "cdp_admin",
-    "cdp_finance",
-    "cdp_partner",
-    "cdp_outreach",
-)
 
 
 def owner_problem(function: str, owner: str, owner_is_superuser: bool) -> str | None:

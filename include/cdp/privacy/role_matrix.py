@@ -77,8 +77,19 @@ def render_markdown(matrix: RoleMatrix) -> str:
         names = sorted(name for cell_kind, name in matrix.cells if cell_kind == kind)
         if not names:
             continue
-        title = {"schema": "Schemas", "table": "Tables", "view": "Views", "definer function": "Definer functions"}
-        lines += ["", f"## {title[kind]}", "", f"| {kind} | {' | '.join(short)} |", "|---" * (len(short) + 1) + "|"]
+        title = {
+            "schema": "Schemas",
+            "table": "Tables",
+            "view": "Views",
+            "definer function": "Definer functions",
+        }
+        lines += [
+            "",
+            f"## {title[kind]}",
+            "",
+            f"| {kind} | {' | '.join(short)} |",
+            "|---" * (len(short) + 1) + "|",
+        ]
         for name in names:
             label = f"`{name}`" + (" RLS" if name in matrix.forced_row_security else "")
             lines.append(f"| {label} | " + " | ".join(cell or "–" for cell in matrix.row(kind, name)) + " |")

@@ -15,6 +15,7 @@ from cdp.runtime.anchor import anchor_audit_head
 
 # The DAG files' Asset helpers (see cdp.runtime.assets), re-exported.
 from cdp.runtime.assets import after_first_sync as after_first_sync
+from cdp.runtime.assets import never_at_switch_on as never_at_switch_on
 from cdp.runtime.assets import warehouse_asset as warehouse_asset
 from cdp.runtime.assets import warehouse_changes as warehouse_changes
 from cdp.runtime.assets import warehouse_ready as warehouse_ready

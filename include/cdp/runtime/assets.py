@@ -8,17 +8,18 @@
 - ``warehouse_ready()``: one event, from the first ``cdp_sync`` run that landed every stream. The DAGs
   that read synced data (dedupe, count diff, reconciliation, the phase DAGs, the data-health page) are
   scheduled with ``after_first_sync(cron)`` and no start date: their clock never fires at the moment they
-  are switched on (``run_immediately=False``), and the first complete sync runs them once, right after it.
+  are switched on (``never_at_switch_on``), and the first complete sync runs them once, right after it.
   So a fresh ``make run`` lands the data first and judges it second, never a half-landed warehouse.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from airflow.sdk import Asset, AssetAlias, AssetOrTimeSchedule
+    from airflow.sdk import Asset, AssetAlias, AssetOrTimeSchedule, CronTriggerTimetable
 
 WAREHOUSE_CHANGES_ALIAS = "warehouse.changes"
 WAREHOUSE_READY_NAME = "warehouse.ready"
@@ -53,12 +54,20 @@ def after_first_sync(cron: str) -> AssetOrTimeSchedule:
     Give the DAG ``start_date=None``: with a start date, Airflow 3.3 runs the latest past cron time as soon as
     the DAG is switched on (``run_immediately`` applies only to a DAG without one).
     """
-    from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable
+    from airflow.sdk import AssetOrTimeSchedule
 
-    return AssetOrTimeSchedule(
-        timetable=CronTriggerTimetable(cron, timezone="UTC", run_immediately=False),
-        assets=[warehouse_ready()],
-    )
+    return AssetOrTimeSchedule(timetable=never_at_switch_on(cron), assets=[warehouse_ready()])
+
+
+def never_at_switch_on(cron: str) -> CronTriggerTimetable:
+    """``cron`` (UTC) whose first run is the next cron time, never the last past one.
+
+    Not ``run_immediately=False``: Airflow 3.3 treats False like None and still runs the past cron time when
+    the DAG is switched on within max(5 min, a tenth of the gap) after it. A zero buffer is what "never" means.
+    """
+    from airflow.sdk import CronTriggerTimetable
+
+    return CronTriggerTimetable(cron, timezone="UTC", run_immediately=timedelta(0))
 
 
 def changed(result: Mapping[str, Any]) -> bool:
