@@ -170,7 +170,13 @@ def test_ctrl_c_stops_every_process_within_seconds_and_make_stop_the_warehouse(
     stack = in_stack_home
     records = read_records()
     assert {record.name for record in records} >= {"supervisor", "sandbox", *devserver.COMPONENTS}
+    # The components fork their workers (the API server's, the scheduler's executor) as they warm up: wait
+    # for some, so the stop is seen to take children too.
+    deadline = time.monotonic() + 120
     tree = [process for record in records for process in record.members()]
+    while len(tree) <= len(records) and time.monotonic() < deadline:
+        time.sleep(2)
+        tree = [process for record in records for process in record.members()]
     assert len(tree) > len(records), "the components' children are part of the tree"
 
     seconds = stack.interrupt()
