@@ -7,6 +7,10 @@ their records from ``world.donation_*`` afterwards.
 Stripe (``/stripe``) — https://docs.stripe.com/api/pagination: ``/v1/charges``, ``/v1/refunds``,
 ``/v1/balance_transactions``; ``limit`` (1..100), ``starting_after``/``ending_before``,
 ``created[gte|gt|lte|lt]``; newest first; bearer (or basic) key; ``{"error": {...}}`` bodies.
+``/v1/events`` (filtered by ``types[]`` and ``created``) and ``/v1/disputes`` serve the changes after
+creation that a test or the demo puts in ``world.stripe_events`` (Stripe event objects; none by default:
+the generated gifts do not change after they are made). Every answer has the shape of Stripe's OpenAPI
+spec (checked by tests/sources/test_stripe_material.py).
 """
 
 from __future__ import annotations
@@ -171,7 +175,9 @@ def _plant_last_months_loss(world: WorldCore, created: np.ndarray) -> None:
 
 
 def financial_transaction_id(world: WorldCore, donation: int) -> str:
-    return f"FT-{datetime.fromtimestamp(int(world.donation_created[donation]), UTC).year}-{donation + 1:07d}"
+    """The id finance's ledger and the CRM quote for a gift: its Stripe charge id, as the connector keys it
+    by default (an ordinary donation form writes no metadata of its own)."""
+    return charge_id(world, donation)
 
 
 def _charge(world: WorldCore, i: int) -> dict[str, Any]:
@@ -209,9 +215,7 @@ def _charge(world: WorldCore, i: int) -> dict[str, Any]:
         "application": None,
         "application_fee": None,
         "application_fee_amount": None,
-        "balance_transaction": None
-        if reason == "missing_required"
-        else stripe_id("txn", world.seed_tag("txn"), i),
+        "balance_transaction": stripe_id("txn", world.seed_tag("txn"), i),
         "billing_details": {
             "address": {
                 "city": None,
@@ -229,7 +233,8 @@ def _charge(world: WorldCore, i: int) -> dict[str, Any]:
         "calculated_statement_descriptor": "CDP NONPROFIT",
         "captured": True,
         "created": created,
-        "currency": currency,
+        # A planted "missing required" fault blanks a field Stripe's schema promises (never an optional one).
+        "currency": None if reason == "missing_required" else currency,
         "customer": None,
         "description": "Donation",
         "disputed": False,
@@ -238,7 +243,7 @@ def _charge(world: WorldCore, i: int) -> dict[str, Any]:
         "failure_message": None,
         "fraud_details": {},
         "livemode": False,
-        "metadata": {"financial_transaction_id": financial_transaction_id(world, i), "campaign": "general"},
+        "metadata": {"campaign": "general"},
         "on_behalf_of": None,
         "outcome": {
             "advice_code": None,
@@ -371,11 +376,11 @@ def _refund(world: WorldCore, r: int) -> dict[str, Any]:
         "object": "refund",
         "amount": amount,
         "balance_transaction": stripe_id("txn", world.seed_tag("txn"), world.donations + r),
-        "charge": None if reason == "missing_required" else stripe_id("ch", world.seed_tag("ch"), donation),
+        "charge": stripe_id("ch", world.seed_tag("ch"), donation),
         "created": int(table.created[r]),
-        "currency": currency,
+        "currency": None if reason == "missing_required" else currency,
         "destination_details": {"card": {"type": "reversal"}, "type": "card"},
-        "metadata": {"financial_transaction_id": financial_transaction_id(world, donation)},
+        "metadata": {},
         "payment_intent": None,
         "reason": "requested_by_customer",
         "receipt_number": None,
@@ -417,7 +422,7 @@ def _balance_transaction(world: WorldCore, i: int) -> dict[str, Any]:
         "amount": amount,
         "available_on": created + 2 * DAY,
         "created": created,
-        "currency": currency,
+        "currency": None if reason == "missing_required" else currency,
         "description": "REFUND FOR CHARGE (Donation)" if is_refund else "Donation",
         "exchange_rate": None,
         "fee": fee,
@@ -434,7 +439,7 @@ def _balance_transaction(world: WorldCore, i: int) -> dict[str, Any]:
         ],
         "net": net,
         "reporting_category": kind if kind != "mystery" else "mystery",
-        "source": None if reason == "missing_required" else source,
+        "source": source,
         "status": "available" if created + 2 * DAY < world.end_ts else "pending",
         "type": kind,
         "balance_type": "payments",
@@ -450,7 +455,7 @@ STREAMS = {"charges": "charge", "refunds": "refund", "balance_transactions": "ba
 
 
 def handle(apis: VendorApis, request: Request) -> Response:
-    match = re.match(r"^/v1/(charges|refunds|balance_transactions)/?$", request.path)
+    match = re.match(r"^/v1/(charges|refunds|balance_transactions|events|disputes)/?$", request.path)
     stream = match.group(1) if match else None
     request_id = {"Request-Id": f"req_{uuid.uuid4().hex[:14]}"}
     fault_response = apis.request_faults(
@@ -496,6 +501,8 @@ def handle(apis: VendorApis, request: Request) -> Response:
             },
             request_id,
         )
+    if stream in CHANGE_STREAMS:
+        return _changes(apis, request, stream, request_id)
     listing = apis.listing("stripe", stream)
     try:
         limit = int(request.arg("limit", "10"))
@@ -550,6 +557,43 @@ def handle(apis: VendorApis, request: Request) -> Response:
         200,
         {"object": "list", "data": listing.encoded(rows), "has_more": more, "url": f"/v1/{stream}"},
         request_id,
+    )
+
+
+CHANGE_STREAMS = ("events", "disputes")
+
+
+def _changes(apis: VendorApis, request: Request, stream: str, headers: dict[str, str]) -> Response:
+    """Events (and the disputes they carry) from ``world.stripe_events``, newest first, paged as lists are."""
+    events: list[dict[str, Any]] = list(getattr(apis.world, "stripe_events", []))
+    if stream == "events":
+        types = set(request.query.get("types[]", []))
+        rows = [e for e in events if not types or e["type"] in types]
+    else:
+        latest: dict[str, dict[str, Any]] = {}
+        for event in sorted(events, key=lambda e: e["created"]):
+            if event["data"]["object"].get("object") == "dispute":
+                latest[event["data"]["object"]["id"]] = event["data"]["object"]
+        rows = list(latest.values())
+    try:
+        since, until = _stripe_range(request)
+        limit = int(request.arg("limit", "10"))
+    except ValueError as error:
+        return Response(400, {"error": {"message": str(error), "type": "invalid_request_error"}}, headers)
+    rows = [
+        r
+        for r in rows
+        if (since is None or r["created"] >= since) and (until is None or r["created"] < until)
+    ]
+    rows.sort(key=lambda r: (-r["created"], r["id"]))
+    after = request.arg("starting_after")
+    if after:
+        ids = [r["id"] for r in rows]
+        rows = rows[ids.index(after) + 1 :] if after in ids else []
+    return Response(
+        200,
+        {"object": "list", "data": rows[:limit], "has_more": len(rows) > limit, "url": f"/v1/{stream}"},
+        headers,
     )
 
 

@@ -22,14 +22,18 @@ WITH bounds AS (
     SELECT d.financial_transaction_id AS ftid, 'w'::"char" AS side, d.received_at AS at, d.currency,
            d.amount_minor AS gross, d.fee_minor AS fee, d.refunded_minor AS refunded,
            CASE WHEN d.crm_stage = 'Closed Won' THEN d.crm_amount_minor END AS crm,
-           CASE WHEN d.crm_stage = 'Closed Won' THEN d.crm_currency END AS crm_currency
+           CASE WHEN d.crm_stage = 'Closed Won' THEN d.crm_currency END AS crm_currency,
+           NULL::bigint AS disputed, NULL::bigint AS dispute_fee
     FROM core.donation d, bounds
     WHERE d.status NOT IN ('failed', 'pending') AND d.received_at >= bounds.scan_from
     UNION ALL
     SELECT b.financial_transaction_id, 's', b.created_at, b.currency,
            CASE WHEN b.type = 'charge' THEN b.amount_minor END,
            CASE WHEN b.type = 'charge' THEN b.fee_minor WHEN b.type = 'stripe_fee' THEN -b.amount_minor END,
-           CASE WHEN b.type IN ('refund', 'payment_refund') THEN -b.amount_minor END, NULL, NULL
+           CASE WHEN b.type IN ('refund', 'payment_refund') THEN -b.amount_minor END, NULL, NULL,
+           -- a dispute's money withdrawn (and reinstated, with the opposite sign) and its fee
+           CASE WHEN b.reporting_category IN ('dispute', 'dispute_reversal') THEN -b.amount_minor END,
+           CASE WHEN b.reporting_category IN ('dispute', 'dispute_reversal') THEN b.fee_minor END
     FROM core.balance_transaction b, bounds
     WHERE b.financial_transaction_id IS NOT NULL AND b.created_at >= bounds.scan_from
     UNION ALL
@@ -37,13 +41,14 @@ WITH bounds AS (
            CASE WHEN a.kind = 'contribution' AND l.amount_minor > 0 THEN l.amount_minor END,
            CASE WHEN a.kind = 'fee' THEN -l.amount_minor END,
            CASE WHEN (a.kind = 'contribution' AND l.amount_minor < 0) OR a.kind = 'refund' THEN -l.amount_minor END,
-           NULL, NULL
+           NULL, NULL, NULL, NULL
     FROM core.ledger_posting l
     JOIN ops.finance_ledger_account a ON a.account = l.account
     WHERE l.posting_date >= %(month_start)s::date - 14
     UNION ALL
     -- Refunds as the warehouse holds them (core.refund), a fourth view of the same money.
-    SELECT f.financial_transaction_id, 'r', f.created_at, f.currency, NULL, NULL, f.amount_minor, NULL, NULL
+    SELECT f.financial_transaction_id, 'r', f.created_at, f.currency, NULL, NULL, f.amount_minor, NULL, NULL,
+           NULL, NULL
     FROM core.refund f, bounds
     WHERE f.status = 'succeeded' AND f.financial_transaction_id IS NOT NULL AND f.created_at >= bounds.scan_from
 ), per_gift AS (
@@ -67,6 +72,9 @@ WITH bounds AS (
            coalesce(sum(refunded) FILTER (WHERE side = 's'), 0) AS s_refunded,
            coalesce(sum(refunded) FILTER (WHERE side = 'l'), 0) AS l_refunded,
            sum(refunded) FILTER (WHERE side = 'r') AS r_refunded,
+           coalesce(sum(disputed) FILTER (WHERE side = 's'), 0) AS s_disputed,
+           coalesce(sum(dispute_fee) FILTER (WHERE side = 's'), 0) AS s_dispute_fee,
+           count(disputed) FILTER (WHERE side = 's') AS s_dispute_movements,
            count(gross) FILTER (WHERE side = 's') AS s_charges,
            count(gross) FILTER (WHERE side = 'l') AS l_contributions,
            -- the same amount posted more than once for one gift (a split posting has differing lines)
@@ -133,6 +141,13 @@ SELECT g.ftid, g.currency, g.refund_class, g.w_refunded, g.s_refunded, g.l_refun
        g.ref_refunded - coalesce(CASE WHEN g.in_l THEN g.l_refunded END, g.r_refunded, g.ref_refunded),
        jsonb_strip_nulls(jsonb_build_object('core_refund_minor', g.r_refunded))
 FROM recon_gift g WHERE g.refund_class = 'refund_mismatch'
+UNION ALL
+-- A disputed gift: Stripe withdrew its money (net of any reinstatement) and charged a dispute fee; finance
+-- books it (or explains it) whatever the ledger says of the gift itself. A dispute won in full nets to 0.
+SELECT g.ftid, g.currency, 'dispute', g.w_gross, g.s_gross, g.l_gross, NULL, -g.s_disputed,
+       jsonb_build_object('withdrawn_minor', g.s_disputed, 'dispute_fee_minor', g.s_dispute_fee,
+                          'dispute_movements', g.s_dispute_movements)
+FROM recon_gift g WHERE g.s_disputed <> 0 OR g.s_dispute_fee <> 0
 UNION ALL
 -- The CRM's closed-won amount against the donation, to the cent (difference: warehouse minus CRM).
 SELECT g.ftid, g.w_currency, g.crm_class, g.w_gross, g.s_gross, g.l_gross, g.crm_gross, g.w_gross - g.crm_gross,

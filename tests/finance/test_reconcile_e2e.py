@@ -48,11 +48,11 @@ def test_a_silent_donation_loss_is_caught_with_the_right_amount(warehouse_url: s
     charges = {c["id"]: c for c in world.records("stripe", "charges")}
     truth = world.truth.ledger.discrepancies
     malformed_charges = set(world.truth.malformed("stripe", "charges"))
-    quarantined = {charges[i]["metadata"]["financial_transaction_id"] for i in malformed_charges}
-    dropped = {charges[i]["metadata"]["financial_transaction_id"]: charges[i] for i in lost.affected_ids}
+    quarantined = {charges[i]["id"] for i in malformed_charges}
+    dropped = {charges[i]["id"]: charges[i] for i in lost.affected_ids}
     assert len(dropped) == 6
     in_month = {
-        c["metadata"]["financial_transaction_id"]
+        c["id"]
         for c in world.records("stripe", "charges", MONTH_START, MONTH_END)
     }
     with psycopg.connect(warehouse_url) as conn:

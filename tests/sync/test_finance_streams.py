@@ -108,7 +108,7 @@ class Expected:
             for r in refunds
             if r["id"] not in bad["stripe.refunds"] and r["charge"] not in self.charges
         }
-        ftid_of = {cid: c["metadata"]["financial_transaction_id"] for cid, c in self.charges.items()}
+        ftid_of = {cid: cid for cid in self.charges}  # a gift is keyed by its charge id
         ftid_of |= {rid: ftid_of[r["charge"]] for rid, r in self.refunds.items()}
         self.balance = {}
         self.orphan_balance = set()

@@ -140,7 +140,10 @@ def sync_stream(
             "person_source": spec.person_source,
             "people_update": "overwrite",
             **dict(spec.params),
+            # A connection's own options for the SQL (e.g. Stripe's metadata key for the gift id).
+            **getattr(stream, "sql_params", {}),
         }
+        api_version = getattr(stream, "api_version", None)
         for name in spec.transforms:
             for number, statement in enumerate(_statements(sql_path(spec, name)), 1):
                 began = time.monotonic()
@@ -197,12 +200,14 @@ def sync_stream(
         )  # fmt: skip
         conn.execute(
             "INSERT INTO ops.sync_run (run_id, source, stream, window_start, window_end, started_at, rows_read,"
-            " rows_landed, rows_upserted, rows_quarantined) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+            " rows_landed, rows_upserted, rows_quarantined, api_version)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
             " ON CONFLICT (run_id, source, stream, window_end) DO UPDATE SET finished_at = now(),"
             " rows_read = excluded.rows_read, rows_landed = excluded.rows_landed,"
-            " rows_upserted = excluded.rows_upserted, rows_quarantined = excluded.rows_quarantined",
+            " rows_upserted = excluded.rows_upserted, rows_quarantined = excluded.rows_quarantined,"
+            " api_version = excluded.api_version",
             (run_id, spec.source, spec.stream, since, until, started_at, rows_read, landed,
-             result.rows_upserted, result.rows_quarantined),
+             result.rows_upserted, result.rows_quarantined, api_version),
         )  # fmt: skip
         # The watermark never moves backwards: a backfill of an old interval leaves it where it is.
         conn.execute(
@@ -211,7 +216,9 @@ def sync_stream(
             " excluded.watermark), run_id = excluded.run_id, updated_at = now()",
             (spec.source, spec.stream, until, run_id),
         )
-        audit.record_event(conn, "import", spec.key, None, result.as_dict())
+        audit.record_event(
+            conn, "import", spec.key, None, result.as_dict() | ({"api_version": api_version} if api_version else {})
+        )
     result = SyncResult(**{**asdict(result), "seconds": round(time.monotonic() - started, 3)})
     log.info(
         "synced %s: read %d, upserted %d, quarantined %d in %.1fs (window %s .. %s)",

@@ -1,6 +1,48 @@
 -- Stripe balance transactions into core.balance_transaction, signed minor units as Stripe reports them,
 -- with the financial transaction id traced through the charge (or the refund's charge). A charge's or
 -- refund's movement whose object is not in the warehouse yet waits in the quarantine and is re-tried.
+-- A dispute (carried here by a charge.dispute.* event, see cdp.sources.stripe.CHANGES) brings the balance
+-- transactions of the money it withdrew and reinstated; they land traced to the disputed charge's gift.
+UPDATE sync_batch b
+SET reason = 'unknown charge: stripe charge ' || coalesce(b.payload ->> 'charge', '(none)') || ' of dispute '
+             || b.source_record_id || ' is not in the warehouse yet'
+WHERE b.reason IS NULL
+  AND b.payload ->> 'object' = 'dispute'
+  AND NOT EXISTS (SELECT 1 FROM core.donation d WHERE d.source = 'stripe' AND d.source_record_id = b.payload ->> 'charge');
+
+INSERT INTO core.balance_transaction (financial_transaction_id, type, source_object_id, amount_minor, fee_minor,
+                                      net_minor, currency, status, reporting_category, created_at, available_on,
+                                      source, source_record_id)
+SELECT DISTINCT ON (t.value ->> 'id')
+       d.financial_transaction_id, t.value ->> 'type', b.source_record_id,
+       (t.value ->> 'amount')::bigint, (t.value ->> 'fee')::bigint, (t.value ->> 'net')::bigint,
+       upper(t.value ->> 'currency'), t.value ->> 'status', t.value ->> 'reporting_category',
+       to_timestamp((t.value ->> 'created')::bigint), to_timestamp((t.value ->> 'available_on')::bigint),
+       'stripe', t.value ->> 'id'
+FROM sync_batch b
+CROSS JOIN LATERAL jsonb_array_elements(b.payload -> 'balance_transactions') t
+JOIN core.donation d ON d.source = 'stripe' AND d.source_record_id = b.payload ->> 'charge'
+WHERE b.reason IS NULL AND b.payload ->> 'object' = 'dispute'
+ORDER BY t.value ->> 'id', b.seq DESC
+ON CONFLICT (source, source_record_id) DO UPDATE
+SET financial_transaction_id = excluded.financial_transaction_id, type = excluded.type,
+    source_object_id = excluded.source_object_id, amount_minor = excluded.amount_minor,
+    fee_minor = excluded.fee_minor, net_minor = excluded.net_minor, currency = excluded.currency,
+    status = excluded.status, reporting_category = excluded.reporting_category,
+    created_at = excluded.created_at, available_on = excluded.available_on, updated_at = now()
+WHERE (core.balance_transaction.financial_transaction_id, core.balance_transaction.amount_minor,
+       core.balance_transaction.fee_minor, core.balance_transaction.status,
+       core.balance_transaction.reporting_category)
+      IS DISTINCT FROM (excluded.financial_transaction_id, excluded.amount_minor, excluded.fee_minor,
+                        excluded.status, excluded.reporting_category);
+
+-- Stripe's schema lets `source` be null; a charge's or refund's movement without one cannot be traced.
+UPDATE sync_batch b
+SET reason = 'balance transaction of type ' || (b.payload ->> 'type') || ' names no source object'
+WHERE b.reason IS NULL
+  AND b.payload ->> 'type' IN ('charge', 'payment', 'refund', 'payment_refund')
+  AND nullif(b.payload ->> 'source', '') IS NULL;
+
 UPDATE sync_batch b
 SET reason = 'unknown charge: stripe charge ' || (b.payload ->> 'source') || ' is not in the warehouse yet'
 WHERE b.reason IS NULL
@@ -17,7 +59,7 @@ INSERT INTO core.balance_transaction (financial_transaction_id, type, source_obj
                                       net_minor, currency, status, reporting_category, created_at, available_on,
                                       source, source_record_id)
 SELECT DISTINCT ON (b.source_record_id)
-       coalesce(d.financial_transaction_id, r.financial_transaction_id),
+       coalesce(d.financial_transaction_id, r.financial_transaction_id, x.financial_transaction_id),
        b.payload ->> 'type', b.payload ->> 'source',
        (b.payload ->> 'amount')::bigint, (b.payload ->> 'fee')::bigint, (b.payload ->> 'net')::bigint,
        upper(b.payload ->> 'currency'), b.payload ->> 'status', b.payload ->> 'reporting_category',
@@ -28,7 +70,9 @@ LEFT JOIN core.donation d
        ON b.payload ->> 'type' IN ('charge', 'payment') AND d.source = 'stripe' AND d.source_record_id = b.payload ->> 'source'
 LEFT JOIN core.refund r
        ON b.payload ->> 'type' IN ('refund', 'payment_refund') AND r.source = 'stripe' AND r.source_record_id = b.payload ->> 'source'
-WHERE b.reason IS NULL
+-- a dispute's movement listed here keeps the gift it was traced to through its dispute
+LEFT JOIN core.balance_transaction x ON x.source = 'stripe' AND x.source_record_id = b.source_record_id
+WHERE b.reason IS NULL AND b.payload ->> 'object' IS DISTINCT FROM 'dispute'
 ORDER BY b.source_record_id, b.seq DESC
 ON CONFLICT (source, source_record_id) DO UPDATE
 SET financial_transaction_id = excluded.financial_transaction_id, type = excluded.type,

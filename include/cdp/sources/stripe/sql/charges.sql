@@ -1,8 +1,19 @@
 -- Stripe charges → core.donation, one row per financial transaction id, amounts in minor units.
+-- The gift's id is the charge's own id (why: cdp.sources.stripe's docstring); a connection that names a
+-- metadata key (ftid_metadata_key) takes that metadata value instead, and a charge without it waits in
+-- the quarantine, named for the missing key.
+UPDATE sync_batch b
+SET reason = 'missing required field metadata.' || %(ftid_metadata_key)s
+             || ' (the connection keys gifts by this metadata key)'
+WHERE b.reason IS NULL
+  AND nullif(%(ftid_metadata_key)s, '') IS NOT NULL
+  AND nullif(trim(b.payload -> 'metadata' ->> %(ftid_metadata_key)s), '') IS NULL;
+
 INSERT INTO core.donation (financial_transaction_id, person_id, amount_minor, currency, received_at, status,
                            refunded_minor, campaign, source, source_record_id)
 SELECT DISTINCT ON (b.source_record_id)
-       b.payload #>> '{metadata,financial_transaction_id}',
+       CASE WHEN nullif(%(ftid_metadata_key)s, '') IS NULL THEN b.source_record_id
+            ELSE trim(b.payload -> 'metadata' ->> %(ftid_metadata_key)s) END,
        coalesce(p.merged_into, p.person_id),
        (b.payload ->> 'amount')::bigint,
        upper(b.payload ->> 'currency'),

@@ -1,0 +1,161 @@
+"""Stripe objects change after they are made: a refund succeeds a day later, a charge is disputed. The changes
+arrive through the Events API (served by a server that follows Stripe's list protocol, with Stripe's own
+example objects) and change the warehouse and the monthly reconciliation exactly; a cursor older than
+Stripe keeps events falls back to re-listing."""
+
+from __future__ import annotations
+
+import copy
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import psycopg
+from stripe_material import KEY, ConformingStripe, errors, example
+
+from cdp.finance.reconcile import reconcile_month
+from cdp.sources import registry
+from cdp.sources.base import SourceSettings
+from cdp.sources.stripe import CHANGES, REREAD_HORIZON, StripeClient, StripeListStream
+from cdp.sync.engine import sync_stream
+from cdp.sync.specs import spec_for
+from cdp.warehouse import Actor
+
+ACTOR = Actor("pytest")
+STREAMS = ("charges", "refunds", "balance_transactions")
+NOW = datetime.now(UTC).replace(microsecond=0)
+C0 = NOW - timedelta(days=3)  # when both gifts were made
+T0 = int(C0.timestamp())
+DAY = 86_400
+
+
+def _charge(charge_id: str, amount: int) -> dict[str, Any]:
+    charge = example("charge")
+    charge.update(id=charge_id, amount=amount, amount_captured=amount, captured=True, currency="usd", created=T0,
+                  metadata={}, status="succeeded", balance_transaction=f"txn_{charge_id}", refunded=False)  # fmt: skip
+    return charge
+
+
+def _txn(txn_id: str, source: str, amount: int, fee: int, created: int, kind: str, category: str) -> dict:
+    txn = example("balance_transaction")
+    txn.update(id=txn_id, source=source, amount=amount, fee=fee, net=amount - fee, currency="usd", created=created,
+               available_on=created + 2 * DAY, type=kind, reporting_category=category, status="available")  # fmt: skip
+    txn["fee_details"] = [] if not fee else [{"amount": fee, "application": None, "currency": "usd",
+                                              "description": "Stripe fee", "type": "stripe_fee"}]  # fmt: skip
+    return txn
+
+
+def _event(event_id: str, kind: str, created: int, obj: dict[str, Any]) -> dict[str, Any]:
+    event = example("event")
+    event.update(id=event_id, type=kind, created=created, data={"object": copy.deepcopy(obj)})
+    return event
+
+
+def _sync_all(url: str, server: ConformingStripe, end: datetime, run: str) -> None:
+    settings = SourceSettings(server.url, KEY, {"page_size": 2})
+    for name in STREAMS:
+        stream = registry.stream("stripe", name, settings)
+        sync_stream(url, stream, spec_for("stripe", name), actor=ACTOR, run_id=run, interval_end=end)
+
+
+def _results(url: str, run_id: int) -> dict[tuple[str, str], tuple]:
+    with psycopg.connect(url) as conn:
+        rows = conn.execute(
+            "SELECT financial_transaction_id, class, warehouse_minor, stripe_minor, ledger_minor, difference_minor,"
+            " detail FROM ops.reconciliation_result WHERE run_id = %s",
+            (run_id,),
+        ).fetchall()
+    return {(ftid, cls): tuple(rest) for ftid, cls, *rest in rows}
+
+
+def test_a_refund_that_succeeds_a_day_later_and_a_dispute_change_the_reconciliation_exactly(
+    warehouse_url: str,
+) -> None:
+    gift, disputed = _charge("ch_changes_gift", 5000), _charge("ch_changes_disputed", 3000)
+    refund = example("refund")
+    refund.update(id="re_changes", charge=gift["id"], amount=2000, currency="usd", created=T0 + 3600,
+                  status="pending", balance_transaction="txn_re_changes", metadata={})  # fmt: skip
+    objects: dict[str, list[dict]] = {
+        "charges": [gift, disputed],
+        "refunds": [refund],
+        "balance_transactions": [
+            _txn("txn_ch_changes_gift", gift["id"], 5000, 175, T0, "charge", "charge"),
+            _txn("txn_ch_changes_disputed", disputed["id"], 3000, 117, T0, "charge", "charge"),
+            _txn("txn_re_changes", refund["id"], -2000, 0, T0 + 3600, "refund", "refund"),
+        ],
+        "events": [],
+    }
+    month = f"{C0:%Y-%m}"
+    with psycopg.connect(warehouse_url, autocommit=True) as conn:  # finance's books: both gifts, the refund
+        for ftid, amount, account, day in (
+            (gift["id"], 5000, "4000 Contributions", C0), (gift["id"], -175, "6100 Payment processing fees", C0),
+            (gift["id"], -2000, "4090 Contribution refunds", C0 + timedelta(days=1)),
+            (disputed["id"], 3000, "4000 Contributions", C0),
+            (disputed["id"], -117, "6100 Payment processing fees", C0),
+        ):  # fmt: skip
+            reference = f"{ftid}-{account[:4]}"
+            conn.execute(
+                "INSERT INTO core.ledger_posting (financial_transaction_id, posting_date, account, amount_minor,"
+                " currency, reference, source, source_record_id) VALUES (%s, %s, %s, %s, 'USD', %s, 'ledger', %s)",
+                (ftid, day.date(), account, amount, reference, reference),
+            )
+
+    with ConformingStripe(objects) as server:
+        _sync_all(warehouse_url, server, C0 + timedelta(hours=2), "before")
+        before = _results(warehouse_url, reconcile_month(warehouse_url, month, actor=ACTOR).run_id)
+
+        # A day later the refund succeeds and the other gift is disputed: Stripe says so in events.
+        refund["status"] = "succeeded"
+        gift.update(amount_refunded=2000)
+        withdrawal = _txn("txn_dispute", "dp_changes", -3000, 1500, T0 + DAY, "adjustment", "dispute")
+        dispute = example("dispute")
+        dispute.update(id="dp_changes", charge=disputed["id"], amount=3000, currency="usd", created=T0 + DAY,
+                       status="needs_response", balance_transactions=[withdrawal])  # fmt: skip
+        disputed.update(disputed=True)
+        objects["balance_transactions"].append(withdrawal)
+        objects["events"] += [
+            _event("evt_refund", "charge.refund.updated", T0 + DAY, refund),
+            _event("evt_charge", "charge.refunded", T0 + DAY, gift),
+            _event("evt_dispute", "charge.dispute.funds_withdrawn", T0 + DAY + 60, dispute),
+        ]
+        assert all(errors("event", e) == [] for e in objects["events"])
+        _sync_all(warehouse_url, server, C0 + timedelta(days=2), "after")
+        after = _results(warehouse_url, reconcile_month(warehouse_url, month, actor=ACTOR).run_id)
+
+    with psycopg.connect(warehouse_url) as conn:
+        assert conn.execute(
+            "SELECT status FROM core.refund WHERE source_record_id = 're_changes'"
+        ).fetchone() == ("succeeded",)
+        assert conn.execute(
+            "SELECT refunded_minor, status FROM core.donation WHERE financial_transaction_id = %s",
+            (gift["id"],),
+        ).fetchone() == (2000, "partially_refunded")
+        assert conn.execute(
+            "SELECT financial_transaction_id, amount_minor, fee_minor, source_object_id FROM core.balance_transaction"
+            " WHERE source_record_id = 'txn_dispute'"
+        ).fetchone() == (disputed["id"], -3000, 1500, "dp_changes")
+        assert conn.execute("SELECT count(*) FROM ops.quarantine").fetchone() == (0,)
+
+    # Before: Stripe and the ledger refunded 20.00, the warehouse (refund still pending) nothing.
+    assert before == {(gift["id"], "refund_mismatch"): (0, 2000, 2000, -2000, {})}
+    # After: the refund is accounted on every side; the dispute's 30.00 withdrawn (and 15.00 fee) is named.
+    assert after == {
+        (disputed["id"], "dispute"): (
+            3000, 3000, 3000, -3000, {"withdrawn_minor": 3000, "dispute_fee_minor": 1500, "dispute_movements": 1},
+        )
+    }  # fmt: skip
+
+
+def test_a_cursor_older_than_stripe_keeps_events_re_lists_what_may_have_changed() -> None:
+    cursor = NOW - timedelta(days=40)  # Stripe no longer has the events of the first ten days after it
+    old, ancient = example("refund"), example("refund")
+    old.update(
+        id="re_old", charge="ch_old", created=int((NOW - timedelta(days=100)).timestamp()), status="failed"
+    )
+    ancient.update(id="re_ancient", created=int((cursor - REREAD_HORIZON - timedelta(days=1)).timestamp()))
+    with ConformingStripe({"refunds": [old, ancient], "events": []}) as server:
+        stream = StripeListStream(StripeClient(SourceSettings(server.url, KEY, {})), "refunds")
+        recent = [r["id"] for page in stream.read(NOW - timedelta(days=2), NOW) for r in page]
+        lost = [r["id"] for page in stream.read(cursor, NOW) for r in page]
+        backfill = [r["id"] for page in stream.read(cursor, cursor + timedelta(days=1)) for r in page]
+    assert recent == [] and lost == ["re_old"] and backfill == []
+    assert set(CHANGES) == set(STREAMS)
