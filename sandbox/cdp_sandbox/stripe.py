@@ -8,9 +8,9 @@ Stripe (``/stripe``) — https://docs.stripe.com/api/pagination: ``/v1/charges``
 ``/v1/balance_transactions``; ``limit`` (1..100), ``starting_after``/``ending_before``,
 ``created[gte|gt|lte|lt]``; newest first; bearer (or basic) key; ``{"error": {...}}`` bodies.
 ``/v1/events`` (filtered by ``types[]`` and ``created``) and ``/v1/disputes`` serve the changes after
-creation that a test or the demo puts in ``world.stripe_events`` (Stripe event objects; none by default:
-the generated gifts do not change after they are made). Every answer has the shape of Stripe's OpenAPI
-spec (checked by tests/sources/test_stripe_material.py).
+creation that a test or the demo puts in ``world.stripe_events`` (Stripe event objects, e.g. by
+``plant_dispute``; none by default: the generated gifts do not change after they are made). Every answer
+has the shape of Stripe's OpenAPI spec (checked by tests/sources/test_stripe_material.py).
 """
 
 from __future__ import annotations
@@ -444,6 +444,46 @@ def _balance_transaction(world: WorldCore, i: int) -> dict[str, Any]:
         "type": kind,
         "balance_type": "payments",
     }
+
+
+# ---------------------------------------------------------------- changes after creation
+#: Stripe's fee for a dispute, in the charge's currency (https://stripe.com/pricing: 15.00 USD).
+DISPUTE_FEE = 1500
+
+
+def plant_dispute(
+    world: WorldCore, donation: int, at: int, *, status: str = "needs_response"
+) -> dict[str, Any]:
+    """A dispute of one gift's charge, opened at ``at`` (epoch seconds): Stripe withdraws the amount and its
+    fee, and says so in a ``charge.dispute.funds_withdrawn`` event (served by ``/v1/events``; the dispute by
+    ``/v1/disputes``). Returns the event."""
+    charge = _charge(world, donation)
+    dispute_id = f"dp_{tag(world.seed, f'dp{donation}', 24)}"
+    withdrawal = {
+        "id": f"txn_{tag(world.seed, f'dptxn{donation}', 24)}", "object": "balance_transaction",
+        "amount": -charge["amount"], "available_on": at, "balance_type": "payments", "created": at,
+        "currency": charge["currency"], "description": f"Chargeback withdrawal for {charge['id']}",
+        "exchange_rate": None, "fee": DISPUTE_FEE,
+        "fee_details": [{"amount": DISPUTE_FEE, "application": None, "currency": charge["currency"],
+                         "description": "Dispute fee", "type": "stripe_fee"}],
+        "net": -charge["amount"] - DISPUTE_FEE, "reporting_category": "dispute", "source": dispute_id,
+        "status": "available", "type": "adjustment",
+    }  # fmt: skip
+    dispute = {
+        "id": dispute_id, "object": "dispute", "amount": charge["amount"], "balance_transactions": [withdrawal],
+        "charge": charge["id"], "created": at, "currency": charge["currency"], "evidence": {},
+        "evidence_details": {"due_by": at + 7 * DAY, "has_evidence": False, "past_due": False,
+                             "submission_count": 0},
+        "is_charge_refundable": False, "livemode": False, "metadata": {}, "payment_intent": None,
+        "reason": "fraudulent", "status": status,
+    }  # fmt: skip
+    event = {
+        "id": f"evt_{tag(world.seed, f'dpevt{donation}', 24)}", "object": "event", "api_version": "2020-08-27",
+        "created": at, "data": {"object": dispute}, "livemode": False, "pending_webhooks": 0,
+        "request": {"id": None, "idempotency_key": None}, "type": "charge.dispute.funds_withdrawn",
+    }  # fmt: skip
+    world.__dict__.setdefault("stripe_events", []).append(event)
+    return event
 
 
 # ---------------------------------------------------------------- the API

@@ -19,6 +19,9 @@ from cdp.sources.stripe import CHANGES, REREAD_HORIZON, StripeClient, StripeList
 from cdp.sync.engine import sync_stream
 from cdp.sync.specs import spec_for
 from cdp.warehouse import Actor
+from cdp_sandbox.generator import World
+from cdp_sandbox.server import SandboxServer
+from cdp_sandbox.stripe import plant_dispute
 
 ACTOR = Actor("pytest")
 STREAMS = ("charges", "refunds", "balance_transactions")
@@ -159,3 +162,28 @@ def test_a_cursor_older_than_stripe_keeps_events_re_lists_what_may_have_changed(
         backfill = [r["id"] for page in stream.read(cursor, cursor + timedelta(days=1)) for r in page]
     assert recent == [] and lost == ["re_old"] and backfill == []
     assert set(CHANGES) == set(STREAMS)
+
+
+def test_a_dispute_in_the_sandbox_reaches_the_reconciliation_of_its_gifts_month(warehouse_url: str) -> None:
+    world = World(seed=16, learners=250, donations=400, malformed_rate=0.0)
+    charges = list(world.records("stripe", "charges"))
+    donation = len(charges) // 2
+    charge = charges[donation]
+    now = int(NOW.timestamp())
+    event = plant_dispute(world, donation, now - 3600)
+    assert errors("event", event) == [] and errors("dispute", event["data"]["object"]) == []
+    with SandboxServer(world) as sandbox:
+        settings = sandbox.settings("stripe")
+        for end in (NOW - timedelta(hours=2), NOW):  # the dispute comes after the first sync
+            for name in STREAMS:
+                stream = registry.stream("stripe", name, settings)
+                sync_stream(warehouse_url, stream, spec_for("stripe", name), actor=ACTOR, run_id=f"{end}",
+                            interval_end=end)  # fmt: skip
+    month = datetime.fromtimestamp(charge["created"], UTC).strftime("%Y-%m")
+    results = _results(warehouse_url, reconcile_month(warehouse_url, month, actor=ACTOR).run_id)
+    withdrawn = event["data"]["object"]["balance_transactions"][0]
+    assert results[(charge["id"], "dispute")][3:] == (
+        -charge["amount"], {"withdrawn_minor": charge["amount"], "dispute_fee_minor": withdrawn["fee"],
+                            "dispute_movements": 1},
+    )  # fmt: skip
+    assert [key for key in results if key[1] == "dispute"] == [(charge["id"], "dispute")]

@@ -216,9 +216,8 @@ def sync_stream(
             " excluded.watermark), run_id = excluded.run_id, updated_at = now()",
             (spec.source, spec.stream, until, run_id),
         )
-        audit.record_event(
-            conn, "import", spec.key, None, result.as_dict() | ({"api_version": api_version} if api_version else {})
-        )
+        details = result.as_dict() | ({"api_version": api_version} if api_version else {})
+        audit.record_event(conn, "import", spec.key, None, details)
     result = SyncResult(**{**asdict(result), "seconds": round(time.monotonic() - started, 3)})
     log.info(
         "synced %s: read %d, upserted %d, quarantined %d in %.1fs (window %s .. %s)",
