@@ -1,4 +1,4 @@
-"""Moodle LMS connector over the web services REST protocol.
+"""Moodle over the web services REST protocol: the legacy ``local_cdp`` route, kept for the sandbox only.
 
 Vendor docs followed: https://docs.moodle.org/dev/Creating_a_web_service_client (REST protocol:
 ``/webservice/rest/server.php``, ``wstoken``, ``wsfunction``, ``moodlewsrestformat=json``, PHP-style
@@ -7,9 +7,11 @@ HTTP 200 with ``{"exception", "errorcode", "message"}``; ``invalidtoken`` and ``
 mean our token is wrong or lacks the capability.
 
 Moodle core offers no paged, modified-since listing of users or enrolments and no count functions,
-so incremental streams call the read-only ``local_cdp`` plugin our LMS admins install (documented in
-``cdp_sandbox.moodle``): keyset paging on (time, id), [timefrom, timeto) windows and
-``local_cdp_count_records``. Courses come from core ``core_course_get_courses`` (a full read).
+so these incremental streams call ``local_cdp_*`` functions of a plugin that exists nowhere but in the
+sandbox (``cdp_sandbox.moodle``). A stock Moodle answers them "invalid record": production reads Moodle's
+own database instead (``cdp.sources.moodle.database``). This route is chosen only by ``extra.route =
+"local_cdp"`` and stays until the sandbox serves its Moodle as a database; courses come from core
+``core_course_get_courses`` (a full read).
 """
 
 from __future__ import annotations
@@ -158,7 +160,7 @@ USER_FIELDS = (
 )
 
 
-def streams(settings: SourceSettings) -> list[Stream]:
+def local_cdp_streams(settings: SourceSettings) -> list[Stream]:
     client = MoodleClient(settings)
     size = int(settings.extra.get("page_size", 1000))
     return [
