@@ -108,8 +108,9 @@ def build_site(url: str) -> None:
             timecreated=T0 - 20 * DAY,
             timemodified=T0 - 20 * DAY,
         )
-        for ue_id, enrol_id, user_id, at in ((1, 1, 3, T0 + 600), (2, 2, 4, T0 + 4000)):
-            insert(conn, "user_enrolments", id=ue_id, enrolid=enrol_id, userid=user_id, timestart=at, timeend=0,
+        # Blaise's self enrolment has timestart 0: Moodle's "no start restriction".
+        for ue_id, enrol_id, user_id, at, start in ((1, 1, 3, T0 + 600, T0 + 600), (2, 2, 4, T0 + 4000, 0)):
+            insert(conn, "user_enrolments", id=ue_id, enrolid=enrol_id, userid=user_id, timestart=start, timeend=0,
                    modifierid=2, timecreated=at, timemodified=at)  # fmt: skip
         insert(conn, "course_completions", id=1, userid=3, course=2, timeenrolled=T0 + 600, timestarted=T0 + 700,
                timecompleted=T0 + 5 * 3600)  # fmt: skip

@@ -71,6 +71,11 @@ def test_a_moodle_database_syncs_into_core_and_a_deleted_user_is_an_audited_soft
             " JOIN core.person p ON p.person_id = k.person_id JOIN core.course c ON c.course_id = k.course_id"
         ).fetchall() == [("Ada", "PY-01", at(T0 + 5 * 3600))]
         assert conn.execute("SELECT count(*) FROM ops.quarantine").fetchone() == (0,)
+        # timestart 0 is Moodle's "no start restriction": the enrolment dates from its creation.
+        assert conn.execute(
+            "SELECT p.given_name, e.enrolled_at FROM core.enrollment e JOIN core.person p USING (person_id)"
+            " ORDER BY e.enrolled_at"
+        ).fetchall() == [("Ada", at(T0 + 600)), ("Blaise", at(T0 + 4000))]
         blaise = conn.execute(
             "SELECT person_id FROM core.person_source_id WHERE source = 'moodle.user' AND source_record_id = '4'"
         ).fetchone()[0]

@@ -18,8 +18,10 @@ columns read are Moodle's own (``lib/db/install.xml``; a trimmed copy with its p
 - ``courses``: ``course`` without the site's front page (``format = 'site'``), read in full (courses are
   few), counted by ``timemodified``.
 
-Every query pages by keyset on (cursor time, id) within [since, until), in its own read-only transaction;
-``count`` asks the same database for the same window, so the count diff compares like with like.
+A read is one query over [since, until) ordered by (cursor time, id), streamed in pages from a server-side
+cursor in one read-only transaction (one consistent snapshot; Moodle indexes neither user.timemodified nor
+user_enrolments.timemodified, so paging by keyset would scan the table once per page); ``count`` asks the
+same database for the same window, so the count diff compares like with like.
 Only PostgreSQL is implemented; a MySQL/MariaDB Moodle needs a MySQL driver and the JSON aggregation of
 the profile fields written with ``JSON_ARRAYAGG`` (MySQL 5.7.22+, MariaDB 10.5+): see SETUP.md.
 """
@@ -28,6 +30,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
@@ -144,19 +147,33 @@ class MoodleDatabase:
         return conn
 
     def fetch(self, query: sql.Composable, params: dict[str, Any]) -> list[dict[str, Any]]:
-        with self.connect() as conn:
-            try:
-                rows = conn.execute(query, params).fetchall()
-            except (psycopg.errors.UndefinedTable, psycopg.errors.UndefinedColumn) as error:
-                raise ContractError(
-                    f"moodle: the database lacks a table or column we read: {error}"
-                ) from None
-            except psycopg.errors.InsufficientPrivilege as error:
-                raise AuthError(f"moodle: the database login may not read: {error}") from None
-            except psycopg.OperationalError as error:
-                raise TransientError(f"moodle: database read failed: {type(error).__name__}") from None
+        with self.connect() as conn, _translated_errors():
+            rows = conn.execute(query, params).fetchall()
             conn.rollback()  # read-only: nothing to keep
         return rows
+
+    def pages(self, query: sql.Composable, params: dict[str, Any], page_size: int) -> Iterator[list[dict]]:
+        """One server-side cursor in one read-only transaction: a single scan and sort of the window (Moodle
+        has no index on user.timemodified or user_enrolments.timemodified), one consistent snapshot, pages
+        streamed to the caller."""
+        with self.connect() as conn, _translated_errors():
+            with conn.cursor(name="cdp_moodle_read") as cursor:
+                cursor.execute(query, params)
+                while page := cursor.fetchmany(page_size):
+                    yield page
+            conn.rollback()
+
+
+@contextmanager
+def _translated_errors() -> Iterator[None]:
+    try:
+        yield
+    except (psycopg.errors.UndefinedTable, psycopg.errors.UndefinedColumn) as error:
+        raise ContractError(f"moodle: the database lacks a table or column we read: {error}") from None
+    except psycopg.errors.InsufficientPrivilege as error:
+        raise AuthError(f"moodle: the database login may not read: {error}") from None
+    except psycopg.OperationalError as error:
+        raise TransientError(f"moodle: database read failed: {type(error).__name__}") from None
 
 
 def _window(alias: str, cursor: str) -> sql.Composed:
@@ -164,14 +181,8 @@ def _window(alias: str, cursor: str) -> sql.Composed:
     return sql.SQL("{c} >= %(since)s AND {c} < %(until)s").format(c=column)
 
 
-def _keyset(alias: str, cursor: str) -> sql.Composed:
-    return sql.SQL("({a}.{c}, {a}.id) > (%(after_time)s, %(after_id)s)").format(
-        a=sql.Identifier(alias), c=sql.Identifier(cursor)
-    )
-
-
 class MoodleTableStream:
-    """One Moodle table (or join) read by keyset on (cursor, id) within [since, until)."""
+    """One Moodle table (or join) read in (cursor, id) order within [since, until)."""
 
     source = SOURCE
     primary_key = "id"
@@ -200,19 +211,13 @@ class MoodleTableStream:
     def read(self, since: datetime | None, until: datetime | None) -> Iterator[list[dict]]:
         if self.cursor_field is None:  # a full read (courses): every row, whatever the window
             since, until = None, None
-        cursor = self.count_cursor
-        window = sql.SQL(" AND ").join([_window(self.alias, cursor), _keyset(self.alias, cursor)])
-        query = sql.SQL("{} ORDER BY {a}.{c}, {a}.id LIMIT %(limit)s").format(
-            self._query(window), a=sql.Identifier(self.alias), c=sql.Identifier(cursor)
+        query = sql.SQL("{} ORDER BY {a}.{c}, {a}.id").format(
+            self._query(_window(self.alias, self.count_cursor)),
+            a=sql.Identifier(self.alias),
+            c=sql.Identifier(self.count_cursor),
         )
-        params = {"since": epoch(since) or 0, "until": epoch(until) or NEVER, "after_time": -1, "after_id": 0}
-        while True:
-            page = self.database.fetch(query, {**params, "limit": self.page_size})
-            if page:
-                yield page
-                params["after_time"], params["after_id"] = int(page[-1][cursor]), int(page[-1]["id"])
-            if len(page) < self.page_size:
-                return
+        params = {"since": epoch(since) or 0, "until": epoch(until) or NEVER}
+        yield from self.database.pages(query, params, self.page_size)
 
     def count(self, since: datetime, until: datetime) -> int:
         query = sql.SQL("SELECT count(*) AS n FROM ({}) counted").format(
