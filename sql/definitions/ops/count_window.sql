@@ -1,5 +1,5 @@
 -- Today's definition, re-applied by `cdp migrate` after the revisions: change it here (sql/README.md).
--- Last defined by sql/migrations/versions/0004_quality_finance.sql.
+-- Last defined by sql/migrations/versions/0004_quality_finance.sql; changed since (issue 17: deletions).
 
 -- A payload's cursor time: epoch seconds (Moodle, Stripe) or ISO 8601 text (Salesforce, surveys).
 CREATE OR REPLACE FUNCTION ops.payload_time(p_payload jsonb, p_field text) RETURNS timestamptz
@@ -15,7 +15,8 @@ $$;
 
 -- Raw, core and quarantine counts for one stream and window, by each record's latest landed version.
 -- p_core_table / p_key_source: where a record of the stream shows up in core, keyed by (source,
--- source_record_id) (people: core.person_source_id with the stream's person key space).
+-- source_record_id) (people: core.person_source_id with the stream's person key space). A record deleted at the
+-- source before it reached core counts as in core when core.source_deletion keeps its deletion (revision 0023).
 CREATE OR REPLACE FUNCTION ops.count_window(
     p_source text, p_stream text, p_core_table regclass, p_key_source text, p_cursor_field text,
     p_since timestamptz, p_until timestamptz
@@ -32,8 +33,9 @@ BEGIN
             ORDER BY r.source_record_id, r.raw_id DESC
         ), in_window AS (
             SELECT l.source_record_id,
-                   EXISTS (SELECT 1 FROM %s c WHERE c.source = $3 AND c.source_record_id = l.source_record_id)
-                       AS in_core
+                   (EXISTS (SELECT 1 FROM %s c WHERE c.source = $3 AND c.source_record_id = l.source_record_id)
+                    OR EXISTS (SELECT 1 FROM core.source_deletion d
+                               WHERE d.source = $3 AND d.source_record_id = l.source_record_id)) AS in_core
             FROM latest l
             WHERE ops.payload_time(l.payload, $4) >= $5 AND ops.payload_time(l.payload, $4) < $6
         )

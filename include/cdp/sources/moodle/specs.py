@@ -16,7 +16,7 @@ from cdp.sources.spec import (
     VendorPool,
 )
 
-POOL = VendorPool("moodle_api", 4, "Moodle web services")
+POOL = VendorPool("moodle_api", 4, "Moodle's database (read-only login) or web services")
 
 MOODLE_PARENTAL_CONSENT = ("", "none", "pending", "verified")
 REFERENCES = "references.sql"  # an enrollment's or completion's learner and course
@@ -34,25 +34,46 @@ def moodle_custom_field(shortname: str, check: Callable[[Any], str | None]) -> v
     return run
 
 
+def unless_deleted(check: v.Check) -> v.Check:
+    """A deleted Moodle user keeps its id but Moodle scrambled the rest (email = an md5, username = email and
+    time): its content is not checked, users_deleted.sql soft-deletes the identity instead."""
+
+    def run(record: Mapping[str, Any]) -> str | None:
+        if record.get("deleted") in (1, "1", True):
+            return None
+        return check(record)
+
+    return run
+
+
 SPECS: tuple[StreamSpec, ...] = (
     StreamSpec(
         "moodle", "users", "core.person", PEOPLE_AND_REFERENCE,
         v.all_of(
-            v.required("id", "firstname", "email"),
-            v.email("email"),
-            moodle_custom_field("dateofbirth", lambda value: v.iso_date("value")({"value": value})),
-            moodle_custom_field(
-                "parentalconsent",
-                lambda value: (
-                    None if value in MOODLE_PARENTAL_CONSENT else f"unknown value {value!r} in parentalconsent"
-                ),
-            ),
-            moodle_custom_field(
-                "marketingconsent",
-                lambda value: None if value in ("", "0", "1") else f"unknown value {value!r} in marketingconsent",
+            v.required("id"),
+            unless_deleted(
+                v.all_of(
+                    v.required("firstname", "email"),
+                    v.email("email"),
+                    moodle_custom_field("dateofbirth", lambda value: v.iso_date("value")({"value": value})),
+                    moodle_custom_field(
+                        "parentalconsent",
+                        lambda value: (
+                            None
+                            if value in MOODLE_PARENTAL_CONSENT
+                            else f"unknown value {value!r} in parentalconsent"
+                        ),
+                    ),
+                    moodle_custom_field(
+                        "marketingconsent",
+                        lambda value: (
+                            None if value in ("", "0", "1") else f"unknown value {value!r} in marketingconsent"
+                        ),
+                    ),
+                )
             ),
         ),
-        ("users.sql", RESOLVE_PEOPLE, "users_consent.sql", REGISTRATION_CONSENT, LAND_CONSENT),
+        ("users.sql", RESOLVE_PEOPLE, "users_consent.sql", REGISTRATION_CONSENT, LAND_CONSENT, "users_deleted.sql"),
         person_source="moodle.user",
     ),
     StreamSpec(

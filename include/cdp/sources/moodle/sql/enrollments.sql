@@ -3,7 +3,8 @@ INSERT INTO core.enrollment (person_id, course_id, status, enrolled_at, source, 
 SELECT DISTINCT ON (b.source_record_id)
        coalesce(p.merged_into, p.person_id), c.course_id,
        CASE b.payload ->> 'status' WHEN '0' THEN 'active' ELSE 'suspended' END,
-       to_timestamp((b.payload ->> 'timestart')::bigint),
+       -- timestart 0 is Moodle's "no start restriction": the enrolment then dates from its creation.
+       to_timestamp(coalesce(nullif((b.payload ->> 'timestart')::bigint, 0), (b.payload ->> 'timecreated')::bigint)),
        'moodle', b.source_record_id
 FROM sync_batch b
 JOIN core.person_source_id m ON m.source = 'moodle.user' AND m.source_record_id = b.payload ->> 'userid'

@@ -1,4 +1,6 @@
 -- Moodle users → incoming_people (then _resolve_people.sql). Profile fields live in customfields.
+-- A user whose latest version is deleted (deleted = 1: Moodle scrambled its username and email) is no person
+-- to resolve: users_deleted.sql soft-deletes its identity instead.
 CREATE TEMP TABLE incoming_people ON COMMIT DROP AS
 SELECT DISTINCT ON (b.source_record_id)
        b.source_record_id,
@@ -17,4 +19,7 @@ SELECT DISTINCT ON (b.source_record_id)
        false AS is_new
 FROM sync_batch b
 WHERE b.reason IS NULL
+  AND NOT EXISTS (SELECT 1 FROM sync_batch later
+                  WHERE later.source_record_id = b.source_record_id AND later.reason IS NULL
+                    AND later.payload ->> 'deleted' IN ('1', 'true'))
 ORDER BY b.source_record_id, b.seq DESC;
