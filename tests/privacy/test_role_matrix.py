@@ -356,6 +356,7 @@ PERSONAL_DATA_PATHS: dict[str, set[str]] = {
     "SELECT status, source_record_id FROM core.consent": {"cdp_admin", "cdp_loader"},
     "SELECT payload FROM raw.records": {"cdp_admin", "cdp_loader"},
     "SELECT payload FROM ops.quarantine": {"cdp_admin", "cdp_loader"},
+    "SELECT reason_value FROM ops.quarantine": {"cdp_admin", "cdp_loader"},
     "SELECT body FROM ops.webhook_rejection": {"cdp_admin", "cdp_loader"},
     "SELECT body FROM ops.webhook_undeliverable": {"cdp_admin", "cdp_loader"},
     "SELECT survivor_before, absorbed_before FROM ops.identity_merge": {"cdp_admin", "cdp_loader"},

@@ -40,16 +40,20 @@ SPECS: tuple[StreamSpec, ...] = (
         v.all_of(
             v.required("id", "firstname", "email"),
             v.email("email"),
-            moodle_custom_field("dateofbirth", lambda value: v.iso_date("value")({"value": value})),
+            moodle_custom_field("dateofbirth", lambda value: v.iso_date("dateofbirth")({"dateofbirth": value})),
             moodle_custom_field(
                 "parentalconsent",
                 lambda value: (
-                    None if value in MOODLE_PARENTAL_CONSENT else f"unknown value {value!r} in parentalconsent"
+                    None
+                    if value in MOODLE_PARENTAL_CONSENT
+                    else v.rejected("unknown value in parentalconsent", value)
                 ),
             ),
             moodle_custom_field(
                 "marketingconsent",
-                lambda value: None if value in ("", "0", "1") else f"unknown value {value!r} in marketingconsent",
+                lambda value: (
+                    None if value in ("", "0", "1") else v.rejected("unknown value in marketingconsent", value)
+                ),
             ),
         ),
         ("users.sql", RESOLVE_PEOPLE, "users_consent.sql", REGISTRATION_CONSENT, LAND_CONSENT),

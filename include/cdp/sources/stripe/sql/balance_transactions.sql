@@ -2,13 +2,13 @@
 -- with the financial transaction id traced through the charge (or the refund's charge). A charge's or
 -- refund's movement whose object is not in the warehouse yet waits in the quarantine and is re-tried.
 UPDATE sync_batch b
-SET reason = 'unknown charge: stripe charge ' || (b.payload ->> 'source') || ' is not in the warehouse yet'
+SET reason = 'unknown charge: the stripe charge in source is not in the warehouse yet', reason_value = b.payload ->> 'source'
 WHERE b.reason IS NULL
   AND b.payload ->> 'type' IN ('charge', 'payment')
   AND NOT EXISTS (SELECT 1 FROM core.donation d WHERE d.source = 'stripe' AND d.source_record_id = b.payload ->> 'source');
 
 UPDATE sync_batch b
-SET reason = 'unknown refund: stripe refund ' || (b.payload ->> 'source') || ' is not in the warehouse yet'
+SET reason = 'unknown refund: the stripe refund in source is not in the warehouse yet', reason_value = b.payload ->> 'source'
 WHERE b.reason IS NULL
   AND b.payload ->> 'type' IN ('refund', 'payment_refund')
   AND NOT EXISTS (SELECT 1 FROM core.refund r WHERE r.source = 'stripe' AND r.source_record_id = b.payload ->> 'source');
