@@ -143,3 +143,19 @@ ON CONFLICT (quarantine_id) DO NOTHING;
 UPDATE ops.quarantine q SET reason = w.reason, reason_value = w.reason_value
 FROM reason_rewrite w
 WHERE w.quarantine_id = q.quarantine_id;
+
+-- CRM refusals: ops.crm_push_error.message is the CRM's own text, with the values we sent blanked out only
+-- where they recur exactly (cdp.crm.plan.redact): a CRM that quotes a value changed in case or format (an
+-- email upper-cased, a phone re-formatted, "duplicate value found: ...") still names the person's data, beside
+-- their person id. Staff keep what they act on (the code, the fields refused, the counts and the runs); the
+-- message is for the roles that read the person's columns in core (admin, the pipeline that writes it).
+REVOKE SELECT ON ops.crm_push_error FROM cdp_viewer, cdp_editor, cdp_finance;
+GRANT SELECT (error_id, person_id, error_code, fields, attempts, first_run_id, last_run_id, first_failed_at,
+              last_failed_at, resolved_at, resolved_run_id)
+    ON ops.crm_push_error TO cdp_viewer, cdp_editor, cdp_finance;
+
+-- Refunds are reconciled like donations (cdp finance reconcile): since 0017 nobody but the sync changes a
+-- donation's money; a refund's amount, status and charge were still open to finance (0005) and admin. Only the
+-- sync (cdp_loader) writes them now, as 0017 did for donations (core.refund has no correction path: a wrong
+-- refund is corrected at the processor and synced). The role matrix test fails on any grant that widens this.
+REVOKE UPDATE ON core.refund FROM cdp_finance, cdp_admin;
