@@ -76,8 +76,15 @@ class VerifyReport:
 
     def _anchoring(self) -> str:
         if self.last_anchor is None:
-            return f"no anchor yet: {self.unanchored} rows unanchored"
-        return f"{self.unanchored} rows past the last anchor (seq {self.last_anchor})"
+            return f"no anchor yet: {self.unanchored} rows unanchored{self.awaiting()}"
+        return f"{self.unanchored} rows past the last anchor (seq {self.last_anchor}){self.awaiting()}"
+
+    def awaiting(self) -> str:
+        """Which rows a cut from the end would take unnoticed, as the operator can look them up."""
+        if self.head is None or not self.unanchored:
+            return ""
+        first = (self.last_anchor or 0) + 1
+        return f": seq {first}..{self.head.seq} await an anchor (the next pipeline task, or `cdp audit head --export`)"
 
 
 def record_event(

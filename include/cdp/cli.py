@@ -208,13 +208,59 @@ def main(argv: Sequence[str] | None = None) -> int:
         from cdp.identity.commands import main as dedupe_main
 
         # The CSV mode checks its column roles and reads a file: ValueError and OSError are the operator's input.
-        return _without_traceback(lambda: dedupe_main(argv[1:]), input_errors=(ValueError, OSError))
+        status = _without_traceback(lambda: dedupe_main(argv[1:]), input_errors=(ValueError, OSError))
+        if status == 0 and argv[1:2] in (["run"], ["review"], ["unmerge"]):  # not the CSV mode: no warehouse
+            anchor_after_audited_write()
+        return status
     installed = entry_points(group=COMMANDS_GROUP)
     if argv[:1] and argv[0] in DEVELOPMENT_COMMANDS and argv[0] not in installed.names:
         print(f"error: {NOT_INSTALLED.format(command=argv[0])}", file=sys.stderr)
         return 2
     args = build_parser(installed).parse_args(argv)
-    return _without_traceback(lambda: int(args.handler(args) or 0))
+    status = _without_traceback(lambda: int(args.handler(args) or 0))
+    if status == 0 and args.command in AUDITED_COMMANDS:
+        anchor_after_audited_write()
+    return status
+
+
+#: Commands that write audit events (a correction, a consent statement, an erasure, a merge decision). The
+#: pipeline anchors the head after each of its tasks; these anchor it themselves, so a correction made by
+#: hand is not left unanchored until the next pipeline task.
+AUDITED_COMMANDS = frozenset({"dedupe", "privacy", "finance", "crm"})
+
+
+def anchor_after_audited_write(path: Path | None = None) -> audit.Anchor | None:
+    """Append the head to the anchor file if it moved and the file is this process's to write; otherwise say
+    which rows await an anchor (the file belongs to the pipeline's user, or the warehouse is not reachable)."""
+    path = path or audit.default_anchor_file()
+    refused: Exception | None = None
+    try:
+        with connect(resolve_url(), CLI_ACTOR, autocommit=True) as conn:
+            try:
+                return audit.export_head(conn, path, only_if_moved=True)
+            except (audit.AnchorFileRefused, OSError) as error:
+                refused = error
+            head = audit.head(conn)
+    except (WarehouseNotConfigured, psycopg.Error) as error:
+        print(f"note: the audit head was not anchored ({error})", file=sys.stderr)
+        return None
+    previous = _readable_last_anchor(path)
+    if head is not None and (previous is None or previous.seq < head.seq):
+        first = previous.seq + 1 if previous is not None else 1
+        print(
+            f"note: audit rows seq {first}..{head.seq} await an anchor: {path} is not this process's to write"
+            f" ({refused}); the pipeline's next task anchors them, or the file's owner runs"
+            " `cdp audit head --export`",
+            file=sys.stderr,
+        )
+    return None
+
+
+def _readable_last_anchor(path: Path) -> audit.Anchor | None:
+    try:
+        return audit.last_anchor(path)
+    except OSError:
+        return None
 
 
 #: Exit codes for what an operator got wrong, as opposed to a fault (which keeps its traceback).

@@ -6,8 +6,9 @@ can be opened from disk, mailed, or served by the Airflow plugin ``cdp_data_heal
 writes both files atomically into the data-health folder (``CDP_DATA_HEALTH_DIR``, by default
 ``.cdp/data-health``), which in production is a volume shared by the Celery workers and the API server.
 
-The page shows figures, never a person's values: quarantine reasons are shown as their class (the value a
-validator quoted is cut away in ``quarantine.sql``) and a KPI view's error by its kind, not its message.
+The page shows figures, never a person's values: a quarantine reason names a rule and a field, never the value
+(that is in ``reason_value``, which the page does not read), and is shown as its class besides (``quarantine.sql``,
+for reasons kept before revision 0020); a KPI view's error is shown by its kind, not its message.
 
 KPIs are not listed here: every view named ``mart.kpi_<name>_monthly`` (columns month, numerator,
 denominator, value; label in its ``COMMENT ON VIEW``) is found in the catalog and rendered, so a new KPI

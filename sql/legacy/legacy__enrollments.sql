@@ -28,11 +28,11 @@ SET person_id = excluded.person_id, course_id = excluded.course_id, status = exc
 WHERE (core.enrollment.person_id, core.enrollment.course_id, core.enrollment.status, core.enrollment.enrolled_at)
       IS DISTINCT FROM (excluded.person_id, excluded.course_id, excluded.status, excluded.enrolled_at);
 
-INSERT INTO legacy_rejected (row_key, reason, values)
+INSERT INTO legacy_rejected (row_key, reason, reason_value, values)
 SELECT e.row_key,
-       CASE WHEN e.person_id IS NULL THEN 'learner ' || trim(e.values ->> 'learner_id')
-                 || ' was not loaded (its LMS row waits in ops.legacy_review)'
+       CASE WHEN e.person_id IS NULL THEN 'learner in learner_id was not loaded (its LMS row waits in ops.legacy_review)'
             ELSE 'unknown enrollment status' END,
+       CASE WHEN e.person_id IS NULL THEN trim(e.values ->> 'learner_id') ELSE e.values ->> 'status' END,
        e.values
 FROM legacy_enrollment e
 WHERE e.person_id IS NULL OR e.status NOT IN ('active', 'suspended', 'completed', 'withdrawn');

@@ -302,3 +302,35 @@ def test_a_sync_re_landing_the_old_value_keeps_the_correction(
             "UPDATE core.donation SET amount_minor = 4700 WHERE financial_transaction_id = %s", (FTID,)
         )
     assert _donation(warehouse_url) == (4700, "gala")
+
+
+def test_refunds_are_reconciled_too_and_change_only_by_the_sync(
+    warehouse_url: str, donation: str, logins
+) -> None:
+    """Finance (and admin) cannot rewrite a refund's amount, status or charge directly (revision 0020); the sync
+    still can, and the approved correction of the donation still applies."""
+    with psycopg.connect(warehouse_url) as conn:
+        conn.execute(
+            "INSERT INTO core.refund (donation_id, financial_transaction_id, charge_id, amount_minor, currency, status,"
+            " created_at, source, source_record_id) SELECT donation_id, financial_transaction_id, source_record_id,"
+            " 1000, 'USD', 'succeeded', now(), 'stripe', 're_1' FROM core.donation WHERE financial_transaction_id = %s",
+            (FTID,),
+        )
+    changes = ("amount_minor = 1", "status = 'failed'", "charge_id = 'ch_other'")
+    for role in ("cdp_finance", "cdp_admin"):
+        with psycopg.connect(logins(role), autocommit=True) as conn:
+            for change in changes:
+                with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                    conn.execute(f"UPDATE core.refund SET {change} WHERE source_record_id = 're_1'")
+    with psycopg.connect(warehouse_url, autocommit=True) as conn:  # as the sync's role
+        conn.execute("SET ROLE cdp_loader")
+        conn.execute("UPDATE core.refund SET status = 'failed' WHERE source_record_id = 're_1'")
+    with psycopg.connect(warehouse_url) as conn:
+        assert conn.execute("SELECT amount_minor, status FROM core.refund").fetchone() == (1000, "failed")
+
+    junior, fin = logins("cdp_editor"), logins("cdp_finance")
+    correction = corrections.request(
+        junior, donation, {"amount_minor": 4500}, "receipt says 45", person="junior"
+    )
+    assert corrections.approve(fin, correction, "checked the receipt", person="fin") == "applied"
+    assert _donation(warehouse_url) == (4500, "spring")

@@ -122,3 +122,51 @@ def test_verify_reports_how_many_rows_lie_past_the_last_anchor(
     with psycopg.connect(warehouse_url) as conn:
         report = audit.verify(conn, audit.read_anchors(anchor_file))
     assert (report.last_anchor, report.unanchored) == (1, 2)
+
+
+def _seed_donation(url: str) -> None:
+    with psycopg.connect(url) as conn:
+        conn.execute(
+            "INSERT INTO core.donation (financial_transaction_id, amount_minor, currency, received_at, status,"
+            " source, source_record_id) VALUES ('FT-ANCHOR-1', 4000, 'USD', now(), 'succeeded', 'stripe', 'ch_a1')"
+        )
+
+
+def test_an_audited_cli_write_anchors_the_head_itself(
+    warehouse_url: str, anchor_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AIRFLOW_CONN_WAREHOUSE", warehouse_url)
+    _seed_donation(warehouse_url)
+    assert main(["audit", "head", "--export"]) == 0
+    before = _anchored(anchor_file)
+
+    assert main(["finance", "correction", "request", "FT-ANCHOR-1", "--set", "amount_minor=4500",
+                 "--reason", "receipt says 45", "--role", "cdp_editor", "--by", "pat"]) == 0  # fmt: skip
+
+    assert _anchored(anchor_file)[-1] == _head(warehouse_url) > before[-1]
+    with psycopg.connect(warehouse_url) as conn:
+        report = audit.verify(conn, audit.read_anchors(anchor_file))
+    assert report.ok and report.unanchored == 0
+
+
+def test_a_cli_that_may_not_write_the_anchor_file_says_which_rows_await_an_anchor(
+    warehouse_url: str, anchor_file: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("AIRFLOW_CONN_WAREHOUSE", warehouse_url)
+    _seed_donation(warehouse_url)
+    assert main(["audit", "head", "--export"]) == 0
+    anchored = _anchored(anchor_file)[-1]
+    # The pipeline's file, as the operator sees it: someone else's (here: a symlink, refused the same way).
+    pipeline_file = anchor_file.with_name("pipeline-anchors.jsonl")
+    anchor_file.rename(pipeline_file)
+    anchor_file.symlink_to(pipeline_file)
+    capsys.readouterr()
+
+    assert main(["finance", "correction", "request", "FT-ANCHOR-1", "--set", "amount_minor=4500",
+                 "--reason", "receipt says 45", "--role", "cdp_editor", "--by", "pat"]) == 0  # fmt: skip
+
+    head = _head(warehouse_url)
+    assert f"audit rows seq {anchored + 1}..{head} await an anchor" in capsys.readouterr().err
+    assert _anchored(pipeline_file)[-1] == anchored  # nothing written through the link
+    assert main(["audit", "verify", "--anchor-file", str(pipeline_file)]) == 0
+    assert f"seq {anchored + 1}..{head} await an anchor" in capsys.readouterr().out

@@ -59,7 +59,7 @@ core.partner_login                                   -     r     r     rawd  r  
 core.person                                          raw   s     s     rawd  s     s     -     -     rw    -
 core.person_source_id                                rawd  s     s     rawd  s     -     -     -     rw    -
 core.referral                                        rawd  r     r     rawd  r     -     -     -     r     -
-core.refund                                          rawd  r     r     rawd  rw    -     -     -     r     -
+core.refund                                          rawd  r     r     rad   r     -     -     -     r     -
 core.reward                                          rawd  r     r     rawd  r     -     -     -     r     -
 core.support_ticket                                  rawd  s     s     rawd  s     -     -     -     rw    -
 core.survey_response                                 raw   s     s     rawd  s     -     -     -     rw    -
@@ -75,7 +75,7 @@ ops.crm_contact_link                                 rawd  r     r     r     r  
 ops.crm_contact_review                               raw   r     r     r     r     -     -     -     r     -
 ops.crm_push_change                                  rawd  r     r     r     r     -     -     -     rw    -
 ops.crm_push_conflict                                raw   r     ru    ru    r     -     -     -     rw    -
-ops.crm_push_error                                   raw   r     r     r     r     -     -     -     rw    -
+ops.crm_push_error                                   raw   s     s     r     s     -     -     -     rw    -
 ops.crm_push_run                                     raw   r     r     r     r     -     -     -     r     -
 ops.crm_push_state                                   rawd  r     r     r     r     -     -     -     rw    -
 ops.dedupe_run                                       rawd  r     r     r     -     -     -     -     r     -
@@ -356,6 +356,8 @@ PERSONAL_DATA_PATHS: dict[str, set[str]] = {
     "SELECT status, source_record_id FROM core.consent": {"cdp_admin", "cdp_loader"},
     "SELECT payload FROM raw.records": {"cdp_admin", "cdp_loader"},
     "SELECT payload FROM ops.quarantine": {"cdp_admin", "cdp_loader"},
+    "SELECT reason_value FROM ops.quarantine": {"cdp_admin", "cdp_loader"},
+    "SELECT message FROM ops.crm_push_error": {"cdp_admin", "cdp_loader"},
     "SELECT body FROM ops.webhook_rejection": {"cdp_admin", "cdp_loader"},
     "SELECT body FROM ops.webhook_undeliverable": {"cdp_admin", "cdp_loader"},
     "SELECT survivor_before, absorbed_before FROM ops.identity_merge": {"cdp_admin", "cdp_loader"},

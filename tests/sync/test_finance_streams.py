@@ -193,7 +193,9 @@ def test_planted_faults_and_orphans_wait_in_the_quarantine_with_their_reason(
             rest = assert_planted_faults_quarantined(conn, world, key)
             if key == "stripe.refunds":
                 assert set(rest) == expected.orphan_refunds
-                assert all(reason.startswith("unknown charge: stripe charge ") for reason in rest.values())
+                assert all(
+                    reason.startswith("unknown charge: the stripe charge in ") for reason in rest.values()
+                )
             elif key == "stripe.balance_transactions":
                 assert set(rest) == expected.orphan_balance
                 assert all(

@@ -174,7 +174,7 @@ CHANGED_SINCE_THE_REVISIONS = {
     "ops.reason_class(text)": "issue 15: added; a quarantine reason without the value it quotes",
     "privacy.erase_person(uuid,text)": "issue 15 item 8: also blanks kept undeliverable webhook bodies "
     "(ops.webhook_undeliverable, revision 0016) that hold the person's email; issue 15: its temporary "
-    "tables named pg_temp.*",
+    "tables named pg_temp.*; also blanks the quarantine's reason_value (revision 0020)",
     "privacy.erase_person_ops(uuid,text)": "issue 15: its temporary tables named pg_temp.*",
     "audit.chain_event()": "issue 15: SECURITY DEFINER; stamps without a lock, seals at commit (revision 0017)",
     "audit.seal_pending()": "issue 15: added; chains the unsealed events (revision 0017)",

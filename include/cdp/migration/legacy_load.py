@@ -98,7 +98,9 @@ def _batch(conn: psycopg.Connection, export: str, files: Sequence[LegacyFile]) -
         "                 AND r.resolved_at IS NULL)",
         (export, [f.sha256 for f in files if f.export == export]),
     )
-    conn.execute("CREATE TEMP TABLE legacy_rejected (row_key text, reason text, values jsonb) ON COMMIT DROP")
+    conn.execute(
+        "CREATE TEMP TABLE legacy_rejected (row_key text, reason text, reason_value text, values jsonb) ON COMMIT DROP"
+    )
     return conn.execute("SELECT count(*) AS n FROM legacy_batch").fetchone()["n"]
 
 
@@ -114,10 +116,10 @@ def _gifts(conn: psycopg.Connection) -> None:
         currency = values["currency"].strip().upper()
         amount = minor_units(values["amount"], currency)
         if amount is None:
-            reason = (
-                f"amount is not exact in {currency} minor units (exponent {MINOR_EXPONENT.get(currency, 2)})"
-            )
-            rejected.append((row["row_key"], reason, Jsonb(values)))
+            # The reason without values (staff read it); the amount and its currency beside it (reason_value).
+            reason = "amount is not exact in its currency's minor units"
+            value = f"{values['amount']!r} {currency} (exponent {MINOR_EXPONENT.get(currency, 2)})"
+            rejected.append((row["row_key"], reason, value, Jsonb(values)))
             continue
         email, name = values["email"].strip(), " ".join(values["name"].split())
         gifts.append(
@@ -126,7 +128,7 @@ def _gifts(conn: psycopg.Connection) -> None:
         )  # fmt: skip
     with conn.cursor() as cursor:
         cursor.executemany("INSERT INTO legacy_gifts VALUES (%s, %s, %s, %s, %s, %s, %s, %s)", gifts)
-        cursor.executemany("INSERT INTO legacy_rejected VALUES (%s, %s, %s)", rejected)
+        cursor.executemany("INSERT INTO legacy_rejected VALUES (%s, %s, %s, %s)", rejected)
 
 
 def _changed(conn: psycopg.Connection) -> int:
@@ -164,8 +166,8 @@ def load_core(url: str, actor: Actor, run_id: str, files: Sequence[LegacyFile]) 
                 if export == "donors":
                     _run(conn, LEGACY_SQL / "legacy__donations.sql", params)
             rejected = conn.execute(
-                "INSERT INTO ops.quarantine (source, stream, source_record_id, run_id, reason, payload)"
-                " SELECT %s, %s, r.row_key, %s, r.reason, r.values FROM legacy_rejected r"
+                "INSERT INTO ops.quarantine (source, stream, source_record_id, run_id, reason, reason_value, payload)"
+                " SELECT %s, %s, r.row_key, %s, r.reason, r.reason_value, r.values FROM legacy_rejected r"
                 " WHERE NOT EXISTS (SELECT 1 FROM ops.quarantine q WHERE q.source = %s AND q.stream = %s"
                 "   AND q.source_record_id = r.row_key AND q.resolved_at IS NULL AND q.reason = r.reason)",
                 (SOURCE, export, run_id, SOURCE, export),

@@ -2,6 +2,10 @@
 
 A check returns a reason (short, stable, human-readable: it is what a person reads in ``ops.quarantine``)
 or ``None``. A failed record is never dropped: it goes to the quarantine with its payload and reason.
+
+A reason names the rule and the field, never the record's values: staff roles (and the data-health page)
+read ``ops.quarantine.reason`` but not the payload. The value a check refused travels beside it as a
+:class:`Rejection`'s ``value`` and lands in ``ops.quarantine.reason_value``, granted like the payload.
 """
 
 from __future__ import annotations
@@ -14,6 +18,30 @@ from typing import Any
 from cdp.text_rules import is_email
 
 Check = Callable[[Mapping[str, Any]], str | None]
+
+
+class Rejection(str):
+    """A reason without values (what staff read) carrying the refused value apart (``reason_value``)."""
+
+    value: str | None
+
+    def __new__(cls, reason: str, value: str | None = None) -> Rejection:
+        rejection = super().__new__(cls, reason)
+        rejection.value = value
+        return rejection
+
+
+def rejected(reason: str, value: Any) -> Rejection:
+    """``reason`` with the refused value as an operator would read it (its repr, as the reasons once quoted)."""
+    return Rejection(reason, repr(value))
+
+
+def split(reason: str | None) -> tuple[str | None, str | None]:
+    """(reason, reason_value) as the quarantine keeps them; a plain string reason has no value."""
+    if reason is None:
+        return None, None
+    return str(reason), getattr(reason, "value", None)
+
 
 # ISO 4217 codes the nonprofit accepts; an unknown code is quarantined, never guessed.
 CURRENCIES = frozenset(
@@ -67,7 +95,7 @@ def one_of(path: str, allowed: Iterable[Any]) -> Check:
     def check(record: Mapping[str, Any]) -> str | None:
         value = field(record, path)
         if value not in allowed:
-            return f"unknown value {value!r} in {path}"
+            return rejected(f"unknown value in {path}", value)
         return None
 
     return check
@@ -79,7 +107,7 @@ def amount_minor(path: str) -> Check:
     def check(record: Mapping[str, Any]) -> str | None:
         value = field(record, path)
         if isinstance(value, bool) or not isinstance(value, int):
-            return f"non-numeric amount in {path}: {value!r}"
+            return rejected(f"non-numeric amount in {path}", value)
         if value < 0:
             return f"negative amount in {path}"
         return None
@@ -93,7 +121,7 @@ def decimal_amount(path: str) -> Check:
     def check(record: Mapping[str, Any]) -> str | None:
         value = field(record, path)
         if isinstance(value, bool) or not isinstance(value, int | float):
-            return f"non-numeric amount in {path}: {value!r}"
+            return rejected(f"non-numeric amount in {path}", value)
         if value < 0:
             return f"negative amount in {path}"
         if round(value * 100) != round(value * 100, 6):
@@ -107,7 +135,7 @@ def currency(path: str) -> Check:
     def check(record: Mapping[str, Any]) -> str | None:
         value = field(record, path)
         if not isinstance(value, str) or value.upper() not in CURRENCIES:
-            return f"unknown currency {value!r} in {path}"
+            return rejected(f"unknown currency in {path}", value)
         return None
 
     return check
@@ -121,9 +149,9 @@ def iso_date(path: str, *, optional: bool = True, past: bool = True) -> Check:
         try:
             parsed = date.fromisoformat(str(value)[:10])
         except ValueError:
-            return f"impossible date in {path}: {value!r}"
+            return rejected(f"impossible date in {path}", value)
         if parsed.year < 1900 or (past and parsed > date.today()):
-            return f"impossible date in {path}: {value!r}"
+            return rejected(f"impossible date in {path}", value)
         return None
 
     return check
@@ -151,7 +179,7 @@ def epoch_plausible(path: str) -> Check:
         if value in (None, 0):
             return None
         if not isinstance(value, int):
-            return f"wrong type for timestamp {path}: {value!r}"
+            return rejected(f"wrong type for timestamp {path}", value)
         moment = datetime.fromtimestamp(value, UTC)
         if moment < EARLIEST or moment > datetime.now(UTC) + timedelta(days=1):
             return f"impossible date in {path}"
@@ -178,7 +206,7 @@ def signed_amount_minor(path: str) -> Check:
     def check(record: Mapping[str, Any]) -> str | None:
         value = field(record, path)
         if isinstance(value, bool) or not isinstance(value, int):
-            return f"non-numeric amount in {path}: {value!r}"
+            return rejected(f"non-numeric amount in {path}", value)
         return None
 
     return check
@@ -193,7 +221,7 @@ def decimal_text_amount(path: str) -> Check:
     def check(record: Mapping[str, Any]) -> str | None:
         value = field(record, path)
         if not isinstance(value, str) or not DECIMAL_TEXT.match(value.strip()):
-            return f"non-numeric amount in {path}: {value!r}"
+            return rejected(f"non-numeric amount in {path}", value)
         return None
 
     return check
@@ -226,11 +254,11 @@ def iso_timestamp(path: str, *, optional: bool = False) -> Check:
             text = str(value)
             moment = datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith("Z") else text)
         except ValueError:
-            return f"impossible date in {path}: {value!r}"
+            return rejected(f"impossible date in {path}", value)
         if moment.tzinfo is None:
             moment = moment.replace(tzinfo=UTC)
         if moment < EARLIEST or moment > datetime.now(UTC) + timedelta(days=1):
-            return f"impossible date in {path}: {value!r}"
+            return rejected(f"impossible date in {path}", value)
         return None
 
     return check
@@ -245,9 +273,9 @@ def age(path: str) -> Check:
         if value is None or (isinstance(value, int) and not isinstance(value, bool) and value < 0):
             return None
         if isinstance(value, bool) or not isinstance(value, int):
-            return f"wrong type for age in {path}: {value!r}"
+            return rejected(f"wrong type for age in {path}", value)
         if value > 130:
-            return f"impossible age in {path}: {value}"
+            return rejected(f"impossible age in {path}", value)
         return None
 
     return check
@@ -257,7 +285,7 @@ def boolean(path: str) -> Check:
     def check(record: Mapping[str, Any]) -> str | None:
         value = field(record, path)
         if value is not None and not isinstance(value, bool):
-            return f"wrong type for {path}: {value!r}"
+            return rejected(f"wrong type for {path}", value)
         return None
 
     return check
@@ -275,7 +303,7 @@ def each(path: str, check: Check) -> Check:
         for item in items:
             reason = check(item if isinstance(item, Mapping) else {})
             if reason:
-                return f"{path}: {reason}"
+                return Rejection(f"{path}: {reason}", getattr(reason, "value", None))
         return None
 
     return run
@@ -289,7 +317,7 @@ def non_negative_int(path: str, *, optional: bool = True) -> Check:
         if value is None and optional:
             return None
         if isinstance(value, bool) or not isinstance(value, int):
-            return f"wrong type for {path}: {value!r}"
+            return rejected(f"wrong type for {path}", value)
         if value < 0:
             return f"negative count in {path}"
         return None

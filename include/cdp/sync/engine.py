@@ -35,6 +35,7 @@ from cdp import audit
 from cdp.paths import SQL_DIR
 from cdp.sources.base import Stream
 from cdp.sources.spec import RESOLVE_PEOPLE, SOURCES_DIR, StreamSpec
+from cdp.sources.validation import split
 from cdp.warehouse import Actor, transaction
 
 log = logging.getLogger(__name__)
@@ -182,8 +183,9 @@ def sync_stream(
         )
         # Likewise a rejection already waiting in the quarantine is not queued again.
         quarantined = conn.execute(
-            "INSERT INTO ops.quarantine (source, stream, source_record_id, run_id, reason, payload)"
-            " SELECT %(source)s, %(stream)s, b.source_record_id, %(run_id)s, b.reason, b.payload FROM sync_batch b"
+            "INSERT INTO ops.quarantine (source, stream, source_record_id, run_id, reason, reason_value, payload)"
+            " SELECT %(source)s, %(stream)s, b.source_record_id, %(run_id)s, b.reason, b.reason_value, b.payload"
+            " FROM sync_batch b"
             " WHERE b.reason IS NOT NULL AND NOT EXISTS (SELECT 1 FROM ops.quarantine q WHERE q.source = %(source)s"
             "   AND q.stream = %(stream)s AND q.resolved_at IS NULL AND q.source_record_id IS NOT DISTINCT FROM"
             "   b.source_record_id AND q.reason = b.reason AND q.payload = b.payload)"
@@ -288,17 +290,23 @@ def _land_batch(
     # raw.records keeps the compressed copy.
     conn.execute(
         "CREATE TEMP TABLE sync_batch (seq bigint PRIMARY KEY, source_record_id text,"
-        " payload jsonb STORAGE EXTERNAL NOT NULL, reason text, replayed boolean NOT NULL DEFAULT false)"
+        " payload jsonb STORAGE EXTERNAL NOT NULL, reason text, reason_value text,"
+        " replayed boolean NOT NULL DEFAULT false)"
         " WITH (toast_tuple_target = 8160) ON COMMIT DROP"
     )
     seq = 0
-    with conn.cursor().copy("COPY sync_batch (seq, source_record_id, payload, reason) FROM STDIN") as copy:
+    # The reason names the rule and the field; the value it refused goes apart (reason_value), since staff
+    # roles read the quarantine's reasons but not its payloads (validation.Rejection).
+    with conn.cursor().copy(
+        "COPY sync_batch (seq, source_record_id, payload, reason, reason_value) FROM STDIN"
+    ) as copy:
         for page in prefetched(stream.read(since, until)):
             for record in page:
                 seq += 1
                 key = record.get(stream.primary_key)
+                reason, reason_value = split(spec.check(record))
                 copy.write_row(
-                    (seq, None if key is None else str(key), Jsonb(record, _json), spec.check(record))
+                    (seq, None if key is None else str(key), Jsonb(record, _json), reason, reason_value)
                 )
     conn.execute("ANALYZE sync_batch")
     return seq

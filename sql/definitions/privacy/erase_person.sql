@@ -60,7 +60,9 @@ BEGIN
     counts := counts || jsonb_build_object('raw_records_redacted', n);
     PERFORM set_config('cdp.raw_redaction', 'off', true);
 
-    UPDATE ops.quarantine q SET payload = privacy.redact(q.payload) || jsonb_build_object('_erased', v_erasure_id)
+    -- reason_value (revision 0020) holds a value of the record (or an id naming the person): blanked with it.
+    UPDATE ops.quarantine q SET payload = privacy.redact(q.payload) || jsonb_build_object('_erased', v_erasure_id),
+                                reason_value = NULL
     WHERE NOT q.payload ? '_erased'
       AND (EXISTS (SELECT 1 FROM pg_temp.erase_emails e WHERE position(e.email IN lower(q.payload::text)) > 0)
            OR EXISTS (SELECT 1 FROM core.person_source_id m WHERE m.person_id IN (SELECT person_id FROM pg_temp.erase_targets)

@@ -3,7 +3,7 @@
 from cdp.warehouse.migrations import run_sql_file
 
 revision = "0021_stripe_version_disputes"
-down_revision = "0019_process_roles"
+down_revision = "0020_value_free_reasons"
 
 
 def upgrade() -> None:

@@ -23,7 +23,7 @@ def _galaxy_time(path: str) -> v.Check:
         if value in (None, ""):
             return f"missing required field {path}"
         if not isinstance(value, str) or not re.match(GALAXY_TIME, value):
-            return f"impossible date in {path}: {value!r}"
+            return v.rejected(f"impossible date in {path}", value)
         return v.iso_timestamp(path)({path: value.replace(" ", "T") + "Z"})
 
     return check
@@ -41,7 +41,7 @@ def _positive_hours(record: Mapping[str, Any]) -> str | None:
     if value in (None, ""):
         return "missing required field hour_hours"
     if not re.match(r"^\d+(\.\d+)?$", str(value)) or float(value) * 60 < 1:
-        return f"hours not a positive decimal in hour_hours: {value!r}"
+        return v.rejected("hours not a positive decimal in hour_hours", value)
     return None
 
 

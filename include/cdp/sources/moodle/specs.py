@@ -55,19 +55,19 @@ SPECS: tuple[StreamSpec, ...] = (
                 v.all_of(
                     v.required("firstname", "email"),
                     v.email("email"),
-                    moodle_custom_field("dateofbirth", lambda value: v.iso_date("value")({"value": value})),
+                    moodle_custom_field("dateofbirth", lambda value: v.iso_date("dateofbirth")({"dateofbirth": value})),
                     moodle_custom_field(
                         "parentalconsent",
                         lambda value: (
                             None
                             if value in MOODLE_PARENTAL_CONSENT
-                            else f"unknown value {value!r} in parentalconsent"
+                            else v.rejected("unknown value in parentalconsent", value)
                         ),
                     ),
                     moodle_custom_field(
                         "marketingconsent",
                         lambda value: (
-                            None if value in ("", "0", "1") else f"unknown value {value!r} in marketingconsent"
+                            None if value in ("", "0", "1") else v.rejected("unknown value in marketingconsent", value)
                         ),
                     ),
                 )

@@ -20,7 +20,7 @@ def typeform_answer(ref: str, check: v.Check) -> v.Check:
             if isinstance(answer, Mapping) and v.field(answer, "field.ref") == ref:
                 kind = answer.get("type")
                 if not isinstance(kind, str) or kind not in answer:
-                    return f"answer {ref} has no value of its type {kind!r}"
+                    return v.rejected(f"answer {ref} has no value of its type", kind)
                 return check({"answers": {ref: answer[kind]}})
         return None
 

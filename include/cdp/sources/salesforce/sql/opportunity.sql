@@ -18,16 +18,17 @@ WHERE b.reason IS NULL
 ORDER BY b.source_record_id, b.seq DESC;
 
 UPDATE sync_batch b
-SET reason = 'no processor donation yet: financial transaction ' || g.financial_transaction_id
-             || ' is not in core.donation (its Stripe charge has not synced, or is quarantined)'
+SET reason = 'no processor donation yet: its financial transaction is not in core.donation (its Stripe charge'
+             || ' has not synced, or is quarantined)',
+    reason_value = g.financial_transaction_id
 FROM incoming_gifts g
 WHERE b.seq = g.seq
   AND NOT EXISTS (SELECT 1 FROM core.donation d WHERE d.financial_transaction_id = g.financial_transaction_id);
 
 -- One gift is one opportunity: a second opportunity claiming it is held for a person to decide.
 UPDATE sync_batch b
-SET reason = 'financial transaction ' || g.financial_transaction_id || ' is already the gift of opportunity '
-             || d.crm_source_record_id
+SET reason = 'financial transaction already the gift of another opportunity',
+    reason_value = g.financial_transaction_id || ' ' || d.crm_source_record_id
 FROM incoming_gifts g
 JOIN core.donation d ON d.financial_transaction_id = g.financial_transaction_id
 WHERE b.seq = g.seq
@@ -36,8 +37,8 @@ WHERE b.seq = g.seq
   AND d.crm_source_record_id <> g.source_record_id;
 
 UPDATE sync_batch b
-SET reason = 'financial transaction ' || g.financial_transaction_id || ' is also claimed by opportunity '
-             || other.source_record_id || ' in the same batch'
+SET reason = 'financial transaction also claimed by another opportunity in the same batch',
+    reason_value = g.financial_transaction_id || ' ' || other.source_record_id
 FROM incoming_gifts g
 JOIN incoming_gifts other
   ON other.financial_transaction_id = g.financial_transaction_id AND other.source_record_id < g.source_record_id

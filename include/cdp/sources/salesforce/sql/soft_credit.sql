@@ -2,13 +2,14 @@
 -- someone else paid. The gift (found by its opportunity) and the credited contact must already be in the
 -- warehouse; a soft credit whose gift or contact is not there yet waits in the quarantine and is re-tried.
 UPDATE sync_batch b
-SET reason = 'unknown opportunity: salesforce opportunity ' || (b.payload ->> 'npsp__Opportunity__c')
-             || ' has no gift in the warehouse yet'
+SET reason = 'unknown opportunity: the salesforce opportunity in npsp__Opportunity__c has no gift in the warehouse yet',
+    reason_value = b.payload ->> 'npsp__Opportunity__c'
 WHERE b.reason IS NULL
   AND NOT EXISTS (SELECT 1 FROM core.donation d WHERE d.crm_source_record_id = b.payload ->> 'npsp__Opportunity__c');
 
 UPDATE sync_batch b
-SET reason = 'unknown contact: salesforce contact ' || (b.payload ->> 'npsp__Contact__c') || ' is not in the warehouse'
+SET reason = 'unknown contact: the salesforce contact in npsp__Contact__c is not in the warehouse',
+    reason_value = b.payload ->> 'npsp__Contact__c'
 WHERE b.reason IS NULL
   AND NOT EXISTS (SELECT 1 FROM core.person_source_id m
                   WHERE m.source = 'salesforce.contact' AND m.source_record_id = b.payload ->> 'npsp__Contact__c');
@@ -30,8 +31,8 @@ ORDER BY b.source_record_id, b.seq DESC;
 
 -- A person is credited once per gift and role: a second soft credit saying the same is held for review.
 UPDATE sync_batch b
-SET reason = 'duplicate soft credit: the same person, gift and role are already credited by '
-             || coalesce(existing.source_record_id, earlier.source_record_id)
+SET reason = 'duplicate soft credit: the same person, gift and role are already credited by another soft credit',
+    reason_value = coalesce(existing.source_record_id, earlier.source_record_id)
 FROM incoming_soft_credits i
 LEFT JOIN core.donation_soft_credit existing
        ON (existing.donation_id, existing.person_id, existing.role) = (i.donation_id, i.person_id, i.role)

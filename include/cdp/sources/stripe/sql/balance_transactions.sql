@@ -44,13 +44,13 @@ WHERE b.reason IS NULL
   AND nullif(b.payload ->> 'source', '') IS NULL;
 
 UPDATE sync_batch b
-SET reason = 'unknown charge: stripe charge ' || (b.payload ->> 'source') || ' is not in the warehouse yet'
+SET reason = 'unknown charge: the stripe charge in source is not in the warehouse yet', reason_value = b.payload ->> 'source'
 WHERE b.reason IS NULL
   AND b.payload ->> 'type' IN ('charge', 'payment')
   AND NOT EXISTS (SELECT 1 FROM core.donation d WHERE d.source = 'stripe' AND d.source_record_id = b.payload ->> 'source');
 
 UPDATE sync_batch b
-SET reason = 'unknown refund: stripe refund ' || (b.payload ->> 'source') || ' is not in the warehouse yet'
+SET reason = 'unknown refund: the stripe refund in source is not in the warehouse yet', reason_value = b.payload ->> 'source'
 WHERE b.reason IS NULL
   AND b.payload ->> 'type' IN ('refund', 'payment_refund')
   AND NOT EXISTS (SELECT 1 FROM core.refund r WHERE r.source = 'stripe' AND r.source_record_id = b.payload ->> 'source');

@@ -8,12 +8,12 @@ WHERE b.reason IS NULL
   AND nullif(b.payload ->> 'charge', '') IS NULL;
 
 UPDATE sync_batch b
-SET reason = 'unknown charge: stripe charge ' || (b.payload ->> 'charge') || ' is not in the warehouse yet'
+SET reason = 'unknown charge: the stripe charge in charge is not in the warehouse yet', reason_value = b.payload ->> 'charge'
 WHERE b.reason IS NULL
   AND NOT EXISTS (SELECT 1 FROM core.donation d WHERE d.source = 'stripe' AND d.source_record_id = b.payload ->> 'charge');
 
 UPDATE sync_batch b
-SET reason = 'refund currency ' || upper(b.payload ->> 'currency') || ' differs from its charge''s ' || d.currency
+SET reason = 'refund currency differs from its charge''s', reason_value = upper(b.payload ->> 'currency') || ' ' || d.currency
 FROM core.donation d
 WHERE b.reason IS NULL
   AND d.source = 'stripe'

@@ -3,7 +3,8 @@
 -- consent statement for surveys, one statement per response, into incoming_consent (then
 -- _land_consent.sql).
 UPDATE sync_batch b
-SET reason = 'unknown learner: moodle user ' || (b.payload #>> '{hidden,learner_id}') || ' is not in the warehouse'
+SET reason = 'unknown learner: the moodle user in hidden.learner_id is not in the warehouse',
+    reason_value = b.payload #>> '{hidden,learner_id}'
 WHERE b.reason IS NULL
   AND NOT EXISTS (SELECT 1 FROM core.person_source_id m
                   WHERE m.source = 'moodle.user' AND m.source_record_id = b.payload #>> '{hidden,learner_id}');

@@ -9,7 +9,8 @@
 SELECT pg_advisory_xact_lock(hashtext('cdp.sync:zigpoll.respondents'));
 
 UPDATE sync_batch b
-SET reason = 'unknown learner: moodle user ' || (b.payload #>> '{metadata,moodle_user_id}') || ' is not in the warehouse'
+SET reason = 'unknown learner: the moodle user in metadata.moodle_user_id is not in the warehouse',
+    reason_value = b.payload #>> '{metadata,moodle_user_id}'
 WHERE b.reason IS NULL
   AND NOT EXISTS (SELECT 1 FROM core.person_source_id m
                   WHERE m.source = 'moodle.user' AND m.source_record_id = b.payload #>> '{metadata,moodle_user_id}');
