@@ -12,6 +12,7 @@ from typing import Any
 import psycopg
 from support import snapshot
 
+from cdp.sources import registry
 from cdp_sandbox import surveymonkey as fake
 from cdp_sandbox.generator import World
 
@@ -65,6 +66,14 @@ def test_counts_equal_the_truth_and_rejects_are_kept_with_their_reason(
         repr(contacts[odd]["custom_fields"][fake.CONSENT_FIELD])
         in quarantined("surveymonkey", "contacts")[odd]
     )
+
+
+def test_the_source_count_of_a_window_equals_the_truth(survey_world: World, survey_sandbox) -> None:
+    responses = registry.stream("surveymonkey", "responses", survey_sandbox.settings("surveymonkey"))
+    since, until = datetime(2023, 6, 1, tzinfo=UTC), datetime(2024, 3, 1, tzinfo=UTC)
+    expected = survey_world.truth.expected_count("surveymonkey", "responses", since, until)
+    assert responses.count(since, until) == expected > 0
+    assert sum(len(page) for page in responses.read(since, until)) == expected
 
 
 def test_contacts_are_the_right_people_with_the_consent_kept_on_the_contact(

@@ -72,7 +72,7 @@ def sm_date(path: str) -> v.Check:
 
 SPECS: tuple[StreamSpec, ...] = (
     StreamSpec(
-        "surveymonkey", "contacts", "core.consent", PEOPLE_AND_REFERENCE,
+        "surveymonkey", "contacts", "core.person", PEOPLE_AND_REFERENCE,
         v.all_of(
             v.required("id"),
             v.email("email", optional=True),  # "Yes if no phone_number": an SMS-only contact has none
