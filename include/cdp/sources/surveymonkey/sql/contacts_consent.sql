@@ -2,9 +2,10 @@
 -- contact custom field (the record's consent_field, from extra["consent_field"]) becomes the person's
 -- statement for surveys, one series per contact, into incoming_consent (then _land_consent.sql).
 -- The answers are cdp.sources.surveymonkey.specs.CONSENT_ANSWERS (validation quarantined anything else); an
--- empty field states nothing. A contact on SurveyMonkey's opt-out list (list_status 'optout': they asked for
--- no more survey invitations) has refused, whatever the field says. SurveyMonkey keeps no time on a contact
--- or its fields, so a statement is dated when first seen (a later change is dated when that is seen).
+-- empty field states nothing (emptied after a yes, _land_consent.sql reads it as a withdrawal). A contact
+-- on SurveyMonkey's opt-out list (list_status 'optout': they asked for no more survey invitations) has
+-- refused, whatever the field says. SurveyMonkey keeps no time on a contact or its fields, so a statement is
+-- dated when first seen (a later change is dated when that is seen).
 -- Each contact's email is also mapped, as its sha256 (key space surveymonkey.contact_email), to the person:
 -- SurveyMonkey holds one contact per address, and responses name their recipient by address only.
 INSERT INTO core.person_source_id (source, source_record_id, person_id)
