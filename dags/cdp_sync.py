@@ -32,8 +32,8 @@ nothing. The first run that lands every stream also updates `warehouse.ready` (t
 nothing judges a half-landed warehouse.
 
 **Reads** the Airflow connections `moodle`, `salesforce`, `stripe`, `ledger`, `typeform`, `zigpoll`,
-`referralhero`, `galaxy` (one per source, named after it) and `warehouse`. **Writes** `raw`, `core`, `ops`,
-`audit`; updates the Assets `warehouse.core.*` and, once, `warehouse.ready`.
+`surveymonkey`, `referralhero`, `galaxy` (one per source, named after it) and `warehouse`. **Writes** `raw`,
+`core`, `ops`, `audit`; updates the Assets `warehouse.core.*` and, once, `warehouse.ready`.
 
 **An alert from it means** a stream failed after its retries: `AuthError` (the connection's credential
 was refused: fix the connection), `TransientError` (the source stayed down or rate-limited: the next run

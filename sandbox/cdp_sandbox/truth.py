@@ -26,6 +26,7 @@ TRUTH_STREAMS = {
     "salesforce.contact": ("salesforce", "Contact"),
     "referralhero.subscriber": ("referralhero", "subscribers"),
     "zigpoll.participant": ("zigpoll", "participants"),
+    "surveymonkey.contact": ("surveymonkey", "contacts"),
 }
 
 

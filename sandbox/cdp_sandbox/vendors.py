@@ -21,6 +21,7 @@ from cdp_sandbox import (
     registration,
     salesforce,
     stripe,
+    surveymonkey,
     surveys,
     typeform,
     volunteers,
@@ -65,6 +66,13 @@ VENDORS: Mapping[str, Vendor] = {
         Vendor(
             "zigpoll", zigpoll.CREDENTIAL, zigpoll.settings, surveys.build, zigpoll.api, after=("moodle",)
         ),
+        Vendor(
+            "surveymonkey",
+            surveymonkey.CREDENTIAL,
+            surveymonkey.settings,
+            surveymonkey.build,
+            surveymonkey.api,
+        ),  # fmt: skip
         Vendor(
             "referralhero",
             referralhero.CREDENTIAL,

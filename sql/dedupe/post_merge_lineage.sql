@@ -110,6 +110,12 @@ WITH given AS (
     UNION ALL
     SELECT 'core.consent', 'person_id',
            jsonb_build_object('consent_id', c.consent_id),
+           'surveymonkey.contact', substr(c.statement_key, length('surveymonkey.contact:') + 1)
+    FROM core.consent c
+    WHERE c.person_id = %(survivor)s AND c.statement_key LIKE 'surveymonkey.contact:%%'
+    UNION ALL
+    SELECT 'core.consent', 'person_id',
+           jsonb_build_object('consent_id', c.consent_id),
            'moodle.user', r.payload #>> '{hidden,learner_id}'
     FROM core.consent c
     CROSS JOIN LATERAL (SELECT payload FROM raw.records r
@@ -118,12 +124,14 @@ WITH given AS (
                         ORDER BY r.raw_id DESC LIMIT 1) r
     WHERE c.person_id = %(survivor)s AND c.statement_key LIKE 'typeform.response:%%'
     UNION ALL
-    -- Survey responses name their respondent: a Moodle user (Typeform) or a Zigpoll participant.
+    -- Survey responses name their respondent: a Moodle user (Typeform), a Zigpoll participant, or the
+    -- address (sha256) of a SurveyMonkey contact.
     SELECT 'core.survey_response', 'person_id',
            jsonb_build_object('survey_response_id', s.survey_response_id),
-           CASE s.source WHEN 'typeform' THEN 'moodle.user' ELSE 'zigpoll.participant' END, s.respondent_ref
+           CASE s.source WHEN 'typeform' THEN 'moodle.user' WHEN 'surveymonkey' THEN 'surveymonkey.contact_email'
+                         ELSE 'zigpoll.participant' END, s.respondent_ref
     FROM core.survey_response s
-    WHERE s.person_id = %(survivor)s AND s.source IN ('typeform', 'zigpoll')
+    WHERE s.person_id = %(survivor)s AND s.source IN ('typeform', 'zigpoll', 'surveymonkey')
     UNION ALL
     -- ReferralHero: a subscriber is the referred person, its referred_by the referrer.
     SELECT 'core.referral', 'referred_person_id',

@@ -54,6 +54,7 @@ SOURCES: tuple[Source, ...] = (
     declare("ledger"),
     declare("typeform", connections=("typeform", "webhook_typeform")),
     declare("zigpoll", connections=("zigpoll", "webhook_zigpoll")),
+    declare("surveymonkey"),
     declare("referralhero"),
     declare("zendesk"),
     declare("galaxy"),
