@@ -37,6 +37,11 @@ QUOTING_CHECKS = [
                                          "customfields": [{"shortname": "dateofbirth", "value": SENTINEL}]}),
     (spec_for("moodle", "users").check, {"id": 1, "firstname": "A", "email": "a@example.org",
                                          "customfields": [{"shortname": "parentalconsent", "value": SENTINEL}]}),
+    (spec_for("surveymonkey", "contacts").check, {"id": "1", "list_status": "active",
+                                                  "consent_field": {"id": "4", "label": "Consent"},
+                                                  "custom_fields": {"4": SENTINEL}}),
+    (spec_for("surveymonkey", "responses").check, {"id": "1", "survey_id": "2", "response_status": "completed",
+                                                   "date_created": SENTINEL, "date_modified": SENTINEL}),
 ]  # fmt: skip
 
 
@@ -46,6 +51,19 @@ def test_a_refused_value_is_kept_beside_the_reason_never_in_it(check: v.Check, r
     assert reason is not None
     assert SENTINEL not in reason
     assert value is not None and SENTINEL in value
+
+
+def test_no_stream_check_formats_a_refused_value_into_its_reason() -> None:
+    # Every source's checks: a reason built by formatting the record's value ({value!r}, {value}) would reach
+    # staff roles; v.rejected(reason, value) keeps it beside. Catches a new source that forgets.
+    import re
+    from pathlib import Path
+
+    sources = Path(v.__file__).resolve().parent
+    quoting = re.compile(r"""return f["'][^"']*\{(value|record|raw)[^}]*\}""")
+    offenders = [f"{path.relative_to(sources)}:{number}" for path in sorted(sources.glob("**/*.py"))
+                 for number, line in enumerate(path.read_text().splitlines(), 1) if quoting.search(line)]  # fmt: skip
+    assert offenders == []
 
 
 class _Records:

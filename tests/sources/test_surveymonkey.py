@@ -161,12 +161,14 @@ def test_the_documented_contact_is_held_back_when_its_field_is_no_consent_answer
     warehouse_url: str, vendor
 ) -> None:
     # The documented contact's custom field 1 holds "Mr": the organisation's consent convention is not met,
-    # so the contact is kept in quarantine with the value named, never read as consent.
+    # so the contact is kept in quarantine, never read as consent; the value is kept beside the reason (issue 15).
     _, base_url = vendor
     result = sync(warehouse_url, base_url, "contacts")
     assert (result.rows_read, result.rows_quarantined) == (1, 1)
-    [(reason,)] = landed(warehouse_url, "SELECT reason FROM ops.quarantine WHERE source = 'surveymonkey'")
-    assert reason == "unknown consent answer 'Mr' in custom field 1 (Custom 1)"
+    [row] = landed(
+        warehouse_url, "SELECT reason, reason_value FROM ops.quarantine WHERE source = 'surveymonkey'"
+    )
+    assert row == ("unknown consent answer in custom field 1 (Custom 1)", "'Mr'")
 
 
 @pytest.mark.parametrize(("answer", "status", "refusal"), [("Yes", "given", "age_unknown"),

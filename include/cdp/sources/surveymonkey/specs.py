@@ -46,7 +46,7 @@ def consent_answer(record: Mapping[str, Any]) -> str | None:
         return None
     if not isinstance(value, str) or value.strip().lower() not in CONSENT_ANSWERS:
         label = v.field(record, "consent_field.label")
-        return f"unknown consent answer {value!r} in custom field {field_id} ({label})"
+        return v.rejected(f"unknown consent answer in custom field {field_id} ({label})", value)
     return None
 
 
@@ -61,10 +61,10 @@ def sm_date(path: str) -> v.Check:
         try:
             moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
         except ValueError:
-            return f"impossible date in {path}: {value!r}"
+            return v.rejected(f"impossible date in {path}", value)
         moment = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
         if moment > datetime.now(UTC) + timedelta(days=1):
-            return f"impossible date in {path}: {value!r}"
+            return v.rejected(f"impossible date in {path}", value)
         return None
 
     return check
