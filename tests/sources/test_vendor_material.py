@@ -322,3 +322,44 @@ def test_sandbox_galaxy_records_carry_only_the_models_fields(world: World) -> No
             for key, inner in nested.items():
                 if isinstance(record.get(key), dict):
                     assert set(record[key]) <= set(models[inner]), (stream, key)
+
+
+# ---------------------------------------------------------------- Zendesk
+def zendesk_routes(tickets: list[dict]) -> dict[str, Any]:
+    material_ = material("zendesk", "incremental_tickets.json")
+    body = {**material_["envelope"], "tickets": tickets, "users": material_["users"], "end_of_stream": True}
+    return {"/api/v2/incremental/tickets/cursor.json": body}
+
+
+def test_zendesk_ticket_exported_as_deleted_becomes_an_audited_soft_delete(warehouse_url: str) -> None:
+    from cdp.sources import zendesk
+
+    tickets = material("zendesk", "incremental_tickets.json")["tickets"]
+    extra = {"email": "agent@example.org", "referral_field_id": 360000424242, **FAST}
+    spec = spec_for("zendesk", "tickets")
+
+    def sync(batch: list[dict], run: str, end: datetime) -> Any:
+        with ReplayServer(zendesk_routes(batch)) as vendor:
+            stream = zendesk.TicketsStream(zendesk.ZendeskClient(SourceSettings(vendor.url, "tok", extra)))
+            return sync_stream(warehouse_url, stream, spec, actor=ACTOR, run_id=run, interval_end=end)
+
+    first = sync(tickets, "zd-1", datetime(2024, 6, 1, tzinfo=UTC))
+    assert (first.rows_read, first.rows_quarantined) == (2, 0)
+    deleted = {**tickets[0], "status": "deleted", "updated_at": "2024-06-02T09:00:00Z"}
+    sync([deleted], "zd-2", datetime(2024, 7, 1, tzinfo=UTC))
+    rows = one_row(
+        warehouse_url,
+        "SELECT array_agg(source_record_id ORDER BY source_record_id) FILTER (WHERE deleted_at IS NOT NULL),"
+        " array_agg(status ORDER BY source_record_id), count(*) FROM core.support_ticket",
+    )
+    assert rows == (["35436"], ["deleted", "new"], 2), "kept, marked deleted, the other untouched"
+    audited = one_row(
+        warehouse_url,
+        "SELECT count(*) FROM audit.audit_events e, jsonb_array_elements(e.after) AS row"
+        " WHERE e.entity_type = 'core.support_ticket' AND e.action = 'update'"
+        "   AND row ->> 'source_record_id' = '35436' AND row ->> 'deleted_at' IS NOT NULL",
+    )[0]
+    assert audited == 1, "the soft delete is recorded by the table's audit trigger"
+    restored = {**tickets[0], "status": "open", "updated_at": "2024-07-02T09:00:00Z"}
+    sync([restored], "zd-3", datetime(2024, 8, 1, tzinfo=UTC))
+    assert one_row(warehouse_url, "SELECT count(deleted_at) FROM core.support_ticket")[0] == 0
