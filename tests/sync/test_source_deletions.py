@@ -10,6 +10,10 @@ from typing import Any
 
 import psycopg
 
+from cdp.quality.count_diff import check_stream
+from cdp.sources import registry
+from cdp.sync.specs import spec_for
+from cdp.warehouse import Actor
 from cdp_sandbox.faults import Fault
 from cdp_sandbox.generator import World
 from cdp_sandbox.server import SandboxServer
@@ -19,9 +23,11 @@ SyncFn = Callable[..., Any]
 
 def _deleted(url: str) -> dict[str, Any]:
     with psycopg.connect(url) as conn:
-        return dict(conn.execute(
-            "SELECT source_record_id, deleted_at FROM core.referral WHERE source = 'referralhero'"
-        ).fetchall())  # fmt: skip
+        return dict(
+            conn.execute(
+                "SELECT source_record_id, deleted_at FROM core.referral WHERE source = 'referralhero'"
+            ).fetchall()
+        )
 
 
 def _audited_deletions(url: str) -> set[str]:
@@ -62,6 +68,22 @@ def test_subscribers_removed_from_the_campaign_become_audited_soft_deletes_and_c
     assert set(after) == set(before), "a removed subscriber stays in core"
     assert {rid for rid, deleted in after.items() if deleted} == removed
     assert _audited_deletions(warehouse_url) == removed, "each soft delete is an audited update"
+
+    # The count diff counts them apart: the source no longer lists them, and that is not a loss.
+    spec = spec_for("referralhero", "subscribers")
+    stream = registry.stream("referralhero", "subscribers", survey_sandbox.settings("referralhero"))
+    diff = check_stream(
+        warehouse_url,
+        spec,
+        stream,
+        run_id="count-1",
+        window_start=datetime(2000, 1, 1, tzinfo=UTC),
+        window_end=end,
+        actor=Actor("pytest"),
+    )
+    assert diff.deleted_count == len(removed)
+    assert (diff.never_fetched, diff.dropped) == (0, 0)
+    assert diff.source_count == diff.core_count + diff.quarantined_count
 
     survey_sandbox.faults.remove(removal.id)
     sync("referralhero.subscribers", end, run="run-3")
