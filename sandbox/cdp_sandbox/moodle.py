@@ -38,7 +38,9 @@ CREDENTIAL = "sandbox-moodle-wstoken-0001"
 def settings(world: WorldCore, base_url: str, ledger_folder: object = None) -> SourceSettings:
     # The sandbox still serves its Moodle over the legacy local_cdp functions (cdp.sources.moodle.webservices);
     # its Moodle database (cdp_sandbox.moodle_db) is what the production route reads.
-    return SourceSettings(f"{base_url}/moodle", world.credentials.for_source("moodle"), {"route": "local_cdp"})
+    return SourceSettings(
+        f"{base_url}/moodle", world.credentials.for_source("moodle"), {"route": "local_cdp"}
+    )
 
 
 # ---------------------------------------------------------------- data

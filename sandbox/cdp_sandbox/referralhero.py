@@ -4,8 +4,9 @@
 ReferralHero (``/referralhero``) — https://support.referralhero.com/integrate/rest-api/endpoints-reference:
 ``/api/v2/lists/{uuid}/subscribers`` (``page``, 50 per page, ``sort``), ``/api/v2/lists/{uuid}/bonuses``;
 body ``{"status": "ok", "data": {...,"pagination": {...}}, "calls_left", "timestamp"}``; bearer or
-``X-API-Key``. Subscriber fields per the documented Subscriber object, plus ``unique_clicks`` and
-``rewards`` (our reading of the dashboard's clicks and reward deliveries).
+``X-API-Key``. Subscriber fields per the documented Subscriber object (tests/vendor_material/referralhero/),
+plus ``unique_clicks`` and ``rewards`` (``ASSUMED_FIELDS``: our reading of the dashboard's clicks and reward
+deliveries, which the documented object does not have; the connector never requires them).
 """
 
 from __future__ import annotations
@@ -25,6 +26,10 @@ from cdp_sandbox.referral_rewards import RewardDesk
 from cdp_sandbox.tables import MALFORMED_REASONS, Table
 
 CREDENTIAL = "rh-sandbox-api-token"
+# Fields the sandbox serves beyond the documented Subscriber object (checked by tests/sources/test_vendor_material.py).
+ASSUMED_FIELDS = frozenset(
+    {"unique_clicks", "rewards", "phone_number", "points", "source", "device", "risk_level"}
+)
 
 
 def settings(world: WorldCore, base_url: str, ledger_folder: object = None) -> SourceSettings:
@@ -51,8 +56,8 @@ def build(world: WorldCore) -> None:
             "referralhero",
             "subscribers",
             "id",
-            "created_at",
-            "created",
+            "last_updated_at",
+            "modified",
             created,
             created.copy(),
             subscriber_person,
@@ -104,7 +109,7 @@ def _subscriber(world: WorldCore, i: int) -> dict[str, Any]:
         "extra_field": "",
         "extra_field_2": "",
         "code": f"{world.ids.referralhero_list_uuid[2:6]}{i:06d}",
-        "position": i + 1,
+        "position": str(i + 1),  # documented as a string
         "referred": referrer >= 0,
         "referral_value": 0,
         "referral_category": "learner",
@@ -122,6 +127,7 @@ def _subscriber(world: WorldCore, i: int) -> dict[str, Any]:
         "unique_clicks": int(table.columns["clicks"][i]),
         "rewards": rewards,
         "created_at": created,
+        "last_updated_at": int(table.modified[i]),
         "source": "direct",
         "device": "desktop",
         "risk_level": 0,
@@ -208,7 +214,7 @@ class ReferralHeroApi:
             page = 1
         descending = (request.arg("sort") or "registration_desc") == "registration_desc"
         with self.apis.lock:
-            rows = listing.table.window(None, None)
+            rows = listing.table.window(None, None, "created")  # registration order, whatever changed since
             if listing.excluded:
                 rows = rows[~np.isin(rows, np.fromiter(listing.excluded, dtype=np.int64))]
         if descending:

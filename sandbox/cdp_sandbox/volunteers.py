@@ -1,11 +1,16 @@
 """The volunteer platform in the sandbox: Galaxy Digital's Get Connected API (users, responses, hours).
 
-Followed: Galaxy Digital's API reference as listed for its read endpoints (``GET /api/users``,
-``GET /api/responses``, ``GET /api/hours``; ``per_page`` 1-150, ``since_id`` to page on by id,
-``since_updated`` "YYYY-MM-DD HH:MM" for changes; a bearer API key). A response is a volunteer's sign-up
-to one shift of a need; hours are what a volunteer logged, in decimal hours. Assumed where the reference
-we read does not say: the envelope ``{"data": [...], "meta": {"per_page", "since_id"}}``, the 401 body
-``{"error": "Unauthenticated."}`` and the 429 body.
+Followed (secondary evidence: a client generated from Galaxy's Swagger, tests/vendor_material/galaxy/):
+``POST /api/users/login`` exchanges the API key (``key``) for a ``token`` that every other call carries
+as a bearer token; ``GET /api/users``, ``/api/responses``, ``/api/hours`` in a ``{"data": [...]}``
+envelope; ``per_page`` 1-150, ``since_id`` to page on by id, ``since_updated`` "YYYY-MM-DD HH:MM";
+``show_inactive=Yes`` to list inactive records too (the default hides them; deleting an hour record only
+marks it inactive); a listing with nothing (left) in it answers 404. The records carry the models' fields:
+``created_at``/``updated_at`` (a response: ``response_date_added``/``response_date_updated``), the user,
+need and shift as nested objects, hours from ``hour_date_start``. A response is a volunteer's sign-up to
+one shift of a need; hours are what a volunteer logged, in decimal hours. Assumed where the evidence does
+not say: the time format "YYYY-MM-DD HH:MM:SS" (UTC), the ``meta`` object, the 401, 404 and 429 bodies,
+and the login's ``expires``.
 
 Data comes from the world's people with its own random generator (so nothing else in the sandbox
 changes): most volunteers are learners, some donors who never enrolled; a few have an email in other
@@ -20,6 +25,8 @@ responses and hours of a malformed volunteer point to a user the warehouse canno
 from __future__ import annotations
 
 import functools
+import hashlib
+import json
 import re
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -44,6 +51,13 @@ NEEDS = (
 )
 MAX_PER_PAGE = 150
 FIRST_USER_ID = 7001
+DOMAIN_ID = 42
+SESSION_EXPIRES = "2099-12-31 23:59:59"
+HOUR_STATUSES = (
+    "approved",
+    "pending",
+    "denied",
+)  # of the documented approved, inactive, pending, denied, entered
 
 
 def galaxy_time(ts: int) -> str:
@@ -81,7 +95,7 @@ class VolunteerData:
         self.email_style = rng.integers(0, 6, n).astype(np.int8)  # 0: as typed elsewhere; 5: capitals/spaces
         self.status = rng.choice(3, n, p=[0.85, 0.1, 0.05]).astype(np.int8)
         self.users = Table(
-            "galaxy", "users", "id", "user_updated", "modified", created, modified.astype(np.int64), persons,
+            "galaxy", "users", "id", "updated_at", "modified", created, modified.astype(np.int64), persons,
             malformed, builder=self._user, id_of=lambda i: i + FIRST_USER_ID,
             index_of=lambda rid: _index(rid, FIRST_USER_ID),
         )  # fmt: skip
@@ -112,7 +126,7 @@ class VolunteerData:
         self.need = rng.integers(0, len(NEEDS), m).astype(np.int8)
         self.response_active = rng.random(m) < 0.9
         self.responses = Table(
-            "galaxy", "responses", "id", "response_updated", "modified", response_created,
+            "galaxy", "responses", "id", "response_date_updated", "modified", response_created,
             response_created.copy(), persons[user_rows],
             self._malformed(rng, m, ("missing_required", "impossible_date")),
             builder=self._response, id_of=lambda i: i + 90001, index_of=lambda rid: _index(rid, 90001),
@@ -135,7 +149,7 @@ class VolunteerData:
         self.hour_status = rng.choice(3, k, p=[0.85, 0.1, 0.05]).astype(np.int8)
         self.hour_quarter = rng.integers(-1, 2, k).astype(np.int8)  # logged 15 min less, exact, or more
         self.hours = Table(
-            "galaxy", "hours", "id", "hour_updated", "modified", logged_at, logged_at.copy(),
+            "galaxy", "hours", "id", "updated_at", "modified", logged_at, logged_at.copy(),
             persons[user_rows[hour_rows]],
             self._malformed(rng, k, ("missing_required", "non_numeric_amount", "negative_amount")),
             builder=self._hour, id_of=lambda i: i + 400001, index_of=lambda rid: _index(rid, 400001),
@@ -180,13 +194,25 @@ class VolunteerData:
             email = email.replace("@", " at ")
         return {
             "id": i + FIRST_USER_ID,
+            "domain_id": DOMAIN_ID,
             "user_fname": parts.given,
             "user_lname": parts.family or "",
             "user_email": email,
             "user_phone": world.phone(person),
             "user_status": ("active", "inactive", "pending")[int(self.status[i])],
-            "user_created": galaxy_time(int(self.users.created[i])),
-            "user_updated": galaxy_time(int(self.users.modified[i])),
+            "created_at": galaxy_time(int(self.users.created[i])),
+            "updated_at": galaxy_time(int(self.users.modified[i])),
+        }
+
+    def user_mini(self, user_row: int) -> dict[str, Any]:
+        """userMiniObject: how a response or an hour record names its volunteer."""
+        person = int(self.users.person[user_row])
+        return {
+            "id": user_row + FIRST_USER_ID,
+            "domain_id": DOMAIN_ID,
+            "user_fname": self.world.name(person).given,
+            "user_lname": self.world.name(person).family or "",
+            "user_email": self.world.email(person),
         }
 
     def _response(self, i: int) -> dict[str, Any]:
@@ -198,15 +224,19 @@ class VolunteerData:
         need_id, title = NEEDS[int(self.need[i])]
         return {
             "id": i + 90001,
-            "user_id": user_row + FIRST_USER_ID,
-            "need_id": need_id,
-            "need_title": title,
-            "shift_id": "" if reason == "missing_required" else f"{need_id}-{start // DAY}",
-            "shift_start": galaxy_time(start),
-            "shift_end": galaxy_time(start - 3600 if reason == "impossible_date" else end),
+            "domain_id": DOMAIN_ID,
+            "user": self.user_mini(user_row),
+            "need": {"id": need_id, "domain_id": DOMAIN_ID, "need_title": title},
+            "shift": {
+                "id": None if reason == "missing_required" else need_id * 100_000 + start // DAY,
+                "start": galaxy_time(start),
+                "end": galaxy_time(start - 3600 if reason == "impossible_date" else end),
+                "duration": str(int(table.columns["hours"][i])),
+                "slots": 10,
+            },
             "response_status": "active" if self.response_active[i] else "inactive",
-            "response_created": galaxy_time(int(table.created[i])),
-            "response_updated": galaxy_time(int(table.modified[i])),
+            "response_date_added": galaxy_time(int(table.created[i])),
+            "response_date_updated": galaxy_time(int(table.modified[i])),
         }
 
     def hour_minutes(self, i: int) -> int:
@@ -222,18 +252,18 @@ class VolunteerData:
             hours = "two and a half"
         elif reason == "negative_amount":
             hours = f"-{hours}"
-        shift_day = int(self.responses.columns["start"][response])
+        shift_start = int(self.responses.columns["start"][response])
+        need_id, title = NEEDS[int(self.need[response])]
         return {
             "id": i + 400001,
-            "user_id": int(self.responses.columns["user_row"][response]) + FIRST_USER_ID,
-            "need_id": NEEDS[int(self.need[response])][0],
-            "hour_date": ""
-            if reason == "missing_required"
-            else datetime.fromtimestamp(shift_day, UTC).date().isoformat(),
+            "domain_id": DOMAIN_ID,
+            "user": self.user_mini(int(self.responses.columns["user_row"][response])),
+            "need": {"id": need_id, "domain_id": DOMAIN_ID, "need_title": title},
+            "hour_date_start": "" if reason == "missing_required" else galaxy_time(shift_start),
             "hour_hours": hours,
-            "hour_status": ("approved", "pending", "declined")[int(self.hour_status[i])],
-            "hour_created": galaxy_time(int(table.created[i])),
-            "hour_updated": galaxy_time(int(table.modified[i])),
+            "hour_status": HOUR_STATUSES[int(self.hour_status[i])],
+            "created_at": galaxy_time(int(table.created[i])),
+            "updated_at": galaxy_time(int(table.modified[i])),
         }
 
 
@@ -256,8 +286,23 @@ def of(world: WorldCore) -> VolunteerData:
 _SINCE_UPDATED = re.compile(r"^\d{4}-\d{2}-\d{2}( \d{2}:\d{2}(:\d{2})?)?$")
 
 
+def token_for(key: str) -> str:
+    """The session token the login hands out for an API key (stable, so a test can predict it)."""
+    return "gx-" + hashlib.sha256(f"galaxy-session:{key}".encode()).hexdigest()[:32]
+
+
+def _inactive(data: VolunteerData, stream: str, rows: np.ndarray) -> np.ndarray:
+    """Which of these rows Galaxy lists only with ``show_inactive=Yes``."""
+    if stream == "users":
+        return data.status[rows] == 1
+    if stream == "responses":
+        return ~data.response_active[rows]
+    return np.zeros(rows.shape[0], dtype=bool)
+
+
 def handle(apis: VendorApis, request: Request) -> Response:
-    """``GET /api/{users,responses,hours}`` as Galaxy Digital answers them."""
+    """``POST /api/users/login`` and ``GET /api/{users,responses,hours}`` as Galaxy Digital answers them."""
+    login = request.path.rstrip("/") == "/api/users/login"
     match = re.match(r"^/api/(users|responses|hours)/?$", request.path)
     stream = match.group(1) if match else None
     fault = apis.request_faults(
@@ -274,7 +319,18 @@ def handle(apis: VendorApis, request: Request) -> Response:
     if fault:
         return fault
     key = apis.world.credentials.for_source("galaxy")
-    if request.headers.get("authorization") != f"Bearer {key}" and request.arg("key") != key:
+    if login:
+        if request.method != "POST":
+            return Response(405, {"error": "Method Not Allowed"})
+        try:
+            sent = json.loads(request.body or b"{}").get("key")
+        except ValueError:
+            sent = None
+        if sent != key:
+            return Response(401, {"error": "Unauthenticated."})
+        # A session that outlives any test run (a world's own clock may be years in the past).
+        return Response(200, {"data": {"user": None, "token": token_for(key), "expires": SESSION_EXPIRES}})
+    if request.headers.get("authorization") != f"Bearer {token_for(key)}":
         return Response(401, {"error": "Unauthenticated."})
     if stream is None:
         return Response(404, {"error": "Not Found"})
@@ -301,7 +357,11 @@ def handle(apis: VendorApis, request: Request) -> Response:
         horizon = apis.world.horizon()
         if horizon is not None:  # what has not happened yet
             rows = rows[table.created[rows] < horizon]
+        if (request.arg("show_inactive") or "No").lower() != "yes":
+            rows = rows[~_inactive(data, stream, rows)]
         rows = rows[:per_page]
+    if rows.shape[0] == 0:
+        return Response(404, {"error": "No results found."})  # Galaxy answers an empty listing with a 404
     return Response(
         200,
         {"data": [table.record(int(i)) for i in rows], "meta": {"per_page": per_page, "since_id": since_id}},
@@ -312,7 +372,7 @@ CREDENTIAL = "galaxy-sandbox-api-key"
 
 
 def settings(world: WorldCore, base_url: str, ledger_folder: object = None) -> SourceSettings:
-    return SourceSettings(f"{base_url}/galaxy", world.credentials.for_source("galaxy"), {})
+    return SourceSettings(f"{base_url}/galaxy/api", world.credentials.for_source("galaxy"), {})
 
 
 def api(apis: VendorApis) -> Callable[[Request], Response]:

@@ -1,9 +1,10 @@
 """Zigpoll in the sandbox: participants (with their consent) and responses, and the cursor-paged API.
 
 Zigpoll (``/zigpoll``) — https://apidocs.zigpoll.com/reference/cursor-pagination: ``/responses`` with
-``accountId``, ``pollId``, ``limit``, ``startCursor``; body ``{"data", "hasNextPage", "endCursor"}``, newest
-first; ``Authorization: <api key>``. Consent metadata lives apart from responses, on ``/participants``
-(same paging); that endpoint's shape is our model of Zigpoll's participant records.
+``accountId``, ``pollId``, ``limit``, ``startCursor``, ``createdAfter`` (milliseconds); body
+``{"data", "hasNextPage", "endCursor"}``, newest first; ``Authorization: <api key>``. Consent metadata
+lives apart from responses, on ``/participants`` (same paging); that endpoint's email, metadata and
+consent are our old model of Zigpoll's participant records, not its spec (``ASSUMED_FIELDS``).
 """
 
 from __future__ import annotations
@@ -23,6 +24,12 @@ from cdp_sandbox.names import COURSE_TOPICS
 from cdp_sandbox.tables import MALFORMED_REASONS
 
 CREDENTIAL = "zigpoll-sandbox-api-key"
+# Fields the sandbox serves beyond the OpenAPI's schemas (tests/vendor_material/zigpoll/), per stream. The
+# participants' email, metadata and consent are our old model of Zigpoll and not in its spec (issue 17).
+ASSUMED_FIELDS = {
+    "responses": frozenset({"slideTitle", "slideType"}),
+    "participants": frozenset({"accountId", "email", "metadata", "consent"}),
+}
 
 
 def settings(world: WorldCore, base_url: str, ledger_folder: object = None) -> SourceSettings:
@@ -121,6 +128,12 @@ def handle(apis: VendorApis, request: Request) -> Response:
         except ValueError:
             return Response(400, {"error": "Bad Request", "message": "invalid startCursor"})
         after = (time_part, index)
-    rows, more = listing.page(None, None, limit, after=after, descending=True)
+    since = None
+    if stream == "responses" and request.arg("createdAfter"):
+        try:  # a JS timestamp (milliseconds); "after" is strict, and our times are whole seconds
+            since = int(request.arg("createdAfter")) // 1000 + 1
+        except ValueError:
+            return Response(400, {"error": "Bad Request", "message": "invalid createdAfter"})  # assumed
+    rows, more = listing.page(since, None, limit, after=after, descending=True)
     end_cursor = encode_cursor(*listing.key(rows[-1])) if rows else None
     return Response(200, {"data": listing.encoded(rows), "hasNextPage": more, "endCursor": end_cursor})

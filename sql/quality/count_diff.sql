@@ -1,9 +1,10 @@
 -- One stream's count diff for one window: what the source reported (counted by its own endpoint, passed in),
--- what landed in raw, what reached core, where any loss sits, and the command that repairs it.
+-- what landed in raw, what reached core, where any loss sits, and the command that repairs it. A record
+-- deleted at the source since it reached core (deleted_count) is neither counted by the source nor a loss.
 -- Parameters: run_id, source, stream, entity, core_table, key_source, cursor_field, window_start,
 -- window_end, source_count.
 WITH measured AS (
-    SELECT m.raw_count, m.core_count, m.quarantined_count
+    SELECT m.raw_count, m.core_count, m.quarantined_count, m.deleted_count
     FROM ops.count_window(%(source)s, %(stream)s, %(core_table)s::regclass, %(key_source)s, %(cursor_field)s,
                           %(window_start)s, %(window_end)s) m
 ), threshold AS (
@@ -13,8 +14,9 @@ WITH measured AS (
         0.05) AS max_variance
 ), diffed AS (
     SELECT %(source_count)s::bigint AS source_count, m.raw_count, m.core_count, m.quarantined_count,
-           greatest(%(source_count)s::bigint - m.raw_count, 0) AS never_fetched,
-           m.raw_count - m.core_count - m.quarantined_count AS dropped,
+           m.deleted_count,
+           greatest(%(source_count)s::bigint - (m.raw_count - m.deleted_count), 0) AS never_fetched,
+           m.raw_count - m.core_count - m.quarantined_count - m.deleted_count AS dropped,
            CASE WHEN greatest(%(source_count)s::bigint, m.core_count) = 0 THEN 0
                 ELSE round(abs(%(source_count)s::bigint - m.core_count)::numeric
                            / greatest(%(source_count)s::bigint, m.core_count), 6) END AS variance,
@@ -30,7 +32,7 @@ WITH measured AS (
                ELSE 'ok'
            END AS status,
            CASE
-               WHEN d.source_count < d.raw_count AND d.quarantined_count = 0 AND d.dropped = 0
+               WHEN d.source_count < d.raw_count - d.deleted_count AND d.quarantined_count = 0 AND d.dropped = 0
                     THEN 'source_reports_fewer'
                WHEN (d.never_fetched > 0)::int + (d.quarantined_count > 0)::int + (d.dropped > 0)::int > 1 THEN 'mixed'
                WHEN d.never_fetched > 0 THEN 'never_fetched'
@@ -60,16 +62,17 @@ WITH measured AS (
     FROM located l
 )
 INSERT INTO ops.count_diff (run_id, source, stream, entity, window_start, window_end, source_count, raw_count,
-                            core_count, quarantined_count, never_fetched, dropped, variance, threshold, status,
-                            loss_location, repair)
+                            core_count, quarantined_count, deleted_count, never_fetched, dropped, variance,
+                            threshold, status, loss_location, repair)
 SELECT %(run_id)s, %(source)s, %(stream)s, %(entity)s, %(window_start)s, %(window_end)s, r.source_count,
-       r.raw_count, r.core_count, r.quarantined_count, r.never_fetched, r.dropped, r.variance, r.max_variance,
-       r.status, r.loss_location, nullif(r.repair, '')
+       r.raw_count, r.core_count, r.quarantined_count, r.deleted_count, r.never_fetched, r.dropped, r.variance,
+       r.max_variance, r.status, r.loss_location, nullif(r.repair, '')
 FROM repaired r
 ON CONFLICT (run_id, source, stream, window_start, window_end) DO UPDATE
 SET checked_at = now(), source_count = excluded.source_count, raw_count = excluded.raw_count,
     core_count = excluded.core_count, quarantined_count = excluded.quarantined_count,
-    never_fetched = excluded.never_fetched, dropped = excluded.dropped, variance = excluded.variance,
+    deleted_count = excluded.deleted_count, never_fetched = excluded.never_fetched, dropped = excluded.dropped,
+    variance = excluded.variance,
     threshold = excluded.threshold, status = excluded.status, loss_location = excluded.loss_location,
     repair = excluded.repair
 RETURNING *;

@@ -51,10 +51,7 @@ def test_a_silent_donation_loss_is_caught_with_the_right_amount(warehouse_url: s
     quarantined = {charges[i]["id"] for i in malformed_charges}
     dropped = {charges[i]["id"]: charges[i] for i in lost.affected_ids}
     assert len(dropped) == 6
-    in_month = {
-        c["id"]
-        for c in world.records("stripe", "charges", MONTH_START, MONTH_END)
-    }
+    in_month = {c["id"] for c in world.records("stripe", "charges", MONTH_START, MONTH_END)}
     with psycopg.connect(warehouse_url) as conn:
         rows = conn.execute(
             "SELECT class, financial_transaction_id, ledger_minor, stripe_minor, difference_minor, currency,"

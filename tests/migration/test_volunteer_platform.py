@@ -92,7 +92,7 @@ def test_volunteers_land_and_link_to_the_right_people(warehouse_url: str, synced
         out = set()
         for i in range(len(table)):
             record = table.record(i)
-            if record["user_id"] in malformed_users:
+            if record["user"]["id"] in malformed_users:
                 out.add(table.id_of(i))
         return out
 
@@ -105,7 +105,7 @@ def test_volunteers_land_and_link_to_the_right_people(warehouse_url: str, synced
     for i in range(len(data.hours)):
         record = data.hours.record(i)
         if data.hours.id_of(i) not in quarantined["hours"]:
-            expected[person_of_user[record["user_id"]]] += data.hour_minutes(i)
+            expected[person_of_user[record["user"]["id"]]] += data.hour_minutes(i)
     assert {p: int(m) for p, m in minutes.items()} == dict(expected)
 
     assert all(report.lost == 0 for report in link_report(warehouse_url))

@@ -162,7 +162,8 @@ def test_expected_counts_add_up_across_adjacent_windows(world: World) -> None:
 def test_money_ties_out_across_stripe_salesforce_and_the_ledger(world: World, tmp_path) -> None:
     ledger = world.truth.ledger
     transaction_of_charge = {
-        c["id"]: c["id"] for c in world.records("stripe", "charges")  # the charge id is the gift id
+        c["id"]: c["id"]
+        for c in world.records("stripe", "charges")  # the charge id is the gift id
     }
     in_crm = {o["Stripe_Charge_Id__c"] for o in world.records("salesforce", "Opportunity")}
     never_synced = {transaction_of_charge[c] for c in set(transaction_of_charge) - in_crm}

@@ -52,7 +52,7 @@ RENAMES = {
     "stripe": ("amount", "amount_cents"),
     "typeform": ("submitted_at", "submittedAt"),
     "zigpoll": ("participantId", "participant_id"),
-    "referralhero": ("referred_by", "referrer"),
+    "referralhero": ("last_updated_at", "updated_at"),
     "zendesk": ("requester_id", "requester_user_id"),
 }
 

@@ -44,6 +44,7 @@ class CountDiff:
     status: str
     loss_location: str
     repair: str | None
+    deleted_count: int = 0  # reached core, deleted at the source since (revision 0024): not a loss
 
     @property
     def key(self) -> str:

@@ -131,6 +131,7 @@ def sync_stream(
         )
 
         rows_read = _land_batch(conn, stream, spec, since, until)
+        listing_complete = _land_listing(conn, stream)
         retried = _add_quarantined_for_replay(conn, spec, rows_read)
         if RESOLVE_PEOPLE in spec.transforms:
             lock_people(conn)
@@ -140,6 +141,7 @@ def sync_stream(
             "run_id": run_id,
             "person_source": spec.person_source,
             "people_update": "overwrite",
+            "listing_complete": listing_complete,
             **dict(spec.params),
             # A connection's own options for the SQL (e.g. Stripe's metadata key for the gift id).
             **getattr(stream, "sql_params", {}),
@@ -310,6 +312,21 @@ def _land_batch(
                 )
     conn.execute("ANALYZE sync_batch")
     return seq
+
+
+def _land_listing(conn: psycopg.Connection, stream: Stream) -> bool:
+    """The temp table ``source_listing``: every id the source lists now, when the read walked a complete
+    listing (``stream.listed_ids``, e.g. ReferralHero, whose API shows no removals). A stream's SQL finds
+    the records deleted at the source as those in core but not listed, only when this returns True."""
+    conn.execute("CREATE TEMP TABLE source_listing (source_record_id text PRIMARY KEY) ON COMMIT DROP")
+    listed = getattr(stream, "listed_ids", None)
+    if listed is None:
+        return False
+    with conn.cursor().copy("COPY source_listing (source_record_id) FROM STDIN") as copy:
+        for record_id in listed:
+            copy.write_row((str(record_id),))
+    conn.execute("ANALYZE source_listing")
+    return True
 
 
 def _add_quarantined_for_replay(conn: psycopg.Connection, spec: StreamSpec, after_seq: int) -> int:

@@ -30,9 +30,9 @@ def _galaxy_time(path: str) -> v.Check:
 
 
 def _shift_order(record: Mapping[str, Any]) -> str | None:
-    start, end = record.get("shift_start"), record.get("shift_end")
+    start, end = v.field(record, "shift.start"), v.field(record, "shift.end")
     if isinstance(start, str) and isinstance(end, str) and end <= start:
-        return "impossible dates: shift_end not after shift_start"
+        return "impossible dates: shift.end not after shift.start"
     return None
 
 
@@ -52,8 +52,8 @@ SPECS: tuple[StreamSpec, ...] = (
             v.required("id", "user_fname", "user_email"),
             v.email("user_email"),
             v.one_of("user_status", ("active", "inactive", "pending")),
-            _galaxy_time("user_created"),
-            _galaxy_time("user_updated"),
+            _galaxy_time("created_at"),
+            _galaxy_time("updated_at"),
         ),
         ("users_people.sql", RESOLVE_PEOPLE, "users.sql"),
         person_source="galaxy.user",
@@ -64,9 +64,9 @@ SPECS: tuple[StreamSpec, ...] = (
     StreamSpec(
         "galaxy", "responses", "core.volunteer_shift", ACTIVITY,
         v.all_of(
-            v.required("id", "user_id", "need_id", "shift_id"),
-            _galaxy_time("shift_start"),
-            _galaxy_time("shift_end"),
+            v.required("id", "user.id", "need.id", "shift.id"),
+            _galaxy_time("shift.start"),
+            _galaxy_time("shift.end"),
             _shift_order,
             v.one_of("response_status", ("active", "inactive")),
         ),
@@ -76,10 +76,11 @@ SPECS: tuple[StreamSpec, ...] = (
     StreamSpec(
         "galaxy", "hours", "core.volunteer_hours", ACTIVITY,
         v.all_of(
-            v.required("id", "user_id", "hour_date"),
-            v.iso_date("hour_date", optional=False),
+            v.required("id", "user.id", "hour_date_start"),
+            _galaxy_time("hour_date_start"),
             _positive_hours,
-            v.one_of("hour_status", ("approved", "pending", "declined")),
+            # The statuses the evidence lists; "inactive" is a deleted record (hours.sql).
+            v.one_of("hour_status", ("approved", "inactive", "pending", "denied", "entered")),
         ),
         (REFERENCES, "hours.sql"),
         after=("galaxy.users",),

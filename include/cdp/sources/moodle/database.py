@@ -220,8 +220,11 @@ class MoodleTableStream:
         yield from self.database.pages(query, params, self.page_size)
 
     def count(self, since: datetime, until: datetime) -> int:
-        query = sql.SQL("SELECT count(*) AS n FROM ({}) counted").format(
-            self._query(_window(self.alias, self.count_cursor))
+        # A deleted user is a row Moodle keeps (deleted = 1) but no longer counts as a user; the warehouse counts
+        # it apart too (ops.count_window's deleted_count), so the two sides compare like with like.
+        alive = sql.SQL(" WHERE counted.deleted = 0") if self.name == "users" else sql.SQL("")
+        query = sql.SQL("SELECT count(*) AS n FROM ({}) counted{}").format(
+            self._query(_window(self.alias, self.count_cursor)), alive
         )
         rows = self.database.fetch(query, {"since": epoch(since) or 0, "until": epoch(until) or NEVER})
         return int(rows[0]["n"])

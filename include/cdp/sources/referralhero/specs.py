@@ -15,7 +15,10 @@ SPECS: tuple[StreamSpec, ...] = (
             v.email("email"),
             v.one_of("status", ("confirmed", "organic", "pending", "unconfirmed")),
             v.epoch_plausible("created_at"),
+            v.epoch_plausible("last_updated_at"),
             v.email("referred_by.email", optional=True),
+            # unique_clicks and rewards are not in ReferralHero's documented Subscriber object: checked when
+            # present (our sandbox and some accounts' exports carry them), never required.
             v.non_negative_int("unique_clicks"),
             v.non_negative_int("people_referred"),
             v.each(
@@ -27,7 +30,7 @@ SPECS: tuple[StreamSpec, ...] = (
                 ),
             ),
         ),
-        ("subscribers_people.sql", RESOLVE_PEOPLE, "subscribers.sql"),
+        ("subscribers_people.sql", RESOLVE_PEOPLE, "subscribers.sql", "subscribers_removed.sql"),
         person_source="referralhero.subscriber",
         # Stripe's payers and ReferralHero's subscribers both resolve people: who is joined to whom depends
         # on which goes first, so the subscribers always follow the charges.

@@ -1,12 +1,13 @@
--- Galaxy Digital responses (a volunteer's sign-up to one shift of a need) → core.volunteer_shift.
+-- Galaxy Digital responses (a volunteer's sign-up to one shift of a need) → core.volunteer_shift. The
+-- volunteer, need and shift are nested objects (user.id, need.id/need_title, shift.id/start/end).
 INSERT INTO core.volunteer_shift (volunteer_id, person_id, need_id, need_title, shift_id, starts_at, ends_at,
                                   status, source, source_record_id)
 SELECT DISTINCT ON (b.source_record_id)
-       v.volunteer_id, coalesce(p.merged_into, p.person_id), b.payload ->> 'need_id', b.payload ->> 'need_title',
-       b.payload ->> 'shift_id', (b.payload ->> 'shift_start')::timestamptz, (b.payload ->> 'shift_end')::timestamptz,
+       v.volunteer_id, coalesce(p.merged_into, p.person_id), b.payload #>> '{need,id}', b.payload #>> '{need,need_title}',
+       b.payload #>> '{shift,id}', (b.payload #>> '{shift,start}')::timestamptz, (b.payload #>> '{shift,end}')::timestamptz,
        b.payload ->> 'response_status', 'galaxy', b.source_record_id
 FROM sync_batch b
-JOIN core.volunteer v ON v.source = 'galaxy' AND v.source_record_id = b.payload ->> 'user_id'
+JOIN core.volunteer v ON v.source = 'galaxy' AND v.source_record_id = b.payload #>> '{user,id}'
 JOIN core.person p ON p.person_id = v.person_id
 WHERE b.reason IS NULL
 ORDER BY b.source_record_id, b.seq DESC

@@ -1,7 +1,7 @@
 -- Galaxy Digital users → core.volunteer, one row per platform user, pointing to the resolved person.
 INSERT INTO core.volunteer (person_id, status, registered_at, source, source_record_id)
 SELECT DISTINCT ON (b.source_record_id)
-       i.person_id, b.payload ->> 'user_status', (b.payload ->> 'user_created')::timestamptz,
+       i.person_id, b.payload ->> 'user_status', (b.payload ->> 'created_at')::timestamptz,
        'galaxy', b.source_record_id
 FROM sync_batch b
 JOIN incoming_people i ON i.source_record_id = b.source_record_id

@@ -11,7 +11,7 @@ SELECT DISTINCT ON (b.source_record_id)
        nullif(trim(b.payload ->> 'user_phone'), '') AS phone,
        NULL::date AS date_of_birth,
        NULL::text AS country,
-       (b.payload ->> 'user_updated')::timestamptz AS observed_at,
+       (b.payload ->> 'updated_at')::timestamptz AS observed_at,
        false AS is_learner,
        false AS is_donor,
        NULL::uuid AS person_id,

@@ -77,10 +77,12 @@ WHERE person_id IS NOT NULL AND requester_id IS NOT NULL
 ORDER BY requester_id, source_record_id DESC
 ON CONFLICT (source, source_record_id) DO NOTHING;
 
--- An erased person's tickets never get their subject or email hash back from a re-sync.
+-- An erased person's tickets never get their subject or email hash back from a re-sync. A ticket deleted in
+-- Zendesk comes through the incremental export with status "deleted": it keeps that status and gets deleted_at
+-- (revision 0024; the UPDATE is recorded by the table's audit trigger), cleared if Zendesk restores it.
 INSERT INTO core.support_ticket (person_id, requester_source_id, requester_email_sha256, subject, status, tags,
                                  referral_ref, referral_id, about_referral, opened_at, changed_at, source,
-                                 source_record_id)
+                                 source_record_id, deleted_at)
 SELECT i.person_id,
        i.requester_id,
        CASE WHEN p.erased_at IS NULL AND i.email_normalized IS NOT NULL
@@ -94,7 +96,8 @@ SELECT i.person_id,
        (i.payload ->> 'created_at')::timestamptz,
        (i.payload ->> 'updated_at')::timestamptz,
        %(source)s,
-       i.source_record_id
+       i.source_record_id,
+       CASE WHEN i.payload ->> 'status' = 'deleted' THEN now() END
 FROM incoming_tickets i
 LEFT JOIN core.person p ON p.person_id = i.person_id
 LEFT JOIN LATERAL (SELECT c.referral_id FROM core.referral c
@@ -108,15 +111,19 @@ SET person_id = excluded.person_id, requester_source_id = excluded.requester_sou
     requester_email_sha256 = excluded.requester_email_sha256, subject = excluded.subject,
     status = excluded.status, tags = excluded.tags, referral_ref = excluded.referral_ref,
     referral_id = excluded.referral_id, about_referral = excluded.about_referral,
-    opened_at = excluded.opened_at, changed_at = excluded.changed_at, updated_at = now()
+    opened_at = excluded.opened_at, changed_at = excluded.changed_at,
+    deleted_at = CASE WHEN excluded.deleted_at IS NULL THEN NULL
+                      ELSE coalesce(core.support_ticket.deleted_at, excluded.deleted_at) END,
+    updated_at = now()
 WHERE (core.support_ticket.person_id, core.support_ticket.requester_source_id,
        core.support_ticket.requester_email_sha256, core.support_ticket.subject, core.support_ticket.status,
        core.support_ticket.tags, core.support_ticket.referral_ref, core.support_ticket.referral_id,
-       core.support_ticket.about_referral, core.support_ticket.opened_at, core.support_ticket.changed_at)
+       core.support_ticket.about_referral, core.support_ticket.opened_at, core.support_ticket.changed_at,
+       core.support_ticket.deleted_at IS NULL)
       IS DISTINCT FROM
       (excluded.person_id, excluded.requester_source_id, excluded.requester_email_sha256, excluded.subject,
        excluded.status, excluded.tags, excluded.referral_ref, excluded.referral_id, excluded.about_referral,
-       excluded.opened_at, excluded.changed_at);
+       excluded.opened_at, excluded.changed_at, excluded.deleted_at IS NULL);
 
 -- Tickets landed earlier without a person whose requester is known now.
 UPDATE core.support_ticket t
