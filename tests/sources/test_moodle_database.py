@@ -110,12 +110,12 @@ def test_enrolments_carry_their_course_and_completions_need_a_completion_time(mo
 
 def test_counts_come_from_the_same_database_and_window(moodle_url: str) -> None:
     users = stream("moodle", "users", settings(moodle_url))
-    assert users.count(at(T0), at(T0 + DAY)) == 3  # two learners and the deleted one
+    assert users.count(at(T0), at(T0 + DAY)) == 2  # two learners; the deleted one is no longer a user
     assert stream("moodle", "enrollments", settings(moodle_url)).count(at(T0), at(T0 + 3600)) == 1
     assert stream("moodle", "course_completions", settings(moodle_url)).count(at(T0), at(T0 + DAY)) == 1
     with psycopg.connect(moodle_url, autocommit=True) as conn:
         delete_user(conn, 4, T0 + DAY + 5)  # its enrolment goes with it, as in Moodle
-    assert users.count(at(T0), at(T0 + DAY)) == 2
+    assert users.count(at(T0), at(T0 + DAY)) == 1  # deleted: left out (ops.count_window counts it apart)
     assert stream("moodle", "enrollments", settings(moodle_url)).count(at(T0), at(T0 + DAY)) == 1
 
 
