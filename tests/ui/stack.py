@@ -1,9 +1,10 @@
 """The local stack exactly as `make run` starts it (`cdp run`: warehouse, Airflow's metadata database in
 PostgreSQL, the sandbox, the four supervised Airflow components), on free ports, with a CDP_HOME of its own.
 
-Used by the browser test and by tests/deploy/test_local_stack.py. The warehouse is a database of the suite's
-PostgreSQL server (``AIRFLOW_CONN_WAREHOUSE``); Airflow's metadata lives where `make run` puts it, in the
-database ``airflow`` of the embedded server under this stack's CDP_HOME. ``stop`` sends SIGINT to the
+Used by the browser test (tests/ui/test_airflow_ui.py), which walks a newcomer's first hour and the operator's
+checks on one stack. The warehouse is a database of the suite's PostgreSQL server (``AIRFLOW_CONN_WAREHOUSE``);
+Airflow's metadata lives where `make run` puts it, in the database ``airflow`` of the embedded server under this
+stack's CDP_HOME. ``stop`` sends SIGINT to the
 process group, as Ctrl-C in a terminal does, then runs `cdp stop` for the embedded server.
 """
 
@@ -39,6 +40,9 @@ class Stack:
     sandbox_port: int
     environment: dict[str, str]
     log_path: Path
+    #: time.monotonic() when `cdp run` was started, and seconds from then until the API server answered a login
+    started_at: float = 0.0
+    answered_after: float = 0.0
 
     @property
     def data_health_dir(self) -> Path:
@@ -128,13 +132,14 @@ def start(warehouse_url: str, work: Path, *, timeout: float = 900) -> Stack:
         "PYTHONUNBUFFERED": "1",
     }
     log_path = work / "cdp-run.log"
+    started_at = time.monotonic()
     process = subprocess.Popen(
         [str(CDP), "run", "--port", str(port), "--sandbox-port", str(sandbox_port)],
         env=environment, stdout=log_path.open("wb"), stderr=subprocess.STDOUT, start_new_session=True,
     )  # fmt: skip
     stack = Stack(
         f"http://127.0.0.1:{port}", devserver.UI_USER, "", process, home, port, sandbox_port, environment,
-        log_path,
+        log_path, started_at,
     )  # fmt: skip
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -146,6 +151,7 @@ def start(warehouse_url: str, work: Path, *, timeout: float = 900) -> Stack:
             stack.password = passwords[devserver.UI_USER]
             try:
                 stack.token()
+                stack.answered_after = time.monotonic() - started_at
                 return stack
             except (urllib.error.URLError, ConnectionError, TimeoutError):
                 pass
