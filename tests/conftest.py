@@ -97,9 +97,9 @@ def anchor_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 @pytest.fixture(scope="session")
-def airflow_db(pg_server: EmbeddedServer) -> Path:
+def airflow_db(pg_server: EmbeddedServer) -> Iterator[Path]:
     """Airflow's metadata database, migrated once per worker: its own database and role on the suite's
-    PostgreSQL, as `make run` and the test clusters have it. Returns the suite's AIRFLOW_HOME.
+    PostgreSQL, as `make run` and the test clusters have it. Gives the suite's AIRFLOW_HOME.
 
     Airflow configures its ORM when it is first imported, often at collection: the ORM is re-pointed here, and
     the variable set for the ``airflow`` commands tests run. The migration runs in this process (what
@@ -116,7 +116,9 @@ def airflow_db(pg_server: EmbeddedServer) -> Path:
     settings.configure_vars()
     settings.reconfigure_orm()
     db.upgradedb()
-    return Path(os.environ["AIRFLOW_HOME"])
+    yield Path(os.environ["AIRFLOW_HOME"])
+    # Before the server stops: a pooled connection it cuts would print an error at the interpreter's exit.
+    settings.dispose_orm()
 
 
 @pytest.fixture
