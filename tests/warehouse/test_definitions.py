@@ -212,7 +212,9 @@ def test_definitions_rebuild_exactly_what_the_revisions_built(two_empty_database
         dict((row[0], row) for part in ("functions", "views") for row in actual[part]),
     )
     for name in CHANGED_SINCE_THE_REVISIONS:
-        assert objects_now[name] != objects_then.get(name), f"{name} no longer differs: take it off the list"
+        assert objects_now[name] != objects_then.get(name), (
+            f"{name} no longer differs: take it off the list"
+        )
 
 
 def test_migrating_again_changes_nothing(warehouse_url: str) -> None:
