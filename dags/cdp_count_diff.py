@@ -69,7 +69,7 @@ def _count_source(
     catchup=False,
     max_active_runs=1,
     tags=["quality"],
-    default_args=default_args(retries=2),
+    default_args=default_args(retries=2, after_first_sync=True),
     on_failure_callback=run_failure_notifier(),
     params={
         "window_start": Param(None, type=["null", "string"], description="ISO 8601 UTC; default yesterday"),

@@ -50,7 +50,7 @@ from cdp.runtime import after_first_sync, default_args, run_failure_notifier
         "full": Param(False, type="boolean", description="compare everyone, not only new or changed"),
         "shard_size": Param(50_000, type="integer", minimum=100, description="people compared per task"),
     },
-    default_args=default_args(retries=2),
+    default_args=default_args(retries=2, after_first_sync=True),
     on_failure_callback=run_failure_notifier(),
     doc_md=__doc__,
 )

@@ -44,7 +44,7 @@ from cdp.runtime import after_first_sync, default_args, run_failure_notifier
     catchup=False,
     max_active_runs=1,
     tags=["finance"],
-    default_args=default_args(retries=2),
+    default_args=default_args(retries=2, after_first_sync=True),
     on_failure_callback=run_failure_notifier(),
     params={
         "month": Param(

@@ -71,7 +71,7 @@ from cdp.runtime import after_first_sync, default_args, run_failure_notifier, so
     catchup=False,
     max_active_runs=1,
     tags=["migration"],
-    default_args=default_args(retries=2),
+    default_args=default_args(retries=2, after_first_sync=True),
     on_failure_callback=run_failure_notifier(),
     params={
         "mode": Param(

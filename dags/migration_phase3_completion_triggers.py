@@ -26,6 +26,10 @@ refused the credential. Clear the task: claims left `sending` are sent again, ne
 vendor refused stay `rejected` with the reason in `last_error` and are tried again by every run
 (`SELECT * FROM ops.completion_trigger WHERE status = 'rejected'`).
 
+**When it starts.** Not before the warehouse's first complete sync: switching it on does not run it, and a
+scheduled or completion-triggered run that comes while the first sync is still landing is skipped (it did
+nothing); the first complete sync (`warehouse.ready`) starts it. A manual run always runs.
+
 **Re-run / backfill.** Safe at any time and for any period: keys already taken are never sent again. Param
 `completed_since` (ISO date, default all) limits a run, e.g. at go-live, to recent completions.
 """
@@ -33,25 +37,23 @@ vendor refused stay `rejected` with the reason in `last_error` and are tried aga
 from __future__ import annotations
 
 import pendulum
-from airflow.sdk import AssetOrTimeSchedule, Param, dag, task
+from airflow.sdk import Param, dag, task
 
-from cdp.runtime import default_args, never_at_switch_on, run_failure_notifier, source_pool, warehouse_asset
+from cdp.runtime import after_first_sync_and_on_changes, default_args, run_failure_notifier, source_pool
 
 
 @dag(
     # Hourly at :40, or as soon as a sync has changed course completions (an Asset event comes only from a
-    # run that changed rows). Switching it on does not run it at once: the first sync's completions do.
-    schedule=AssetOrTimeSchedule(
-        timetable=never_at_switch_on("40 * * * *"),
-        assets=[warehouse_asset("core.course_completion")],
-    ),
+    # run that changed rows), or when the first complete sync is done (warehouse.ready). Both of the first
+    # two can come while the first sync is still landing: such a run skips (default_args(after_first_sync=True)).
+    schedule=after_first_sync_and_on_changes("40 * * * *", "core.course_completion"),
     # No start date: with one, switching the DAG on would run its latest past cron time at once, whatever
     # run_immediately says (Airflow 3.3); the first complete sync starts it instead.
     start_date=None,
     catchup=False,
     max_active_runs=1,
     tags=["migration"],
-    default_args=default_args(retries=3),
+    default_args=default_args(retries=3, after_first_sync=True),
     on_failure_callback=run_failure_notifier(),
     params={
         "completed_since": Param(

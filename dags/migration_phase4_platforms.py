@@ -58,7 +58,7 @@ VOLUNTEER_ACTIVITY = [spec.key for spec in VOLUNTEER_SPECS if spec.wave == 2]
     catchup=False,
     max_active_runs=1,
     tags=["migration"],
-    default_args=default_args(retries=3),
+    default_args=default_args(retries=3, after_first_sync=True),
     on_failure_callback=run_failure_notifier(),
     doc_md=__doc__,
 )

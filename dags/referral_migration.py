@@ -60,7 +60,7 @@ def _as_of(params: dict) -> pendulum.DateTime:
     catchup=False,
     max_active_runs=1,
     tags=["migration", "referrals"],
-    default_args=default_args(retries=2),
+    default_args=default_args(retries=2, after_first_sync=True),
     on_failure_callback=run_failure_notifier(),
     params={
         "legacy_file": Param(

@@ -2,7 +2,8 @@
 
 The environment is set before anything imports Airflow or the package, so tests never touch a developer's
 ``.cdp/`` state, a configured production warehouse, or ``~/airflow``. Under pytest-xdist every worker
-starts its own server (about a second).
+starts its own server (about a second). Airflow's metadata lives in PostgreSQL too, never in SQLite
+(``airflow_db``).
 """
 
 from __future__ import annotations
@@ -17,6 +18,11 @@ os.environ["CDP_HOME"] = str(_SESSION_DIR / "state")
 os.environ["AIRFLOW_HOME"] = str(_SESSION_DIR / "airflow")
 os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
 os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(Path(__file__).resolve().parents[1] / "dags")
+# Never SQLite (issue 21): until ``airflow_db`` gives Airflow a database on the suite's server, its metadata
+# points at a port nothing listens on, so a test that reaches Airflow's metadata without that fixture fails
+# with "connection refused" instead of quietly writing a SQLite file in AIRFLOW_HOME.
+NO_METADATA_DATABASE = "postgresql+psycopg://airflow@127.0.0.1:9/ask_for_the_airflow_db_fixture"
+os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = NO_METADATA_DATABASE
 # A developer's own settings must not leak into the tests (their connections, folders, anchor file).
 for _variable in (
     "CDP_WAREHOUSE_URL", "AIRFLOW_CONN_WAREHOUSE", "AIRFLOW_CONN_WAREHOUSE_WEBHOOK", "CDP_MIGRATIONS_URL",
@@ -25,6 +31,7 @@ for _variable in (
     os.environ.pop(_variable, None)
 
 import pytest  # noqa: E402
+from airflow_cluster import metadata_database  # noqa: E402
 from support import create_database, drop_database  # noqa: E402
 
 from cdp.warehouse import migrations  # noqa: E402
@@ -90,14 +97,28 @@ def anchor_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 @pytest.fixture(scope="session")
-def airflow_db() -> Path:
-    """Airflow's metadata database (SQLite in the suite's own AIRFLOW_HOME), migrated once per worker."""
-    import subprocess
-    import sys
+def airflow_db(pg_server: EmbeddedServer) -> Iterator[Path]:
+    """Airflow's metadata database, migrated once per worker: its own database and role on the suite's
+    PostgreSQL, as `make run` and the test clusters have it. Gives the suite's AIRFLOW_HOME.
 
-    airflow = Path(sys.executable).with_name("airflow")
-    subprocess.run([str(airflow), "db", "migrate"], check=True, capture_output=True, timeout=300)
-    return Path(os.environ["AIRFLOW_HOME"])
+    Airflow configures its ORM when it is first imported, often at collection: the ORM is re-pointed here, and
+    the variable set for the ``airflow`` commands tests run. The migration runs in this process (what
+    ``airflow db migrate`` calls), which spares a second interpreter importing Airflow.
+    """
+    from airflow import settings
+    from airflow.configuration import conf
+    from airflow.utils import db
+
+    _, url = metadata_database(pg_server)
+    url = url.replace("postgresql://", "postgresql+psycopg://", 1)
+    os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = url
+    conf.set("database", "sql_alchemy_conn", url)
+    settings.configure_vars()
+    settings.reconfigure_orm()
+    db.upgradedb()
+    yield Path(os.environ["AIRFLOW_HOME"])
+    # Before the server stops: a pooled connection it cuts would print an error at the interpreter's exit.
+    settings.dispose_orm()
 
 
 @pytest.fixture

@@ -94,9 +94,9 @@ def dag_file_facts() -> dict[str, tuple[set[str], bool]]:
                 keywords = {keyword.arg: keyword.value for keyword in node.keywords}
                 tags = {element.value for element in keywords["tags"].elts}
                 schedule = keywords["schedule"]
-                after_sync = (
-                    isinstance(schedule, ast.Call) and getattr(schedule.func, "id", "") == "after_first_sync"
-                )
+                after_sync = isinstance(schedule, ast.Call) and getattr(schedule.func, "id", "") in {
+                    "after_first_sync", "after_first_sync_and_on_changes",
+                }  # fmt: skip
                 facts[path.stem] = (tags, after_sync)
     return facts
 

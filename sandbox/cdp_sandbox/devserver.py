@@ -163,16 +163,22 @@ def metadata_url() -> str:
     """
     given = os.environ.get("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN")
     if given:
-        if not given.startswith("postgresql"):
-            raise StackFailed(
-                f"AIRFLOW__DATABASE__SQL_ALCHEMY_CONN names {given.split(':', 1)[0]}: the local stack keeps "
-                "Airflow's metadata in PostgreSQL only (unset it to use the embedded server)"
-            )
-        return given
+        return postgresql_only(given)
     server = default_server()
     server.start()
     url = server.ensure_owned_database(METADATA_DATABASE, METADATA_ROLE, local_secrets()["metadata_password"])
     return url.replace("postgresql://", "postgresql+psycopg://", 1)
+
+
+def postgresql_only(metadata: str) -> str:
+    """``metadata``, if it names PostgreSQL: SQLite locks up under Airflow's four processes (a backfill beside
+    the scheduler killed it, issue 21)."""
+    if not metadata.startswith("postgresql"):
+        raise StackFailed(
+            f"AIRFLOW__DATABASE__SQL_ALCHEMY_CONN names {metadata.split(':', 1)[0]}: the local stack keeps "
+            "Airflow's metadata in PostgreSQL only (unset it to use the embedded server)"
+        )
+    return metadata
 
 
 def execution_api_url(host: str, port: int) -> str:
@@ -207,7 +213,7 @@ def airflow_environment(
     }
     fixed = {
         "AIRFLOW_HOME": str(home),
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": metadata,
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": postgresql_only(metadata),
         "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
         "AIRFLOW__CORE__DAGS_FOLDER": str(PROJECT_ROOT / "dags"),
         "AIRFLOW__CORE__PLUGINS_FOLDER": str(PROJECT_ROOT / "plugins"),

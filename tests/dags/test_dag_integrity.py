@@ -188,6 +188,13 @@ def _first_run_after(dag) -> object:
     return None if info is None else info.run_after
 
 
+def _pre_execute(task) -> object:
+    """What Airflow's task runner calls before the task (a mapped task passes it on to each of its copies)."""
+    if hasattr(task, "partial_kwargs"):
+        return task.partial_kwargs.get("pre_execute")
+    return task._pre_execute_hook
+
+
 # Switched on at these minutes of an hour (each DAG's cron minute is 0, 15, 40 or 45): Airflow 3.3 runs the
 # last past cron time within max(5 min, a tenth of the gap) after it unless told never to; the CI run that
 # found it had started a minute after :45.
@@ -201,7 +208,7 @@ def test_the_dags_that_read_synced_data_wait_for_the_first_complete_sync(
     import pendulum
     from airflow.timetables import trigger
 
-    from cdp.runtime.assets import WAREHOUSE_READY_URI
+    from cdp.runtime.assets import WAREHOUSE_READY_URI, skip_before_first_complete_sync_hook
 
     monkeypatch.setattr(trigger, "utcnow", lambda: pendulum.parse(switched_on))
 
@@ -212,6 +219,17 @@ def test_the_dags_that_read_synced_data_wait_for_the_first_complete_sync(
     for dag_id in waiting:
         schedule = dag_bag.dags[dag_id].timetable
         assert [asset.uri for asset in schedule.asset_condition.objects] == [WAREHOUSE_READY_URI], dag_id
+    # Their cron time may still come during the first sync: every task of such a run skips until it is done.
+    for dag_id in {*waiting, "migration_phase3_completion_triggers"}:
+        for task in dag_bag.dags[dag_id].tasks:
+            assert _pre_execute(task) is skip_before_first_complete_sync_hook, (dag_id, task.task_id)
+    assert all(_pre_execute(task) is None for task in dag_bag.dags["cdp_sync"].tasks)
+    # Phase 3 also on the completions a sync lands (its runs before the first complete sync skip).
+    phase3 = dag_bag.dags["migration_phase3_completion_triggers"].timetable.asset_condition
+    assert [asset.uri for asset in phase3.objects] == [
+        WAREHOUSE_READY_URI,
+        "cdp://warehouse/core/course_completion",
+    ]
     # Switching the DAGs on (a fresh `make run`) starts only these at once; the rest wait for their next cron
     # time or, sooner, for the first complete sync (phase 3: for the first completions a sync lands).
     now = pendulum.parse(switched_on)

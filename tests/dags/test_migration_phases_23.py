@@ -114,3 +114,35 @@ def test_phase3_dag_triggers_every_completion_once(
     assert second.state == "success"
     assert service.posts == posts and len(service.requests) == completions
     assert len(phase_env.apis.salesforce_writes.records["CampaignMember"]) == members
+
+
+@pytest.mark.parametrize("run_type", ["scheduled", "asset_triggered", "manual"])
+def test_phase3_runs_the_scheduler_starts_wait_for_the_first_complete_sync(
+    load_dag, warehouse_url: str, phase_env: SandboxServer, run_type: str
+) -> None:
+    """The LMS streams have landed, the rest of the first sync has not: the completions' Asset event and the
+    hourly cron time can both come now, and such a run does nothing; the first complete sync starts it. A
+    person's manual run goes ahead."""
+    from types import SimpleNamespace
+
+    from airflow.sdk.exceptions import AirflowSkipException
+
+    from cdp.runtime.assets import WAREHOUSE_READY_URI, warehouse_asset
+
+    dag = load_dag("migration_phase3_completion_triggers")
+    condition = dag.timetable.asset_condition
+    # What Airflow's task runner calls before the task itself (the `pre_execute` of the DAG's default_args).
+    before_the_task = dag.get_task("trigger_completions")._pre_execute_hook
+    context = {"dag_run": SimpleNamespace(run_type=run_type)}
+
+    assert type(condition).__name__ == "AssetAny"
+    assert {asset.uri for asset in condition.objects} == {
+        WAREHOUSE_READY_URI, warehouse_asset("core.course_completion").uri,
+    }  # fmt: skip
+    with psycopg.connect(warehouse_url) as conn:
+        assert conn.execute("SELECT count(*) FROM core.course_completion").fetchone()[0] > 100
+    if run_type == "manual":
+        before_the_task(context)
+    else:
+        with pytest.raises(AirflowSkipException, match="before the first complete sync"):
+            before_the_task(context)

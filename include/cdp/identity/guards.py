@@ -5,7 +5,7 @@ facts and hands them in, so each rule can be checked without a database.
 
 A pair is a dict with `person_low`, `person_high`, `score`, `class`, `guard` (the engine's) and `levels`
 (feature name -> comparison level). The facts of a person are a dict with `household_id`, `email`,
-`phone`, `created_at`, `is_learner`, `donor_only` and `merged_into`.
+`phone`, `created_at`, `first_identity`, `is_learner`, `donor_only` and `merged_into`.
 """
 
 from __future__ import annotations
@@ -108,9 +108,16 @@ def contact_guard(pair: Mapping[str, Any], facts: Facts) -> str | None:
     return None
 
 
+def age_order(facts: Facts, person: str) -> tuple[Any, str, str]:
+    """The older person record first; records of one load (one transaction: one ``created_at``) by their
+    first source identity, so the same data picks the same survivor on every fresh start. Not by person id:
+    a random UUID made the survivor, and so the merged person's name, differ between starts (issue 21)."""
+    return facts[person]["created_at"], facts[person].get("first_identity") or "", person
+
+
 def survivor_first(facts: Facts, a: str, b: str) -> tuple[str, str]:
     """The older person record survives (its id is the one other systems have seen longest)."""
-    first, second = sorted((a, b), key=lambda p: (facts[p]["created_at"], p))
+    first, second = sorted((a, b), key=lambda p: age_order(facts, p))
     return first, second
 
 
@@ -183,7 +190,5 @@ def cluster_survivors(to_merge: Sequence[Mapping[str, Any]], facts: Facts) -> di
     for person in {p for pair in to_merge for p in (pair["person_low"], pair["person_high"])}:
         groups.setdefault(clusters.find(person), []).append(person)
     return {
-        person: min(group, key=lambda p: (facts[p]["created_at"], p))
-        for group in groups.values()
-        for person in group
+        person: min(group, key=lambda p: age_order(facts, p)) for group in groups.values() for person in group
     }

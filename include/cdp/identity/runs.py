@@ -264,8 +264,10 @@ def _person_facts(conn: psycopg.Connection, ids: Iterable[str]) -> dict[str, dic
         "SELECT person_id::text AS id, household_id::text AS household_id, email_normalized AS email,"
         " coalesce(phone_e164, regexp_replace(phone, '[^0-9+]', '', 'g')) AS phone,"
         " lower(trim(given_name)) AS given, date_of_birth AS dob, created_at, is_learner,"
-        " is_donor AND NOT is_learner AS donor_only, merged_into::text AS merged_into"
-        " FROM core.person WHERE person_id = ANY(%s::uuid[])",
+        " is_donor AND NOT is_learner AS donor_only, merged_into::text AS merged_into,"
+        " (SELECT min(s.source || ':' || s.source_record_id) FROM core.person_source_id s"
+        "  WHERE s.person_id = p.person_id) AS first_identity"
+        " FROM core.person p WHERE person_id = ANY(%s::uuid[])",
         (list(ids),),
     ).fetchall()
     return {row["id"]: row for row in rows}

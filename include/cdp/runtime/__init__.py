@@ -15,7 +15,10 @@ from cdp.runtime.anchor import anchor_audit_head
 
 # The DAG files' Asset helpers (see cdp.runtime.assets), re-exported.
 from cdp.runtime.assets import after_first_sync as after_first_sync
+from cdp.runtime.assets import after_first_sync_and_on_changes as after_first_sync_and_on_changes
 from cdp.runtime.assets import never_at_switch_on as never_at_switch_on
+from cdp.runtime.assets import skip_before_first_complete_sync as skip_before_first_complete_sync
+from cdp.runtime.assets import skip_before_first_complete_sync_hook
 from cdp.runtime.assets import warehouse_asset as warehouse_asset
 from cdp.runtime.assets import warehouse_changes as warehouse_changes
 from cdp.runtime.assets import warehouse_ready as warehouse_ready
@@ -40,9 +43,16 @@ ALLOWED_TAGS = frozenset(
 )
 
 
-def default_args(retries: int = 3) -> dict[str, Any]:
-    """Retries with exponential backoff for every task; alerts are per run (see ``run_failure_notifier``)."""
+def default_args(retries: int = 3, *, after_first_sync: bool = False) -> dict[str, Any]:
+    """Retries with exponential backoff for every task; alerts are per run (see ``run_failure_notifier``).
+
+    ``after_first_sync``: for a DAG scheduled with ``after_first_sync`` (or ``after_first_sync_and_on_changes``):
+    each task of a scheduled or asset-triggered run skips while no sync has landed every stream yet (its cron
+    time or a table event came during the first sync); the first complete sync's ``warehouse.ready`` starts it.
+    """
+    extra: dict[str, Any] = {"pre_execute": skip_before_first_complete_sync_hook} if after_first_sync else {}
     return {
+        **extra,
         "owner": OWNER,
         "retries": retries,
         "retry_delay": timedelta(minutes=1),

@@ -10,6 +10,13 @@
   scheduled with ``after_first_sync(cron)`` and no start date: their clock never fires at the moment they
   are switched on (``never_at_switch_on``), and the first complete sync runs them once, right after it.
   So a fresh ``make run`` lands the data first and judges it second, never a half-landed warehouse.
+- ``after_first_sync_and_on_changes(cron, table)``: the same, and also whenever a sync changed rows in
+  ``table`` (phase 3 on completions). The first sync's own table events would start such a DAG halfway
+  through that sync.
+- The cron time of any of these DAGs may also fall inside the first sync: their tasks get
+  ``skip_before_first_complete_sync_hook`` as ``pre_execute`` (``default_args(after_first_sync=True)``), so
+  such a run is skipped, doing nothing, until the first complete sync (whose ``warehouse.ready`` event then
+  starts the DAG).
 """
 
 from __future__ import annotations
@@ -57,6 +64,48 @@ def after_first_sync(cron: str) -> AssetOrTimeSchedule:
     from airflow.sdk import AssetOrTimeSchedule
 
     return AssetOrTimeSchedule(timetable=never_at_switch_on(cron), assets=[warehouse_ready()])
+
+
+def after_first_sync_and_on_changes(cron: str, *entities: str) -> AssetOrTimeSchedule:
+    """``after_first_sync(cron)``, and also on every event of a table in ``entities`` (a sync changed rows).
+
+    Give the DAG ``default_args(after_first_sync=True)``: table events and cron times come during the first
+    sync as well.
+    """
+    from airflow.sdk import AssetOrTimeSchedule
+
+    condition: Any = warehouse_ready()
+    for entity in entities:
+        condition = condition | warehouse_asset(entity)
+    return AssetOrTimeSchedule(timetable=never_at_switch_on(cron), assets=condition)
+
+
+#: the runs the scheduler starts by itself; a manual run or a backfill is a person's decision and runs
+AUTOMATIC_RUN_TYPES = frozenset({"scheduled", "asset_triggered"})
+
+
+def skip_before_first_complete_sync(dag_run: Any, url: str | None = None) -> None:
+    """Skip (AirflowSkipException) a scheduled or asset-triggered run while no ``cdp_sync`` run has landed
+    every stream yet: the first complete sync's ``warehouse.ready`` event starts the DAG once that is done."""
+    from airflow.sdk.exceptions import AirflowSkipException
+
+    from cdp.runtime.context import warehouse_url
+    from cdp.sync.report import complete_sync_runs
+    from cdp.sync.specs import SCHEDULED_SPECS
+
+    run_type = str(getattr(dag_run.run_type, "value", dag_run.run_type))
+    if run_type not in AUTOMATIC_RUN_TYPES:
+        return
+    if complete_sync_runs(url or warehouse_url(), [spec.key for spec in SCHEDULED_SPECS]) == 0:
+        raise AirflowSkipException(
+            f"{run_type} run before the first complete sync: the warehouse is still landing its first data;"
+            " that sync's warehouse.ready event starts this DAG"
+        )
+
+
+def skip_before_first_complete_sync_hook(context: Mapping[str, Any]) -> None:
+    """``skip_before_first_complete_sync`` as a task's ``pre_execute`` (it is handed the task's context)."""
+    skip_before_first_complete_sync(context["dag_run"])
 
 
 def never_at_switch_on(cron: str) -> CronTriggerTimetable:

@@ -44,3 +44,9 @@ def earlier_complete_runs(url: str, run_id: str, expected: Sequence[str]) -> int
             {"run_id": run_id, "expected": list(expected), "streams": len(set(expected))},
         ).fetchone()
     return int(row[0])
+
+
+def complete_sync_runs(url: str, expected: Sequence[str]) -> int:
+    """How many sync runs landed every one of ``expected`` (``source.stream``) streams: 0 before the first
+    complete sync."""
+    return earlier_complete_runs(url, "", expected)
