@@ -61,6 +61,7 @@ core.person_source_id                                rawd  s     s     rawd  s  
 core.referral                                        rawd  r     r     rawd  r     -     -     -     r     -
 core.refund                                          rawd  r     r     rad   r     -     -     -     r     -
 core.reward                                          rawd  r     r     rawd  r     -     -     -     r     -
+core.source_deletion                                 raw   r     r     r     r     -     -     -     r     -
 core.support_ticket                                  rawd  s     s     rawd  s     -     -     -     rw    -
 core.survey_response                                 raw   s     s     rawd  s     -     -     -     rw    -
 core.volunteer                                       rawd  r     r     rawd  r     -     -     -     r     -
@@ -122,6 +123,7 @@ mart.kpi_referral_support_tickets_monthly            -     r     r     r     r  
 mart.kpi_referral_volume_monthly                     -     r     r     r     r     -     -     -     -     -
 mart.outreach_decision                               -     r     r     r     r     -     -     -     -     -
 mart.outreach_eligible                               -     -     -     r     -     -     r     -     -     -
+ops.crm_gift_landed                                  r     -     -     -     -     -     -     -     -     -
 ops.donation_trace                                   r     -     r     r     r     -     -     -     -     -
 ops.identity_review_queue                            r     r     r     r     -     -     -     -     -     -
 ops.reward_fulfilment_queue                          r     r     r     r     r     -     -     -     -     -

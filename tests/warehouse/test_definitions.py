@@ -194,6 +194,7 @@ CHANGED_SINCE_THE_REVISIONS = {
     "audit.readable_events": "issue 15 item 3: added; audit images cut to the columns the reader may read",
     "audit.readable_image(text,jsonb)": "issue 15 item 3: added (audit.readable_events)",
     "privacy.register_member(uuid,text,date)": "issue 15 item 4: added; partners register members only here",
+    "ops.crm_gift_landed": "issue 21: added; where the count diff finds a CRM opportunity (on its processor donation)",
 }
 
 

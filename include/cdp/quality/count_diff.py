@@ -67,6 +67,8 @@ class CountDiff:
 
 def core_target(spec: StreamSpec) -> tuple[str, str]:
     """Where a stream's records show up in core: the table and the ``source`` value that keys them there."""
+    if spec.landed_in is not None:
+        return spec.landed_in
     if spec.entity == "core.person":
         return "core.person_source_id", spec.person_source or spec.source
     return spec.entity, spec.source

@@ -49,6 +49,9 @@ class StreamSpec:
     # people resolve against theirs. An activity stream also follows every people/reference stream (its
     # wave); see cdp.sources.order.
     after: tuple[str, ...] = ()
+    # Where the count diff finds a record of the stream in core, when that is not the entity keyed by
+    # (source, source_record_id): a table or view with those two columns, and the source value keying it.
+    landed_in: tuple[str, str] | None = None
 
     @property
     def key(self) -> str:

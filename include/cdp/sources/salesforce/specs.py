@@ -49,6 +49,8 @@ SPECS: tuple[StreamSpec, ...] = (
         # An Opportunity is tied to its Stripe donation by the financial transaction id: one whose charge
         # lands a moment later would wait in the quarantine until the next run.
         after=("salesforce.Account", "stripe.charges"),
+        # It lands on the processor's donation (crm_source_record_id), not as a donation of its own.
+        landed_in=("ops.crm_gift_landed", "salesforce"),
     ),
     StreamSpec(
         "salesforce", "npsp__Partial_Soft_Credit__c", "core.donation_soft_credit", ACTIVITY,

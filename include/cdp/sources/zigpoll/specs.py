@@ -19,6 +19,8 @@ SPECS: tuple[StreamSpec, ...] = (
         ),
         ("participants.sql", LAND_CONSENT, "participants_link.sql"),
         after=("moodle.users",),  # a participant names its learner (metadata.moodle_user_id)
+        # A participant lands as a person key (its consent rows are keyed by statement version, not by it).
+        landed_in=("core.person_source_id", "zigpoll.participant"),
     ),
     StreamSpec(
         "zigpoll", "responses", "core.survey_response", ACTIVITY,
