@@ -7,7 +7,8 @@ per record, in order) and "Get Records Using sObject Collections" (``POST .../co
 with ``{"ids", "fields"}``) and "Update Records Using sObject Collections" (``PATCH .../composite/sobjects``,
 each record with its ``id``; one SaveResult ``{"id", "success", "errors"}`` per record, in order). Errors of
 the request as a whole are classified as for reads (``cdp.sources.salesforce``); per-record errors are
-returned to the caller, which keeps them.
+returned to the caller, which keeps them. Calls go through ``SalesforceSession``: an expired session
+(``INVALID_SESSION_ID``) gets a new token from the connected app and the call is sent again.
 """
 
 from __future__ import annotations
@@ -18,8 +19,8 @@ from typing import Any
 import orjson
 
 from cdp.sources.base import ContractError, SourceSettings
-from cdp.sources.http import HttpClient
 from cdp.sources.salesforce import DEFAULT_API_VERSION, SOURCE, _classify
+from cdp.sources.salesforce.session import SalesforceSession
 
 COLLECTION_LIMIT = 200
 RETRIEVE_LIMIT = 2000
@@ -33,9 +34,8 @@ def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
 class SalesforceWriter:
     def __init__(self, settings: SourceSettings) -> None:
         self.version = str(settings.extra.get("api_version", DEFAULT_API_VERSION))
-        self.http = HttpClient(
-            SOURCE, settings, classify=_classify, headers={"Authorization": f"Bearer {settings.credential}"}
-        )
+        # The same renewing session as the reads: a push that outlives its token gets a new one.
+        self.session = SalesforceSession(SOURCE, settings, _classify)
 
     def upsert(self, sobject: str, external_id_field: str, records: Sequence[dict[str, Any]]) -> list[dict]:
         """Upsert ``records`` (each carrying ``external_id_field``); one result per record, in order."""
@@ -83,11 +83,11 @@ class SalesforceWriter:
         return found
 
     def _call(self, method: str, path: str, body: dict[str, Any]) -> Any:
-        response = self.http.request(method, path, json=body)
+        response = self.session.request(method, path, json=body)
         try:
             return orjson.loads(response.content)
         except orjson.JSONDecodeError as error:
             raise ContractError(f"salesforce: {method} {path} answered non-JSON") from error
 
     def close(self) -> None:
-        self.http.close()
+        self.session.close()

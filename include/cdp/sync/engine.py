@@ -139,6 +139,8 @@ def sync_stream(
             "run_id": run_id,
             "person_source": spec.person_source,
             "people_update": "overwrite",
+            # What the connector learned while reading (e.g. a single-currency CRM org's currency).
+            **dict(getattr(stream, "sql_params", {})),
             **dict(spec.params),
         }
         for name in spec.transforms:

@@ -10,6 +10,14 @@ POOL = VendorPool("salesforce_api", 2, "Salesforce: daily API request limit shar
 NPSP_ACCOUNT_TYPES = (None, "Household Account", "One-to-One Individual", "Bucket Individual")
 NPSP_STAGES = ("Prospecting", "Qualification", "Cultivation", "Solicitation", "Pledged", "Proposal/Price Quote",
                "Negotiation/Review", "Awarded", "Posted", "Closed Won", "Closed Lost", "Withdrawn")  # fmt: skip
+
+
+def currency_if_present(path: str) -> v.Check:
+    """The currency check, for a field only multi-currency orgs have."""
+    check = v.currency(path)
+    return lambda record: check(record) if path in record else None
+
+
 ACCOUNT_LINKS = "account_links.sql"  # contacts to their household or organisation, whichever lands second
 
 SPECS: tuple[StreamSpec, ...] = (
@@ -39,9 +47,11 @@ SPECS: tuple[StreamSpec, ...] = (
     StreamSpec(
         "salesforce", "Opportunity", "core.donation", ACTIVITY,
         v.all_of(
-            v.required("Id", "Amount", "CurrencyIsoCode", "CloseDate", "StageName", "Financial_Transaction_Id__c"),
+            # CurrencyIsoCode exists only in multi-currency orgs (a single-currency org's amounts are in the
+            # org's currency, passed to the SQL by the connector): checked when the record has it.
+            v.required("Id", "Amount", "CloseDate", "StageName", "Financial_Transaction_Id__c"),
             v.decimal_amount("Amount"),
-            v.currency("CurrencyIsoCode"),
+            currency_if_present("CurrencyIsoCode"),
             v.iso_date("CloseDate", optional=False, past=False),
             v.one_of("StageName", NPSP_STAGES),
         ),
@@ -55,7 +65,7 @@ SPECS: tuple[StreamSpec, ...] = (
         v.all_of(
             v.required("Id", "npsp__Opportunity__c", "npsp__Contact__c", "npsp__Amount__c"),
             v.decimal_amount("npsp__Amount__c"),
-            v.currency("CurrencyIsoCode"),
+            currency_if_present("CurrencyIsoCode"),
         ),
         ("soft_credit.sql",),
         after=("salesforce.Contact", "salesforce.Opportunity"),  # a soft credit names its gift and contact
