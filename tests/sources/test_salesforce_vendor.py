@@ -154,7 +154,7 @@ def test_single_currency_org_reads_without_currency_and_takes_the_orgs(
     multi = salesforce.streams(settings_for("salesforce"))[2]
     sandbox.apis.handlers["salesforce"].org.multi_currency = True
     records = [record for page in multi.read(START, END) for record in page]
-    assert all(record["CurrencyIsoCode"] for record in records) and multi.sql_params == {"org_currency": None}
+    assert all(record["CurrencyIsoCode"] for record in records) and multi.sql_params == {"org_currency": ""}
 
 
 def test_session_expiring_mid_read_is_renewed_and_the_read_completes(

@@ -139,9 +139,9 @@ def sync_stream(
             "run_id": run_id,
             "person_source": spec.person_source,
             "people_update": "overwrite",
+            **dict(spec.params),
             # What the connector learned while reading (e.g. a single-currency CRM org's currency).
             **dict(getattr(stream, "sql_params", {})),
-            **dict(spec.params),
         }
         for name in spec.transforms:
             for number, statement in enumerate(_statements(sql_path(spec, name)), 1):

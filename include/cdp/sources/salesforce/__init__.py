@@ -237,7 +237,7 @@ class SalesforceObjectStream:
         self._fields: tuple[str, ...] | None = None
         # Named parameters for the stream's SQL (the sync engine adds them): the org's currency when the
         # object has no CurrencyIsoCode of its own.
-        self.sql_params: dict[str, Any] = {"org_currency": None}
+        self.sql_params: dict[str, Any] = {"org_currency": ""}
 
     @property
     def fields(self) -> tuple[str, ...]:

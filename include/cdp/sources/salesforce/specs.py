@@ -56,6 +56,8 @@ SPECS: tuple[StreamSpec, ...] = (
             v.one_of("StageName", NPSP_STAGES),
         ),
         ("opportunity.sql",),
+        # The org's currency, for records without CurrencyIsoCode: the connector sets it (sql_params); '' = none.
+        params=(("org_currency", ""),),
         # An Opportunity is tied to its Stripe donation by the financial transaction id: one whose charge
         # lands a moment later would wait in the quarantine until the next run.
         after=("salesforce.Account", "stripe.charges"),
