@@ -13,6 +13,7 @@ SalesforceFoundation/NPSP; ``Financial_Transaction_Id__c`` and ``Stripe_Charge_I
 from __future__ import annotations
 
 import re
+import time
 import uuid
 from collections import OrderedDict
 from typing import Any
@@ -451,7 +452,9 @@ class SalesforceApi:
         index = table.index_of(contact_id)
         if index is None:
             raise KeyError(contact_id)
-        at = self.apis.world.edit_time()
+        # Deleting moves SystemModstamp to now, as Salesforce does (in a world with a horizon: just before it).
+        world = self.apis.world
+        at = int(time.time()) if world.horizon() is None else world.edit_time()
         with self.apis.lock:
             table.touch([index], at)
         self.org.delete_contact(contact_id, master_id, at)

@@ -29,7 +29,7 @@ SPECS: tuple[StreamSpec, ...] = (
             v.iso_date("Birthdate"),
             v.one_of("npe01__Preferred_Email__c", (None, "Personal", "Work", "Alternate")),
         ),
-        ("contact.sql", RESOLVE_PEOPLE, "account_contacts.sql", ACCOUNT_LINKS),
+        ("contact.sql", RESOLVE_PEOPLE, "account_contacts.sql", ACCOUNT_LINKS, "contact_removals.sql"),
         person_source="salesforce.contact",
         # People sources resolve one after another in a fixed order (two at once could make two persons of
         # one human, and which goes first shapes who is joined to whom): the CRM's after the LMS's.
