@@ -212,9 +212,17 @@ def build(world: WorldCore) -> None:
     )
 
     n_opps = opp_donation.shape[0]
-    role_opp = np.concatenate([np.arange(n_opps), soft_opps])
-    role_person = np.concatenate([donors_of_opps, soft_person])
-    role_created = np.concatenate([opp_created + 5, soft_created])
+    # NPSP's usual soft credit: a contact role alone (no partial soft credit), credited the gift's full amount.
+    role_only = np.nonzero(
+        (world.household_size[donors_of_opps] > 1)
+        & (world.household[other] == world.household[donors_of_opps])
+        & (contact_of_person[other] >= 0)
+        & ~eligible
+        & (world.rng(41).random(n_opps) < 0.3)
+    )[0]
+    role_opp = np.concatenate([np.arange(n_opps), soft_opps, role_only])
+    role_person = np.concatenate([donors_of_opps, soft_person, other[role_only]])
+    role_created = np.concatenate([opp_created + 5, soft_created, opp_created[role_only] + 40])
     world.add_table(
         Table(
             "salesforce",
@@ -233,6 +241,7 @@ def build(world: WorldCore) -> None:
                 "opportunity": role_opp,
                 "person": role_person,
                 "is_soft": np.arange(role_opp.shape[0]) >= n_opps,
+                "role_only": np.arange(role_opp.shape[0]) >= n_opps + soft_opps.shape[0],
             },
         )
     )
@@ -406,7 +415,7 @@ def _contact_role(world: WorldCore, i: int) -> dict[str, Any]:
     contact = salesforce_id(
         "003", world.seed_tag("sf"), int(world.contact_of_person[int(table.columns["person"][i])])
     )
-    role = "Household Member" if soft else "Donor"
+    role = ("Soft Credit" if table.columns["role_only"][i] else "Household Member") if soft else "Donor"
     return {
         "attributes": _attributes(world, "OpportunityContactRole", record_id),
         "Id": record_id,

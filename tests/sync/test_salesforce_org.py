@@ -128,3 +128,55 @@ def test_a_contact_deleted_and_one_merged_in_the_crm_are_soft_deleted_with_audit
     assert hint is not None and hint[0] == "queued" and hint[2] is False and merged in hint[1]
     assert result.rows_read >= 2 and again.rows_quarantined == 0
     assert len(events) == 1, "re-reading the same deletions changes nothing"
+
+
+def test_contact_roles_credit_the_full_gift_unless_a_partial_soft_credit_says_how_much(
+    warehouse_url: str, world: World, sandbox: SandboxServer
+) -> None:
+    for key in ("salesforce.Contact", "salesforce.Account", "stripe.charges", "salesforce.Opportunity",
+                "salesforce.npsp__Partial_Soft_Credit__c", "salesforce.OpportunityContactRole"):  # fmt: skip
+        sync(warehouse_url, sandbox, key)
+    with psycopg.connect(warehouse_url) as conn:
+        gifts = dict(
+            conn.execute(
+                "SELECT crm_source_record_id, crm_amount_minor FROM core.donation"
+                " WHERE crm_source_record_id IS NOT NULL"
+            ).fetchall()
+        )
+        contacts = dict(
+            conn.execute(
+                "SELECT source_record_id, person_id FROM core.person_source_id WHERE source = 'salesforce.contact'"
+            ).fetchall()
+        )
+        partial = {
+            (row[0], row[1])
+            for row in conn.execute(
+                "SELECT d.crm_source_record_id, s.person_id FROM core.donation_soft_credit s"
+                " JOIN core.donation d USING (donation_id) WHERE s.source = 'salesforce'"
+            ).fetchall()
+        }
+        from_roles = {
+            row[0]: row[1:]
+            for row in conn.execute(
+                "SELECT s.source_record_id, d.crm_source_record_id, s.person_id, s.amount_minor, s.role"
+                " FROM core.donation_soft_credit s JOIN core.donation d USING (donation_id)"
+                " WHERE s.source = 'salesforce.contact_role'"
+            ).fetchall()
+        }
+        quarantined = dict(
+            conn.execute(
+                "SELECT source_record_id, reason FROM ops.quarantine"
+                " WHERE stream = 'OpportunityContactRole' AND resolved_at IS NULL"
+            ).fetchall()
+        )
+    expected = {}
+    for role in world.records("salesforce", "OpportunityContactRole"):
+        if role["IsPrimary"] or role["ContactId"] is None:
+            continue
+        opportunity, contact = role["OpportunityId"], role["ContactId"]
+        if opportunity in gifts and contact in contacts and (opportunity, contacts[contact]) not in partial:
+            expected[role["Id"]] = (opportunity, contacts[contact], gifts[opportunity], role["Role"])
+    assert partial, "the world has partial soft credits"
+    assert expected and from_roles == expected
+    assert not any(role["Id"] in quarantined for role in world.records("salesforce", "OpportunityContactRole")
+                   if role["IsPrimary"] and role["ContactId"])  # fmt: skip

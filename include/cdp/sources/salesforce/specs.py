@@ -72,4 +72,16 @@ SPECS: tuple[StreamSpec, ...] = (
         ("soft_credit.sql",),
         after=("salesforce.Contact", "salesforce.Opportunity"),  # a soft credit names its gift and contact
     ),
+    # NPSP's usual soft credits: contact roles other than the donor's. Role is the org's own picklist (NPSP
+    # suggests "Soft Credit", "Household Member", "Matched Donor", ...), so any role name is taken.
+    StreamSpec(
+        "salesforce", "OpportunityContactRole", "core.donation_soft_credit", ACTIVITY,
+        v.all_of(
+            v.required("Id", "OpportunityId", "ContactId"),
+            v.boolean("IsPrimary"),
+        ),
+        ("contact_role_soft_credit.sql",),
+        # after the partial soft credits, which win for the same gift and contact
+        after=("salesforce.Contact", "salesforce.Opportunity", "salesforce.npsp__Partial_Soft_Credit__c"),
+    ),
 )  # fmt: skip
