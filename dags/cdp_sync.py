@@ -26,7 +26,7 @@ alert names every failed stream and a run never finishes green with orphans a fa
 
 **Setup check.** The first task, `check_sources`, runs `cdp sources check` for every polled source: it
 authenticates and asks each vendor whether every object, field and permission the sync reads or writes
-exists. When something is missing it fails at once (no retry) with the table (source, item, problem, setup
+exists. When something is missing it fails at once (AirflowFailException: no retry) with the table (source, item, problem, setup
 step) in its log, and so fails the run and alerts; warnings (e.g. a vendor without its own check) are only
 logged. The stream tasks do not wait for it.
 
@@ -110,7 +110,7 @@ def cdp_sync() -> None:
     # Before anything is read: what each vendor's side lacks (`cdp sources check`). Fails the run, with the
     # table in its log, when something the sync needs is missing; the streams still run (their rejects wait
     # in the quarantine), so one vendor's missing field never holds back the others.
-    task(check_sources_task, task_id="check_sources", retries=0)()
+    task(check_sources_task, task_id="check_sources")()
     synced = {}
     for key, after in EDGES.items():
         synced[key] = task(

@@ -7,6 +7,15 @@ Vendor docs followed: REST API Developer Guide, "Execute a SOQL Query" (``GET
 ``/limits`` resource; NPSP object and field names from SalesforceFoundation/NPSP
 ``force-app/main/default/objects``. Incremental reads filter on ``SystemModstamp`` (which also moves
 on system changes, unlike LastModifiedDate) with ``>= since AND < until`` and order by it.
+
+Also followed: "sObject Describe" (``GET .../sobjects/<Object>/describe``): each stream asks only for the
+fields of ``OBJECT_FIELDS`` the org has, so a single-currency org (no ``CurrencyIsoCode``) works and its
+amounts take the org's currency (``SalesforceClient.org_currency``); "QueryAll" (``GET .../queryAll``):
+Contacts are read with it, so a deleted or merged Contact arrives with ``IsDeleted`` and
+``MasterRecordId`` instead of vanishing. Every call goes through ``session.SalesforceSession``, which
+gets its token from the connected app and renews it on 401 ``INVALID_SESSION_ID`` (why not
+simple-salesforce or the Airflow provider: see that module). The vendor material these follow is kept
+under ``tests/vendor_material/salesforce/``.
 """
 
 from __future__ import annotations
