@@ -26,9 +26,9 @@ alert names every failed stream and a run never finishes green with orphans a fa
 
 **Setup check.** The first task, `check_sources`, runs `cdp sources check` for every polled source: it
 authenticates and asks each vendor whether every object, field and permission the sync reads or writes
-exists. When something is missing it fails at once (AirflowFailException: no retry) with the table (source, item, problem, setup
-step) in its log, and so fails the run and alerts; warnings (e.g. a vendor without its own check) are only
-logged. The stream tasks do not wait for it.
+exists. When something is missing it fails at once (no retry: an admin has to act) with the table (source,
+item, problem, setup step) in its log, and so fails the run and alerts; warnings (e.g. a vendor without its
+own check) are only logged. The stream tasks do not wait for it.
 
 **Assets.** A stream's task updates its table's Asset (`warehouse.core.<table>`) only when it changed rows
 (a payload new to `raw`, or a quarantined record that landed), so DAGs scheduled on a table do not wake for
