@@ -33,6 +33,7 @@ from cdp_sandbox.crm_writes import (
 )
 from cdp_sandbox.formats import CURRENCIES, DAY, impossible_date, iso_date, salesforce_datetime, stripe_id
 from cdp_sandbox.names import PARTNER_NAMES
+from cdp_sandbox.salesforce_bulk import BulkIngest
 from cdp_sandbox.salesforce_org import CLIENT_ID, EXTRA_OBJECTS, SandboxOrg
 from cdp_sandbox.tables import MALFORMED_REASONS, Table, salesforce_id, salesforce_index
 
@@ -452,6 +453,7 @@ class SalesforceApi:
         self.writes = SalesforceWrites(existing_contacts=lambda: generated_contacts(apis.world))
         credential = apis.world.credentials.salesforce
         self.org = SandboxOrg(static_token=credential, client_secret=credential)
+        self.bulk = BulkIngest(self.writes)
         self._soql_locators: OrderedDict[str, tuple[str, np.ndarray, list[str]]] = OrderedDict()
 
     def delete_contact(self, contact_id: str, master_id: str | None = None) -> None:
@@ -475,6 +477,10 @@ class SalesforceApi:
         described = re.match(r"^/services/data/(v\d+\.\d)/sobjects/(\w+)/describe/?$", request.path)
         if described and request.method == "GET":
             return self._describe(request, *described.groups())
+        if BulkIngest.handles(request):
+            if not self.org.accepts(request.headers.get("authorization", "")):
+                return salesforce_error(401, "INVALID_SESSION_ID", "Session expired or invalid")
+            return self.bulk.handle(request)
         if SalesforceWrites.handles(request):
             return self.writes.handle(request, self.apis)
         match = re.match(r"^/services/data/(v\d+\.\d)/(queryAll|query|limits)(?:/([\w-]+))?/?$", request.path)

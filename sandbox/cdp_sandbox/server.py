@@ -103,7 +103,7 @@ class _Handler(BaseHTTPRequestHandler):
         except (BrokenPipeError, ConnectionResetError):  # the client gave up (e.g. its timeout)
             self.close_connection = True
 
-    do_GET = do_POST = do_DELETE = do_HEAD = do_PATCH = _dispatch
+    do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = do_PATCH = _dispatch
 
 
 class _Server(ThreadingHTTPServer):
