@@ -193,3 +193,22 @@ def test_crm_push_renews_an_expired_session(
     writer.close()
     assert first[0]["success"] and second[0]["success"]
     assert writer.session.renewals == 1
+
+
+def test_the_kind_of_org_is_a_sandbox_setting(sandbox: SandboxServer) -> None:
+    version = sandbox.settings("salesforce").extra["api_version"]
+    answer = requests.post(
+        f"{sandbox.base_url}/_sandbox/salesforce/org",
+        json={"multi_currency": False, "currency": "EUR"},
+        timeout=5,
+    )
+    assert answer.json()["multi_currency"] is False
+    fields = {
+        f["name"]
+        for f in _get(sandbox, f"/services/data/{version}/sobjects/Opportunity/describe").json()["fields"]
+    }
+    assert "CurrencyIsoCode" not in fields and "Amount" in fields
+    organization = _get(
+        sandbox, f"/services/data/{version}/query", q="SELECT DefaultCurrencyIsoCode FROM Organization"
+    )
+    assert organization.json()["records"][0]["DefaultCurrencyIsoCode"] == "EUR"
