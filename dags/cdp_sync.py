@@ -24,6 +24,12 @@ in the quarantine; once the parent is done, even failed, the child runs (what di
 against). A last task, `summarise`, logs the totals and fails the run when any stream did not land, so one
 alert names every failed stream and a run never finishes green with orphans a failed parent left.
 
+**Setup check.** The first task, `check_sources`, runs `cdp sources check` for every polled source: it
+authenticates and asks each vendor whether every object, field and permission the sync reads or writes
+exists. When something is missing it fails at once (no retry: an admin has to act) with the table (source,
+item, problem, setup step) in its log, and so fails the run and alerts; warnings (e.g. a vendor without its
+own check) are only logged. The stream tasks do not wait for it.
+
 **Assets.** A stream's task updates its table's Asset (`warehouse.core.<table>`) only when it changed rows
 (a payload new to `raw`, or a quarantined record that landed), so DAGs scheduled on a table do not wake for
 nothing. The first run that lands every stream also updates `warehouse.ready` (task
@@ -66,6 +72,7 @@ import pendulum
 from airflow.sdk import CronTriggerTimetable, dag, task
 
 from cdp.runtime import (
+    check_sources_task,
     default_args,
     run_failure_notifier,
     source_pool,
@@ -100,6 +107,10 @@ def task_id(stream_key: str) -> str:
     doc_md=__doc__,
 )
 def cdp_sync() -> None:
+    # Before anything is read: what each vendor's side lacks (`cdp sources check`). Fails the run, with the
+    # table in its log, when something the sync needs is missing; the streams still run (their rejects wait
+    # in the quarantine), so one vendor's missing field never holds back the others.
+    task(check_sources_task, task_id="check_sources")()
     synced = {}
     for key, after in EDGES.items():
         synced[key] = task(

@@ -197,9 +197,36 @@ def _register_crm(commands: argparse._SubParsersAction) -> None:
     register(commands)
 
 
+def _sources(args: argparse.Namespace) -> int:
+    from cdp.sources.registry import BY_NAME, SOURCES
+    from cdp.sources.setup_check import run_checks, settings_from_environment
+
+    unknown = [name for name in args.source or () if name not in BY_NAME]
+    if unknown:
+        print(f"error: unknown source {', '.join(unknown)} (known: {', '.join(BY_NAME)})", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    chosen = [BY_NAME[name] for name in args.source] if args.source else list(SOURCES)
+    report = run_checks(settings_from_environment(os.environ), chosen)
+    print(report.table())
+    print(report.summary())
+    return 0 if report.ok else 1
+
+
+def _register_sources(commands: argparse._SubParsersAction) -> None:
+    sources = commands.add_parser("sources", help="the source systems: what their vendor side lacks")
+    actions = sources.add_subparsers(dest="action", required=True)
+    check = actions.add_parser(
+        "check",
+        help="authenticate to every source (connections from AIRFLOW_CONN_<ID>) and list every object, field or "
+        "permission the vendor side lacks, with its setup step; exit 1 when something is missing",
+    )
+    check.add_argument("--source", action="append", help="check only this source (repeatable)")
+    check.set_defaults(handler=_sources)
+
+
 def _extensions() -> list[Callable[[argparse._SubParsersAction], None]]:
     """Sub-commands that live with their own package in the product (dedupe, privacy, …)."""
-    return [_register_dedupe, _register_privacy, _register_finance, _register_crm]
+    return [_register_dedupe, _register_privacy, _register_finance, _register_crm, _register_sources]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -400,8 +400,8 @@ class SalesforceWrites:
         )
         if fault_response:
             return fault_response
-        credential = apis.world.credentials.salesforce
-        if request.headers.get("authorization", "") not in (f"Bearer {credential}", f"OAuth {credential}"):
+        # The org (cdp_sandbox.salesforce_org) knows the static token and the sessions it issued.
+        if not apis.handlers["salesforce"].org.accepts(request.headers.get("authorization", "")):  # type: ignore[attr-defined]
             return salesforce_error(401, "INVALID_SESSION_ID", "Session expired or invalid")
         return None
 

@@ -13,6 +13,7 @@ SalesforceFoundation/NPSP; ``Financial_Transaction_Id__c`` and ``Stripe_Charge_I
 from __future__ import annotations
 
 import re
+import time
 import uuid
 from collections import OrderedDict
 from typing import Any
@@ -32,15 +33,19 @@ from cdp_sandbox.crm_writes import (
 )
 from cdp_sandbox.formats import CURRENCIES, DAY, impossible_date, iso_date, salesforce_datetime, stripe_id
 from cdp_sandbox.names import PARTNER_NAMES
+from cdp_sandbox.salesforce_bulk import BulkIngest
+from cdp_sandbox.salesforce_org import CLIENT_ID, EXTRA_OBJECTS, SandboxOrg
 from cdp_sandbox.tables import MALFORMED_REASONS, Table, salesforce_id, salesforce_index
 
 CREDENTIAL = "00Dsandbox!AQ4AQSandboxSessionToken"
 
 
 def settings(world: WorldCore, base_url: str, ledger_folder: object = None) -> SourceSettings:
+    # The connected app's client credentials (the secret is the connection's password): sessions renew.
     extra = {
         "api_version": world.ids.salesforce_api_version,
         "completion_campaign_id": COMPLETION_CAMPAIGN_ID,
+        "client_id": CLIENT_ID,
     }
     return SourceSettings(f"{base_url}/salesforce", world.credentials.for_source("salesforce"), extra)
 
@@ -208,9 +213,17 @@ def build(world: WorldCore) -> None:
     )
 
     n_opps = opp_donation.shape[0]
-    role_opp = np.concatenate([np.arange(n_opps), soft_opps])
-    role_person = np.concatenate([donors_of_opps, soft_person])
-    role_created = np.concatenate([opp_created + 5, soft_created])
+    # NPSP's usual soft credit: a contact role alone (no partial soft credit), credited the gift's full amount.
+    role_only = np.nonzero(
+        (world.household_size[donors_of_opps] > 1)
+        & (world.household[other] == world.household[donors_of_opps])
+        & (contact_of_person[other] >= 0)
+        & ~eligible
+        & (world.rng(41).random(n_opps) < 0.3)
+    )[0]
+    role_opp = np.concatenate([np.arange(n_opps), soft_opps, role_only])
+    role_person = np.concatenate([donors_of_opps, soft_person, other[role_only]])
+    role_created = np.concatenate([opp_created + 5, soft_created, opp_created[role_only] + 40])
     world.add_table(
         Table(
             "salesforce",
@@ -229,6 +242,7 @@ def build(world: WorldCore) -> None:
                 "opportunity": role_opp,
                 "person": role_person,
                 "is_soft": np.arange(role_opp.shape[0]) >= n_opps,
+                "role_only": np.arange(role_opp.shape[0]) >= n_opps + soft_opps.shape[0],
             },
         )
     )
@@ -402,7 +416,7 @@ def _contact_role(world: WorldCore, i: int) -> dict[str, Any]:
     contact = salesforce_id(
         "003", world.seed_tag("sf"), int(world.contact_of_person[int(table.columns["person"][i])])
     )
-    role = "Household Member" if soft else "Donor"
+    role = ("Soft Credit" if table.columns["role_only"][i] else "Household Member") if soft else "Donor"
     return {
         "attributes": _attributes(world, "OpportunityContactRole", record_id),
         "Id": record_id,
@@ -437,12 +451,39 @@ class SalesforceApi:
     def __init__(self, apis: VendorApis) -> None:
         self.apis = apis
         self.writes = SalesforceWrites(existing_contacts=lambda: generated_contacts(apis.world))
+        credential = apis.world.credentials.salesforce
+        self.org = SandboxOrg(static_token=credential, client_secret=credential)
+        self.bulk = BulkIngest(self.writes)
         self._soql_locators: OrderedDict[str, tuple[str, np.ndarray, list[str]]] = OrderedDict()
 
+    def delete_contact(self, contact_id: str, master_id: str | None = None) -> None:
+        """A Contact deleted in the CRM (merged into ``master_id`` when given): it leaves /query, and
+        /queryAll serves it, with IsDeleted and MasterRecordId, modified now."""
+        table = self.apis.world.table("salesforce", "Contact")
+        index = table.index_of(contact_id)
+        if index is None:
+            raise KeyError(contact_id)
+        # Deleting moves SystemModstamp to now, as Salesforce does (in a world with a horizon: just before it).
+        world = self.apis.world
+        at = int(time.time()) if world.horizon() is None else world.edit_time()
+        with self.apis.lock:
+            table.touch([index], at)
+        self.org.delete_contact(contact_id, master_id, at)
+
     def __call__(self, request: Request) -> Response:
+        if request.path.rstrip("/") == "/services/oauth2/token" and request.method == "POST":
+            host = request.headers.get("host", "127.0.0.1")
+            return self.org.token(request, f"http://{host}/salesforce")
+        described = re.match(r"^/services/data/(v\d+\.\d)/sobjects/(\w+)/describe/?$", request.path)
+        if described and request.method == "GET":
+            return self._describe(request, *described.groups())
+        if BulkIngest.handles(request):
+            if not self.org.accepts(request.headers.get("authorization", "")):
+                return salesforce_error(401, "INVALID_SESSION_ID", "Session expired or invalid")
+            return self.bulk.handle(request)
         if SalesforceWrites.handles(request):
             return self.writes.handle(request, self.apis)
-        match = re.match(r"^/services/data/(v\d+\.\d)/(query|limits)(?:/([\w-]+))?/?$", request.path)
+        match = re.match(r"^/services/data/(v\d+\.\d)/(queryAll|query|limits)(?:/([\w-]+))?/?$", request.path)
         if not match:
             return salesforce_error(404, "NOT_FOUND", "The requested resource does not exist")
         version, resource, locator = match.groups()
@@ -478,11 +519,7 @@ class SalesforceApi:
         )
         if fault_response:
             return fault_response
-        auth = request.headers.get("authorization", "")
-        if auth not in (
-            f"Bearer {self.apis.world.credentials.salesforce}",
-            f"OAuth {self.apis.world.credentials.salesforce}",
-        ):
+        if not self.org.accepts(request.headers.get("authorization", "")):
             return salesforce_error(401, "INVALID_SESSION_ID", "Session expired or invalid")
         if resource == "limits":
             return Response(
@@ -503,14 +540,47 @@ class SalesforceApi:
             return self._next_page(version, locator, batch, limit_info)
         if not soql:
             return salesforce_error(400, "MALFORMED_QUERY", "A query string has to be specified")
-        return self._query(version, soql, batch, limit_info)
+        return self._query(version, soql, batch, limit_info, include_deleted=resource == "queryAll")
 
-    def _query(self, version: str, soql: str, batch: int, headers: dict[str, str]) -> Response:
+    def _describe(self, request: Request, version: str, sobject: str) -> Response:
+        if not self.org.accepts(request.headers.get("authorization", "")):
+            return salesforce_error(401, "INVALID_SESSION_ID", "Session expired or invalid")
+        if sobject in EXTRA_OBJECTS:
+            fields: list[str] = list(EXTRA_OBJECTS[sobject])
+        else:
+            try:
+                table = self.apis.world.table("salesforce", sobject)
+            except KeyError:
+                table = None
+            if table is None:
+                return salesforce_error(404, "NOT_FOUND", "The requested resource does not exist")
+            else:
+                fields = list(table.record(0)) if len(table) else []
+                fields.remove("attributes")
+        if not self.org.has_object(sobject):
+            return salesforce_error(404, "NOT_FOUND", "The requested resource does not exist")
+        return Response(200, self.org.describe(sobject, fields, version))
+
+    def _query(
+        self, version: str, soql: str, batch: int, headers: dict[str, str], *, include_deleted: bool = False
+    ) -> Response:
         parsed = SOQL.match(soql)
         if not parsed:
             return salesforce_error(400, "MALFORMED_QUERY", f"unexpected token in query: {soql[:60]}")
         sobject = parsed.group("object")
+        if sobject == "Organization" and not parsed.group("where"):
+            wanted = [f.strip() for f in parsed.group("fields").split(",")]
+            record = self.org.organization()
+            unknown = [name for name in wanted if name not in record]
+            if unknown:
+                return salesforce_error(
+                    400, "INVALID_FIELD", f"No such column '{unknown[0]}' on entity 'Organization'."
+                )
+            picked = {"attributes": record["attributes"], **{name: record[name] for name in wanted}}
+            return Response(200, {"totalSize": 1, "done": True, "records": [picked]}, headers)
         try:
+            if not self.org.has_object(sobject):
+                raise KeyError(sobject)
             table = self.apis.world.table("salesforce", sobject)
         except KeyError:
             return salesforce_error(
@@ -551,7 +621,7 @@ class SalesforceApi:
                 200, {"totalSize": table.count(since, until, column), "done": True, "records": []}, headers
             )
         fields = [f.strip() for f in fields_text.split(",")]
-        known = set(table.record(0)) if len(table) else set()
+        known = set(self.org.visible_fields(sobject, table.record(0))) if len(table) else set()
         for name in fields:
             if known and name not in known:
                 return salesforce_error(
@@ -566,6 +636,9 @@ class SalesforceApi:
             rows = table.window(since, until, column)
             if listing.excluded:
                 rows = rows[~np.isin(rows, np.fromiter(listing.excluded, dtype=np.int64))]
+            if sobject == "Contact" and self.org.removed and not include_deleted:
+                gone = [table.index_of(contact_id) for contact_id in self.org.removed]
+                rows = rows[~np.isin(rows, np.array([i for i in gone if i is not None], dtype=np.int64))]
         if parsed.group("limit"):
             rows = rows[: int(parsed.group("limit"))]
         locator = uuid.uuid4().hex[:15]
@@ -600,6 +673,7 @@ class SalesforceApi:
             fault.affected_ids.extend(listing.table.id_of(i) for i in ahead)
         records = []
         for record in listing.render(page_rows):
+            record = self.org.shape(sobject, dict(record))
             picked = {"attributes": record["attributes"]}
             for name in fields:
                 if name in record:

@@ -13,8 +13,10 @@ module says what it speaks), ``POST /slack/...`` (incoming webhooks) and the adm
 ``GET /_sandbox/health``, ``GET|POST|DELETE /_sandbox/faults`` (POST a Fault as JSON; DELETE clears,
 ``DELETE /_sandbox/faults/{id}`` removes one), ``GET|DELETE /_sandbox/slack``,
 ``GET /_sandbox/truth/count?source=&stream=&since=&until=``, ``POST /_sandbox/salesforce/staff-edit``
-(a staff edit in the CRM, see ``cdp_sandbox.crm_writes``). ``/certificates`` is the certificate
-issuance service (``cdp_sandbox.certificates``).
+(a staff edit in the CRM, see ``cdp_sandbox.crm_writes``), ``GET|POST /_sandbox/salesforce/org`` (the kind of
+org: ``multi_currency``, ``currency``, ``session_seconds``, ``missing`` objects and fields, and
+``delete_contacts`` ``{id: master id or null}``; see ``cdp_sandbox.salesforce_org``). ``/certificates`` is
+the certificate issuance service (``cdp_sandbox.certificates``).
 
 Command line (wired to ``cdp sandbox serve``): ``--host --port --seed --learners --fault SPEC
 --ledger-folder PATH``; a fault SPEC is ``source[:stream]:kind[:key=value,...]``. The served world is dated
@@ -103,7 +105,7 @@ class _Handler(BaseHTTPRequestHandler):
         except (BrokenPipeError, ConnectionResetError):  # the client gave up (e.g. its timeout)
             self.close_connection = True
 
-    do_GET = do_POST = do_DELETE = do_HEAD = do_PATCH = _dispatch
+    do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = do_PATCH = _dispatch
 
 
 class _Server(ThreadingHTTPServer):
@@ -283,6 +285,20 @@ class SandboxServer:
             except (KeyError, TypeError, ValueError) as error:
                 return Response(404, {"error": str(error)})
             return Response(200, record)
+        if rest == "salesforce/org":
+            org = self.apis.handlers["salesforce"].org  # type: ignore[attr-defined]
+            if request.method == "POST":
+                spec = json.loads(request.body or b"{}")
+                for name in ("multi_currency", "currency", "session_seconds"):
+                    if name in spec:
+                        setattr(org, name, spec[name])
+                if "missing" in spec:
+                    org.missing = set(spec["missing"])
+                for contact_id, master_id in (spec.get("delete_contacts") or {}).items():
+                    self.apis.handlers["salesforce"].delete_contact(contact_id, master_id)  # type: ignore[attr-defined]
+            return Response(200, {"multi_currency": org.multi_currency, "currency": org.currency,
+                                  "session_seconds": org.session_seconds, "missing": sorted(org.missing),
+                                  "removed": {k: v[0] for k, v in org.removed.items()}})  # fmt: skip
         if rest == "slack":
             if request.method == "DELETE":
                 self.slack_messages.clear()

@@ -363,3 +363,38 @@ def test_erasing_a_person_removes_their_rows_from_the_push_reports_on_disk(
     with open(first.report_path, newline="") as handle:
         after = list(csv.DictReader(handle))
     assert after == [row for row in rows if row["person_id"] != person] and after
+
+
+def test_a_large_push_goes_through_a_bulk_api_job_with_the_same_outcome(
+    synced: str, crm_sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    expected = eligible(synced, push.PUSH_PURPOSES)
+    one_name = without_last_name(synced, expected)
+    settings = crm_sandbox.settings("salesforce", max_attempts=2, retry_base_delay=0.01, bulk_threshold=1,
+                                    bulk_poll_seconds=0)  # fmt: skip
+    writer = SalesforceWriter(settings)
+    try:
+        result = push.push_contacts(
+            synced, writer, run_id="bulk-1", actor=ACTOR, mode="apply", report_dir=tmp_path
+        )
+    finally:
+        writer.close()
+
+    accepted = len(expected) - len(one_name)
+    assert writer.bulk_jobs == 1, "one job for the whole push instead of a call per 200 records"
+    assert (result.sent, result.accepted, result.rejected, result.verified) == (
+        len(expected), accepted, len(one_name), accepted
+    )  # fmt: skip
+    assert set(contacts(crm_sandbox)) == expected - one_name
+    assert open_errors(synced) == {(person, "REQUIRED_FIELD_MISSING"): 1 for person in one_name}
+    with psycopg.connect(synced) as conn:
+        people = {
+            row[0]: row[1:]
+            for row in conn.execute(
+                "SELECT person_id::text, given_name, family_name, email, phone_e164 FROM core.person"
+                " WHERE person_id = ANY(%s::uuid[])",
+                (sorted(expected),),
+            )
+        }
+    for person, record in contacts(crm_sandbox).items():
+        assert (record["FirstName"], record["LastName"], record["Email"], record["Phone"]) == people[person]

@@ -48,6 +48,7 @@ core.consent_age_rule                                r     r     r     rawd  r  
 core.course                                          rawd  r     raw   rawd  r     r     -     -     r     -
 core.course_completion                               rawd  r     raw   rawd  r     r     -     -     r     -
 core.crm_account_contact                             rawd  r     r     r     r     -     -     -     r     -
+core.crm_record_removal                              raw   r     r     r     -     -     -     -     r     -
 core.donation                                        raw   r     r     rad   r     -     -     -     rw    -
 core.donation_soft_credit                            rawd  r     r     rawd  r     -     -     -     r     -
 core.enrollment                                      rawd  r     raw   rawd  r     r     -     -     r     -

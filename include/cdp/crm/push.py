@@ -410,8 +410,11 @@ def _adopt(conn: psycopg.Connection, plan: PushPlan, run_id: str) -> None:
 
 def _send(conn: psycopg.Connection, writer: SalesforceWriter, plan: PushPlan, result: PushResult) -> None:
     people = sorted(plan.records)
-    for start in range(0, len(people), COLLECTION_LIMIT):
-        batch = people[start : start + COLLECTION_LIMIT]
+    size = writer.batch_size(
+        len(people)
+    )  # 200 per collection, or a Bulk API 2.0 job's worth for a large push
+    for start in range(0, len(people), size):
+        batch = people[start : start + size]
         records = [{EXTERNAL_ID: person, **plan.records[person]} for person in batch]
         answers = writer.upsert(SOBJECT, EXTERNAL_ID, records)
         accepted = {person: a["id"] for person, a in zip(batch, answers, strict=True) if a.get("success")}
@@ -459,7 +462,7 @@ def _send(conn: psycopg.Connection, writer: SalesforceWriter, plan: PushPlan, re
                 "crm_push_batch",
                 "crm_push_run",
                 result.run_id,
-                {"batch": start // COLLECTION_LIMIT, **counts},
+                {"batch": start // size, **counts},
             )
         result.sent += len(batch)
         result.accepted += len(accepted)

@@ -137,6 +137,36 @@ def sync_stream_task(
     return result
 
 
+def check_sources_task() -> dict[str, int]:
+    """The body of ``cdp_sync``'s ``check_sources`` task: every polled source's setup check (``cdp sources
+    check``) with its Airflow connection. The table goes to the task's log; something missing on a vendor's
+    side fails the task at once (no retry: an admin has to act), a warning (e.g. a vendor without a check)
+    only shows in the log. The stream tasks run either way: one vendor's missing field must not stop the
+    others, and its rejected records wait in the quarantine with their reason."""
+    import logging
+
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from cdp.sources.setup_check import run_checks
+
+    def configured(conn_id: str) -> SourceSettings | None:
+        try:
+            return source_settings(conn_id)
+        except Exception as error:  # noqa: BLE001 - Airflow's "not found" differs by version; any miss is "not configured"
+            logging.getLogger(__name__).info("connection %s: %s", conn_id, type(error).__name__)
+            return None
+
+    report = run_checks(configured, [source for source in registry.SOURCES if source.scheduled])
+    log = logging.getLogger(__name__)
+    log.info("cdp sources check:\n%s\n%s", report.table(), report.summary())
+    if not report.ok:
+        raise AirflowFailException(
+            f"the vendor side lacks {len(report.missing)} thing(s) the sync needs; see the table above "
+            f"(or run `cdp sources check`): {report.summary()}"
+        )
+    return {"missing": 0, "warnings": len(report.findings)}
+
+
 def source_settings(source: str) -> SourceSettings:
     """A source's Airflow connection (conn id = the source's name, e.g. ``moodle``) as plain settings.
 

@@ -143,8 +143,9 @@ def sync_stream(
             "people_update": "overwrite",
             "listing_complete": listing_complete,
             **dict(spec.params),
-            # A connection's own options for the SQL (e.g. Stripe's metadata key for the gift id).
-            **getattr(stream, "sql_params", {}),
+            # A connection's own options for the SQL (Stripe's metadata key for the gift id), and what the
+            # connector learned while reading (a single-currency CRM org's currency).
+            **dict(getattr(stream, "sql_params", {})),
         }
         api_version = getattr(stream, "api_version", None)
         for name in spec.transforms:

@@ -5,7 +5,7 @@ from cdp.warehouse.migrations import run_sql_file
 
 revision = "0023_source_deletions"
 # Given number 0023 for issue 17's Moodle part; chained to 0019 here, the lead re-chains.
-down_revision = "0021_stripe_version_disputes"
+down_revision = "0022_crm_removals"
 
 
 def upgrade() -> None:

@@ -12,10 +12,7 @@
 -- Its source_record_id is the source's opaque record id (Moodle's user id), never an email: sources keyed by
 -- email must not write here (no person_id to erase it by).
 
-ALTER TABLE core.person_source_id ADD COLUMN deleted_at timestamptz;
-COMMENT ON COLUMN core.person_source_id.deleted_at IS
-    'When the source deleted this identity (NULL: live); the row is kept, the change is audited.';
-GRANT SELECT (deleted_at) ON core.person_source_id TO cdp_viewer, cdp_editor, cdp_finance;
+-- core.person_source_id.deleted_at itself came with 0022 (CRM contacts deleted or merged): one column for both.
 
 CREATE TABLE core.source_deletion (
     source           text NOT NULL,         -- the person key space or source (e.g. 'moodle.user')

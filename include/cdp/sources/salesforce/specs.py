@@ -10,6 +10,14 @@ POOL = VendorPool("salesforce_api", 2, "Salesforce: daily API request limit shar
 NPSP_ACCOUNT_TYPES = (None, "Household Account", "One-to-One Individual", "Bucket Individual")
 NPSP_STAGES = ("Prospecting", "Qualification", "Cultivation", "Solicitation", "Pledged", "Proposal/Price Quote",
                "Negotiation/Review", "Awarded", "Posted", "Closed Won", "Closed Lost", "Withdrawn")  # fmt: skip
+
+
+def currency_if_present(path: str) -> v.Check:
+    """The currency check, for a field only multi-currency orgs have."""
+    check = v.currency(path)
+    return lambda record: check(record) if path in record else None
+
+
 ACCOUNT_LINKS = "account_links.sql"  # contacts to their household or organisation, whichever lands second
 
 SPECS: tuple[StreamSpec, ...] = (
@@ -21,7 +29,7 @@ SPECS: tuple[StreamSpec, ...] = (
             v.iso_date("Birthdate"),
             v.one_of("npe01__Preferred_Email__c", (None, "Personal", "Work", "Alternate")),
         ),
-        ("contact.sql", RESOLVE_PEOPLE, "account_contacts.sql", ACCOUNT_LINKS),
+        ("contact.sql", RESOLVE_PEOPLE, "account_contacts.sql", ACCOUNT_LINKS, "contact_removals.sql"),
         person_source="salesforce.contact",
         # People sources resolve one after another in a fixed order (two at once could make two persons of
         # one human, and which goes first shapes who is joined to whom): the CRM's after the LMS's.
@@ -39,13 +47,17 @@ SPECS: tuple[StreamSpec, ...] = (
     StreamSpec(
         "salesforce", "Opportunity", "core.donation", ACTIVITY,
         v.all_of(
-            v.required("Id", "Amount", "CurrencyIsoCode", "CloseDate", "StageName", "Financial_Transaction_Id__c"),
+            # CurrencyIsoCode exists only in multi-currency orgs (a single-currency org's amounts are in the
+            # org's currency, passed to the SQL by the connector): checked when the record has it.
+            v.required("Id", "Amount", "CloseDate", "StageName", "Financial_Transaction_Id__c"),
             v.decimal_amount("Amount"),
-            v.currency("CurrencyIsoCode"),
+            currency_if_present("CurrencyIsoCode"),
             v.iso_date("CloseDate", optional=False, past=False),
             v.one_of("StageName", NPSP_STAGES),
         ),
         ("opportunity.sql",),
+        # The org's currency, for records without CurrencyIsoCode: the connector sets it (sql_params); '' = none.
+        params=(("org_currency", ""),),
         # An Opportunity is tied to its Stripe donation by the financial transaction id: one whose charge
         # lands a moment later would wait in the quarantine until the next run.
         after=("salesforce.Account", "stripe.charges"),
@@ -57,9 +69,21 @@ SPECS: tuple[StreamSpec, ...] = (
         v.all_of(
             v.required("Id", "npsp__Opportunity__c", "npsp__Contact__c", "npsp__Amount__c"),
             v.decimal_amount("npsp__Amount__c"),
-            v.currency("CurrencyIsoCode"),
+            currency_if_present("CurrencyIsoCode"),
         ),
         ("soft_credit.sql",),
         after=("salesforce.Contact", "salesforce.Opportunity"),  # a soft credit names its gift and contact
+    ),
+    # NPSP's usual soft credits: contact roles other than the donor's. Role is the org's own picklist (NPSP
+    # suggests "Soft Credit", "Household Member", "Matched Donor", ...), so any role name is taken.
+    StreamSpec(
+        "salesforce", "OpportunityContactRole", "core.donation_soft_credit", ACTIVITY,
+        v.all_of(
+            v.required("Id", "OpportunityId", "ContactId"),
+            v.boolean("IsPrimary"),
+        ),
+        ("contact_role_soft_credit.sql",),
+        # after the partial soft credits, which win for the same gift and contact
+        after=("salesforce.Contact", "salesforce.Opportunity", "salesforce.npsp__Partial_Soft_Credit__c"),
     ),
 )  # fmt: skip

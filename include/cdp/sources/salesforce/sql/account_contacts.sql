@@ -4,6 +4,7 @@ INSERT INTO core.crm_account_contact (source, contact_source_id, account_source_
 SELECT DISTINCT ON (b.source_record_id) 'salesforce', b.source_record_id, b.payload ->> 'AccountId'
 FROM sync_batch b
 WHERE b.reason IS NULL AND nullif(b.payload ->> 'AccountId', '') IS NOT NULL
+  AND NOT coalesce((b.payload ->> 'IsDeleted')::boolean, false)
 ORDER BY b.source_record_id, b.seq DESC
 ON CONFLICT (source, contact_source_id) DO UPDATE
 SET account_source_id = excluded.account_source_id, updated_at = now()

@@ -15,4 +15,6 @@ SELECT DISTINCT ON (b.source_record_id)
        false AS is_new
 FROM sync_batch b
 WHERE b.reason IS NULL
+  -- A deleted or merged contact (queryAll) is no person to resolve: contact_removals.sql applies it.
+  AND NOT coalesce((b.payload ->> 'IsDeleted')::boolean, false)
 ORDER BY b.source_record_id, b.seq DESC;

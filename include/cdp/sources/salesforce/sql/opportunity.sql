@@ -9,7 +9,8 @@ SELECT DISTINCT ON (b.source_record_id)
        b.source_record_id,
        trim(b.payload ->> 'Financial_Transaction_Id__c') AS financial_transaction_id,
        ((b.payload ->> 'Amount')::numeric * 100)::bigint AS amount_minor,
-       upper(b.payload ->> 'CurrencyIsoCode') AS currency,
+       -- A single-currency org's records have no CurrencyIsoCode: its amounts are in the org's currency.
+       upper(coalesce(b.payload ->> 'CurrencyIsoCode', nullif(%(org_currency)s::text, ''))) AS currency,
        b.payload ->> 'StageName' AS stage,
        (b.payload ->> 'CloseDate')::date AS close_date,
        nullif(b.payload ->> 'AccountId', '') AS account_id

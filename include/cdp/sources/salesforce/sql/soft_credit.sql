@@ -29,6 +29,13 @@ JOIN core.person p ON p.person_id = m.person_id
 WHERE b.reason IS NULL
 ORDER BY b.source_record_id, b.seq DESC;
 
+-- A partial soft credit says how much of the gift its contact is credited: it replaces the full credit of
+-- that contact's role on the gift (contact_role_soft_credit.sql).
+DELETE FROM core.donation_soft_credit s
+USING incoming_soft_credits i
+JOIN sync_batch b ON b.seq = i.seq AND b.reason IS NULL
+WHERE s.source = 'salesforce.contact_role' AND s.donation_id = i.donation_id AND s.person_id = i.person_id;
+
 -- A person is credited once per gift and role: a second soft credit saying the same is held for review.
 UPDATE sync_batch b
 SET reason = 'duplicate soft credit: the same person, gift and role are already credited by another soft credit',
