@@ -107,6 +107,9 @@ def handle(apis: VendorApis, request: Request) -> Response:
         return fault_response
     if request.headers.get("authorization") != f"Bearer {apis.world.credentials.typeform}":
         return _auth_error()
+    definition = re.match(r"^/forms/([\w-]+)/?$", request.path)
+    if definition:
+        return _form_definition(apis, definition.group(1))
     if not match:
         return Response(404, {"code": "NOT_FOUND", "description": "Endpoint not found"})
     if match.group(1) != apis.world.ids.typeform_form_id:
@@ -146,6 +149,27 @@ def handle(apis: VendorApis, request: Request) -> Response:
             "total_items": total,
             "page_count": math.ceil(total / page_size),
             "items": listing.encoded(rows),
+        },
+    )
+
+
+def _form_definition(apis: VendorApis, form_id: str) -> Response:
+    """``GET /forms/{form_id}`` (Create API): the form's hidden fields and questions with their refs, as the
+    responses above use them; what ``cdp sources check`` reads to see the organisation's form is set up."""
+    if form_id != apis.world.ids.typeform_form_id:
+        return Response(404, {"code": "FORM_NOT_FOUND", "description": f"Non existing form with uid {form_id}"})
+    questions = (("Q1rating", "opinion_scale", "skills_improved", "How much did the course improve your skills?"),
+                 ("Q2email", "email", "email", "Your email"),
+                 ("Q3consent", "yes_no", "may_contact", "May we contact you about future courses?"),
+                 ("Q4age", "number", "age", "How old are you?"))  # fmt: skip
+    return Response(
+        200,
+        {
+            "id": form_id,
+            "title": "Course feedback",
+            "hidden": ["learner_id"],
+            "fields": [{"id": i, "type": t, "ref": ref, "title": title} for i, t, ref, title in questions],
+            "_links": {"display": f"https://example.typeform.com/to/{form_id}"},
         },
     )
 

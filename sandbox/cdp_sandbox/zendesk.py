@@ -287,6 +287,15 @@ def handle(apis: VendorApis, request: Request) -> Response:
     data = of(apis.world)
     if request.path == "/api/v2/search/count":
         return _search_count(data, request.arg("query") or "")
+    if request.path == "/api/v2/users/me.json":  # the authenticated agent (what `cdp sources check` reads)
+        return Response(200, {"user": {"id": 361_000_000_001, "email": AGENT_EMAIL, "role": "admin",
+                                       "active": True, "name": "Sandbox Agent"}})  # fmt: skip
+    field = re.match(r"^/api/v2/ticket_fields/(\d+)\.json$", request.path)
+    if field:
+        if int(field.group(1)) != REFERRAL_FIELD_ID:
+            return Response(404, {"error": "RecordNotFound", "description": "Not found"})
+        return Response(200, {"ticket_field": {"id": REFERRAL_FIELD_ID, "type": "text", "title": "Referral",
+                                               "active": True}})  # fmt: skip
     if request.path != "/api/v2/incremental/tickets/cursor.json":
         return Response(404, {"error": "InvalidEndpoint", "description": "Not found"})
     try:

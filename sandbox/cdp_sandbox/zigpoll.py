@@ -112,10 +112,19 @@ def handle(apis: VendorApis, request: Request) -> Response:
         return fault_response
     if request.headers.get("authorization") != apis.world.credentials.zigpoll:
         return Response(401, {"error": "Unauthorized", "message": "Invalid API key"})  # assumed
-    if stream not in ("responses", "participants"):
+    if stream == "poll":  # what `cdp sources check` reads to see the configured poll exists
+        if request.arg("pollId") != apis.world.ids.zigpoll_poll_id:
+            return Response(404, {"error": "Not Found", "message": "No such poll"})  # assumed
+        return Response(200, {"_id": apis.world.ids.zigpoll_poll_id, "accountId": apis.world.ids.zigpoll_account_id,
+                              "title": "Course pulse"})  # fmt: skip
+    if stream not in ("responses", "participants", "emails", "account"):
         return Response(404, {"error": "Not Found"})
     if request.arg("accountId") != apis.world.ids.zigpoll_account_id:
         return Response(403, {"error": "Forbidden", "message": "No access to this account"})
+    if stream == "account":
+        return Response(200, {"_id": apis.world.ids.zigpoll_account_id, "name": "Sandbox nonprofit"})  # assumed
+    if stream == "emails":
+        return _emails(apis, request)
     if stream == "responses" and request.arg("pollId") not in (None, apis.world.ids.zigpoll_poll_id):
         return Response(200, {"data": [], "hasNextPage": False, "endCursor": None})
     listing = apis.listing("zigpoll", stream)
@@ -137,3 +146,18 @@ def handle(apis: VendorApis, request: Request) -> Response:
     rows, more = listing.page(since, None, limit, after=after, descending=True)
     end_cursor = encode_cursor(*listing.key(rows[-1])) if rows else None
     return Response(200, {"data": listing.encoded(rows), "hasNextPage": more, "endCursor": end_cursor})
+
+
+def _emails(apis: VendorApis, request: Request) -> Response:
+    """``GET /emails`` (the kept OpenAPI's Email objects): the emails the account's email slide collected,
+    one per participant, newest first."""
+    listing = apis.listing("zigpoll", "participants")
+    limit = max(1, min(int(request.arg("limit", "50")), 1000))
+    rows, more = listing.page(None, None, limit, descending=True)
+    data = [
+        {"_id": f"e{p['_id'][1:]}", "createdAt": p["createdAt"], "email": p["email"],
+         "pollId": apis.world.ids.zigpoll_poll_id, "accountId": p["accountId"], "participantId": p["_id"]}
+        for p in (listing.table.builder(row) for row in rows)
+    ]  # fmt: skip
+    end_cursor = encode_cursor(*listing.key(rows[-1])) if rows else None
+    return Response(200, {"data": data, "hasNextPage": more, "endCursor": end_cursor})

@@ -91,7 +91,7 @@ def test_zigpoll_setup_reports_missing_emails_and_moodle_ids() -> None:
     email = {"_id": "e1", "email": "a@example.org", "participantId": "p1"}
     with ReplayServer(zigpoll_vendor([], examples)) as vendor:
         found = items(zigpoll_check.setup_findings(SourceSettings(vendor.url, "key", settings)))
-    assert found == {"/emails": "warning", "response metadata.moodle_user_id": "missing"}
+    assert found == {"/emails": "warning", "response metadata.moodle_user_id": "warning"}
     tagged = [{**r, "metadata": {"moodle_user_id": "17"}} for r in examples]
     with ReplayServer(zigpoll_vendor([email], tagged)) as vendor:
         assert zigpoll_check.setup_findings(SourceSettings(vendor.url, "key", settings)) == []

@@ -21,6 +21,17 @@ def test_a_complete_org_lacks_nothing(settings_for: Callable[..., SourceSettings
     assert [f for f in findings if f.severity == "missing"] == []
 
 
+def test_the_sandbox_lacks_nothing_any_vendor_check_looks_for(settings_for: Callable[..., SourceSettings]) -> None:
+    # `make run` starts cdp_sync with check_sources: a sandbox without the endpoints the checks read (a Typeform
+    # form definition, Zendesk's agent and ticket field, Zigpoll's account and emails) failed it on every start.
+    from cdp.sources.registry import SOURCES
+
+    report = run_checks(settings_for, [source for source in SOURCES if source.scheduled])
+    assert report.missing == (), report.table()
+    assert set(report.checked) >= {"salesforce", "stripe", "typeform", "zigpoll", "zendesk", "galaxy", "referralhero",
+                                   "surveymonkey", "moodle"}  # fmt: skip
+
+
 def test_an_incomplete_org_has_every_missing_piece_listed(
     sandbox: SandboxServer, settings_for: Callable[..., SourceSettings]
 ) -> None:

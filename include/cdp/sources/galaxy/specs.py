@@ -24,7 +24,9 @@ def _galaxy_time(path: str) -> v.Check:
             return f"missing required field {path}"
         if not isinstance(value, str) or not re.match(GALAXY_TIME, value):
             return v.rejected(f"impossible date in {path}", value)
-        return v.iso_timestamp(path)({path: value.replace(" ", "T") + "Z"})
+        # Checked under a flat name: the path may be nested (v.field would walk the dots of a flat key).
+        reason, _ = v.split(v.iso_timestamp("value")({"value": value.replace(" ", "T") + "Z"}))
+        return v.rejected(reason.replace(" in value", f" in {path}", 1), value) if reason else None
 
     return check
 
