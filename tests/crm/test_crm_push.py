@@ -398,3 +398,31 @@ def test_a_large_push_goes_through_a_bulk_api_job_with_the_same_outcome(
         }
     for person, record in contacts(crm_sandbox).items():
         assert (record["FirstName"], record["LastName"], record["Email"], record["Phone"]) == people[person]
+
+
+def test_a_learner_whose_contact_the_crm_deleted_is_not_recreated(
+    run_push, synced: str, crm_sandbox: SandboxServer
+) -> None:
+    # The CRM's staff deleted (or merged away) the only Contact of two eligible learners; the Contact stream
+    # (queryAll, revision 0022) soft-deleted those identities. Pushing would re-create what staff removed.
+    expected = eligible(synced, push.PUSH_PURPOSES) - without_last_name(
+        synced, eligible(synced, push.PUSH_PURPOSES)
+    )
+    with psycopg.connect(synced, autocommit=True) as conn:
+        linked = {row[0] for row in conn.execute(
+            "SELECT person_id::text FROM core.person_source_id WHERE source = %s", (push.CONTACT_SOURCE,))}  # fmt: skip
+        removed = sorted(expected - linked)[:2]
+        for number, person in enumerate(removed):
+            conn.execute(
+                "INSERT INTO core.person_source_id (source, source_record_id, person_id, deleted_at)"
+                " VALUES (%s, %s, %s, now())",
+                (push.CONTACT_SOURCE, f"003DELETED{number:08d}", person),
+            )
+    assert len(removed) == 2
+
+    result = run_push("apply")
+
+    assert result.deleted_in_crm == 2
+    pushed = contacts(crm_sandbox)
+    assert not (set(removed) & set(pushed))
+    assert set(pushed) == expected - set(removed)

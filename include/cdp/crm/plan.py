@@ -104,6 +104,7 @@ class PushResult:
     linked: int = 0
     link_failed: int = 0
     contacts_in_review: int = 0
+    deleted_in_crm: int = 0  # people left out: the CRM deleted (or merged away) every Contact of theirs
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)

@@ -162,17 +162,34 @@ def read_crm(writer: SalesforceWriter, crm_ids: Iterable[str]) -> dict[str, dict
 
 
 def known_contacts(conn: psycopg.Connection, people: Iterable[str]) -> dict[str, set[str]]:
-    """Per person (merges followed to the survivor), the Ids of the CRM Contacts synced as theirs."""
+    """Per person (merges followed to the survivor), the Ids of the live CRM Contacts synced as theirs."""
     wanted = set(people)
     known: dict[str, set[str]] = {}
     for row in conn.execute(
         "SELECT coalesce(p.merged_into, m.person_id)::text AS person_id, m.source_record_id AS crm_id"
-        " FROM core.person_source_id m JOIN core.person p ON p.person_id = m.person_id WHERE m.source = %s",
+        " FROM core.person_source_id m JOIN core.person p ON p.person_id = m.person_id"
+        " WHERE m.source = %s AND m.deleted_at IS NULL",
         (CONTACT_SOURCE,),
     ):
         if row["person_id"] in wanted:
             known.setdefault(row["person_id"], set()).add(row["crm_id"])
     return known
+
+
+def deleted_in_crm(conn: psycopg.Connection, people: Iterable[str]) -> set[str]:
+    """People whose every CRM Contact was deleted or merged away in the CRM (revision 0022): pushing them would
+    re-create what the CRM's staff removed, so they are left out (a merge's review pair decides the rest)."""
+    wanted = set(people)
+    return {
+        row["person_id"]
+        for row in conn.execute(
+            "SELECT coalesce(p.merged_into, m.person_id)::text AS person_id"
+            " FROM core.person_source_id m JOIN core.person p ON p.person_id = m.person_id"
+            " WHERE m.source = %s GROUP BY 1 HAVING bool_and(m.deleted_at IS NOT NULL)",
+            (CONTACT_SOURCE,),
+        )
+        if row["person_id"] in wanted
+    }
 
 
 def push_contacts(
@@ -198,6 +215,10 @@ def push_contacts(
             state = _state(conn)
             open_conflicts = _open_conflicts(conn)
             known = known_contacts(conn, desired)
+            # Already pushed: a Contact gone from the CRM is a RECORD_GONE conflict for a person (plan_push).
+            removed = deleted_in_crm(conn, desired) - set(state)
+        for person in removed:
+            del desired[person]
         crm = read_crm(
             writer,
             [row["crm_id"] for row in state.values() if row["crm_id"]]
@@ -233,6 +254,7 @@ def push_contacts(
             linked=linked,
             link_failed=len(failed_links),
             contacts_in_review=len(links.reviews),
+            deleted_in_crm=len(removed),
         )
         if report_dir is not None:
             path = report_path(report_dir, run_id)
