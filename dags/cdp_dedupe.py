@@ -61,7 +61,7 @@ def cdp_dedupe() -> None:
         from cdp.runtime import actor_of, warehouse_url
 
         plan = start_run(
-            warehouse_url(),
+            warehouse_url(ti.dag_id),
             actor_of(ti),
             ti.run_id,
             full=bool(params.get("full")),
@@ -74,14 +74,14 @@ def cdp_dedupe() -> None:
         from cdp.identity.runs import score_shard as score
         from cdp.runtime import actor_of, warehouse_url
 
-        return score(warehouse_url(), actor_of(ti), ti.run_id, shard)
+        return score(warehouse_url(ti.dag_id), actor_of(ti), ti.run_id, shard)
 
     @task
     def merge_and_queue(ti=None) -> dict[str, int]:
         from cdp.identity.runs import apply_run
         from cdp.runtime import actor_of, warehouse_url
 
-        report = apply_run(warehouse_url(), actor_of(ti), ti.run_id)
+        report = apply_run(warehouse_url(ti.dag_id), actor_of(ti), ti.run_id)
         return {"merged": report.merged, "queued": report.queued, "rejected": report.rejected}
 
     @task
@@ -89,7 +89,7 @@ def cdp_dedupe() -> None:
         from cdp.identity.runs import finish_run
         from cdp.runtime import actor_of, warehouse_url
 
-        report = finish_run(warehouse_url(), actor_of(ti), ti.run_id)
+        report = finish_run(warehouse_url(ti.dag_id), actor_of(ti), ti.run_id)
         return {"duplicate_rate": report.duplicate_rate, "rate_spike": report.rate_spike}
 
     @task
@@ -99,7 +99,7 @@ def cdp_dedupe() -> None:
         from cdp.quality.data_alerts import alert_once, duplicate_spike_findings
         from cdp.runtime import actor_of, data_alert_sender, warehouse_url
 
-        url, actor, run_id = warehouse_url(), actor_of(ti), ti.run_id
+        url, actor, run_id = warehouse_url(ti.dag_id), actor_of(ti), ti.run_id
         alert_once(
             url, scope="dedupe_spike:", title="Duplicates", run_id=run_id,
             findings=duplicate_spike_findings(url, run_id, actor), send=data_alert_sender(), actor=actor,

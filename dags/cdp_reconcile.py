@@ -68,7 +68,7 @@ def cdp_reconcile() -> None:
 
         month = params.get("month") or previous_month(logical_date or data_interval_end)
         result = reconcile_month(
-            warehouse_url(), month, actor=actor_of(ti), airflow_run_id=ti.run_id,
+            warehouse_url(ti.dag_id), month, actor=actor_of(ti), airflow_run_id=ti.run_id,
             report_dir=state_dir() / "reports" / "finance",
         )  # fmt: skip
         return result.as_dict()
@@ -80,7 +80,7 @@ def cdp_reconcile() -> None:
         from cdp.runtime import actor_of, data_alert_sender, warehouse_url
 
         return reconciliation_alert(
-            warehouse_url(), result, run_id=ti.run_id, send=data_alert_sender(), actor=actor_of(ti)
+            warehouse_url(ti.dag_id), result, run_id=ti.run_id, send=data_alert_sender(), actor=actor_of(ti)
         )
 
     @task

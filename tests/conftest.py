@@ -26,6 +26,7 @@ os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = NO_METADATA_DATABASE
 # A developer's own settings must not leak into the tests (their connections, folders, anchor file).
 for _variable in (
     "CDP_WAREHOUSE_URL", "AIRFLOW_CONN_WAREHOUSE", "AIRFLOW_CONN_WAREHOUSE_WEBHOOK", "CDP_MIGRATIONS_URL",
+    "AIRFLOW_CONN_WAREHOUSE_RECONCILE", "AIRFLOW_CONN_WAREHOUSE_DEDUPE",
     "CDP_AUDIT_ANCHOR_FILE", "CDP_IMPORT_FOLDERS", "CDP_REPORT_FOLDERS",
 ):  # fmt: skip
     os.environ.pop(_variable, None)

@@ -100,3 +100,20 @@ def test_a_jump_in_the_duplicate_rate_fails_the_run(
             "SELECT rate_spike FROM ops.dedupe_run WHERE run_id = %s", (dag_run.run_id,)
         ).fetchone()
     assert flagged == (True,)
+
+
+@pytest.mark.slow
+def test_the_dedupe_dag_connects_as_its_own_family_connection(
+    load_dag, warehouse_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AIRFLOW_CONN_WAREHOUSE", "postgresql://nobody@127.0.0.1:9/cdp")  # nobody answers
+    monkeypatch.setenv("AIRFLOW_CONN_WAREHOUSE_DEDUPE", warehouse_url)
+
+    dag_run = load_dag("cdp_dedupe").test(run_conf={"full": True}, logical_date=None)
+
+    assert dag_run.state == "success"
+    with psycopg.connect(warehouse_url) as conn:
+        status = conn.execute(
+            "SELECT status FROM ops.dedupe_run WHERE run_id = %s", (dag_run.run_id,)
+        ).fetchone()
+    assert status is not None

@@ -23,7 +23,7 @@ def anchor_audit_head(context: Mapping[str, Any]) -> None:
     from cdp.warehouse import connect
 
     ti = context.get("ti") or context.get("task_instance")
-    with connect(warehouse_url(), actor_of(ti), autocommit=True) as conn:
+    with connect(warehouse_url(getattr(ti, "dag_id", None)), actor_of(ti), autocommit=True) as conn:
         anchor = audit.export_head(conn, run_id=getattr(ti, "run_id", None), only_if_moved=True)
     if anchor is not None:
         log.info("audit head anchored: seq %s", anchor.seq)
