@@ -77,6 +77,17 @@ WITH given AS (
                         ORDER BY r.raw_id DESC LIMIT 1) r
     WHERE s.person_id = %(survivor)s AND s.source = 'salesforce'
     UNION ALL
+    -- NPSP's contact-role soft credits (OpportunityContactRole) name the credited contact too.
+    SELECT 'core.donation_soft_credit', 'person_id',
+           jsonb_build_object('donation_id', s.donation_id, 'person_id', s.person_id, 'role', s.role),
+           'salesforce.contact', r.payload ->> 'ContactId'
+    FROM core.donation_soft_credit s
+    CROSS JOIN LATERAL (SELECT payload FROM raw.records r
+                        WHERE r.source = 'salesforce' AND r.stream = 'OpportunityContactRole'
+                          AND r.source_record_id = s.source_record_id
+                        ORDER BY r.raw_id DESC LIMIT 1) r
+    WHERE s.person_id = %(survivor)s AND s.source = 'salesforce.contact_role'
+    UNION ALL
     -- A contact's organisation account (salesforce__account_links.sql); a membership the survivor also
     -- holds through one of its own contacts stays with the survivor.
     SELECT DISTINCT 'core.organization_membership', 'person_id',
@@ -180,6 +191,20 @@ WITH given AS (
            'zendesk.user', t.requester_source_id
     FROM core.support_ticket t
     WHERE t.person_id = %(survivor)s AND t.source = 'zendesk'
+    UNION ALL
+    -- CRM Contacts deleted or merged away (0022): the removed Contact and a merge's surviving Contact.
+    SELECT 'core.crm_record_removal', 'person_id',
+           jsonb_build_object('source', r.source, 'sobject', r.sobject, 'source_record_id', r.source_record_id),
+           'salesforce.contact', r.source_record_id
+    FROM core.crm_record_removal r
+    WHERE r.person_id = %(survivor)s AND r.source = 'salesforce' AND r.sobject = 'Contact'
+    UNION ALL
+    SELECT 'core.crm_record_removal', 'master_person_id',
+           jsonb_build_object('source', r.source, 'sobject', r.sobject, 'source_record_id', r.source_record_id),
+           'salesforce.contact', r.master_record_id
+    FROM core.crm_record_removal r
+    WHERE r.master_person_id = %(survivor)s AND r.source = 'salesforce' AND r.sobject = 'Contact'
+      AND r.master_record_id IS NOT NULL
 )
 SELECT l.table_name, l.column_name, l.row_key
 FROM lineage l

@@ -19,8 +19,8 @@ CREATE TABLE core.crm_record_removal (
     source_record_id text NOT NULL,
     kind             text NOT NULL CHECK (kind IN ('deleted', 'merged')),
     master_record_id text,                       -- the surviving record of a merge (MasterRecordId)
-    person_id        uuid,                       -- the person the removed record was mapped to, if any
-    master_person_id uuid,                       -- the person of the surviving record, if known here
+    person_id        uuid REFERENCES core.person,  -- the person the removed record was mapped to, if any
+    master_person_id uuid REFERENCES core.person,  -- the person of the surviving record, if known here
     removed_at       timestamptz NOT NULL,       -- the record's SystemModstamp when it was deleted
     run_id           text NOT NULL,              -- the sync run that saw it
     restored_at      timestamptz,                -- undeleted at the source since (then it syncs again)

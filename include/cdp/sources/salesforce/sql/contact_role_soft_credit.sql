@@ -5,14 +5,15 @@
 -- 'salesforce.contact_role'. The primary role (the donor) lands in raw only: the gift is the donor's already.
 -- A soft credit whose gift or contact is not in the warehouse yet waits in the quarantine and is re-tried.
 UPDATE sync_batch b
-SET reason = 'unknown opportunity: salesforce opportunity ' || (b.payload ->> 'OpportunityId')
-             || ' has no gift in the warehouse yet'
+SET reason = 'unknown opportunity: the salesforce opportunity in OpportunityId has no gift in the warehouse yet',
+    reason_value = b.payload ->> 'OpportunityId'
 WHERE b.reason IS NULL
   AND NOT coalesce((b.payload ->> 'IsPrimary')::boolean, false)
   AND NOT EXISTS (SELECT 1 FROM core.donation d WHERE d.crm_source_record_id = b.payload ->> 'OpportunityId');
 
 UPDATE sync_batch b
-SET reason = 'unknown contact: salesforce contact ' || (b.payload ->> 'ContactId') || ' is not in the warehouse'
+SET reason = 'unknown contact: the salesforce contact in ContactId is not in the warehouse',
+    reason_value = b.payload ->> 'ContactId'
 WHERE b.reason IS NULL
   AND NOT coalesce((b.payload ->> 'IsPrimary')::boolean, false)
   AND NOT EXISTS (SELECT 1 FROM core.person_source_id m

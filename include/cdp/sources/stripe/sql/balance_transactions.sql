@@ -4,8 +4,8 @@
 -- A dispute (carried here by a charge.dispute.* event, see cdp.sources.stripe.CHANGES) brings the balance
 -- transactions of the money it withdrew and reinstated; they land traced to the disputed charge's gift.
 UPDATE sync_batch b
-SET reason = 'unknown charge: stripe charge ' || coalesce(b.payload ->> 'charge', '(none)') || ' of dispute '
-             || b.source_record_id || ' is not in the warehouse yet'
+SET reason = 'unknown charge: the stripe charge in charge of this dispute is not in the warehouse yet',
+    reason_value = b.payload ->> 'charge'
 WHERE b.reason IS NULL
   AND b.payload ->> 'object' = 'dispute'
   AND NOT EXISTS (SELECT 1 FROM core.donation d WHERE d.source = 'stripe' AND d.source_record_id = b.payload ->> 'charge');
