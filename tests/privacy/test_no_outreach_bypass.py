@@ -21,6 +21,12 @@ DEFINES_THE_VIEW = {
 # Files that read consent rows and a payload's email only to find whose rows they are, and return row keys,
 # never contact details (checked below): the unmerge lineage follows a Stripe payer by billing email.
 RETURNS_ROW_KEYS_ONLY = {"sql/dedupe/post_merge_lineage.sql"}
+# Files that read consent to link survey responses to their contact's statement, by the sha256 of the address:
+# they write row links (person_id, consent_id) into core.survey_response and return nothing (checked below).
+LINKS_BY_HASHED_EMAIL = {
+    "include/cdp/sources/surveymonkey/sql/responses.sql",
+    "include/cdp/sources/surveymonkey/sql/contacts_link.sql",
+}
 
 READS_CONSENT = re.compile(r"\b(FROM|JOIN)\s+core\.consent\b", re.IGNORECASE)
 WRITES_CONSENT = re.compile(r"\bINSERT\s+INTO\s+core\.consent\b", re.IGNORECASE)
@@ -58,6 +64,14 @@ def test_no_query_in_the_code_builds_an_outreach_list_around_the_view() -> None:
         if relative in RETURNS_ROW_KEYS_ONLY:
             final_select = path.read_text().rsplit("\nSELECT ", 1)[1]
             assert not READS_CONTACT.search(final_select), f"{relative} now returns contact details"
+            continue
+        if relative in LINKS_BY_HASHED_EMAIL:
+            text = path.read_text()
+            assert "RETURNING" not in text.upper(), f"{relative} now returns rows"
+            for line in text.splitlines():
+                code = line.split("--", 1)[0]
+                if READS_CONTACT.search(code.replace("email_sha256", "").replace("contact_email", "")):
+                    assert "sha256(" in code or "IS NOT NULL" in code, f"{relative} uses an address unhashed: {line}"
             continue
         problems = bypasses(path.read_text(errors="replace"))
         if problems:
