@@ -64,6 +64,11 @@ ALERTS: dict[str, AlertKind] = {kind.key: kind for kind in _KINDS}
 
 # Error classes of the package that never end a DAG run, so never reach Slack (and why).
 NOT_ALERTS: dict[str, str] = {
+    "NoResults": "Galaxy's 404 for an empty listing: the connector reads it as an empty page, it never leaves a task",
+    "NotFound": "a Salesforce object or field the org lacks: `cdp sources check` (cdp_sync's check_sources task) "
+    "reports it as a finding with its setup step; anywhere else it is a ContractError and alerts as one",
+    "PermissionDenied": "a Stripe restricted key without a read permission: an AuthError (its alert applies), which "
+    "`cdp sources check` names per resource",
     "PathNotAllowed": "a DAG parameter names a file outside CDP_IMPORT_FOLDERS / CDP_REPORT_FOLDERS: the task "
     "fails at once, without retries, before reading anything, and the run's `run_failed` alert names it",
     "AlertsNotWired": "the slack_alerts connection is missing or refused: raised by the preflight (compose's "

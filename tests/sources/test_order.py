@@ -97,10 +97,11 @@ def test_a_task_is_planned_after_the_tasks_it_waits_for() -> None:
 
 def test_the_registry_plans_todays_tasks_and_edges() -> None:
     plan = {task.name: task for task in sync_plan(SCHEDULED_SPECS)}
-    people = {("moodle", 1), ("salesforce", 1), ("galaxy", 1)}
+    people = {("moodle", 1), ("salesforce", 1), ("surveymonkey", 1), ("galaxy", 1)}
     assert {name for name in plan if name[1] == PEOPLE_AND_REFERENCE} == people
     assert set(plan["moodle", 1].upstream) == set()
     assert set(plan["salesforce", 1].upstream) == {("moodle", 1)}
+    assert set(plan["surveymonkey", 1].upstream) == {("moodle", 1), ("salesforce", 1)}
     assert set(plan["galaxy", 1].upstream) == {("salesforce", 1)}
     waits_for = {
         "salesforce": {("stripe", 2)},
@@ -111,7 +112,9 @@ def test_the_registry_plans_todays_tasks_and_edges() -> None:
         if name[1] == ACTIVITY:
             assert set(task.upstream) == people | waits_for.get(name[0], set()), name
     assert plan["stripe", 2].keys == ("stripe.charges", "stripe.refunds", "stripe.balance_transactions")
-    assert plan["salesforce", 2].keys == ("salesforce.Opportunity", "salesforce.npsp__Partial_Soft_Credit__c")
+    assert plan["salesforce", 2].keys == (
+        "salesforce.Opportunity", "salesforce.npsp__Partial_Soft_Credit__c", "salesforce.OpportunityContactRole",
+    )  # fmt: skip
     assert plan["moodle", 2].keys == ("moodle.enrollments", "moodle.course_completions")
     assert plan["zigpoll", 2].keys == ("zigpoll.participants", "zigpoll.responses")
 

@@ -84,6 +84,7 @@ def test_registry_lists_every_source_with_the_stream_interface(sandbox: SandboxS
         "ledger",
         "zigpoll",
         "typeform",
+        "surveymonkey",
         "referralhero",
         "galaxy",
         "zendesk",
