@@ -90,8 +90,9 @@ def test_last_months_reconciliation_has_the_silent_donation_loss_to_find(present
 
 
 def _gift_month(world: World, ftid: str) -> str:
-    donation = int(ftid.rsplit("-", 1)[1]) - 1
-    return datetime.fromtimestamp(int(world.donation_created[donation]), UTC).strftime("%Y-%m")
+    # A gift's financial transaction id is its Stripe charge id (issue 16).
+    created = {charge["id"]: charge["created"] for charge in world.records("stripe", "charges")}
+    return datetime.fromtimestamp(int(created[ftid]), UTC).strftime("%Y-%m")
 
 
 def test_the_same_seed_and_day_give_the_same_world_and_another_day_moves_it() -> None:

@@ -62,10 +62,15 @@ def test_counts_equal_the_truth_and_rejects_are_kept_with_their_reason(
             assert word in kept[record_id], (reason, kept[record_id])
     contacts = {c["id"]: c for c in world.records("surveymonkey", "contacts")}
     odd = next(r for r, why in quarantined("surveymonkey", "contacts").items() if "consent" in why)
-    assert (
-        repr(contacts[odd]["custom_fields"][fake.CONSENT_FIELD])
-        in quarantined("surveymonkey", "contacts")[odd]
-    )
+    refused = repr(contacts[odd]["custom_fields"][fake.CONSENT_FIELD])
+    assert refused not in quarantined("surveymonkey", "contacts")[odd]  # the value is kept beside the reason
+    with psycopg.connect(warehouse_url) as conn:
+        [(value,)] = conn.execute(
+            "SELECT reason_value FROM ops.quarantine WHERE source = 'surveymonkey' AND stream = 'contacts'"
+            " AND source_record_id = %s AND resolved_at IS NULL",
+            (odd,),
+        ).fetchall()
+    assert value == refused
 
 
 def test_the_source_count_of_a_window_equals_the_truth(survey_world: World, survey_sandbox) -> None:
