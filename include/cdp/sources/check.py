@@ -13,6 +13,10 @@ from typing import Literal
 
 Severity = Literal["missing", "warning"]
 
+#: How a check says it could not look (the vendor answered 5xx or rate-limited): a warning, never "missing",
+#: so an outage does not fail cdp_sync's check_sources task; the stream tasks meet the outage themselves.
+UNCHECKED = "could not check now (the vendor is failing or rate-limiting; try again)"
+
 
 @dataclass(frozen=True)
 class Finding:

@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from importlib import import_module
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-from cdp.sources.base import SourceSettings
-from cdp.sources.check import Finding
+from cdp.sources.base import SourceSettings, TransientError
+from cdp.sources.check import UNCHECKED, Finding
 from cdp.sources.registry import SOURCES, Source
 
 log = logging.getLogger(__name__)
@@ -106,6 +106,10 @@ def run_checks(settings_of: SettingsLookup, sources: Iterable[Source] = SOURCES)
         checked.append(source.name)
         try:
             found = list(check(settings))
+        except TransientError as error:  # an outage or a rate limit says nothing about the setup
+            log.warning("%s: setup check could not run: %s", source.name, error)
+            found = [Finding(source.name, "setup check", f"{UNCHECKED}: {error}",
+                             f"cdp/sources/{source.name}/SETUP.md", "warning")]  # fmt: skip
         except Exception as error:  # noqa: BLE001 - one vendor's failure is a finding, the others still run
             log.warning("%s: setup check failed: %s", source.name, error)
             found = [

@@ -7,8 +7,8 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
-from cdp.sources.base import AuthError, SourceError, SourceSettings
-from cdp.sources.check import Finding
+from cdp.sources.base import AuthError, SourceError, SourceSettings, TransientError
+from cdp.sources.check import UNCHECKED, Finding
 
 QUICK = {"max_attempts": 1, "retry_base_delay": 0.0, "timeout": 15}
 
@@ -31,6 +31,8 @@ def probe(
         return True, call()
     except AuthError as error:
         findings.append(Finding(source, "credential", str(error), auth_step))
+    except TransientError as error:  # a 5xx or a rate limit says nothing about the setup
+        findings.append(Finding(source, item, f"{UNCHECKED}: {error}", setup_step, "warning"))
     except SourceError as error:
         findings.append(Finding(source, item, str(error), setup_step))
     return False, None

@@ -142,6 +142,9 @@ def sync_stream(
             "person_source": spec.person_source,
             "people_update": "overwrite",
             "listing_complete": listing_complete,
+            # The end of the window read: "when the sync saw it" for a source that dates nothing itself
+            # (a SurveyMonkey contact's consent), the same on every replay of the window, unlike now().
+            "window_end": until,
             **dict(spec.params),
             # A connection's own options for the SQL (Stripe's metadata key for the gift id), and what the
             # connector learned while reading (a single-currency CRM org's currency).

@@ -3,8 +3,8 @@ organisation's metadata convention (only when the connection names one) hold on 
 
 from __future__ import annotations
 
-from cdp.sources.base import AuthError, SourceError, SourceSettings
-from cdp.sources.check import Finding
+from cdp.sources.base import AuthError, SourceError, SourceSettings, TransientError
+from cdp.sources.check import UNCHECKED, Finding
 from cdp.sources.stripe import METADATA_KEY_OPTION, SOURCE, PermissionDenied, StripeClient
 
 # What the sync reads, with the restricted-key permission (Dashboard → Developers → API keys) that allows it.
@@ -37,6 +37,8 @@ def setup_findings(settings: SourceSettings) -> list[Finding]:
             findings.append(Finding(SOURCE, f"permission {permission}", str(error), KEY_STEP))
         except AuthError as error:  # 401: no point asking about the rest
             return [*findings, Finding(SOURCE, "credential", str(error), KEY_STEP)]
+        except TransientError as error:  # a 5xx or a rate limit says nothing about the setup
+            findings.append(Finding(SOURCE, f"endpoint /v1/{resource}", f"{UNCHECKED}: {error}", KEY_STEP, "warning"))
         except SourceError as error:
             findings.append(Finding(SOURCE, f"endpoint /v1/{resource}", str(error), KEY_STEP))
     metadata_key = settings.extra.get(METADATA_KEY_OPTION)

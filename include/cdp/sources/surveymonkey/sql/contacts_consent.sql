@@ -30,7 +30,7 @@ SELECT i.person_id,
                  END
        END AS status,
        'surveymonkey.contact:' || b.source_record_id AS statement_key,
-       now() AS stated_at,
+       %(window_end)s::timestamptz AS stated_at,  -- SurveyMonkey dates no contact: when the sync saw it
        'consent'::text AS lawful_basis,
        p.jurisdiction,
        b.source_record_id AS receipt_id,
