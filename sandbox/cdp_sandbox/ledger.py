@@ -29,6 +29,14 @@ class LedgerTruth:
     discrepancies: Mapping[str, tuple[str, ...]]  # kind -> financial transaction ids
     totals_by_month: Mapping[str, Mapping[str, int]]  # "2024-03" -> currency -> net minor units in ledger
     stripe_gross_by_month: Mapping[str, Mapping[str, int]]
+    gift_month: Mapping[str, str]  # financial transaction id (of a discrepancy) -> "2024-03", the month it was made
+
+    def discrepancies_in(self, month: str) -> dict[str, set[str]]:
+        """The discrepancies among the gifts made in ``month`` ("2024-03"), by kind."""
+        return {
+            kind: {ftid for ftid in ids if self.gift_month[ftid] == month}
+            for kind, ids in self.discrepancies.items()
+        }
 
 
 def settings(world: WorldCore, base_url: str, ledger_folder: Path | str | None = None) -> SourceSettings:
@@ -178,18 +186,20 @@ def ledger_truth(world: WorldCore) -> LedgerTruth:
         if horizon is None
         else world.donation_created < horizon
     )
+    gift_month: dict[str, str] = {}
+
+    def lost(which: np.ndarray) -> tuple[str, ...]:
+        found = []
+        for donation in np.nonzero(which & made)[0].tolist():
+            ftid = stripe.financial_transaction_id(world, donation)
+            gift_month[ftid] = iso_date(int(world.donation_created[donation]))[:7]
+            found.append(ftid)
+        return tuple(found)
+
     ids = {
-        "missing_in_crm": tuple(
-            stripe.financial_transaction_id(world, int(d)) for d in np.nonzero(world.missing_in_crm & made)[0]
-        ),
-        "missing_in_ledger": tuple(
-            stripe.financial_transaction_id(world, int(d))
-            for d in np.nonzero(world.missing_in_ledger & made)[0]
-        ),
-        "ledger_amount_mismatch": tuple(
-            stripe.financial_transaction_id(world, int(d))
-            for d in np.nonzero(world.ledger_amount_typo & made)[0]
-        ),
+        "missing_in_crm": lost(world.missing_in_crm),
+        "missing_in_ledger": lost(world.missing_in_ledger),
+        "ledger_amount_mismatch": lost(world.ledger_amount_typo),
     }
     month_of = np.array([iso_date(int(t))[:7] for t in world.donation_created[made]])
     stripe_gross: dict[str, dict[str, int]] = {}
@@ -210,4 +220,4 @@ def ledger_truth(world: WorldCore) -> LedgerTruth:
         bucket = ledger_net.setdefault(record["posting_date"][:7], {})
         currency = record["currency"].lower()
         bucket[currency] = bucket.get(currency, 0) + minor
-    return LedgerTruth(ids, ledger_net, stripe_gross)
+    return LedgerTruth(ids, ledger_net, stripe_gross, gift_month)

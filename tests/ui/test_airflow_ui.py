@@ -430,16 +430,8 @@ def _last_months_reconciliation_finds_the_lost_gifts(
 def _lost_gifts(today: date, month: str) -> dict[str, set[str]]:
     """The financial transaction ids the sandbox's world lost (in the CRM, in the ledger) in ``month``."""
     world = World(seed=SANDBOX_SEED, learners=SANDBOX_LEARNERS, today=today)
-
-    def gift_month(ftid: str) -> str:
-        created = world.donation_created[int(ftid.rsplit("-", 1)[1]) - 1]
-        return datetime.fromtimestamp(int(created), UTC).strftime("%Y-%m")
-
-    discrepancies = world.truth.ledger.discrepancies
-    return {
-        kind: {ftid for ftid in discrepancies[kind] if gift_month(ftid) == month}
-        for kind in ("missing_in_crm", "missing_in_ledger")
-    }
+    lost = world.truth.ledger.discrepancies_in(month)
+    return {kind: lost[kind] for kind in ("missing_in_crm", "missing_in_ledger")}
 
 
 # ---------------------------------------------------------------- 7: the data-health page
