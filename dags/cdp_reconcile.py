@@ -8,6 +8,7 @@ is classed: matched; amount mismatch; currency mismatch; in the warehouse but no
 ledger but not the warehouse; only at Stripe; not at Stripe; duplicate; and its fees, refunds and the
 month's payouts accounted or not. The CRM is a fourth side: a gift whose closed-won Salesforce Opportunity
 amount or currency differs from the donation is `crm_amount_mismatch` (to the cent; fix it in the CRM).
+A gift with no Opportunity at all is `not_in_crm` (once the CRM has been read past the month's end).
 Stripe balance transactions whose charge never reached the warehouse wait in `ops.quarantine` ("unknown
 charge"); each is listed as `stripe_quarantined` with its amount and quarantine id, so the report says
 where that money is (held, not lost: a backfill of `cdp_sync` for the charge's window lands the charge,

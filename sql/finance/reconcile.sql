@@ -12,7 +12,8 @@ SET LOCAL work_mem = '1GB';
 -- refunds count whenever they were posted. (Sides more than the fortnight apart fall into different months
 -- and show as differences in both: rare, and worth a look.)
 -- gross: the gift itself; fee: processing fees (positive); refunded: refunds (positive); crm: the gift's
--- closed-won Salesforce Opportunity amount and currency, as the sync put them beside the donation.
+-- closed-won Salesforce Opportunity amount and currency, as the sync put them beside the donation; in_crm:
+-- the donation has an Opportunity at all (any stage).
 CREATE TEMP TABLE recon_gift ON COMMIT DROP AS
 WITH bounds AS (
     SELECT (%(month_start)s::date)::timestamp AT TIME ZONE 'UTC' AS month_start,
@@ -23,7 +24,7 @@ WITH bounds AS (
            d.amount_minor AS gross, d.fee_minor AS fee, d.refunded_minor AS refunded,
            CASE WHEN d.crm_stage = 'Closed Won' THEN d.crm_amount_minor END AS crm,
            CASE WHEN d.crm_stage = 'Closed Won' THEN d.crm_currency END AS crm_currency,
-           NULL::bigint AS disputed, NULL::bigint AS dispute_fee
+           NULL::bigint AS disputed, NULL::bigint AS dispute_fee, d.crm_source_record_id IS NOT NULL AS in_crm
     FROM core.donation d, bounds
     WHERE d.status NOT IN ('failed', 'pending') AND d.received_at >= bounds.scan_from
     UNION ALL
@@ -33,7 +34,7 @@ WITH bounds AS (
            CASE WHEN b.type IN ('refund', 'payment_refund') THEN -b.amount_minor END, NULL, NULL,
            -- a dispute's money withdrawn (and reinstated, with the opposite sign) and its fee
            CASE WHEN b.reporting_category IN ('dispute', 'dispute_reversal') THEN -b.amount_minor END,
-           CASE WHEN b.reporting_category IN ('dispute', 'dispute_reversal') THEN b.fee_minor END
+           CASE WHEN b.reporting_category IN ('dispute', 'dispute_reversal') THEN b.fee_minor END, NULL
     FROM core.balance_transaction b, bounds
     WHERE b.financial_transaction_id IS NOT NULL AND b.created_at >= bounds.scan_from
     UNION ALL
@@ -41,14 +42,14 @@ WITH bounds AS (
            CASE WHEN a.kind = 'contribution' AND l.amount_minor > 0 THEN l.amount_minor END,
            CASE WHEN a.kind = 'fee' THEN -l.amount_minor END,
            CASE WHEN (a.kind = 'contribution' AND l.amount_minor < 0) OR a.kind = 'refund' THEN -l.amount_minor END,
-           NULL, NULL, NULL, NULL
+           NULL, NULL, NULL, NULL, NULL
     FROM core.ledger_posting l
     JOIN ops.finance_ledger_account a ON a.account = l.account
     WHERE l.posting_date >= %(month_start)s::date - 14
     UNION ALL
     -- Refunds as the warehouse holds them (core.refund), a fourth view of the same money.
     SELECT f.financial_transaction_id, 'r', f.created_at, f.currency, NULL, NULL, f.amount_minor, NULL, NULL,
-           NULL, NULL
+           NULL, NULL, NULL
     FROM core.refund f, bounds
     WHERE f.status = 'succeeded' AND f.financial_transaction_id IS NOT NULL AND f.created_at >= bounds.scan_from
 ), per_gift AS (
@@ -65,6 +66,7 @@ WITH bounds AS (
            sum(gross) FILTER (WHERE side = 'l') AS l_gross,
            sum(crm) FILTER (WHERE side = 'w') AS crm_gross,
            min(crm_currency) FILTER (WHERE side = 'w') AS crm_currency,
+           coalesce(bool_or(in_crm) FILTER (WHERE side = 'w'), false) AS in_crm,
            sum(fee) FILTER (WHERE side = 'w') AS w_fee,
            coalesce(sum(fee) FILTER (WHERE side = 's'), 0) AS s_fee,
            coalesce(sum(fee) FILTER (WHERE side = 'l'), 0) AS l_fee,
@@ -117,6 +119,12 @@ SELECT g.*,
        CASE
            WHEN g.in_w AND g.crm_gross IS NOT NULL
                 AND (g.crm_gross <> g.w_gross OR g.crm_currency <> g.w_currency) THEN 'crm_amount_mismatch'
+           -- A gift with no Opportunity at all, once the CRM has been read past the month's end (an org that
+           -- does not sync its CRM, or has not yet, is not compared).
+           WHEN g.in_w AND NOT g.in_crm AND EXISTS (
+                    SELECT 1 FROM ops.sync_run r
+                    WHERE r.source = 'salesforce' AND r.stream = 'Opportunity'
+                      AND r.window_end >= (%(month_end)s::date)::timestamp AT TIME ZONE 'UTC') THEN 'not_in_crm'
        END AS crm_class,
        x.ref AS ref_refunded
 FROM per_gift g
@@ -152,7 +160,16 @@ UNION ALL
 -- The CRM's closed-won amount against the donation, to the cent (difference: warehouse minus CRM).
 SELECT g.ftid, g.w_currency, g.crm_class, g.w_gross, g.s_gross, g.l_gross, g.crm_gross, g.w_gross - g.crm_gross,
        jsonb_build_object('currencies', jsonb_build_object('warehouse', g.w_currency, 'crm', g.crm_currency))
-FROM recon_gift g WHERE g.crm_class = 'crm_amount_mismatch';
+FROM recon_gift g WHERE g.crm_class = 'crm_amount_mismatch'
+UNION ALL
+-- A gift the CRM never got (the silent loss on the way to the CRM): the donor's record there lacks it. When
+-- its Opportunity waits in the quarantine (a malformed record), the detail names the quarantined row.
+SELECT g.ftid, g.w_currency, g.crm_class, g.w_gross, g.s_gross, g.l_gross, NULL, g.w_gross,
+       jsonb_strip_nulls(jsonb_build_object('quarantine_id', (
+           SELECT max(q.quarantine_id) FROM ops.quarantine q
+           WHERE q.source = 'salesforce' AND q.stream = 'Opportunity' AND q.resolved_at IS NULL
+             AND q.payload ->> 'Financial_Transaction_Id__c' = g.ftid)))
+FROM recon_gift g WHERE g.crm_class = 'not_in_crm';
 
 -- Stripe money whose charge never reached the warehouse waits in the quarantine with its balance transaction
 -- (reason "unknown charge"): named here, with its amount, so the report says where that money is.

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import csv
-from datetime import date
+from datetime import UTC, date, datetime
 
 import psycopg
 import pytest
@@ -145,3 +145,30 @@ def test_report_has_totals_differences_and_history(warehouse_url: str, books, tm
         ("2024-03", "in_ledger_not_warehouse", "1"),
         ("2024-03", "matched", "1"),
     ]
+
+
+def test_a_gift_the_crm_never_got_is_reported_once_the_crm_was_read(warehouse_url: str, books) -> None:
+    """``not_in_crm``: a gift with no Opportunity at all, compared only once the CRM was read past the month."""
+    books.gift("FT-CRM", 4000)
+    books.gift("FT-NOCRM", 2500)
+    books.conn.execute(
+        "UPDATE core.donation SET crm_source_record_id = '006A', crm_amount_minor = 4000, crm_currency = 'USD',"
+        " crm_stage = 'Pledged' WHERE financial_transaction_id = 'FT-CRM'"  # any stage: the CRM has the gift
+    )
+
+    def crm_read_until(end: datetime) -> None:
+        books.conn.execute(
+            "INSERT INTO ops.sync_run (run_id, source, stream, window_end, started_at)"
+            " VALUES (%s, 'salesforce', 'Opportunity', %s, now())",
+            (f"sync-{end:%Y%m%d}", end),
+        )
+
+    crm_read_until(datetime(2024, 3, 31, 23, tzinfo=UTC))  # the CRM read before the month ended: not compared
+    assert _classes(warehouse_url, reconcile_month(warehouse_url, "2024-03", actor=ACTOR).run_id) == {}
+
+    crm_read_until(datetime(2024, 4, 1, tzinfo=UTC))
+    result = reconcile_month(warehouse_url, "2024-03", actor=ACTOR)
+    assert _classes(warehouse_url, result.run_id) == {("not_in_crm", "FT-NOCRM"): ("USD", 2500)}
+    assert result.total("not_in_crm") == (1, 2500)
+    assert result.total("matched") == (2, 0)  # its gift matches Stripe and the ledger: only the CRM lacks it
+    assert result.status == "failed" and result.unexplained == 1

@@ -1,5 +1,5 @@
 """Monthly reconciliation: warehouse donations vs Stripe balance transactions vs the finance ledger, and
-the CRM's closed-won Opportunity amounts (class ``crm_amount_mismatch``).
+the CRM's closed-won Opportunity amounts (class ``crm_amount_mismatch``) and gifts it never got (``not_in_crm``).
 
 Matching and counting happen in SQL (``sql/finance/reconcile.sql``) by financial transaction id, exact to
 the cent and per currency. A run keeps its totals per class (the month-over-month history), its differing
