@@ -92,11 +92,12 @@ def _migrate(args: argparse.Namespace) -> int:
 
 #: `cdp warehouse logins`: the services' own logins on a configured warehouse, passwords from the deployment.
 SERVICE_LOGINS = {"cdp_pipeline": ("cdp_loader", "CDP_PIPELINE_PASSWORD"),
-                  "cdp_webhook_intake": ("cdp_webhook", "CDP_WEBHOOK_PASSWORD")}  # fmt: skip
+                  "cdp_webhook_intake": ("cdp_webhook", "CDP_WEBHOOK_PASSWORD"),
+                  "cdp_reconcile_run": ("cdp_reconcile", "CDP_RECONCILE_PASSWORD")}  # fmt: skip
 
 
 def _logins() -> int:
-    """Create or update the pipeline's and the webhook intake's logins (as the migrations' superuser)."""
+    """Create or update the services' logins (pipeline, webhook intake, DAG families; as the migrations' superuser)."""
     missing = [
         variable for _role, variable in SERVICE_LOGINS.values() if len(os.environ.get(variable, "")) < 16
     ]

@@ -166,25 +166,24 @@ UNION ALL
 -- its Opportunity waits in the quarantine (a malformed record), the detail names the quarantined row.
 SELECT g.ftid, g.w_currency, g.crm_class, g.w_gross, g.s_gross, g.l_gross, NULL, g.w_gross,
        jsonb_strip_nulls(jsonb_build_object('quarantine_id', (
-           SELECT max(q.quarantine_id) FROM ops.quarantine q
+           SELECT max(q.quarantine_id) FROM ops.reconciliation_quarantine q
            WHERE q.source = 'salesforce' AND q.stream = 'Opportunity' AND q.resolved_at IS NULL
-             AND q.payload ->> 'Financial_Transaction_Id__c' = g.ftid)))
+             AND q.financial_transaction_id = g.ftid)))
 FROM recon_gift g WHERE g.crm_class = 'not_in_crm';
 
 -- Stripe money whose charge never reached the warehouse waits in the quarantine with its balance transaction
 -- (reason "unknown charge"): named here, with its amount, so the report says where that money is.
 INSERT INTO recon_diff (ftid, currency, class, w_minor, s_minor, l_minor, difference_minor, detail)
 SELECT DISTINCT ON (q.source_record_id)
-       NULL, upper(q.payload ->> 'currency'), 'stripe_quarantined', NULL, (q.payload ->> 'amount')::bigint, NULL,
-       -(q.payload ->> 'amount')::bigint,
-       jsonb_build_object('stripe_charge', q.payload ->> 'source', 'balance_transaction', q.source_record_id,
+       NULL, upper(q.currency), 'stripe_quarantined', NULL, q.amount::bigint, NULL, -q.amount::bigint,
+       jsonb_build_object('stripe_charge', q.stripe_charge, 'balance_transaction', q.source_record_id,
                           'quarantine_id', q.quarantine_id, 'quarantine_reason', q.reason)
-FROM ops.quarantine q
+FROM ops.reconciliation_quarantine q
 WHERE q.source = 'stripe' AND q.stream = 'balance_transactions' AND q.resolved_at IS NULL
   AND q.reason LIKE 'unknown charge:%%'
-  AND q.payload ->> 'amount' ~ '^-?[0-9]+$' AND q.payload ->> 'created' ~ '^[0-9]+$'
-  AND to_timestamp((q.payload ->> 'created')::bigint) >= (%(month_start)s::date)::timestamp AT TIME ZONE 'UTC'
-  AND to_timestamp((q.payload ->> 'created')::bigint) < (%(month_end)s::date)::timestamp AT TIME ZONE 'UTC'
+  AND q.amount ~ '^-?[0-9]+$' AND q.created ~ '^[0-9]+$'
+  AND to_timestamp(q.created::bigint) >= (%(month_start)s::date)::timestamp AT TIME ZONE 'UTC'
+  AND to_timestamp(q.created::bigint) < (%(month_end)s::date)::timestamp AT TIME ZONE 'UTC'
 ORDER BY q.source_record_id, q.quarantine_id DESC;
 
 -- Payouts are account-level, not per gift: the month's Stripe payouts against the ledger's, per currency.

@@ -31,10 +31,11 @@ UNREACHABLE = "postgresql://nobody@127.0.0.1:9/cdp"
 
 @pytest.mark.slow
 def test_the_reconcile_dag_connects_as_its_own_family_connection(
-    load_dag, warehouse_url: str, slack_receiver: SandboxServer, monkeypatch: pytest.MonkeyPatch
+    load_dag, warehouse_url: str, logins, slack_receiver: SandboxServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """The whole DAG (reconcile, alert, the audit anchor after each task) as a login of cdp_reconcile."""
     monkeypatch.setenv("AIRFLOW_CONN_WAREHOUSE", UNREACHABLE)
-    monkeypatch.setenv("AIRFLOW_CONN_WAREHOUSE_RECONCILE", warehouse_url)
+    monkeypatch.setenv("AIRFLOW_CONN_WAREHOUSE_RECONCILE", logins("cdp_reconcile"))
 
     dag_run = load_dag("cdp_reconcile").test(logical_date=None)
 

@@ -63,29 +63,3 @@ class Books:
 def books(warehouse_url: str):
     with psycopg.connect(warehouse_url, autocommit=True) as conn:
         yield Books(conn)
-
-
-@pytest.fixture
-def logins(warehouse_url: str):
-    """Real login users (cluster-wide roles) made through privacy.create_login: name -> URL; dropped afterwards."""
-    import uuid
-    from urllib.parse import quote, urlsplit, urlunsplit
-
-    from psycopg import sql
-
-    created: list[str] = []
-
-    def create(role: str) -> str:
-        login = f"t_{role.removeprefix('cdp_')}_{uuid.uuid4().hex[:10]}"
-        password = uuid.uuid4().hex
-        with psycopg.connect(warehouse_url, autocommit=True) as conn:
-            conn.execute("SELECT privacy.create_login(%s, %s, %s)", (login, role, password))
-        created.append(login)
-        parts = urlsplit(warehouse_url)
-        host = parts.netloc.rsplit("@", 1)[-1]
-        return urlunsplit(parts._replace(netloc=f"{quote(login)}:{quote(password)}@{host}"))
-
-    yield create
-    with psycopg.connect(warehouse_url, autocommit=True) as conn:
-        for login in created:
-            conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(login)))

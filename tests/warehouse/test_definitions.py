@@ -173,6 +173,8 @@ CHANGED_SINCE_THE_REVISIONS = {
     "ops.apply_identity_decision()": "issue 15: search_path pinned with pg_temp last",
     "privacy.export_person(uuid)": "a data subject's export holds their volunteer records, shifts and hours",
     "ops.reason_class(text)": "issue 15: added; a quarantine reason without the value it quotes",
+    "ops.reconciliation_quarantine": "issue 15: added; the quarantined money the reconciliation names, without "
+    "the payload (its role, cdp_reconcile, reads no payload)",
     "privacy.erase_person(uuid,text)": "issue 15 item 8: also blanks kept undeliverable webhook bodies "
     "(ops.webhook_undeliverable, revision 0016) that hold the person's email; issue 15: its temporary "
     "tables named pg_temp.*; also blanks the quarantine's reason_value (revision 0020)",

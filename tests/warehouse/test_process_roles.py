@@ -59,7 +59,7 @@ def test_compose_passwords_have_no_default_fallback() -> None:
     fallbacks = re.findall(r"\$\{(\w*(?:PASSWORD|SECRET)\w*):?-[^}]*\}", text)
     assert fallbacks == [], f"passwords with a default: {fallbacks}"
     for variable in ("AIRFLOW_DB_PASSWORD", "WAREHOUSE_OWNER_PASSWORD", "CDP_PIPELINE_PASSWORD",
-                     "CDP_WEBHOOK_PASSWORD", "AIRFLOW_ADMIN_PASSWORD"):  # fmt: skip
+                     "CDP_WEBHOOK_PASSWORD", "CDP_RECONCILE_PASSWORD", "AIRFLOW_ADMIN_PASSWORD"):  # fmt: skip
         assert re.search(rf"\$\{{{variable}:\?[^}}]+\}}", text), f"{variable} is not required with a message"
 
 
@@ -175,7 +175,7 @@ def embedded_logins(pg_server: EmbeddedServer, warehouse_url: str) -> Iterator[d
 def test_the_embedded_server_makes_one_login_per_process_none_superuser(
     pg_server: EmbeddedServer, embedded_logins: dict[str, str], warehouse_url: str
 ) -> None:
-    assert set(embedded_logins) == {PIPELINE, WEBHOOK, OPERATOR}
+    assert set(embedded_logins) == {PIPELINE, WEBHOOK, OPERATOR, "reconcile"}
     for purpose, url in embedded_logins.items():
         login, role = PROCESS_LOGINS[purpose]
         with psycopg.connect(url) as conn:
@@ -196,6 +196,26 @@ def test_the_embedded_server_makes_one_login_per_process_none_superuser(
     assert ensure_process_logins(pg_server, database) == embedded_logins
     assert json.loads(path.read_text()) == passwords
     assert process_urls(pg_server, database) == embedded_logins
+
+
+def test_a_process_login_added_since_the_last_start_is_made_and_kept(
+    pg_server: EmbeddedServer, embedded_logins: dict[str, str], warehouse_url: str
+) -> None:
+    """A logins file from before a process had its own login (the reconciliation's): the next start adds it,
+    keeps the others' passwords, and the file stays private."""
+    path = pg_server.root / "logins.json"
+    older = {purpose: password for purpose, password in json.loads(path.read_text()).items() if purpose != "reconcile"}
+    path.write_text(json.dumps(older))
+    database = urlsplit(warehouse_url).path.lstrip("/")
+
+    urls = ensure_process_logins(pg_server, database)
+
+    now = json.loads(path.read_text())
+    assert {purpose: now[purpose] for purpose in older} == older and now["reconcile"]
+    assert {purpose: urls[purpose] for purpose in older} == {purpose: embedded_logins[purpose] for purpose in older}
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    with psycopg.connect(urls["reconcile"]) as conn:
+        assert conn.execute("SELECT pg_has_role('cdp_reconcile', 'MEMBER')").fetchone()[0]
 
 
 def test_the_embedded_settings_file_is_private_from_the_first_byte(pg_server: EmbeddedServer) -> None:
@@ -225,11 +245,15 @@ def test_cdp_warehouse_logins_makes_the_service_logins_as_the_superuser(
 
     monkeypatch.setenv("CDP_PIPELINE_PASSWORD", "pipeline-password-0123")
     monkeypatch.setenv("CDP_WEBHOOK_PASSWORD", "webhook-password-0123")
+    monkeypatch.setenv("CDP_RECONCILE_PASSWORD", "reconcile-password-0123")
     try:
         assert main(["warehouse", "logins"]) == 0
         assert main(["warehouse", "logins"]) == 0  # again: passwords updated, nothing else
         with psycopg.connect(_url_for(warehouse_url, "cdp_webhook_intake", "webhook-password-0123")) as conn:
             assert conn.execute("SELECT pg_has_role('cdp_webhook', 'MEMBER')").fetchone()[0]
+            assert not conn.execute("SELECT pg_has_role('cdp_loader', 'MEMBER')").fetchone()[0]
+        with psycopg.connect(_url_for(warehouse_url, "cdp_reconcile_run", "reconcile-password-0123")) as conn:
+            assert conn.execute("SELECT pg_has_role('cdp_reconcile', 'MEMBER')").fetchone()[0]
             assert not conn.execute("SELECT pg_has_role('cdp_loader', 'MEMBER')").fetchone()[0]
         with psycopg.connect(_url_for(warehouse_url, "cdp_pipeline", "pipeline-password-0123")) as conn:
             assert conn.execute("SELECT pg_has_role('cdp_loader', 'MEMBER')").fetchone()[0]
@@ -240,6 +264,7 @@ def test_cdp_warehouse_logins_makes_the_service_logins_as_the_superuser(
         with psycopg.connect(warehouse_url, autocommit=True) as conn:
             conn.execute("DROP ROLE IF EXISTS cdp_pipeline")
             conn.execute("DROP ROLE IF EXISTS cdp_webhook_intake")
+            conn.execute("DROP ROLE IF EXISTS cdp_reconcile_run")
 
 
 def test_a_dag_task_runs_as_the_pipelines_login(
@@ -300,7 +325,7 @@ def test_cdp_migrate_on_the_embedded_server_gives_each_process_its_own_login(
     try:
         assert main(["migrate"]) == 0
         assert "embedded warehouse logins:" in capsys.readouterr().out
-        urls = {purpose: resolve_url(purpose=purpose) for purpose in (PIPELINE, WEBHOOK, OPERATOR)}
+        urls = {purpose: resolve_url(purpose=purpose) for purpose in PROCESS_LOGINS}
         assert {purpose: urlsplit(url).username for purpose, url in urls.items()} == {
             purpose: login for purpose, (login, _role) in PROCESS_LOGINS.items()
         }
@@ -309,6 +334,7 @@ def test_cdp_migrate_on_the_embedded_server_gives_each_process_its_own_login(
         assert environment == {
             "AIRFLOW_CONN_WAREHOUSE": urls[PIPELINE],
             "AIRFLOW_CONN_WAREHOUSE_WEBHOOK": urls[WEBHOOK],
+            "AIRFLOW_CONN_WAREHOUSE_RECONCILE": urls["reconcile"],  # the reconciliation DAG's own login
         }
         assert main(["warehouse", "url"]) == 0
         assert urlsplit(capsys.readouterr().out.strip()).username == "cdp_operator"

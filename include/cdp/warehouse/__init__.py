@@ -27,6 +27,7 @@ from psycopg.rows import dict_row
 
 from cdp.warehouse.embedded import (
     DEFAULT_DATABASE,
+    FAMILY_PURPOSES,
     EmbeddedServerError,
     default_server,
     ensure_process_logins,
@@ -140,7 +141,8 @@ def process_environment() -> dict[str, str]:
     """The embedded server's connections for the local stack's Airflow processes (``make run``): the
     pipeline's and the webhook intake's own logins, never the superuser. Call after migrations."""
     urls = ensure_process_logins(default_server())
-    return {"AIRFLOW_CONN_WAREHOUSE": urls[PIPELINE], WEBHOOK_URL_VARIABLE: urls[WEBHOOK]}
+    families = {f"AIRFLOW_CONN_{conn_id.upper()}": urls[purpose] for purpose, conn_id in FAMILY_PURPOSES.items()}
+    return {"AIRFLOW_CONN_WAREHOUSE": urls[PIPELINE], WEBHOOK_URL_VARIABLE: urls[WEBHOOK], **families}
 
 
 def connect(url: str, actor: Actor, *, autocommit: bool = False) -> psycopg.Connection:

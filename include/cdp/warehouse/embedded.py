@@ -336,7 +336,12 @@ PROCESS_LOGINS: dict[str, tuple[str, str]] = {
     "pipeline": ("cdp_pipeline", "cdp_loader"),
     "webhook": ("cdp_webhook_intake", "cdp_webhook"),
     "operator": ("cdp_operator", "cdp_admin"),
+    # DAG families with a role of their own (DESIGN "Least privilege"): their Airflow connection is
+    # ``warehouse_<purpose>`` (cdp.runtime.context.FAMILY_CONNECTIONS).
+    "reconcile": ("cdp_reconcile_run", "cdp_reconcile"),
 }
+#: The process logins that are a DAG family's own (purpose -> the Airflow connection id it is served as).
+FAMILY_PURPOSES: dict[str, str] = {"reconcile": "warehouse_reconcile"}
 LOGINS_FILE_MODE = 0o600
 
 
@@ -379,16 +384,17 @@ def ensure_process_logins(server: EmbeddedServer, database: str = DEFAULT_DATABA
     path = _process_logins_file(server)
     if path.is_symlink():
         raise EmbeddedServerError(f"{path} is a symlink: not reading or writing logins through it")
-    if path.exists():
-        passwords = json.loads(path.read_text())
-    else:
-        passwords = {purpose: secrets.token_urlsafe(24) for purpose in PROCESS_LOGINS}
+    passwords = json.loads(path.read_text()) if path.exists() else {}
+    known = dict(passwords)
     with psycopg.connect(server.url(database), autocommit=True) as conn:
         for purpose, (login, role) in PROCESS_LOGINS.items():
             passwords.setdefault(purpose, secrets.token_urlsafe(24))
             ensure_login(conn, login, role, passwords[purpose])
-    if not path.exists():
-        _write_private(path, json.dumps(passwords, indent=2))
+    if passwords != known:  # a first start, or a process that has a login of its own since the last
+        fresh = path.with_name(path.name + ".new")
+        fresh.unlink(missing_ok=True)
+        _write_private(fresh, json.dumps(passwords, indent=2))
+        os.replace(fresh, path)
     return process_urls(server, database)
 
 

@@ -114,7 +114,7 @@ BEGIN
 END
 $$;
 REVOKE ALL ON FUNCTION audit.seal() FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION audit.seal() TO cdp_loader, cdp_viewer, cdp_editor, cdp_admin, cdp_finance;
+GRANT EXECUTE ON FUNCTION audit.seal() TO cdp_loader, cdp_viewer, cdp_editor, cdp_admin, cdp_finance, cdp_reconcile;
 ALTER FUNCTION audit.seal() OWNER TO cdp_definer;
 
 -- The one change let through: the seal (seq, prev_hash, hash from NULL to values) by the definer functions.
@@ -155,4 +155,5 @@ $$;
 -- and the webhook intake have nothing to record.
 REVOKE ALL ON FUNCTION audit.record_event(text, text, text, jsonb, jsonb, jsonb) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION audit.record_event(text, text, text, jsonb, jsonb, jsonb)
-    TO cdp_loader, cdp_viewer, cdp_editor, cdp_admin, cdp_finance, cdp_login_admin;  -- create_login records
+    TO cdp_loader, cdp_viewer, cdp_editor, cdp_admin, cdp_finance, cdp_login_admin,  -- create_login records
+       cdp_reconcile;  -- a reconciliation run's event

@@ -12,4 +12,4 @@ SELECT d.donation_id, d.financial_transaction_id, d.person_id, d.campaign, p.is_
 FROM core.donation d
 LEFT JOIN core.person p ON p.person_id = d.person_id;
 REVOKE ALL ON ops.donation_trace FROM PUBLIC;
-GRANT SELECT ON ops.donation_trace TO cdp_editor, cdp_admin, cdp_finance, cdp_loader;
+GRANT SELECT ON ops.donation_trace TO cdp_editor, cdp_admin, cdp_finance, cdp_loader, cdp_reconcile;
