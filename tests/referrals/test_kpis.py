@@ -105,3 +105,31 @@ def test_reporting_roles_read_the_kpis_and_outreach_does_not(warehouse_url: str,
             assert not conn.execute(
                 "SELECT has_table_privilege('cdp_outreach', %s, 'SELECT')", (f"mart.{view}",)
             ).fetchone()[0]
+
+
+def test_records_deleted_at_the_source_leave_the_kpis(warehouse_url: str) -> None:
+    """A ReferralHero subscriber or a Zendesk ticket deleted at the source is kept in core (deleted_at) but no
+    longer counts in the month's referral volume, conversion or support-ticket share."""
+    march = datetime(2025, 3, 10, tzinfo=UTC)
+    with psycopg.connect(warehouse_url, autocommit=True) as conn:
+        for n, deleted in enumerate((None, None, march)):
+            conn.execute(
+                "INSERT INTO core.referral (status, signed_up_at, source, source_record_id, referrer_source_id,"
+                " clicks, people_referred, deleted_at) VALUES ('signed_up', %s, 'referralhero', %s, 'sub_0', 10, %s,"
+                " %s)",
+                (march, f"sub_{n + 1}", n + 1, deleted),
+            )  # fmt: skip
+            conn.execute(
+                "INSERT INTO core.support_ticket (status, about_referral, opened_at, changed_at, source,"
+                " source_record_id, deleted_at) VALUES ('open', %s, %s, %s, 'zendesk', %s, %s)",
+                (n == 2, march, march, f"t{n}", deleted),
+            )
+
+        def kpi(view: str) -> tuple:
+            return conn.execute(
+                f"SELECT numerator, denominator FROM mart.{view} WHERE month = '2025-03-01'"
+            ).fetchone()
+
+        assert kpi("kpi_referral_volume_monthly") == (2, 1)
+        assert kpi("kpi_referral_conversion_monthly") == (1 + 2, 20)
+        assert kpi("kpi_referral_support_tickets_monthly") == (0, 2)  # the referral ticket was deleted

@@ -197,6 +197,9 @@ CHANGED_SINCE_THE_REVISIONS = {
     "audit.readable_image(text,jsonb)": "issue 15 item 3: added (audit.readable_events)",
     "privacy.register_member(uuid,text,date)": "issue 15 item 4: added; partners register members only here",
     "ops.crm_gift_landed": "issue 21: added; where the count diff finds a CRM opportunity (on its processor donation)",
+    "mart.kpi_referral_volume_monthly": "issue 17: a subscriber deleted at ReferralHero no longer counts",
+    "mart.kpi_referral_conversion_monthly": "issue 17: a subscriber deleted at ReferralHero no longer counts",
+    "mart.kpi_referral_support_tickets_monthly": "issue 17: a ticket deleted at Zendesk no longer counts",
 }
 
 

@@ -9,7 +9,7 @@ SELECT date_trunc('month', t.opened_at AT TIME ZONE 'UTC')::date AS month,
        count(*)::numeric AS denominator,
        CASE WHEN count(*) > 0 THEN (count(*) FILTER (WHERE t.about_referral))::numeric / count(*) END AS value
 FROM core.support_ticket t
-WHERE t.source = 'zendesk' AND t.status <> 'deleted'
+WHERE t.source = 'zendesk' AND t.status <> 'deleted' AND t.deleted_at IS NULL  -- deleted at Zendesk (0024)
 GROUP BY 1;
 COMMENT ON VIEW mart.kpi_referral_support_tickets_monthly IS
     'Support tickets linked to referrals (ratio): tickets about a referral (tag referral or the Referral field filled in) ÷ all support tickets opened that month (Zendesk, deleted tickets left out); numerator = the count of referral tickets.';
