@@ -456,19 +456,19 @@ class SalesforceApi:
         self.bulk = BulkIngest(self.writes)
         self._soql_locators: OrderedDict[str, tuple[str, np.ndarray, list[str]]] = OrderedDict()
 
-    def delete_contact(self, contact_id: str, master_id: str | None = None) -> None:
-        """A Contact deleted in the CRM (merged into ``master_id`` when given): it leaves /query, and
-        /queryAll serves it, with IsDeleted and MasterRecordId, modified now."""
-        table = self.apis.world.table("salesforce", "Contact")
-        index = table.index_of(contact_id)
+    def delete_record(self, sobject: str, record_id: str, master_id: str | None = None) -> None:
+        """A record deleted in the CRM (a Contact merged into ``master_id`` when given): it leaves /query, and
+        /queryAll serves it, with IsDeleted (and a Contact's MasterRecordId), modified now."""
+        table = self.apis.world.table("salesforce", sobject)
+        index = table.index_of(record_id)
         if index is None:
-            raise KeyError(contact_id)
+            raise KeyError(record_id)
         # Deleting moves SystemModstamp to now, as Salesforce does (in a world with a horizon: just before it).
         world = self.apis.world
         at = int(time.time()) if world.horizon() is None else world.edit_time()
         with self.apis.lock:
             table.touch([index], at)
-        self.org.delete_contact(contact_id, master_id, at)
+        self.org.delete_record(sobject, record_id, master_id, at)
 
     def __call__(self, request: Request) -> Response:
         if request.path.rstrip("/") == "/services/oauth2/token" and request.method == "POST":
@@ -636,8 +636,8 @@ class SalesforceApi:
             rows = table.window(since, until, column)
             if listing.excluded:
                 rows = rows[~np.isin(rows, np.fromiter(listing.excluded, dtype=np.int64))]
-            if sobject == "Contact" and self.org.removed and not include_deleted:
-                gone = [table.index_of(contact_id) for contact_id in self.org.removed]
+            if not include_deleted and self.org.removed_ids(sobject):
+                gone = [table.index_of(record_id) for record_id in self.org.removed_ids(sobject)]
                 rows = rows[~np.isin(rows, np.array([i for i in gone if i is not None], dtype=np.int64))]
         if parsed.group("limit"):
             rows = rows[: int(parsed.group("limit"))]

@@ -8,7 +8,7 @@ Settings a test (or ``make run``) changes on ``SalesforceApi.org``:
   this many seconds after it was issued (401 ``INVALID_SESSION_ID``), as at the org's session timeout.
 - ``missing``: objects (``"Campaign"``) and fields (``"Contact.CDP_Person_Id__c"``) this org lacks: a
   deliberately incomplete org for ``cdp sources check``.
-- ``delete_contact(id, master_id=None)``: a Contact deleted (or, with a master, merged into another): it
+- ``delete_record(sobject, id, master_id=None)``: a record deleted (a Contact, with a master, merged into another): it
   leaves ``/query``, and ``/queryAll`` serves it with ``IsDeleted: true`` and ``MasterRecordId``.
 
 Shapes followed: Salesforce Help, "OAuth 2.0 Client Credentials Flow for Server-to-Server Integration"
@@ -55,7 +55,8 @@ class SandboxOrg:
     missing: set[str] = field(default_factory=set)
     clock: Callable[[], float] = time.monotonic
     tokens_issued: int = 0
-    removed: dict[str, tuple[str | None, int]] = field(default_factory=dict)  # contact id -> (master, at)
+    # record id -> (sObject, master id, when): records deleted (or merged into the master) in the CRM
+    removed: dict[str, tuple[str, str | None, int]] = field(default_factory=dict)
     _tokens: dict[str, float] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -164,8 +165,13 @@ class SandboxOrg:
         return record
 
     # ------------------------------------------------------------ deletions and merges
-    def delete_contact(self, contact_id: str, master_id: str | None = None, at: int | None = None) -> None:
-        self.removed[contact_id] = (master_id, int(time.time()) if at is None else at)
+    def delete_record(
+        self, sobject: str, record_id: str, master_id: str | None = None, at: int | None = None
+    ) -> None:
+        self.removed[record_id] = (sobject, master_id, int(time.time()) if at is None else at)
+
+    def removed_ids(self, sobject: str) -> list[str]:
+        return [record_id for record_id, (kind, _master, _at) in self.removed.items() if kind == sobject]
 
     def shape(self, sobject: str, record: dict[str, Any]) -> dict[str, Any]:
         """A record as this org serves it: without the fields it lacks, and deleted or merged as told."""
@@ -175,10 +181,11 @@ class SandboxOrg:
             record.pop(name)
         if sobject in ("Contact", "Account"):
             record.setdefault("MasterRecordId", None)
-        removed = self.removed.get(record.get("Id", "")) if sobject == "Contact" else None
-        if removed is not None:
+        removed = self.removed.get(record.get("Id", ""))
+        if removed is not None and removed[0] == sobject:
             record["IsDeleted"] = True
-            record["MasterRecordId"] = removed[0]
+            if sobject in ("Contact", "Account"):  # the merge-capable objects
+                record["MasterRecordId"] = removed[1]
         return record
 
 

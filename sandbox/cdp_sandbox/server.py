@@ -15,7 +15,8 @@ module says what it speaks), ``POST /slack/...`` (incoming webhooks) and the adm
 ``GET /_sandbox/truth/count?source=&stream=&since=&until=``, ``POST /_sandbox/salesforce/staff-edit``
 (a staff edit in the CRM, see ``cdp_sandbox.crm_writes``), ``GET|POST /_sandbox/salesforce/org`` (the kind of
 org: ``multi_currency``, ``currency``, ``session_seconds``, ``missing`` objects and fields, and
-``delete_contacts`` ``{id: master id or null}``; see ``cdp_sandbox.salesforce_org``). ``/certificates`` is
+``delete_contacts`` ``{id: master id or null}``, ``delete_opportunities`` ``[id, ...]``; see
+``cdp_sandbox.salesforce_org``). ``/certificates`` is
 the certificate issuance service (``cdp_sandbox.certificates``).
 
 Command line (wired to ``cdp sandbox serve``): ``--host --port --seed --learners --fault SPEC
@@ -295,10 +296,12 @@ class SandboxServer:
                 if "missing" in spec:
                     org.missing = set(spec["missing"])
                 for contact_id, master_id in (spec.get("delete_contacts") or {}).items():
-                    self.apis.handlers["salesforce"].delete_contact(contact_id, master_id)  # type: ignore[attr-defined]
+                    self.apis.handlers["salesforce"].delete_record("Contact", contact_id, master_id)  # type: ignore[attr-defined]
+                for opportunity_id in spec.get("delete_opportunities") or ():
+                    self.apis.handlers["salesforce"].delete_record("Opportunity", opportunity_id)  # type: ignore[attr-defined]
             return Response(200, {"multi_currency": org.multi_currency, "currency": org.currency,
                                   "session_seconds": org.session_seconds, "missing": sorted(org.missing),
-                                  "removed": {k: v[0] for k, v in org.removed.items()}})  # fmt: skip
+                                  "removed": {k: v[1] for k, v in org.removed.items()}})  # fmt: skip
         if rest == "slack":
             if request.method == "DELETE":
                 self.slack_messages.clear()

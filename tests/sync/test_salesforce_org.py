@@ -76,8 +76,8 @@ def test_a_contact_deleted_and_one_merged_in_the_crm_are_soft_deleted_with_audit
         by_person.setdefault(person, contact_id)
     deleted, merged, master = list(by_person.values())[:3]
     api = sandbox.apis.handlers["salesforce"]
-    api.delete_contact(deleted)
-    api.delete_contact(merged, master_id=master)
+    api.delete_record("Contact", deleted)
+    api.delete_record("Contact", merged, master_id=master)
     time.sleep(1.1)  # SOQL windows are whole seconds: let the deletions' second end before the next read
 
     result = sync(warehouse_url, sandbox, "salesforce.Contact", run="run-2")
@@ -180,3 +180,82 @@ def test_contact_roles_credit_the_full_gift_unless_a_partial_soft_credit_says_ho
     assert expected and from_roles == expected
     assert not any(role["Id"] in quarantined for role in world.records("salesforce", "OpportunityContactRole")
                    if role["IsPrimary"] and role["ContactId"])  # fmt: skip
+
+
+def test_an_opportunity_deleted_in_the_crm_leaves_its_gift_and_the_reconciliation_reports_it(
+    warehouse_url: str, world: World, sandbox: SandboxServer
+) -> None:
+    """queryAll also for Opportunities: a deleted one arrives with IsDeleted, unlinks from its donation (the
+    gift is then `not_in_crm` in its month's reconciliation), is kept in core.crm_record_removal with an audit
+    event, and one restored from the recycle bin links again."""
+    from cdp.finance.reconcile import reconcile_month
+
+    for key in ("salesforce.Contact", "salesforce.Account", "stripe.charges", "salesforce.Opportunity"):
+        sync(warehouse_url, sandbox, key)
+    with psycopg.connect(warehouse_url) as conn:
+        opportunity, ftid, person, received = conn.execute(
+            "SELECT crm_source_record_id, financial_transaction_id, person_id, received_at FROM core.donation"
+            " WHERE crm_source_record_id IS NOT NULL ORDER BY received_at DESC LIMIT 1"
+        ).fetchone()
+        linked_before = conn.execute(
+            "SELECT count(*) FROM core.donation WHERE crm_source_record_id IS NOT NULL"
+        ).fetchone()[0]
+    api = sandbox.apis.handlers["salesforce"]
+    api.delete_record("Opportunity", opportunity)
+    time.sleep(1.1)  # SOQL windows are whole seconds
+
+    sync(warehouse_url, sandbox, "salesforce.Opportunity", run="run-2")
+
+    with psycopg.connect(warehouse_url) as conn:
+        link = conn.execute(
+            "SELECT crm_source_record_id, crm_amount_minor FROM core.donation WHERE financial_transaction_id = %s",
+            (ftid,),
+        ).fetchone()
+        removal = conn.execute(
+            "SELECT kind, person_id, run_id, restored_at FROM core.crm_record_removal"
+            " WHERE sobject = 'Opportunity' AND source_record_id = %s",
+            (opportunity,),
+        ).fetchone()
+        linked_after = conn.execute(
+            "SELECT count(*) FROM core.donation WHERE crm_source_record_id IS NOT NULL"
+        ).fetchone()[0]
+        events = conn.execute(
+            "SELECT count(*) FROM audit.audit_events WHERE entity_type = 'core.crm_record_removal'"
+            " AND entity_id = %s",
+            (opportunity,),
+        ).fetchone()[0]
+        waiting = conn.execute(
+            "SELECT count(*) FROM ops.quarantine WHERE stream = 'Opportunity' AND source_record_id = %s",
+            (opportunity,),
+        ).fetchone()[0]
+    assert link == (None, None)
+    assert removal == ("deleted", person, "run-2", None)
+    assert linked_after == linked_before - 1 and events >= 1 and waiting == 0
+
+    result = reconcile_month(warehouse_url, received.strftime("%Y-%m"), actor=ACTOR)
+    with psycopg.connect(warehouse_url) as conn:
+        classes = {
+            row[0]
+            for row in conn.execute(
+                "SELECT class FROM ops.reconciliation_result WHERE run_id = %s AND financial_transaction_id = %s",
+                (result.run_id, ftid),
+            )
+        }
+    assert "not_in_crm" in classes
+
+    # Restored from the recycle bin: an ordinary record again, linked to its gift, its removal closed.
+    api.org.removed.pop(opportunity)
+    table = world.table("salesforce", "Opportunity")
+    with api.apis.lock:
+        table.touch([table.index_of(opportunity)], int(time.time()))
+    time.sleep(1.1)
+    sync(warehouse_url, sandbox, "salesforce.Opportunity", run="run-3")
+    with psycopg.connect(warehouse_url) as conn:
+        relinked = conn.execute(
+            "SELECT crm_source_record_id FROM core.donation WHERE financial_transaction_id = %s", (ftid,)
+        ).fetchone()[0]
+        restored = conn.execute(
+            "SELECT restored_at IS NOT NULL FROM core.crm_record_removal WHERE source_record_id = %s",
+            (opportunity,),
+        ).fetchone()[0]
+    assert (relinked, restored) == (opportunity, True)

@@ -11,8 +11,8 @@ on system changes, unlike LastModifiedDate) with ``>= since AND < until`` and or
 Also followed: "sObject Describe" (``GET .../sobjects/<Object>/describe``): each stream asks only for the
 fields of ``OBJECT_FIELDS`` the org has, so a single-currency org (no ``CurrencyIsoCode``) works and its
 amounts take the org's currency (``SalesforceClient.org_currency``); "QueryAll" (``GET .../queryAll``):
-Contacts are read with it, so a deleted or merged Contact arrives with ``IsDeleted`` and
-``MasterRecordId`` instead of vanishing. Every call goes through ``session.SalesforceSession``, which
+Contacts and Opportunities are read with it, so a deleted or merged Contact arrives with ``IsDeleted`` and
+``MasterRecordId`` instead of vanishing, and a deleted Opportunity leaves the gift it was on. Every call goes through ``session.SalesforceSession``, which
 gets its token from the connected app and renews it on 401 ``INVALID_SESSION_ID`` (why not
 simple-salesforce or the Airflow provider: see that module). The vendor material these follow is kept
 under ``tests/vendor_material/salesforce/``.
@@ -283,7 +283,7 @@ class SalesforceObjectStream:
 
 
 # Read with queryAll, so a deleted or merged record arrives (IsDeleted, MasterRecordId) instead of vanishing.
-INCLUDE_DELETED = frozenset({"Contact"})
+INCLUDE_DELETED = frozenset({"Contact", "Opportunity"})
 
 
 def streams(settings: SourceSettings) -> list[Stream]:

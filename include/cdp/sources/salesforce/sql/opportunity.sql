@@ -1,6 +1,8 @@
 -- Salesforce Opportunities (the CRM's view of a gift) into the crm_* columns of the processor's donation,
 -- matched by the financial transaction id. A gift the processor has not reported yet is not invented from
--- the CRM side: it waits in the quarantine with its reason and is re-tried by every later sync.
+-- the CRM side: it waits in the quarantine with its reason and is re-tried by every later sync. An
+-- Opportunity deleted in the CRM (read with queryAll: IsDeleted) leaves the gift it was on, so the monthly
+-- reconciliation reports that gift as not in the CRM.
 
 -- The latest version of each opportunity in the batch: one gift per opportunity.
 CREATE TEMP TABLE incoming_gifts ON COMMIT DROP AS
@@ -13,7 +15,8 @@ SELECT DISTINCT ON (b.source_record_id)
        upper(coalesce(b.payload ->> 'CurrencyIsoCode', nullif(%(org_currency)s::text, ''))) AS currency,
        b.payload ->> 'StageName' AS stage,
        (b.payload ->> 'CloseDate')::date AS close_date,
-       nullif(b.payload ->> 'AccountId', '') AS account_id
+       nullif(b.payload ->> 'AccountId', '') AS account_id,
+       coalesce((b.payload ->> 'IsDeleted')::boolean, false) AS is_deleted
 FROM sync_batch b
 WHERE b.reason IS NULL
 ORDER BY b.source_record_id, b.seq DESC;
@@ -24,6 +27,7 @@ SET reason = 'no processor donation yet: its financial transaction is not in cor
     reason_value = g.financial_transaction_id
 FROM incoming_gifts g
 WHERE b.seq = g.seq
+  AND NOT g.is_deleted
   AND NOT EXISTS (SELECT 1 FROM core.donation d WHERE d.financial_transaction_id = g.financial_transaction_id);
 
 -- One gift is one opportunity: a second opportunity claiming it is held for a person to decide.
@@ -34,6 +38,7 @@ FROM incoming_gifts g
 JOIN core.donation d ON d.financial_transaction_id = g.financial_transaction_id
 WHERE b.seq = g.seq
   AND b.reason IS NULL
+  AND NOT g.is_deleted
   AND d.crm_source_record_id IS NOT NULL
   AND d.crm_source_record_id <> g.source_record_id;
 
@@ -43,17 +48,19 @@ SET reason = 'financial transaction also claimed by another opportunity in the s
 FROM incoming_gifts g
 JOIN incoming_gifts other
   ON other.financial_transaction_id = g.financial_transaction_id AND other.source_record_id < g.source_record_id
+     AND NOT other.is_deleted
 WHERE b.seq = g.seq
-  AND b.reason IS NULL;
+  AND b.reason IS NULL
+  AND NOT g.is_deleted;
 
--- An opportunity moved to another gift in the CRM leaves the gift it was on.
+-- An opportunity moved to another gift in the CRM, or deleted there, leaves the gift it was on.
 UPDATE core.donation d
 SET crm_source_record_id = NULL, crm_amount_minor = NULL, crm_currency = NULL, crm_stage = NULL,
     crm_close_date = NULL, crm_account_id = NULL, household_id = NULL, organization_id = NULL, updated_at = now()
 FROM incoming_gifts g
 JOIN sync_batch b ON b.seq = g.seq AND b.reason IS NULL
 WHERE d.crm_source_record_id = g.source_record_id
-  AND d.financial_transaction_id <> g.financial_transaction_id;
+  AND (d.financial_transaction_id <> g.financial_transaction_id OR g.is_deleted);
 
 -- The gift's household or organisation comes from its account when that is already here (else the
 -- Account stream sets it when the account arrives: account_gifts.sql).
@@ -69,7 +76,7 @@ SET crm_source_record_id = g.source_record_id,
     updated_at = now()
 FROM (SELECT g.*, h.household_id, o.organization_id
       FROM incoming_gifts g
-      JOIN sync_batch b ON b.seq = g.seq AND b.reason IS NULL
+      JOIN sync_batch b ON b.seq = g.seq AND b.reason IS NULL AND NOT g.is_deleted
       LEFT JOIN core.household h ON h.source = 'salesforce' AND h.source_record_id = g.account_id
       LEFT JOIN core.organization o ON o.source = 'salesforce' AND o.source_record_id = g.account_id) g
 WHERE d.financial_transaction_id = g.financial_transaction_id
@@ -78,3 +85,24 @@ WHERE d.financial_transaction_id = g.financial_transaction_id
       IS DISTINCT FROM
       (g.source_record_id, g.amount_minor, g.currency::char(3), g.stage, g.close_date, g.account_id,
        g.household_id, g.organization_id);
+
+-- What the CRM said of a deleted Opportunity is kept (core.crm_record_removal, audited), with the donor of
+-- the gift it was on; one restored from the recycle bin arrives as an ordinary record and closes its removal.
+INSERT INTO core.crm_record_removal (source, sobject, source_record_id, kind, person_id, removed_at, run_id)
+SELECT 'salesforce', 'Opportunity', g.source_record_id, 'deleted',
+       (SELECT d.person_id FROM core.donation d WHERE d.financial_transaction_id = g.financial_transaction_id),
+       coalesce((b.payload ->> 'SystemModstamp')::timestamptz, now()), %(run_id)s
+FROM incoming_gifts g
+JOIN sync_batch b ON b.seq = g.seq AND b.reason IS NULL
+WHERE g.is_deleted
+ON CONFLICT (source, sobject, source_record_id) DO UPDATE
+SET removed_at = excluded.removed_at, run_id = excluded.run_id, restored_at = NULL, updated_at = now()
+WHERE core.crm_record_removal.restored_at IS NOT NULL;
+
+UPDATE core.crm_record_removal r
+SET restored_at = now(), run_id = %(run_id)s, updated_at = now()
+FROM incoming_gifts g
+JOIN sync_batch b ON b.seq = g.seq AND b.reason IS NULL
+WHERE NOT g.is_deleted
+  AND r.source = 'salesforce' AND r.sobject = 'Opportunity' AND r.source_record_id = g.source_record_id
+  AND r.restored_at IS NULL;
