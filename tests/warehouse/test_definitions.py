@@ -195,6 +195,8 @@ CHANGED_SINCE_THE_REVISIONS = {
     "audit.readable_image(text,jsonb)": "issue 15 item 3: added (audit.readable_events)",
     "privacy.register_member(uuid,text,date)": "issue 15 item 4: added; partners register members only here",
     "ops.crm_gift_landed": "issue 21: added; where the count diff finds a CRM opportunity (on its processor donation)",
+    "ops.merge_people(uuid,uuid,text,text,bigint,double precision,text)": "issue 15: added (revision 0027); a "
+    "merge moves rows the dedupe's role may not read (consent, donations) as cdp_definer",
 }
 
 

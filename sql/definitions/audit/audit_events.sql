@@ -114,7 +114,8 @@ BEGIN
 END
 $$;
 REVOKE ALL ON FUNCTION audit.seal() FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION audit.seal() TO cdp_loader, cdp_viewer, cdp_editor, cdp_admin, cdp_finance;
+GRANT EXECUTE ON FUNCTION audit.seal() TO cdp_loader, cdp_viewer, cdp_editor, cdp_admin, cdp_finance,
+    cdp_dedupe;  -- cdp_dedupe: the anchor after each task of its DAG (revision 0027)
 ALTER FUNCTION audit.seal() OWNER TO cdp_definer;
 
 -- The one change let through: the seal (seq, prev_hash, hash from NULL to values) by the definer functions.
