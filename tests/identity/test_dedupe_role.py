@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Callable, Iterator
+from types import SimpleNamespace
 from urllib.parse import quote, urlsplit, urlunsplit
 
 import psycopg
@@ -16,6 +17,8 @@ from psycopg import sql
 
 from cdp.identity.runs import run_dedupe
 from cdp.quality.data_alerts import alert_once, duplicate_spike_findings
+from cdp.runtime.assets import skip_before_first_complete_sync
+from cdp.sync.specs import SCHEDULED_SPECS
 from cdp.warehouse import Actor
 from cdp.warehouse.embedded import ensure_login
 
@@ -187,6 +190,32 @@ def test_the_duplicate_rate_alert_is_sent_and_cleared_as_the_dedupe_login(
             "SELECT active, times_seen FROM ops.alert_state WHERE alert_key = 'dedupe_spike:duplicate_rate'"
         ).fetchone()
     assert state == (False, 2)
+
+
+def test_a_scheduled_run_asks_whether_the_first_sync_is_done_as_the_dedupe_login(
+    synced_url: str, dedupe_login, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every task's pre_execute (default_args(after_first_sync=True)) connects as the family login too."""
+    from airflow.sdk.exceptions import AirflowSkipException
+
+    monkeypatch.setenv("AIRFLOW_CONN_WAREHOUSE", UNREACHABLE)
+    monkeypatch.setenv("AIRFLOW_CONN_WAREHOUSE_DEDUPE", dedupe_login())
+    scheduled = SimpleNamespace(run_type="scheduled", dag_id="cdp_dedupe")
+
+    with psycopg.connect(synced_url) as conn:
+        conn.execute("DELETE FROM ops.sync_run")
+    with pytest.raises(AirflowSkipException):
+        skip_before_first_complete_sync(scheduled)
+
+    with psycopg.connect(synced_url) as conn:
+        for spec in SCHEDULED_SPECS:
+            source, stream = spec.key.split(".", 1)
+            conn.execute(
+                "INSERT INTO ops.sync_run (run_id, source, stream, window_end, started_at)"
+                " VALUES ('scheduled__first', %s, %s, now(), now())",
+                (source, stream),
+            )
+    skip_before_first_complete_sync(scheduled)  # the first complete sync is there: the run goes ahead
 
 
 def test_every_column_a_merge_moves_is_movable_by_the_merge_function(synced_url: str) -> None:

@@ -69,6 +69,10 @@ GRANT INSERT (alert_key, fingerprint, summary, last_sent_at, last_run_id) ON ops
 GRANT UPDATE (fingerprint, active, summary, last_seen, last_run_id, times_seen, last_sent_at) ON ops.alert_state
     TO cdp_dedupe;
 
+-- A scheduled run skips while no sync has landed every stream (cdp.runtime.assets.skip_before_first_complete_sync,
+-- each task's pre_execute): which sync runs landed which streams.
+GRANT SELECT (run_id, source, stream) ON ops.sync_run TO cdp_dedupe;
+
 -- The audit trail: the run's event through audit.record_event (finish_run; merges record theirs inside
 -- ops.merge_people), and the head anchored after every task (cdp.runtime.anchor: audit.seal, then the head's
 -- seq and hash; no event's content).
