@@ -15,6 +15,9 @@ pairs are merged by the next run.
 **Reads** `core.person`, `ops.identity_decision`. **Writes** `ops.dedupe_run` (the run report: people
 compared, candidate pairs, merged, queued, rejected, duplicate rate, spike flag), `ops.identity_pair_score`,
 `ops.identity_pair`, `ops.identity_merge(_move)`, `core.*` (merges) and `audit.audit_events`.
+**Connects as** its own login through the connection `warehouse_dedupe`: a member of `cdp_dedupe` (revision
+0027), which reads only the compared columns of people, and merges through `ops.merge_people`, so it moves
+consent statements and donations without being able to read them.
 
 **An alert from it means** either a task failed after its retries (warehouse down: the next run picks
 up everything since the last successful run, nothing is lost), or *DuplicateRateSpike*: this run found

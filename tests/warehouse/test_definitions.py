@@ -200,6 +200,8 @@ CHANGED_SINCE_THE_REVISIONS = {
     "mart.kpi_referral_volume_monthly": "issue 17: a subscriber deleted at ReferralHero no longer counts",
     "mart.kpi_referral_conversion_monthly": "issue 17: a subscriber deleted at ReferralHero no longer counts",
     "mart.kpi_referral_support_tickets_monthly": "issue 17: a ticket deleted at Zendesk no longer counts",
+    "ops.merge_people(uuid,uuid,text,text,bigint,double precision,text)": "issue 15: added (revision 0027); a "
+    "merge moves rows the dedupe's role may not read (consent, donations) as cdp_definer",
 }
 
 

@@ -1,7 +1,8 @@
 """Reversible merges: a merge moves every row pointing to the absorbed person, recorded row by row.
 
 A merge is non-destructive and recorded row by row in `ops.identity_merge_move`: the absorbed person gets
-`merged_into`, its source identities and every row pointing to it move to the survivor. `unmerge` puts
+`merged_into`, its source identities and every row pointing to it move to the survivor (in the warehouse's
+SECURITY DEFINER function `ops.merge_people`, so the dedupe's role needs no right on what it moves). `unmerge` puts
 every recorded row back, returns rows that syncs attached to the survivor since then through the absorbed
 person's source identities (`sql/dedupe/post_merge_lineage.sql`), and restores both person rows as they
 were. Merges and unmerges are audit events.
@@ -99,59 +100,6 @@ def _person_image(conn: psycopg.Connection, person_id: str) -> dict[str, Any]:
     return row["image"]
 
 
-def _move_rows(
-    conn: psycopg.Connection, merge_id: int, reference: PersonReference, absorbed: str, survivor: str
-) -> tuple[int, int]:
-    """Re-point one column from absorbed to survivor, recording each row; rows whose move would break a
-    unique key (the survivor already has the same membership) stay on the absorbed person."""
-    key = sql.SQL("jsonb_build_object({})").format(
-        sql.SQL(", ").join(
-            sql.SQL("{}, {}").format(sql.Literal(k), sql.Identifier(k)) for k in reference.key_columns
-        )
-    )
-    params = {"merge_id": merge_id, "t": reference.table, "c": reference.column, "a": absorbed, "s": survivor}
-    statement = sql.SQL(
-        "WITH moved AS (UPDATE {table} SET {column} = %(s)s WHERE {column} = %(a)s RETURNING {key} AS row_key)"
-        " INSERT INTO ops.identity_merge_move (merge_id, table_name, column_name, row_key, old_person_id,"
-        " new_person_id) SELECT %(merge_id)s, %(t)s, %(c)s, row_key, %(a)s, %(s)s FROM moved"
-    ).format(table=_table(reference.table), column=sql.Identifier(reference.column), key=key)
-    try:
-        with conn.transaction():
-            moved = conn.execute(statement, params).rowcount
-        return moved, 0
-    except psycopg.errors.UniqueViolation:
-        pass
-    keys = [
-        row["row_key"]
-        for row in conn.execute(
-            sql.SQL("SELECT {key} AS row_key FROM {table} WHERE {column} = %(a)s").format(
-                key=key, table=_table(reference.table), column=sql.Identifier(reference.column)
-            ),
-            params,
-        ).fetchall()
-    ]
-    moved = kept = 0
-    one_row = sql.SQL(
-        "WITH moved AS (UPDATE {table} SET {column} = %(s)s WHERE {column} = %(a)s AND {match}"
-        " RETURNING {key} AS row_key)"
-        " INSERT INTO ops.identity_merge_move (merge_id, table_name, column_name, row_key, old_person_id,"
-        " new_person_id) SELECT %(merge_id)s, %(t)s, %(c)s, row_key, %(a)s, %(s)s FROM moved"
-    ).format(
-        table=_table(reference.table),
-        column=sql.Identifier(reference.column),
-        key=key,
-        match=_key_match(reference),
-    )
-    for row_key in keys:
-        try:
-            with conn.transaction():
-                conn.execute(one_row, {**params, "row_key": json.dumps(row_key)})
-            moved += 1
-        except psycopg.errors.UniqueViolation:
-            kept += 1
-    return moved, kept
-
-
 def _key_match(reference: PersonReference) -> sql.Composable:
     """`pk1 = (row from jsonb).pk1 AND …` for a row key given as %(row_key)s."""
     record = sql.SQL("(jsonb_populate_record(NULL::{table}, %(row_key)s::jsonb))").format(
@@ -175,49 +123,24 @@ def merge_people(
     pair_id: int | None = None,
     score: float | None = None,
     merged_by: str | None = None,
-    references: Sequence[PersonReference] | None = None,
 ) -> int:
-    """Merge `absorbed` into `survivor` inside the caller's transaction; returns the merge id."""
+    """Merge `absorbed` into `survivor` inside the caller's transaction; returns the merge id.
+
+    The warehouse's `ops.merge_people` (sql/definitions/ops/merge_people.sql) does it: before-images, every
+    row pointing to the absorbed person moved and recorded, `merged_into`, the pair, the audit event. It runs
+    as its owner, so the dedupe's role moves consent statements and donations without any right to read them.
+    """
     if survivor == absorbed:
         raise DedupeError("a person cannot be merged into itself")
-    survivor_before = _person_image(conn, survivor)
-    absorbed_before = _person_image(conn, absorbed)
-    for image in (survivor_before, absorbed_before):
-        if image["merged_into"] is not None:
-            raise DedupeError(f"person {image['person_id']} is already merged into another person")
-    merge_id = conn.execute(
-        "INSERT INTO ops.identity_merge (run_id, pair_id, survivor_id, absorbed_id, reason, score, merged_by,"
-        " survivor_before, absorbed_before) VALUES (%s, %s, %s, %s, %s, %s, %s, %s::jsonb, %s::jsonb)"
-        " RETURNING merge_id",
-        (run_id, pair_id, survivor, absorbed, reason, score, merged_by,
-         json.dumps(survivor_before), json.dumps(absorbed_before)),
-    ).fetchone()["merge_id"]  # fmt: skip
-    moved: dict[str, int] = {}
-    kept: dict[str, int] = {}
-    for reference in references if references is not None else person_references(conn):
-        count, left = _move_rows(conn, merge_id, reference, absorbed, survivor)
-        if count:
-            moved[f"{reference.table}.{reference.column}"] = count
-        if left:
-            kept[f"{reference.table}.{reference.column}"] = left
-    conn.execute("UPDATE core.person SET merged_into = %s WHERE person_id = %s", (survivor, absorbed))
-    if pair_id is not None:
-        conn.execute(
-            "UPDATE ops.identity_pair SET status = 'merged', merge_id = %s, updated_at = now() WHERE pair_id = %s",
-            (merge_id, pair_id),
-        )
-    audit.record_event(
-        conn,
-        "merge",
-        "core.person",
-        absorbed,
-        {"merge_id": merge_id, "survivor_id": survivor, "absorbed_id": absorbed, "reason": reason,
-         "score": score, "pair_id": pair_id, "run_id": run_id, "rows_moved": moved,
-         "rows_left_on_absorbed": kept},
-        before={"merged_into": None},
-        after={"merged_into": survivor},
-    )  # fmt: skip
-    return int(merge_id)
+    try:
+        with conn.transaction():
+            row = conn.execute(
+                "SELECT ops.merge_people(%s, %s, %s, %s, %s, %s, %s) AS merge_id",
+                (survivor, absorbed, reason, run_id, pair_id, score, merged_by),
+            ).fetchone()
+    except psycopg.errors.InvalidParameterValue as error:
+        raise DedupeError(error.diag.message_primary or str(error)) from error
+    return int(row["merge_id"] if isinstance(row, dict) else row[0])
 
 
 @dataclass(frozen=True)

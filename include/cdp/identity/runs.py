@@ -41,7 +41,7 @@ from cdp.identity.guards import (
     survivor_first,
     triage_pairs,
 )
-from cdp.identity.merges import merge_people, person_references, sql_file
+from cdp.identity.merges import merge_people, sql_file
 from cdp.identity.resolve import resolve
 from cdp.warehouse import Actor, connect, transaction
 
@@ -288,7 +288,6 @@ def apply_run(url: str, actor: Actor, run_id: str, *, settings: DedupeSettings |
         if missing:
             raise DedupeError(f"dedupe run {run_id}: shards {missing} have not been scored")
         report.candidate_pairs = sum(int(count) for count in done.values())
-        references = person_references(conn)
         # Reviewer approvals since the last run are merged first (reason 'review').
         for approved in conn.execute(
             "SELECT pair_id, person_low::text AS low, person_high::text AS high, score FROM ops.identity_pair"
@@ -306,8 +305,7 @@ def apply_run(url: str, actor: Actor, run_id: str, *, settings: DedupeSettings |
             survivor, absorbed = survivor_first(facts, roots["low"], roots["high"])
             report.merge_ids.append(
                 merge_people(conn, survivor, absorbed, reason="review", run_id=run_id,
-                             pair_id=approved["pair_id"], score=approved["score"], merged_by=actor.name,
-                             references=references)
+                             pair_id=approved["pair_id"], score=approved["score"], merged_by=actor.name)
             )  # fmt: skip
             report.approved_merged += 1
 
@@ -354,8 +352,7 @@ def apply_run(url: str, actor: Actor, run_id: str, *, settings: DedupeSettings |
                 continue
             report.merge_ids.append(
                 merge_people(conn, survivor, absorbed, reason="auto", run_id=run_id,
-                             pair_id=pair_ids[(low, high)], score=pair["score"], merged_by=actor.name,
-                             references=references)
+                             pair_id=pair_ids[(low, high)], score=pair["score"], merged_by=actor.name)
             )  # fmt: skip
             members.setdefault(survivor, set()).update({absorbed} | members.pop(absorbed, set()))
         for pair in to_queue:

@@ -96,7 +96,9 @@ def skip_before_first_complete_sync(dag_run: Any, url: str | None = None) -> Non
     run_type = str(getattr(dag_run.run_type, "value", dag_run.run_type))
     if run_type not in AUTOMATIC_RUN_TYPES:
         return
-    if complete_sync_runs(url or warehouse_url(), [spec.key for spec in SCHEDULED_SPECS]) == 0:
+    # As the DAG's own family login when it has one (FAMILY_CONNECTIONS), like its tasks.
+    url = url or warehouse_url(getattr(dag_run, "dag_id", None))
+    if complete_sync_runs(url, [spec.key for spec in SCHEDULED_SPECS]) == 0:
         raise AirflowSkipException(
             f"{run_type} run before the first complete sync: the warehouse is still landing its first data;"
             " that sync's warehouse.ready event starts this DAG"

@@ -114,7 +114,8 @@ BEGIN
 END
 $$;
 REVOKE ALL ON FUNCTION audit.seal() FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION audit.seal() TO cdp_loader, cdp_viewer, cdp_editor, cdp_admin, cdp_finance, cdp_reconcile;
+GRANT EXECUTE ON FUNCTION audit.seal() TO cdp_loader, cdp_viewer, cdp_editor, cdp_admin, cdp_finance,
+    cdp_reconcile, cdp_dedupe;  -- the DAG families: the anchor after each task (revisions 0026, 0027)
 ALTER FUNCTION audit.seal() OWNER TO cdp_definer;
 
 -- The one change let through: the seal (seq, prev_hash, hash from NULL to values) by the definer functions.
@@ -156,4 +157,4 @@ $$;
 REVOKE ALL ON FUNCTION audit.record_event(text, text, text, jsonb, jsonb, jsonb) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION audit.record_event(text, text, text, jsonb, jsonb, jsonb)
     TO cdp_loader, cdp_viewer, cdp_editor, cdp_admin, cdp_finance, cdp_login_admin,  -- create_login records
-       cdp_reconcile;  -- a reconciliation run's event
+       cdp_reconcile, cdp_dedupe;  -- the DAG families' run events (revisions 0026, 0027)

@@ -38,6 +38,20 @@ BEGIN
     IF pg_has_role(current_user, 'cdp_loader', 'MEMBER') THEN
         RETURN CASE WHEN TG_OP = 'DELETE' THEN OLD ELSE NEW END;
     END IF;
+    -- A merge (ops.merge_people, which runs as cdp_definer) moves the donation from the absorbed person to the
+    -- survivor, nothing else (revision 0027: the dedupe role has no right on donations).
+    IF TG_OP = 'UPDATE' AND current_user = 'cdp_definer'
+       AND (NEW.amount_minor, NEW.currency, NEW.fee_minor, NEW.refunded_minor, NEW.status, NEW.household_id,
+            NEW.organization_id, NEW.financial_transaction_id, NEW.received_at, NEW.campaign, NEW.source,
+            NEW.source_record_id)
+           IS NOT DISTINCT FROM
+           (OLD.amount_minor, OLD.currency, OLD.fee_minor, OLD.refunded_minor, OLD.status, OLD.household_id,
+            OLD.organization_id, OLD.financial_transaction_id, OLD.received_at, OLD.campaign, OLD.source,
+            OLD.source_record_id)
+       AND EXISTS (SELECT 1 FROM ops.identity_merge m
+                   WHERE m.absorbed_id = OLD.person_id AND m.survivor_id = NEW.person_id AND m.unmerged_at IS NULL) THEN
+        RETURN NEW;
+    END IF;
     IF TG_OP = 'UPDATE' AND correction IS NOT NULL AND EXISTS (
             SELECT 1 FROM ops.donation_correction c
             WHERE c.correction_id = correction::bigint AND c.status = 'approved' AND c.donation_id = NEW.donation_id) THEN
