@@ -33,10 +33,10 @@ for _variable in (
 
 import pytest  # noqa: E402
 from airflow_cluster import metadata_database  # noqa: E402
-from support import create_database, drop_database  # noqa: E402
+from support import create_database, drop_database, drop_logins, make_login  # noqa: E402
 
 from cdp.warehouse import migrations  # noqa: E402
-from cdp.warehouse.embedded import PROCESS_LOGINS, EmbeddedServer, ensure_login  # noqa: E402
+from cdp.warehouse.embedded import EmbeddedServer  # noqa: E402
 
 TEMPLATE_DATABASE = "cdp_template"
 
@@ -143,39 +143,15 @@ def load_dag(airflow_db: Path):
     return _load
 
 
-#: Roles whose logins are processes (made like `cdp warehouse logins` does), not people (privacy.create_login).
-PROCESS_ROLES = frozenset(role for _login, role in PROCESS_LOGINS.values())
-
-
 @pytest.fixture
 def logins(warehouse_url: str) -> Iterator[Callable[..., str]]:
-    """Real login users (cluster-wide roles) of an application role: name -> URL; dropped afterwards. People's
-    logins through privacy.create_login, a process's (pipeline, webhook intake, a DAG family) as
-    `cdp warehouse logins` makes them."""
-    import uuid
-    from urllib.parse import quote, urlsplit, urlunsplit
-
-    import psycopg
-    from psycopg import sql
-
+    """Real login users of an application role (``support.make_login``): role -> URL; dropped afterwards."""
     created: list[str] = []
 
     def create(role: str, organization_id: str | None = None) -> str:
-        login = f"t_{role.removeprefix('cdp_')}_{uuid.uuid4().hex[:10]}"
-        password = uuid.uuid4().hex
-        with psycopg.connect(warehouse_url, autocommit=True) as conn:
-            if role in PROCESS_ROLES:
-                ensure_login(conn, login, role, password)
-            else:
-                conn.execute(
-                    "SELECT privacy.create_login(%s, %s, %s, %s)", (login, role, password, organization_id)
-                )
+        login, url = make_login(warehouse_url, role, organization_id)
         created.append(login)
-        parts = urlsplit(warehouse_url)
-        host = parts.netloc.rsplit("@", 1)[-1]
-        return urlunsplit(parts._replace(netloc=f"{quote(login)}:{quote(password)}@{host}"))
+        return url
 
     yield create
-    with psycopg.connect(warehouse_url, autocommit=True) as conn:
-        for login in created:
-            conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(login)))
+    drop_logins(warehouse_url, created)

@@ -10,7 +10,10 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
-from cdp.warehouse.embedded import EmbeddedServer, port_is_free
+from cdp.warehouse.embedded import PROCESS_LOGINS, EmbeddedServer, ensure_login, port_is_free
+
+#: Roles whose logins are processes (made like `cdp warehouse logins` does), not people (privacy.create_login).
+PROCESS_ROLES = frozenset(role for _login, role in PROCESS_LOGINS.values())
 
 
 def free_port() -> int:
@@ -108,3 +111,29 @@ def state_difference(expected: list[str], got: list[str]) -> dict[str, list[str]
         "missing": sorted(set(expected) - set(got))[:3],
         "unexpected": sorted(set(got) - set(expected))[:3],
     }
+
+
+def make_login(admin_url: str, role: str, organization_id: str | None = None) -> tuple[str, str]:
+    """A real login (a cluster-wide role) of an application role on ``admin_url``'s database: (name, URL).
+    A person's through privacy.create_login, a process's (pipeline, webhook intake, a DAG family) as
+    `cdp warehouse logins` makes it. Drop it with ``drop_logins``."""
+    from urllib.parse import quote, urlsplit, urlunsplit
+
+    login = f"t_{role.removeprefix('cdp_')}_{uuid.uuid4().hex[:10]}"
+    password = uuid.uuid4().hex
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        if role in PROCESS_ROLES:
+            ensure_login(conn, login, role, password)
+        else:
+            conn.execute(
+                "SELECT privacy.create_login(%s, %s, %s, %s)", (login, role, password, organization_id)
+            )
+    parts = urlsplit(admin_url)
+    host = parts.netloc.rsplit("@", 1)[-1]
+    return login, urlunsplit(parts._replace(netloc=f"{quote(login)}:{quote(password)}@{host}"))
+
+
+def drop_logins(admin_url: str, logins: Iterable[str]) -> None:
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        for login in logins:
+            conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(login)))

@@ -93,7 +93,8 @@ def _migrate(args: argparse.Namespace) -> int:
 #: `cdp warehouse logins`: the services' own logins on a configured warehouse, passwords from the deployment.
 SERVICE_LOGINS = {"cdp_pipeline": ("cdp_loader", "CDP_PIPELINE_PASSWORD"),
                   "cdp_webhook_intake": ("cdp_webhook", "CDP_WEBHOOK_PASSWORD"),
-                  "cdp_reconcile_run": ("cdp_reconcile", "CDP_RECONCILE_PASSWORD")}  # fmt: skip
+                  "cdp_reconcile_run": ("cdp_reconcile", "CDP_RECONCILE_PASSWORD"),
+                  "cdp_dedupe_run": ("cdp_dedupe", "CDP_DEDUPE_PASSWORD")}  # fmt: skip
 
 
 def _logins() -> int:

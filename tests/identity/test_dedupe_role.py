@@ -6,21 +6,19 @@ consent, raw payloads, donations and writing audit events."""
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import Callable, Iterator
 from types import SimpleNamespace
-from urllib.parse import quote, urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import psycopg
 import pytest
-from psycopg import sql
+from support import drop_logins, make_login
 
 from cdp.identity.runs import run_dedupe
 from cdp.quality.data_alerts import alert_once, duplicate_spike_findings
 from cdp.runtime.assets import skip_before_first_complete_sync
 from cdp.sync.specs import SCHEDULED_SPECS
 from cdp.warehouse import Actor
-from cdp.warehouse.embedded import ensure_login
 
 ACTOR = Actor("pytest:dedupe-role")
 #: A `warehouse` connection nobody answers: a run that used it instead of its family's would fail.
@@ -28,24 +26,18 @@ UNREACHABLE = "postgresql://nobody@127.0.0.1:9/cdp"
 
 
 @pytest.fixture
-def dedupe_login(synced_url: str) -> Iterator[Callable[[], str]]:
-    """Real logins of cdp_dedupe, made like every process login (`cdp warehouse logins`, the embedded
-    server's): name -> URL; dropped afterwards."""
+def dedupe_login(synced_url: str) -> Iterator[Callable[..., str]]:
+    """Real logins of cdp_dedupe (or another DAG family's role) on the synced warehouse (``support.make_login``);
+    dropped afterwards."""
     created: list[str] = []
 
-    def create() -> str:
-        login, password = f"t_dedupe_{uuid.uuid4().hex[:10]}", uuid.uuid4().hex
-        with psycopg.connect(synced_url, autocommit=True) as conn:
-            ensure_login(conn, login, "cdp_dedupe", password)
+    def create(role: str = "cdp_dedupe") -> str:
+        login, url = make_login(synced_url, role)
         created.append(login)
-        parts = urlsplit(synced_url)
-        host = parts.netloc.rsplit("@", 1)[-1]
-        return urlunsplit(parts._replace(netloc=f"{quote(login)}:{quote(password)}@{host}"))
+        return url
 
     yield create
-    with psycopg.connect(synced_url, autocommit=True) as conn:
-        for login in created:
-            conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(login)))
+    drop_logins(synced_url, created)
 
 
 def _duplicates_with_consent_and_a_gift(url: str) -> tuple[str, str]:
@@ -192,15 +184,16 @@ def test_the_duplicate_rate_alert_is_sent_and_cleared_as_the_dedupe_login(
     assert state == (False, 2)
 
 
-def test_a_scheduled_run_asks_whether_the_first_sync_is_done_as_the_dedupe_login(
-    synced_url: str, dedupe_login, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("dag_id", ["cdp_dedupe", "cdp_reconcile"])
+def test_a_scheduled_run_asks_whether_the_first_sync_is_done_as_its_familys_login(
+    synced_url: str, dedupe_login, monkeypatch: pytest.MonkeyPatch, dag_id: str
 ) -> None:
     """Every task's pre_execute (default_args(after_first_sync=True)) connects as the family login too."""
     from airflow.sdk.exceptions import AirflowSkipException
 
     monkeypatch.setenv("AIRFLOW_CONN_WAREHOUSE", UNREACHABLE)
-    monkeypatch.setenv("AIRFLOW_CONN_WAREHOUSE_DEDUPE", dedupe_login())
-    scheduled = SimpleNamespace(run_type="scheduled", dag_id="cdp_dedupe")
+    monkeypatch.setenv(f"AIRFLOW_CONN_WAREHOUSE_{dag_id.removeprefix('cdp_').upper()}", dedupe_login(dag_id))
+    scheduled = SimpleNamespace(run_type="scheduled", dag_id=dag_id)
 
     with psycopg.connect(synced_url) as conn:
         conn.execute("DELETE FROM ops.sync_run")

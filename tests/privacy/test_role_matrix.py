@@ -18,7 +18,7 @@ from cdp.privacy import role_matrix
 
 DOCUMENT = Path(__file__).resolve().parents[2] / "docs" / "role_matrix.md"
 ROLES = ("cdp_loader", "cdp_viewer", "cdp_editor", "cdp_admin", "cdp_finance", "cdp_partner", "cdp_outreach",
-         "cdp_webhook", "cdp_reconcile", "cdp_definer", "cdp_login_admin")  # fmt: skip
+         "cdp_webhook", "cdp_reconcile", "cdp_dedupe", "cdp_definer", "cdp_login_admin")  # fmt: skip
 # The two owner roles of the SECURITY DEFINER functions (revision 0017): no login, no member; what they may do
 # is what those functions do (tests/privacy/test_definer_functions.py checks their powers).
 OWNER_ROLES = ("cdp_definer", "cdp_login_admin")
@@ -27,127 +27,128 @@ APPLICATION_ROLES = tuple(role for role in ROLES if role not in OWNER_ROLES)
 # One line per object: its privileges for each role in ROLES' order (letters as in role_matrix.LEGEND;
 # '-' for nothing). A section header names the kind of the objects below it.
 EXPECTED = """
-#                                                    load  view  edit  admin fin   part  outr  hook  recon defin login
+#                                                    load  view  edit  admin fin   part  outr  hook  recon dedup defin login
 [schema]
-audit                                                U     U     U     U     U     U     -     -     U     U     U
-core                                                 U     U     U     U     U     U     -     -     U     U     U
-mart                                                 U     U     U     U     U     -     U     -     -     -     -
-ops                                                  U     U     U     U     U     -     -     U     U     U     -
-privacy                                              U     U     U     U     U     U     U     -     -     U     U
-public                                               U     U     U     U     U     U     U     U     U     U     U
-raw                                                  U     U     U     U     U     -     -     U     -     U     -
+audit                                                U     U     U     U     U     U     -     -     U     U     U     U
+core                                                 U     U     U     U     U     U     -     -     U     U     U     U
+mart                                                 U     U     U     U     U     -     U     -     -     -     -     -
+ops                                                  U     U     U     U     U     -     -     U     U     U     U     -
+privacy                                              U     U     U     U     U     U     U     -     -     -     U     U
+public                                               U     U     U     U     U     U     U     U     U     U     U     U
+raw                                                  U     U     U     U     U     -     -     U     -     -     U     -
 [table]
-alembic_version                                      -     -     -     -     -     -     -     -     -     -     -
-audit.audit_events                                   r     s     s     r     s     -     -     -     s     raw   -
-audit.personal_column                                r     r     r     r     r     r     -     -     -     r     -
-audit.personal_image                                 -     -     -     r     -     -     -     -     -     raw   -
-core.balance_transaction                             rawd  r     r     rawd  r     -     -     -     s     r     -
-core.certificate                                     rawd  r     raw   rawd  r     r     -     -     -     r     -
-core.consent                                         raw   -     -     rawd  -     -     -     -     -     raw   -
-core.consent_age_rule                                r     r     r     rawd  r     -     -     -     -     r     -
-core.course                                          rawd  r     raw   rawd  r     r     -     -     -     r     -
-core.course_completion                               rawd  r     raw   rawd  r     r     -     -     -     r     -
-core.crm_account_contact                             rawd  r     r     r     r     -     -     -     -     r     -
-core.crm_record_removal                              raw   r     r     r     -     -     -     -     -     r     -
-core.donation                                        raw   r     r     rad   r     -     -     -     s     rw    -
-core.donation_soft_credit                            rawd  r     r     rawd  r     -     -     -     -     r     -
-core.enrollment                                      rawd  r     raw   rawd  r     r     -     -     -     r     -
-core.household                                       rawd  s     s     rawd  s     -     -     -     -     rw    -
-core.ledger_posting                                  rawd  r     r     rawd  r     -     -     -     s     r     -
-core.organization                                    rawd  r     raw   rawd  r     r     -     -     -     r     -
-core.organization_membership                         rawd  r     raw   rawd  r     ru    -     -     -     ra    -
-core.partner_login                                   -     r     r     rawd  r     -     -     -     -     r     a
-core.person                                          raw   s     s     rawd  s     s     -     -     -     rw    -
-core.person_source_id                                rawd  s     s     rawd  s     -     -     -     -     rw    -
-core.referral                                        rawd  r     r     rawd  r     -     -     -     -     r     -
-core.refund                                          rawd  r     r     rad   r     -     -     -     s     r     -
-core.reward                                          rawd  r     r     rawd  r     -     -     -     -     r     -
-core.source_deletion                                 raw   r     r     r     r     -     -     -     -     r     -
-core.support_ticket                                  rawd  s     s     rawd  s     -     -     -     -     rw    -
-core.survey_response                                 raw   s     s     rawd  s     -     -     -     -     rw    -
-core.volunteer                                       rawd  r     r     rawd  r     -     -     -     -     r     -
-core.volunteer_hours                                 rawd  r     r     rawd  r     -     -     -     -     r     -
-core.volunteer_shift                                 rawd  r     r     rawd  r     -     -     -     -     r     -
-ops.alert_state                                      raw   r     r     r     r     -     -     -     rau   r     -
-ops.alert_threshold                                  r     r     r     rawd  r     -     -     -     -     r     -
-ops.completion_trigger                               raw   r     r     r     r     -     -     -     -     r     -
-ops.count_diff                                       raw   r     r     r     r     -     -     -     -     r     -
-ops.count_diff_threshold                             r     r     r     rawd  r     -     -     -     -     r     -
-ops.crm_contact_link                                 rawd  r     r     r     r     -     -     -     -     r     -
-ops.crm_contact_review                               raw   r     r     r     r     -     -     -     -     r     -
-ops.crm_push_change                                  rawd  r     r     r     r     -     -     -     -     rw    -
-ops.crm_push_conflict                                raw   r     ru    ru    r     -     -     -     -     rw    -
-ops.crm_push_error                                   raw   s     s     r     s     -     -     -     -     rw    -
-ops.crm_push_run                                     raw   r     r     r     r     -     -     -     -     r     -
-ops.crm_push_state                                   rawd  r     r     r     r     -     -     -     -     rw    -
-ops.dedupe_run                                       rawd  r     r     r     -     -     -     -     -     r     -
-ops.donation_correction                              -     -     r     r     r     -     -     -     -     raw   -
-ops.finance_ledger_account                           r     -     r     r     rawd  -     -     -     r     r     -
-ops.health_check                                     rawd  r     r     r     r     -     -     -     -     r     -
-ops.identity_decision                                rawd  r     ra    ra    -     -     -     -     -     r     -
-ops.identity_merge                                   rawd  s     s     r     -     -     -     -     -     r     -
-ops.identity_merge_move                              rawd  s     s     r     -     -     -     -     -     r     -
-ops.identity_pair                                    rawd  r     r     r     -     -     -     -     -     rw    -
-ops.identity_pair_score                              rawd  -     -     -     -     -     -     -     -     r     -
-ops.legacy_clean_record                              rawd  -     -     r     -     -     -     -     -     rw    -
-ops.legacy_profile                                   rawd  r     r     r     r     -     -     -     -     r     -
-ops.legacy_profile_metric                            rawd  r     r     r     r     -     -     -     -     r     -
-ops.legacy_review                                    rawd  s     s     r     s     -     -     -     -     rw    -
-ops.quarantine                                       rawd  s     s     r     s     -     -     -     -     rw    -
-ops.reconciliation_explanation                       r     -     r     r     rawd  -     -     -     r     r     -
-ops.reconciliation_result                            raw   -     r     r     r     -     -     -     ra    r     -
-ops.reconciliation_run                               raw   -     r     r     r     -     -     -     rau   r     -
-ops.reconciliation_total                             raw   -     r     r     r     -     -     -     ra    r     -
-ops.referral_discrepancy                             rawd  r     r     r     r     -     -     -     -     r     -
-ops.referral_legacy                                  rawd  -     -     r     -     -     -     -     -     rw    -
-ops.referral_pilot                                   rawd  r     r     r     r     -     -     -     -     r     -
-ops.reward_fulfilment                                rawd  r     ru    ru    r     -     -     -     -     r     -
-ops.sync_run                                         rawd  r     r     r     r     -     -     -     s     r     -
-ops.sync_watermark                                   rawd  r     r     r     r     -     -     -     -     r     -
-ops.webhook_event                                    raw   r     r     r     r     -     -     si    -     r     -
-ops.webhook_rejection                                raw   s     s     rw    s     -     -     i     -     rw    -
-ops.webhook_rejection_count                          raw   r     r     r     r     -     -     siu   -     r     -
-ops.webhook_undeliverable                            raw   -     -     ru    -     -     -     siu   -     rw    -
-raw.legacy_file                                      ra    -     -     r     -     -     -     -     -     r     -
-raw.records                                          ra    -     -     r     -     -     -     si    -     rw    -
+alembic_version                                      -     -     -     -     -     -     -     -     -     -     -     -
+audit.audit_events                                   r     s     s     r     s     -     -     -     s     s     raw   -
+audit.personal_column                                r     r     r     r     r     r     -     -     -     -     r     -
+audit.personal_image                                 -     -     -     r     -     -     -     -     -     -     raw   -
+core.balance_transaction                             rawd  r     r     rawd  r     -     -     -     s     -     r     -
+core.certificate                                     rawd  r     raw   rawd  r     r     -     -     -     -     ru    -
+core.consent                                         raw   -     -     rawd  -     -     -     -     -     -     raw   -
+core.consent_age_rule                                r     r     r     rawd  r     -     -     -     -     -     r     -
+core.course                                          rawd  r     raw   rawd  r     r     -     -     -     -     r     -
+core.course_completion                               rawd  r     raw   rawd  r     r     -     -     -     -     ru    -
+core.crm_account_contact                             rawd  r     r     r     r     -     -     -     -     -     r     -
+core.crm_record_removal                              raw   r     r     r     -     -     -     -     -     -     ru    -
+core.donation                                        raw   r     r     rad   r     -     -     -     s     -     rw    -
+core.donation_soft_credit                            rawd  r     r     rawd  r     -     -     -     -     -     ru    -
+core.enrollment                                      rawd  r     raw   rawd  r     r     -     -     -     -     ru    -
+core.household                                       rawd  s     s     rawd  s     -     -     -     -     s     rw    -
+core.ledger_posting                                  rawd  r     r     rawd  r     -     -     -     s     -     r     -
+core.organization                                    rawd  r     raw   rawd  r     r     -     -     -     -     r     -
+core.organization_membership                         rawd  r     raw   rawd  r     ru    -     -     -     -     rau   -
+core.partner_login                                   -     r     r     rawd  r     -     -     -     -     -     r     a
+core.person                                          raw   s     s     rawd  s     s     -     -     -     s     rw    -
+core.person_source_id                                rawd  s     s     rawd  s     -     -     -     -     s     rw    -
+core.referral                                        rawd  r     r     rawd  r     -     -     -     -     -     ru    -
+core.refund                                          rawd  r     r     rad   r     -     -     -     s     -     r     -
+core.reward                                          rawd  r     r     rawd  r     -     -     -     -     -     ru    -
+core.source_deletion                                 raw   r     r     r     r     -     -     -     -     -     r     -
+core.support_ticket                                  rawd  s     s     rawd  s     -     -     -     -     -     rw    -
+core.survey_response                                 raw   s     s     rawd  s     -     -     -     -     -     rw    -
+core.volunteer                                       rawd  r     r     rawd  r     -     -     -     -     -     ru    -
+core.volunteer_hours                                 rawd  r     r     rawd  r     -     -     -     -     -     ru    -
+core.volunteer_shift                                 rawd  r     r     rawd  r     -     -     -     -     -     ru    -
+ops.alert_state                                      raw   r     r     r     r     -     -     -     rau   siu   r     -
+ops.alert_threshold                                  r     r     r     rawd  r     -     -     -     -     -     r     -
+ops.completion_trigger                               raw   r     r     r     r     -     -     -     -     -     r     -
+ops.count_diff                                       raw   r     r     r     r     -     -     -     -     -     r     -
+ops.count_diff_threshold                             r     r     r     rawd  r     -     -     -     -     -     r     -
+ops.crm_contact_link                                 rawd  r     r     r     r     -     -     -     -     -     r     -
+ops.crm_contact_review                               raw   r     r     r     r     -     -     -     -     -     r     -
+ops.crm_push_change                                  rawd  r     r     r     r     -     -     -     -     -     rw    -
+ops.crm_push_conflict                                raw   r     ru    ru    r     -     -     -     -     -     rw    -
+ops.crm_push_error                                   raw   s     s     r     s     -     -     -     -     -     rw    -
+ops.crm_push_run                                     raw   r     r     r     r     -     -     -     -     -     r     -
+ops.crm_push_state                                   rawd  r     r     r     r     -     -     -     -     -     rw    -
+ops.dedupe_run                                       rawd  r     r     r     -     -     -     -     -     riud  r     -
+ops.donation_correction                              -     -     r     r     r     -     -     -     -     -     raw   -
+ops.finance_ledger_account                           r     -     r     r     rawd  -     -     -     r     -     r     -
+ops.health_check                                     rawd  r     r     r     r     -     -     -     -     -     r     -
+ops.identity_decision                                rawd  r     ra    ra    -     -     -     -     -     s     r     -
+ops.identity_merge                                   rawd  s     s     r     -     -     -     -     -     -     ri    -
+ops.identity_merge_move                              rawd  s     s     r     -     -     -     -     -     -     ri    -
+ops.identity_pair                                    rawd  r     r     r     -     -     -     -     -     siu   rw    -
+ops.identity_pair_score                              rawd  -     -     -     -     -     -     -     -     rid   r     -
+ops.legacy_clean_record                              rawd  -     -     r     -     -     -     -     -     -     rw    -
+ops.legacy_profile                                   rawd  r     r     r     r     -     -     -     -     -     r     -
+ops.legacy_profile_metric                            rawd  r     r     r     r     -     -     -     -     -     r     -
+ops.legacy_review                                    rawd  s     s     r     s     -     -     -     -     -     rw    -
+ops.quarantine                                       rawd  s     s     r     s     -     -     -     -     -     rw    -
+ops.reconciliation_explanation                       r     -     r     r     rawd  -     -     -     r     -     r     -
+ops.reconciliation_result                            raw   -     r     r     r     -     -     -     ra    -     r     -
+ops.reconciliation_run                               raw   -     r     r     r     -     -     -     rau   -     r     -
+ops.reconciliation_total                             raw   -     r     r     r     -     -     -     ra    -     r     -
+ops.referral_discrepancy                             rawd  r     r     r     r     -     -     -     -     -     r     -
+ops.referral_legacy                                  rawd  -     -     r     -     -     -     -     -     -     rw    -
+ops.referral_pilot                                   rawd  r     r     r     r     -     -     -     -     -     r     -
+ops.reward_fulfilment                                rawd  r     ru    ru    r     -     -     -     -     -     r     -
+ops.sync_run                                         rawd  r     r     r     r     -     -     -     s     s     r     -
+ops.sync_watermark                                   rawd  r     r     r     r     -     -     -     -     -     r     -
+ops.webhook_event                                    raw   r     r     r     r     -     -     si    -     -     r     -
+ops.webhook_rejection                                raw   s     s     rw    s     -     -     i     -     -     rw    -
+ops.webhook_rejection_count                          raw   r     r     r     r     -     -     siu   -     -     r     -
+ops.webhook_undeliverable                            raw   -     -     ru    -     -     -     siu   -     -     rw    -
+raw.legacy_file                                      ra    -     -     r     -     -     -     -     -     -     r     -
+raw.records                                          ra    -     -     r     -     -     -     si    -     -     rw    -
 [view]
-audit.readable_events                                r     r     r     r     r     -     -     -     -     -     -
-mart.kpi_course_completion_monthly                   -     r     r     r     r     -     -     -     -     -     -
-mart.kpi_data_accuracy_monthly                       -     r     r     r     r     -     -     -     -     -     -
-mart.kpi_duplicate_rate_monthly                      -     r     r     r     r     -     -     -     -     -     -
-mart.kpi_learner_reengagement_monthly                -     r     r     r     r     -     -     -     -     -     -
-mart.kpi_learners_also_donors_monthly                -     r     r     r     r     -     -     -     -     -     -
-mart.kpi_learners_also_volunteers_monthly            -     r     r     r     r     -     -     -     -     -     -
-mart.kpi_referral_conversion_monthly                 -     r     r     r     r     -     -     -     -     -     -
-mart.kpi_referral_reward_redemption_monthly          -     r     r     r     r     -     -     -     -     -     -
-mart.kpi_referral_support_tickets_monthly            -     r     r     r     r     -     -     -     -     -     -
-mart.kpi_referral_volume_monthly                     -     r     r     r     r     -     -     -     -     -     -
-mart.outreach_decision                               -     r     r     r     r     -     -     -     -     -     -
-mart.outreach_eligible                               -     -     -     r     -     -     r     -     -     -     -
-ops.crm_gift_landed                                  r     -     -     -     -     -     -     -     -     -     -
-ops.donation_trace                                   r     -     r     r     r     -     -     -     r     -     -
-ops.identity_review_queue                            r     r     r     r     -     -     -     -     -     -     -
-ops.reconciliation_quarantine                        r     -     -     r     r     -     -     -     r     -     -
-ops.reward_fulfilment_queue                          r     r     r     r     r     -     -     -     -     -     -
+audit.readable_events                                r     r     r     r     r     -     -     -     -     -     -     -
+mart.kpi_course_completion_monthly                   -     r     r     r     r     -     -     -     -     -     -     -
+mart.kpi_data_accuracy_monthly                       -     r     r     r     r     -     -     -     -     -     -     -
+mart.kpi_duplicate_rate_monthly                      -     r     r     r     r     -     -     -     -     -     -     -
+mart.kpi_learner_reengagement_monthly                -     r     r     r     r     -     -     -     -     -     -     -
+mart.kpi_learners_also_donors_monthly                -     r     r     r     r     -     -     -     -     -     -     -
+mart.kpi_learners_also_volunteers_monthly            -     r     r     r     r     -     -     -     -     -     -     -
+mart.kpi_referral_conversion_monthly                 -     r     r     r     r     -     -     -     -     -     -     -
+mart.kpi_referral_reward_redemption_monthly          -     r     r     r     r     -     -     -     -     -     -     -
+mart.kpi_referral_support_tickets_monthly            -     r     r     r     r     -     -     -     -     -     -     -
+mart.kpi_referral_volume_monthly                     -     r     r     r     r     -     -     -     -     -     -     -
+mart.outreach_decision                               -     r     r     r     r     -     -     -     -     -     -     -
+mart.outreach_eligible                               -     -     -     r     -     -     r     -     -     -     -     -
+ops.crm_gift_landed                                  r     -     -     -     -     -     -     -     -     -     -     -
+ops.donation_trace                                   r     -     r     r     r     -     -     -     r     -     -     -
+ops.identity_review_queue                            r     r     r     r     -     -     -     -     -     -     -     -
+ops.reconciliation_quarantine                        r     -     -     r     r     -     -     -     r     -     -     -
+ops.reward_fulfilment_queue                          r     r     r     r     r     -     -     -     -     -     -     -
 [definer function]
-audit.chain_event()                                  -     -     -     -     -     -     -     -     -     x     -
-audit.personal_image_seals()                         x     x     x     x     x     -     -     -     -     x     -
-audit.record_change()                                -     -     -     -     -     -     -     -     -     x     -
-audit.record_event(text,text,text,jsonb,jsonb,jsonb) x     x     x     x     x     -     -     -     x     x     x
-audit.seal()                                         x     x     x     x     x     -     -     -     x     x     -
-audit.seal_pending()                                 -     -     -     -     -     -     -     -     -     x     -
-core.erase_support_tickets()                         -     -     -     -     -     -     -     -     -     x     -
-ops.apply_identity_decision()                        -     -     -     -     -     -     -     -     -     x     -
-ops.approve_donation_correction(bigint,text)         -     -     -     -     x     -     -     -     -     x     -
-ops.decide_donation_correction(bigint,boolean,text)  -     -     -     -     -     -     -     -     -     x     -
-ops.latest_applied_correction(uuid)                  x     -     x     x     x     -     -     -     -     x     -
-ops.reject_donation_correction(bigint,text)          -     -     -     -     x     -     -     -     -     x     -
-ops.request_donation_correction(text,jsonb,text)     -     -     x     x     x     -     -     -     -     x     -
-privacy.create_login(text,text,text,uuid)            -     -     -     x     -     -     -     -     -     -     x
-privacy.current_partner()                            x     x     x     x     x     x     -     -     -     x     -
-privacy.erase_person(uuid,text)                      -     -     -     x     -     -     -     -     -     x     -
-privacy.erase_person_ops(uuid,text)                  -     -     -     x     -     -     -     -     -     x     -
-privacy.register_member(uuid,text,date)              -     -     -     -     -     x     -     -     -     x     -
+audit.chain_event()                                  -     -     -     -     -     -     -     -     -     -     x     -
+audit.personal_image_seals()                         x     x     x     x     x     -     -     -     -     -     x     -
+audit.record_change()                                -     -     -     -     -     -     -     -     -     -     x     -
+audit.record_event(text,text,text,jsonb,jsonb,jsonb) x     x     x     x     x     -     -     -     x     x     x     x
+audit.seal()                                         x     x     x     x     x     -     -     -     x     x     x     -
+audit.seal_pending()                                 -     -     -     -     -     -     -     -     -     -     x     -
+core.erase_support_tickets()                         -     -     -     -     -     -     -     -     -     -     x     -
+ops.apply_identity_decision()                        -     -     -     -     -     -     -     -     -     -     x     -
+ops.approve_donation_correction(bigint,text)         -     -     -     -     x     -     -     -     -     -     x     -
+ops.decide_donation_correction(bigint,boolean,text)  -     -     -     -     -     -     -     -     -     -     x     -
+ops.latest_applied_correction(uuid)                  x     -     x     x     x     -     -     -     -     -     x     -
+ops.merge_people(uuid,uuid,text,text,bigint,double precision,te x     -     -     x     -     -     -     -     -     x     x     -
+ops.reject_donation_correction(bigint,text)          -     -     -     -     x     -     -     -     -     -     x     -
+ops.request_donation_correction(text,jsonb,text)     -     -     x     x     x     -     -     -     -     -     x     -
+privacy.create_login(text,text,text,uuid)            -     -     -     x     -     -     -     -     -     -     -     x
+privacy.current_partner()                            x     x     x     x     x     x     -     -     -     -     x     -
+privacy.erase_person(uuid,text)                      -     -     -     x     -     -     -     -     -     -     x     -
+privacy.erase_person_ops(uuid,text)                  -     -     -     x     -     -     -     -     -     -     x     -
+privacy.register_member(uuid,text,date)              -     -     -     -     -     x     -     -     -     -     x     -
 """
 
 
@@ -160,8 +161,9 @@ def expected_cells() -> dict[tuple[str, str], dict[str, str]]:
         if line.startswith("["):
             kind = line.strip("[]")
             continue
-        name, *privileges = line.split()
-        assert len(privileges) == len(ROLES), f"{name}: one cell per role in ROLES"
+        words = line.split()  # the name may hold spaces (a function's "double precision" argument)
+        name, privileges = " ".join(words[: -len(ROLES)]), words[-len(ROLES) :]
+        assert name and len(privileges) == len(ROLES), f"{line}: one cell per role in ROLES"
         cells[(kind, name)] = {
             role: "" if cell == "-" else cell for role, cell in zip(ROLES, privileges, strict=True)
         }
@@ -313,9 +315,12 @@ def test_only_admin_loader_and_finance_delete() -> None:
     deleters = {
         role for cells in EXPECTED_CELLS.values() for role, cell in cells.items() if "d" in cell
     } - set(OWNER_ROLES)
-    assert deleters == {"cdp_admin", "cdp_loader", "cdp_finance"}
+    assert deleters == {"cdp_admin", "cdp_loader", "cdp_finance", "cdp_dedupe"}
     finance = {name for (kind, name), cell in _column("cdp_finance").items() if "d" in cell}
     assert finance == {"ops.finance_ledger_account", "ops.reconciliation_explanation"}
+    # The dedupe deletes only its own working rows (a retried run's plan and a re-scored shard's pairs).
+    dedupe = {name for (kind, name), cell in _column("cdp_dedupe").items() if "d" in cell}
+    assert dedupe == {"ops.dedupe_run", "ops.identity_pair_score"}
 
 
 def test_only_finance_approves_corrections() -> None:
@@ -331,7 +336,15 @@ def test_only_finance_approves_corrections() -> None:
 
 # Who may read a personal column (audit.personal_column's list, and all of core.consent) in core: admin and the
 # pipeline; editors and partners (their own learners, under row-level security) also read people's names.
-NAME_READERS = {"cdp_admin", "cdp_loader", "cdp_editor", "cdp_partner"}
+NAME_READERS = {"cdp_admin", "cdp_loader", "cdp_editor", "cdp_partner", "cdp_dedupe"}
+# The nightly dedupe reads what it compares (names, birth date, email, phone, the household's address) and each
+# person's source records (to pick the survivor), and nothing else personal: no consent, no payloads, no survey
+# answers or tickets.
+DEDUPE_COMPARES = {"core.person.given_name", "core.person.family_name", "core.person.date_of_birth",
+                   "core.person.email", "core.person.email_normalized", "core.person.phone", "core.person.phone_e164",
+                   "core.household.street", "core.household.locality", "core.household.postcode",
+                   "core.household.region",
+                   "core.person_source_id.source_record_id"}  # which source records a person has: the survivor
 PERSONAL_COLUMN_READERS = """
     SELECT c.table_name || '.' || c.column_name, r.rolname
     FROM (SELECT table_name, column_name FROM audit.personal_column
@@ -347,6 +360,7 @@ def test_personal_columns_are_read_only_by_the_roles_allowed_to(warehouse_url: s
         for column, role in conn.execute(PERSONAL_COLUMN_READERS, (list(APPLICATION_ROLES),)).fetchall():
             readers.setdefault(column, set()).add(role)
     allowed = {column: NAME_READERS if column in ("core.person.given_name", "core.person.family_name")
+               else {"cdp_admin", "cdp_loader", "cdp_dedupe"} if column in DEDUPE_COMPARES
                else {"cdp_admin", "cdp_loader"} for column in readers}  # fmt: skip
     assert {
         column: roles - allowed[column] for column, roles in readers.items() if roles - allowed[column]
@@ -356,7 +370,7 @@ def test_personal_columns_are_read_only_by_the_roles_allowed_to(warehouse_url: s
 
 # Every path to personal data outside core (and core's own), and the roles that get through it.
 PERSONAL_DATA_PATHS: dict[str, set[str]] = {
-    "SELECT email, phone, date_of_birth FROM core.person": {"cdp_admin", "cdp_loader"},
+    "SELECT email, phone, date_of_birth FROM core.person": {"cdp_admin", "cdp_loader", "cdp_dedupe"},
     "SELECT status, source_record_id FROM core.consent": {"cdp_admin", "cdp_loader"},
     "SELECT payload FROM raw.records": {"cdp_admin", "cdp_loader"},
     "SELECT payload FROM ops.quarantine": {"cdp_admin", "cdp_loader"},

@@ -7,6 +7,7 @@ import logging
 from typing import Any
 
 from cdp.warehouse import PIPELINE, Actor, normalise_url, resolve_url
+from cdp.warehouse.embedded import FAMILY_PURPOSES
 
 log = logging.getLogger(__name__)
 
@@ -16,10 +17,7 @@ WAREHOUSE_CONN_ID = "warehouse"
 #: Airflow connection id (``AIRFLOW_CONN_WAREHOUSE_RECONCILE``, ...). A family whose connection is not
 #: configured falls back to ``warehouse`` with a warning, so a deployment without the new connections keeps
 #: working.
-FAMILY_CONNECTIONS: dict[str, str] = {
-    "cdp_reconcile": "warehouse_reconcile",
-    "cdp_dedupe": "warehouse_dedupe",
-}
+FAMILY_CONNECTIONS: dict[str, str] = {f"cdp_{purpose}": conn_id for purpose, conn_id in FAMILY_PURPOSES.items()}
 
 
 def _connection_url(conn_id: str) -> str | None:

@@ -339,9 +339,10 @@ PROCESS_LOGINS: dict[str, tuple[str, str]] = {
     # DAG families with a role of their own (DESIGN "Least privilege"): their Airflow connection is
     # ``warehouse_<purpose>`` (cdp.runtime.context.FAMILY_CONNECTIONS).
     "reconcile": ("cdp_reconcile_run", "cdp_reconcile"),
+    "dedupe": ("cdp_dedupe_run", "cdp_dedupe"),
 }
 #: The process logins that are a DAG family's own (purpose -> the Airflow connection id it is served as).
-FAMILY_PURPOSES: dict[str, str] = {"reconcile": "warehouse_reconcile"}
+FAMILY_PURPOSES: dict[str, str] = {"reconcile": "warehouse_reconcile", "dedupe": "warehouse_dedupe"}
 LOGINS_FILE_MODE = 0o600
 
 

@@ -28,7 +28,8 @@ GRANT SELECT (financial_transaction_id, amount_minor, currency, created_at, stat
 GRANT SELECT (financial_transaction_id, posting_date, account, amount_minor, currency)
     ON core.ledger_posting TO cdp_reconcile;
 GRANT SELECT ON ops.finance_ledger_account, ops.reconciliation_explanation TO cdp_reconcile;
-GRANT SELECT (source, stream, window_end) ON ops.sync_run TO cdp_reconcile;  -- was the CRM read past the month?
+-- Was the CRM read past the month (reconcile.sql), has a complete sync landed yet (a scheduled run's first check).
+GRANT SELECT (run_id, source, stream, window_end) ON ops.sync_run TO cdp_reconcile;
 
 -- Its own results: a run, its totals and differing rows, and the report's history of earlier months.
 GRANT SELECT, INSERT ON ops.reconciliation_run, ops.reconciliation_total, ops.reconciliation_result

@@ -12,10 +12,10 @@ Also followed: "sObject Describe" (``GET .../sobjects/<Object>/describe``): each
 fields of ``OBJECT_FIELDS`` the org has, so a single-currency org (no ``CurrencyIsoCode``) works and its
 amounts take the org's currency (``SalesforceClient.org_currency``); "QueryAll" (``GET .../queryAll``):
 Contacts and Opportunities are read with it, so a deleted or merged Contact arrives with ``IsDeleted`` and
-``MasterRecordId`` instead of vanishing, and a deleted Opportunity leaves the gift it was on. Every call goes through ``session.SalesforceSession``, which
-gets its token from the connected app and renews it on 401 ``INVALID_SESSION_ID`` (why not
-simple-salesforce or the Airflow provider: see that module). The vendor material these follow is kept
-under ``tests/vendor_material/salesforce/``.
+``MasterRecordId`` instead of vanishing, and a deleted Opportunity leaves the gift it was on. Every call goes
+through ``session.SalesforceSession``, which gets its token from the connected app and renews it on 401
+``INVALID_SESSION_ID`` (why not simple-salesforce or the Airflow provider: see that module). The vendor
+material these follow is kept under ``tests/vendor_material/salesforce/``.
 """
 
 from __future__ import annotations
