@@ -71,7 +71,7 @@ SPECS: tuple[StreamSpec, ...] = (
             v.decimal_amount("npsp__Amount__c"),
             currency_if_present("CurrencyIsoCode"),
         ),
-        ("soft_credit.sql",),
+        ("soft_credit.sql", "soft_credit_land.sql"),
         after=("salesforce.Contact", "salesforce.Opportunity"),  # a soft credit names its gift and contact
     ),
     # NPSP's usual soft credits: contact roles other than the donor's. Role is the org's own picklist (NPSP
@@ -82,7 +82,7 @@ SPECS: tuple[StreamSpec, ...] = (
             v.required("Id", "OpportunityId", "ContactId"),
             v.boolean("IsPrimary"),
         ),
-        ("contact_role_soft_credit.sql",),
+        ("contact_role_soft_credit.sql", "soft_credit_land.sql"),
         # after the partial soft credits, which win for the same gift and contact
         after=("salesforce.Contact", "salesforce.Opportunity", "salesforce.npsp__Partial_Soft_Credit__c"),
     ),

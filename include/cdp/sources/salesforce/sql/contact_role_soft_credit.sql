@@ -19,14 +19,16 @@ WHERE b.reason IS NULL
   AND NOT EXISTS (SELECT 1 FROM core.person_source_id m
                   WHERE m.source = 'salesforce.contact' AND m.source_record_id = b.payload ->> 'ContactId');
 
-CREATE TEMP TABLE incoming_role_credits ON COMMIT DROP AS
+-- What soft_credit_land.sql lands: one row per contact role, credited as source 'salesforce.contact_role'.
+CREATE TEMP TABLE incoming_credits ON COMMIT DROP AS
 SELECT DISTINCT ON (b.source_record_id)
        b.seq,
        b.source_record_id,
        d.donation_id,
        coalesce(p.merged_into, p.person_id) AS person_id,
        coalesce(d.crm_amount_minor, d.amount_minor) AS amount_minor,
-       coalesce(nullif(trim(b.payload ->> 'Role'), ''), 'soft credit') AS role
+       coalesce(nullif(trim(b.payload ->> 'Role'), ''), 'soft credit') AS role,
+       'salesforce.contact_role'::text AS credit_source
 FROM sync_batch b
 JOIN core.donation d ON d.crm_source_record_id = b.payload ->> 'OpportunityId'
 JOIN core.person_source_id m ON m.source = 'salesforce.contact' AND m.source_record_id = b.payload ->> 'ContactId'
@@ -36,35 +38,9 @@ WHERE b.reason IS NULL
 ORDER BY b.source_record_id, b.seq DESC;
 
 -- A partial soft credit for the same gift and person carries the amount: the contact role adds nothing.
-DELETE FROM incoming_role_credits i
+DELETE FROM incoming_credits i
 USING core.donation_soft_credit s
 WHERE s.source = 'salesforce' AND s.donation_id = i.donation_id AND s.person_id = i.person_id;
-
--- A person is credited once per gift and role: a second contact role saying the same is held for review.
-UPDATE sync_batch b
-SET reason = 'duplicate soft credit: the same person, gift and role are already credited by '
-             || coalesce(existing.source_record_id, earlier.source_record_id)
-FROM incoming_role_credits i
-LEFT JOIN core.donation_soft_credit existing
-       ON (existing.donation_id, existing.person_id, existing.role) = (i.donation_id, i.person_id, i.role)
-      AND existing.source_record_id <> i.source_record_id
-LEFT JOIN incoming_role_credits earlier
-       ON (earlier.donation_id, earlier.person_id, earlier.role) = (i.donation_id, i.person_id, i.role)
-      AND earlier.source_record_id < i.source_record_id
-WHERE b.seq = i.seq
-  AND b.reason IS NULL
-  AND (existing.source_record_id IS NOT NULL OR earlier.source_record_id IS NOT NULL);
-
-INSERT INTO core.donation_soft_credit (donation_id, person_id, amount_minor, role, source, source_record_id)
-SELECT i.donation_id, i.person_id, i.amount_minor, i.role, 'salesforce.contact_role', i.source_record_id
-FROM incoming_role_credits i
-JOIN sync_batch b ON b.seq = i.seq AND b.reason IS NULL
-ON CONFLICT (source, source_record_id) DO UPDATE
-SET donation_id = excluded.donation_id, person_id = excluded.person_id, amount_minor = excluded.amount_minor,
-    role = excluded.role
-WHERE (core.donation_soft_credit.donation_id, core.donation_soft_credit.person_id,
-       core.donation_soft_credit.amount_minor, core.donation_soft_credit.role)
-      IS DISTINCT FROM (excluded.donation_id, excluded.person_id, excluded.amount_minor, excluded.role);
 
 -- A contact role that became the primary one (the donor) is no soft credit any more.
 DELETE FROM core.donation_soft_credit s

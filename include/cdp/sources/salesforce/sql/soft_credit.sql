@@ -14,14 +14,16 @@ WHERE b.reason IS NULL
   AND NOT EXISTS (SELECT 1 FROM core.person_source_id m
                   WHERE m.source = 'salesforce.contact' AND m.source_record_id = b.payload ->> 'npsp__Contact__c');
 
-CREATE TEMP TABLE incoming_soft_credits ON COMMIT DROP AS
+-- What soft_credit_land.sql lands: one row per soft credit, credited as source 'salesforce'.
+CREATE TEMP TABLE incoming_credits ON COMMIT DROP AS
 SELECT DISTINCT ON (b.source_record_id)
        b.seq,
        b.source_record_id,
        d.donation_id,
        coalesce(p.merged_into, p.person_id) AS person_id,
        ((b.payload ->> 'npsp__Amount__c')::numeric * 100)::bigint AS amount_minor,
-       coalesce(nullif(trim(b.payload ->> 'npsp__Role_Name__c'), ''), 'soft credit') AS role
+       coalesce(nullif(trim(b.payload ->> 'npsp__Role_Name__c'), ''), 'soft credit') AS role,
+       'salesforce'::text AS credit_source
 FROM sync_batch b
 JOIN core.donation d ON d.crm_source_record_id = b.payload ->> 'npsp__Opportunity__c'
 JOIN core.person_source_id m ON m.source = 'salesforce.contact' AND m.source_record_id = b.payload ->> 'npsp__Contact__c'
@@ -32,32 +34,6 @@ ORDER BY b.source_record_id, b.seq DESC;
 -- A partial soft credit says how much of the gift its contact is credited: it replaces the full credit of
 -- that contact's role on the gift (contact_role_soft_credit.sql).
 DELETE FROM core.donation_soft_credit s
-USING incoming_soft_credits i
+USING incoming_credits i
 JOIN sync_batch b ON b.seq = i.seq AND b.reason IS NULL
 WHERE s.source = 'salesforce.contact_role' AND s.donation_id = i.donation_id AND s.person_id = i.person_id;
-
--- A person is credited once per gift and role: a second soft credit saying the same is held for review.
-UPDATE sync_batch b
-SET reason = 'duplicate soft credit: the same person, gift and role are already credited by another soft credit',
-    reason_value = coalesce(existing.source_record_id, earlier.source_record_id)
-FROM incoming_soft_credits i
-LEFT JOIN core.donation_soft_credit existing
-       ON (existing.donation_id, existing.person_id, existing.role) = (i.donation_id, i.person_id, i.role)
-      AND existing.source_record_id <> i.source_record_id
-LEFT JOIN incoming_soft_credits earlier
-       ON (earlier.donation_id, earlier.person_id, earlier.role) = (i.donation_id, i.person_id, i.role)
-      AND earlier.source_record_id < i.source_record_id
-WHERE b.seq = i.seq
-  AND b.reason IS NULL
-  AND (existing.source_record_id IS NOT NULL OR earlier.source_record_id IS NOT NULL);
-
-INSERT INTO core.donation_soft_credit (donation_id, person_id, amount_minor, role, source, source_record_id)
-SELECT i.donation_id, i.person_id, i.amount_minor, i.role, 'salesforce', i.source_record_id
-FROM incoming_soft_credits i
-JOIN sync_batch b ON b.seq = i.seq AND b.reason IS NULL
-ON CONFLICT (source, source_record_id) DO UPDATE
-SET donation_id = excluded.donation_id, person_id = excluded.person_id, amount_minor = excluded.amount_minor,
-    role = excluded.role
-WHERE (core.donation_soft_credit.donation_id, core.donation_soft_credit.person_id,
-       core.donation_soft_credit.amount_minor, core.donation_soft_credit.role)
-      IS DISTINCT FROM (excluded.donation_id, excluded.person_id, excluded.amount_minor, excluded.role);
