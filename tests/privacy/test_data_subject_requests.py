@@ -293,6 +293,31 @@ def _edit_by_hand(conn: psycopg.Connection, person: str) -> None:
     )
 
 
+def _merged_by_the_dedupe(conn: psycopg.Connection, person: str) -> None:
+    """The duplicate of the fixture, merged into the person as the dedupe records it: a reviewed pair with the
+    reviewer's note, and the merge with both person rows as before-images."""
+    duplicate = str(
+        conn.execute("SELECT person_id FROM core.person WHERE merged_into = %s", (person,)).fetchone()[0]
+    )
+    low, high = sorted((person, duplicate))
+    pair = conn.execute(
+        "INSERT INTO ops.identity_pair (person_low, person_high, first_run_id, last_run_id, score, match_weight,"
+        " class, status) VALUES (%s, %s, 'r', 'r', 0.8, 9.5, 'possible_match', 'queued') RETURNING pair_id",
+        (low, high),
+    ).fetchone()[0]
+    conn.execute(
+        "INSERT INTO ops.identity_decision (pair_id, person_low, person_high, decision, reviewer, note)"
+        " VALUES (%s, %s, %s, 'same', 'ops', 'Erasmus confirmed on the phone that both are him')",
+        (pair, low, high),
+    )
+    conn.execute(
+        "INSERT INTO ops.identity_merge (pair_id, survivor_id, absorbed_id, reason, survivor_before,"
+        " absorbed_before) SELECT %s, s.person_id, a.person_id, 'review', to_jsonb(s), to_jsonb(a)"
+        " FROM core.person s, core.person a WHERE s.person_id = %s AND a.person_id = %s",
+        (pair, person, duplicate),
+    )
+
+
 def _in_the_migration(url: str, person: str, folder: Path) -> None:
     """The person as the migration met them: in the legacy exports (landed, cleaned, loaded, and a CRM row
     about them queued for review with a broken email), the referral spreadsheet and the CRM push's tables."""
@@ -365,6 +390,7 @@ def test_after_erasure_the_person_is_nowhere_in_any_schema_and_the_chain_still_v
     }  # fmt: skip
     with psycopg.connect(warehouse_url) as conn:
         _edit_by_hand(conn, target["person"])
+        _merged_by_the_dedupe(conn, target["person"])
         born = str(
             conn.execute(
                 "SELECT date_of_birth FROM core.person WHERE person_id = %s", (target["person"],)
@@ -384,6 +410,11 @@ def test_after_erasure_the_person_is_nowhere_in_any_schema_and_the_chain_still_v
             "ops.legacy_clean_record.values", "ops.referral_legacy.referred_email", "ops.crm_push_error.message",
         } <= set(everywhere)  # fmt: skip
         assert "ops.legacy_review.payload" in _everywhere(conn, "erasmus.target at example.org")
+        # ... and in the dedupe's records: the merge's before-images and a reviewer's note.
+        assert {"ops.identity_merge.survivor_before", "ops.identity_merge.absorbed_before"} <= set(
+            _everywhere(conn, "erasmus.old@example.org")
+        ) | set(everywhere)
+        assert "ops.identity_decision.note" in _everywhere(conn, "Erasmus")
         hashes = _everywhere(conn, push.value_hash(EMAIL))
         assert {"ops.crm_push_state.field_hashes", "ops.crm_push_change.crm_hash"} <= set(hashes)
         # ... but never in the hash-chained rows themselves.

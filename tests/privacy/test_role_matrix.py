@@ -84,8 +84,8 @@ ops.dedupe_run                                       rawd  r     r     r     -  
 ops.donation_correction                              -     -     r     r     r     -     -     -     -     -     raw   -
 ops.finance_ledger_account                           r     -     r     r     rawd  -     -     -     r     -     r     -
 ops.health_check                                     rawd  r     r     r     r     -     -     -     -     -     r     -
-ops.identity_decision                                rawd  r     ra    ra    -     -     -     -     -     s     r     -
-ops.identity_merge                                   rawd  s     s     r     -     -     -     -     -     -     ri    -
+ops.identity_decision                                rawd  s     ra    ra    -     -     -     -     -     s     ru    -
+ops.identity_merge                                   rawd  s     s     r     -     -     -     -     -     -     riu   -
 ops.identity_merge_move                              rawd  s     s     r     -     -     -     -     -     -     ri    -
 ops.identity_pair                                    rawd  r     r     r     -     -     -     -     -     siu   rw    -
 ops.identity_pair_score                              rawd  -     -     -     -     -     -     -     -     rid   r     -
@@ -379,6 +379,7 @@ PERSONAL_DATA_PATHS: dict[str, set[str]] = {
     "SELECT body FROM ops.webhook_rejection": {"cdp_admin", "cdp_loader"},
     "SELECT body FROM ops.webhook_undeliverable": {"cdp_admin", "cdp_loader"},
     "SELECT survivor_before, absorbed_before FROM ops.identity_merge": {"cdp_admin", "cdp_loader"},
+    "SELECT note FROM ops.identity_decision": {"cdp_admin", "cdp_loader", "cdp_editor"},  # the reviewers' notes
     "SELECT before, after, details FROM audit.audit_events": {"cdp_admin", "cdp_loader"},
     "SELECT fields FROM audit.personal_image": {"cdp_admin"},
     "SELECT email FROM mart.outreach_eligible": {"cdp_admin", "cdp_outreach"},

@@ -178,7 +178,8 @@ CHANGED_SINCE_THE_REVISIONS = {
     "privacy.erase_person(uuid,text)": "issue 15 item 8: also blanks kept undeliverable webhook bodies "
     "(ops.webhook_undeliverable, revision 0016) that hold the person's email; issue 15: its temporary "
     "tables named pg_temp.*; also blanks the quarantine's reason_value (revision 0020)",
-    "privacy.erase_person_ops(uuid,text)": "issue 15: its temporary tables named pg_temp.*",
+    "privacy.erase_person_ops(uuid,text)": "issue 15: its temporary tables named pg_temp.*; blanks the merge "
+    "before-images and review notes of the person (revision 0028)",
     "audit.chain_event()": "issue 15: SECURITY DEFINER; stamps without a lock, seals at commit (revision 0017)",
     "audit.seal_pending()": "issue 15: added; chains the unsealed events (revision 0017)",
     "audit.seal()": "issue 15: added; seals what no commit could (revision 0017)",

@@ -1,5 +1,6 @@
 -- Today's definition, re-applied by `cdp migrate` after the revisions: change it here (sql/README.md).
--- Last defined by sql/migrations/versions/0014_crm_linking.sql.
+-- Last defined by sql/migrations/versions/0014_crm_linking.sql; since then: the merge images and review notes
+-- (revision 0028).
 
 -- Erasure of what the migration's ops and raw tables hold about a person (the rows privacy.legacy_rows_of
 -- finds, the referral spreadsheet rows, what the CRM push kept). cdp.privacy calls it before
@@ -75,6 +76,26 @@ BEGIN
     UPDATE ops.crm_push_conflict SET pushed_hash = NULL, crm_hash = NULL, warehouse_hash = NULL
     WHERE person_id IN (SELECT person_id FROM pg_temp.erase_ops_targets) AND field IN ('FirstName', 'LastName', 'Email', 'Phone')
       AND (pushed_hash IS NOT NULL OR crm_hash IS NOT NULL OR warehouse_hash IS NOT NULL);
+
+    -- The dedupe's records (revision 0028): a merge's before-images of the person keep their ids and flags
+    -- (unmerge still works) without the personal columns; a reviewer's note about a pair with the person goes.
+    UPDATE ops.identity_merge m
+    SET survivor_before = CASE WHEN m.survivor_id IN (SELECT person_id FROM pg_temp.erase_ops_targets)
+                               THEN m.survivor_before || blank ELSE m.survivor_before END,
+        absorbed_before = CASE WHEN m.absorbed_id IN (SELECT person_id FROM pg_temp.erase_ops_targets)
+                               THEN m.absorbed_before || blank ELSE m.absorbed_before END
+    FROM (SELECT pg_catalog.jsonb_object_agg(c.column_name, NULL::text) AS blank
+          FROM audit.personal_column c WHERE c.table_name = 'core.person') AS personal(blank)
+    WHERE m.survivor_id IN (SELECT person_id FROM pg_temp.erase_ops_targets)
+       OR m.absorbed_id IN (SELECT person_id FROM pg_temp.erase_ops_targets);
+    GET DIAGNOSTICS n = ROW_COUNT;
+    counts := counts || jsonb_build_object('merge_images', n);
+    UPDATE ops.identity_decision d SET note = NULL
+    WHERE d.note IS NOT NULL
+      AND (d.person_low IN (SELECT person_id FROM pg_temp.erase_ops_targets)
+           OR d.person_high IN (SELECT person_id FROM pg_temp.erase_ops_targets));
+    GET DIAGNOSTICS n = ROW_COUNT;
+    counts := counts || jsonb_build_object('review_notes', n);
 
     PERFORM audit.record_event('privacy_erase_ops', 'core.person', p_person::text,
                                counts || jsonb_build_object('reason', p_reason));
