@@ -132,6 +132,7 @@ class AirflowCluster:
             "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
             "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{self.port}/execution/",
             "AIRFLOW__API__PORT": str(self.port),
+            "AIRFLOW__API__HOST": "127.0.0.1",  # loopback only, as everything a test starts
             "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{self.port}",
             "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_urlsafe(32),
             "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False",
@@ -151,6 +152,8 @@ class AirflowCluster:
                 "AIRFLOW__CELERY__EXTRA_CELERY_CONFIG": json.dumps({"result_extended": True}),
             }
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
+        #: seconds from the start of ``start`` (``db migrate`` and ``pools``: each step's own), for a report
+        self.timings: dict[str, float] = {}
 
     # ------------------------------------------------------------------ lifecycle
     def start(self, timeout: float = 240) -> None:
@@ -158,11 +161,14 @@ class AirflowCluster:
         if self.routes:
             (self.home / "config").mkdir(parents=True, exist_ok=True)
             (self.home / "config" / "airflow_local_settings.py").write_text(POLICY.format(routes=self.routes))
+        begun = time.monotonic()
         self.airflow("db", "migrate", timeout=timeout)
+        self.timings["db migrate"] = time.monotonic() - begun
         # The vendor pools, as airflow-init and `make run` create them: without its pool a task stays queued.
         from cdp_sandbox.devserver import create_pools
 
         create_pools(self.env)
+        self.timings["pools"] = time.monotonic() - begun - self.timings["db migrate"]
         for component in COMPONENTS:
             command = [str(AIRFLOW), component]
             if component == "api-server":
@@ -177,11 +183,14 @@ class AirflowCluster:
             ])  # fmt: skip
         self.wait(lambda: self.query("SELECT 1 FROM serialized_dag WHERE dag_id = 'cdp_sync'"), timeout,
                   "the dag-processor did not serialise cdp_sync")  # fmt: skip
+        self.timings["cdp_sync serialised"] = time.monotonic() - begun
         self.wait(self._api_up, timeout, "the api-server did not answer")
+        self.timings["api-server answers"] = time.monotonic() - begun
         if self.workers:
             expected = {worker.name: sorted(worker.queues) for worker in self.workers}
             self.wait(lambda: self._by_name(self.celery_workers()) == expected, timeout,
                       f"the Celery workers {sorted(expected)} did not all answer on their queues")  # fmt: skip
+            self.timings["workers answer"] = time.monotonic() - begun
 
     def _spawn(self, component: str, command: list[str]) -> None:
         log = (self.home / f"{component}.log").open("ab")

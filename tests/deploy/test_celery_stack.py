@@ -99,7 +99,8 @@ def stack(
     started = time.monotonic()
     try:
         cluster.start()
-        print(f"\nthe Celery stack came up in {time.monotonic() - started:.0f} s")
+        steps = ", ".join(f"{step} {seconds:.0f} s" for step, seconds in cluster.timings.items())
+        print(f"\nthe Celery stack came up in {time.monotonic() - started:.0f} s ({steps})")
         yield cluster
     finally:
         cluster.stop()
