@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import random
+import signal
+import subprocess
 import uuid
 from collections.abc import Iterable
 from pathlib import Path
@@ -137,3 +141,20 @@ def drop_logins(admin_url: str, logins: Iterable[str]) -> None:
     with psycopg.connect(admin_url, autocommit=True) as conn:
         for login in logins:
             conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(login)))
+
+
+def kill_group(process: subprocess.Popen, timeout: float) -> None:
+    """SIGTERM to the process group ``process`` leads (started with ``start_new_session``), SIGKILL to what is
+    left of the group after ``timeout`` seconds, and a last SIGKILL to the group anyway: children that
+    outlived their leader (a Celery pool process, a task's supervisor) are still in it."""
+    if process.poll() is None:
+        _signal_group(process.pid, signal.SIGTERM)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        process.wait(timeout=timeout)
+    _signal_group(process.pid, signal.SIGKILL)
+    process.wait(timeout=timeout)
+
+
+def _signal_group(pgid: int, signum: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, signum)

@@ -312,8 +312,9 @@ def create_pools(environment: dict[str, str]) -> list[str]:
     airflow = airflow_executable()
 
     def run(*args: str) -> str:
+        # Its own timeout: on a loaded machine a hung CLI must fail this step, not the whole run or test.
         result = subprocess.run(
-            [airflow, *args], env=environment, capture_output=True, text=True, check=False
+            [airflow, *args], env=environment, capture_output=True, text=True, check=False, timeout=300
         )
         if result.returncode != 0:
             raise RuntimeError(f"airflow {' '.join(args)} failed: {result.stderr[-2000:]}")
@@ -332,7 +333,8 @@ def create_pools(environment: dict[str, str]) -> list[str]:
 def prepare_airflow(environment: dict[str, str]) -> None:
     """Airflow's metadata schema and the vendor pools, before its components start."""
     result = subprocess.run(
-        [airflow_executable(), "db", "migrate"], env=environment, capture_output=True, text=True, check=False
+        [airflow_executable(), "db", "migrate"], env=environment, capture_output=True, text=True, check=False,
+        timeout=600,
     )
     if result.returncode != 0:
         raise RuntimeError(f"airflow db migrate failed: {result.stderr[-2000:]}")

@@ -22,6 +22,9 @@ from cdp_sandbox import devserver
 REPO = Path(__file__).resolve().parents[2]
 AIRFLOW = Path(sys.executable).with_name("airflow")
 POOL_LINE = re.compile(r'^pool (\S+) (\d+) "([^"]*)"$')
+# Each `airflow` CLI call gets its own limit (issue 20): on a loaded machine one hung `airflow pools list` waited
+# out the whole 600 s pytest timeout; now it fails on its own, naming the command.
+CLI_TIMEOUT = 180
 
 
 def _init_script() -> str:
@@ -95,7 +98,9 @@ def test_every_source_has_a_pool_and_the_tasks_calling_it_run_there(pools_used) 
 
 
 def _airflow(env: dict[str, str], *args: str) -> str:
-    result = subprocess.run([str(AIRFLOW), *args], env=env, capture_output=True, text=True, check=False)
+    result = subprocess.run(
+        [str(AIRFLOW), *args], env=env, capture_output=True, text=True, check=False, timeout=CLI_TIMEOUT
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     return result.stdout
 
@@ -108,7 +113,9 @@ def _pools(env: dict[str, str]) -> dict[str, int]:
 def _with_an_operators_change(env: dict[str, str]) -> None:
     """galaxy_api and moodle_api missing; salesforce_api turned down to 1 slot by an operator."""
     for name in ("galaxy_api", "moodle_api"):
-        subprocess.run([str(AIRFLOW), "pools", "delete", name], env=env, capture_output=True, check=False)
+        subprocess.run(
+            [str(AIRFLOW), "pools", "delete", name], env=env, capture_output=True, check=False, timeout=CLI_TIMEOUT
+        )
     _airflow(env, "pools", "set", "salesforce_api", "1", "turned down by an operator")
 
 
@@ -129,7 +136,8 @@ def test_compose_init_creates_the_missing_pools_and_keeps_changed_slots(airflow_
     )
 
     subprocess.run(
-        ["bash", "-euo", "pipefail", "-c", pool_lines], env=airflow_env, check=True, capture_output=True
+        ["bash", "-euo", "pipefail", "-c", pool_lines], env=airflow_env, check=True, capture_output=True,
+        timeout=3 * CLI_TIMEOUT,
     )
 
     expected = {pool.name: pool.slots for pool in POOLS}
