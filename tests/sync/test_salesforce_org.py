@@ -190,13 +190,22 @@ def test_an_opportunity_deleted_in_the_crm_leaves_its_gift_and_the_reconciliatio
     event, and one restored from the recycle bin links again."""
     from cdp.finance.reconcile import reconcile_month
 
-    for key in ("salesforce.Contact", "salesforce.Account", "stripe.charges", "salesforce.Opportunity"):
+    for key in ("salesforce.Contact", "salesforce.Account", "stripe.charges", "salesforce.Opportunity",
+                "salesforce.npsp__Partial_Soft_Credit__c", "salesforce.OpportunityContactRole"):  # fmt: skip
         sync(warehouse_url, sandbox, key)
     with psycopg.connect(warehouse_url) as conn:
+        # The latest gift whose Opportunity credits someone besides its donor.
         opportunity, ftid, person, received = conn.execute(
-            "SELECT crm_source_record_id, financial_transaction_id, person_id, received_at FROM core.donation"
-            " WHERE crm_source_record_id IS NOT NULL ORDER BY received_at DESC LIMIT 1"
+            "SELECT crm_source_record_id, financial_transaction_id, person_id, received_at FROM core.donation d"
+            " WHERE crm_source_record_id IS NOT NULL"
+            " AND EXISTS (SELECT 1 FROM core.donation_soft_credit s WHERE s.donation_id = d.donation_id)"
+            " ORDER BY received_at DESC LIMIT 1"
         ).fetchone()
+        credits_elsewhere = conn.execute(
+            "SELECT count(*) FROM core.donation_soft_credit s JOIN core.donation d USING (donation_id)"
+            " WHERE d.financial_transaction_id <> %s",
+            (ftid,),
+        ).fetchone()[0]
         linked_before = conn.execute(
             "SELECT count(*) FROM core.donation WHERE crm_source_record_id IS NOT NULL"
         ).fetchone()[0]
@@ -228,7 +237,13 @@ def test_an_opportunity_deleted_in_the_crm_leaves_its_gift_and_the_reconciliatio
             "SELECT count(*) FROM ops.quarantine WHERE stream = 'Opportunity' AND source_record_id = %s",
             (opportunity,),
         ).fetchone()[0]
+        credits = conn.execute(
+            "SELECT count(*) FILTER (WHERE d.financial_transaction_id = %s), count(*)"
+            " FROM core.donation_soft_credit s JOIN core.donation d USING (donation_id)",
+            (ftid,),
+        ).fetchone()
     assert link == (None, None)
+    assert credits == (0, credits_elsewhere)  # its soft credits went with it; the others stay
     assert removal == ("deleted", person, "run-2", None)
     assert linked_after == linked_before - 1 and events >= 1 and waiting == 0
 

@@ -53,6 +53,16 @@ WHERE b.seq = g.seq
   AND b.reason IS NULL
   AND NOT g.is_deleted;
 
+-- A deleted opportunity's soft credits (its contact roles and partial soft credits, which Salesforce deletes
+-- with it) leave the gift too: nobody is credited any more with a gift the CRM no longer has.
+DELETE FROM core.donation_soft_credit s
+USING core.donation d, incoming_gifts g
+JOIN sync_batch b ON b.seq = g.seq AND b.reason IS NULL
+WHERE g.is_deleted
+  AND d.crm_source_record_id = g.source_record_id
+  AND s.donation_id = d.donation_id
+  AND s.source IN ('salesforce', 'salesforce.contact_role');
+
 -- An opportunity moved to another gift in the CRM, or deleted there, leaves the gift it was on.
 UPDATE core.donation d
 SET crm_source_record_id = NULL, crm_amount_minor = NULL, crm_currency = NULL, crm_stage = NULL,
