@@ -12,6 +12,9 @@ a donor and a learner with only a name in common), go to the review queue `ops.i
 Reviewer decisions are respected by every run: a pair rejected once is never proposed again, approved
 pairs are merged by the next run.
 
+**Queue.** `score_shard` and `merge_and_queue` go to the heavy queue when the deployment names one
+(`CDP_HEAVY_QUEUE`; docker-compose's `airflow-worker-heavy` serves it), the other tasks to the default queue.
+
 **Reads** `core.person`, `ops.identity_decision`. **Writes** `ops.dedupe_run` (the run report: people
 compared, candidate pairs, merged, queued, rejected, duplicate rate, spike flag), `ops.identity_pair_score`,
 `ops.identity_pair`, `ops.identity_merge(_move)`, `core.*` (merges) and `audit.audit_events`.
@@ -36,7 +39,7 @@ from __future__ import annotations
 
 from airflow.sdk import Param, dag, task
 
-from cdp.runtime import after_first_sync, default_args, run_failure_notifier
+from cdp.runtime import after_first_sync, default_args, heavy_task_args, run_failure_notifier
 
 
 @dag(
@@ -72,14 +75,14 @@ def cdp_dedupe() -> None:
         )
         return list(range(plan.shards))
 
-    @task
+    @task(**heavy_task_args())  # the heavy queue, where a deployment has one
     def score_shard(shard: int, ti=None) -> int:
         from cdp.identity.runs import score_shard as score
         from cdp.runtime import actor_of, warehouse_url
 
         return score(warehouse_url(ti.dag_id), actor_of(ti), ti.run_id, shard)
 
-    @task
+    @task(**heavy_task_args())  # the heavy queue, where a deployment has one
     def merge_and_queue(ti=None) -> dict[str, int]:
         from cdp.identity.runs import apply_run
         from cdp.runtime import actor_of, warehouse_url

@@ -16,6 +16,9 @@ and the next sync re-tries the quarantined rows). Results go to `ops.reconciliat
 currency, the month-over-month history) and `_result` (every differing row, traced to donor and campaign),
 and a report for finance (HTML and CSV) under `.cdp/reports/finance/`.
 
+**Queue.** `reconcile` goes to the heavy queue when the deployment names one (`CDP_HEAVY_QUEUE`;
+docker-compose's `airflow-worker-heavy` serves it), the alert and the check to the default queue.
+
 **Reads** `warehouse`; **writes** `ops.reconciliation_*`, `ops.alert_state`, one audit event per run.
 
 **An alert from it means** a difference nobody has explained: the data alert lists the classes and
@@ -32,7 +35,7 @@ from __future__ import annotations
 
 from airflow.sdk import Param, dag, task
 
-from cdp.runtime import after_first_sync, default_args, run_failure_notifier
+from cdp.runtime import after_first_sync, default_args, heavy_task_args, run_failure_notifier
 
 
 @dag(
@@ -58,7 +61,7 @@ from cdp.runtime import after_first_sync, default_args, run_failure_notifier
     doc_md=__doc__,
 )
 def cdp_reconcile() -> None:
-    @task
+    @task(**heavy_task_args())  # the heavy queue, where a deployment has one
     def reconcile(
         params: dict | None = None, ti=None, logical_date=None, data_interval_end=None
     ) -> dict[str, object]:

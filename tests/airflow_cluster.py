@@ -12,9 +12,9 @@ With ``executor="CeleryExecutor"`` it is the production shape instead (issue 20)
 to a Redis broker (``tests/redis_server.py``), ``airflow celery worker`` processes (``CeleryWorker``), each on
 its own queues, take them from there and run them through the api-server's execution API, and Celery keeps
 its results in the metadata database (``celery_taskmeta``, with the worker's node name: ``result_extended``).
-``routes`` sends tasks to a queue without touching the DAGs: an Airflow cluster policy in the home's
-``config/airflow_local_settings.py`` sets their ``queue`` when a DAG file is parsed. Every process runs in a
-process group of its own, and ``stop`` kills each group, also what a process left behind in it.
+``env`` adds to every process's environment, e.g. ``CDP_HEAVY_QUEUE`` (``cdp.runtime.heavy_task_args``) to send
+the heavy tasks to a queue of their own, as docker-compose does. Every process runs in a process group of its
+own, and ``stop`` kills each group, also what a process left behind in it.
 """
 
 from __future__ import annotations
@@ -61,20 +61,6 @@ class CeleryWorker:
         return f"celery-worker-{self.name}"
 
 
-#: The cluster policy ``routes`` writes: Airflow imports it from ``$AIRFLOW_HOME/config`` in every process that
-#: parses a DAG file (the dag-processor, whose serialised DAG the scheduler queues from, and each task's runner).
-POLICY = '''"""Written by tests/airflow_cluster.py: sends these tasks to a queue of their own."""
-
-ROUTES = {routes!r}
-
-
-def task_policy(task):
-    queue = ROUTES.get(f"{{task.dag_id}}.{{task.task_id}}")
-    if queue:
-        task.queue = queue
-'''
-
-
 def metadata_database(server: EmbeddedServer) -> tuple[str, str]:
     """A new metadata database owned by a role of its own (same name, generated password): (name, URL)."""
     name = f"airflow_{uuid.uuid4().hex[:12]}"
@@ -97,7 +83,7 @@ class AirflowCluster:
         executor: str = "LocalExecutor",
         broker_url: str | None = None,
         workers: Sequence[CeleryWorker] = (),
-        routes: Mapping[str, str] | None = None,
+        env: Mapping[str, str] | None = None,
     ) -> None:
         if executor not in EXECUTORS:
             raise ValueError(f"executor {executor!r}: one of {', '.join(EXECUTORS)}")
@@ -108,12 +94,12 @@ class AirflowCluster:
         self.executor = executor
         self.broker_url = broker_url
         self.workers = tuple(workers)
-        self.routes = dict(routes or {})
         self.port = free_port()
         orm_url = metadata_url.replace("postgresql://", "postgresql+psycopg://")
         self.env = {
             **{k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "CDP_WAREHOUSE"))},
             **connections,
+            **(env or {}),
             "PATH": f"{AIRFLOW.parent}{os.pathsep}{os.environ.get('PATH', '')}",
             "AIRFLOW_HOME": str(home),
             "CDP_HOME": str(home / "cdp"),
@@ -158,9 +144,6 @@ class AirflowCluster:
     # ------------------------------------------------------------------ lifecycle
     def start(self, timeout: float = 240) -> None:
         (self.home / "no-plugins").mkdir(parents=True, exist_ok=True)
-        if self.routes:
-            (self.home / "config").mkdir(parents=True, exist_ok=True)
-            (self.home / "config" / "airflow_local_settings.py").write_text(POLICY.format(routes=self.routes))
         begun = time.monotonic()
         self.airflow("db", "migrate", timeout=timeout)
         self.timings["db migrate"] = time.monotonic() - begun

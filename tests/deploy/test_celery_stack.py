@@ -2,9 +2,8 @@
 its broker, Airflow's metadata in its own PostgreSQL database (Celery's results beside it), the warehouse in
 another, an api-server, scheduler, dag-processor and triggerer, and two Celery workers on two queues:
 ``default`` (Airflow's ``operators.default_queue``) and ``heavy``, which gets the identity scoring and merging
-and the month's reconciliation. The queues are set here, by a cluster policy of the test's Airflow home
-(``AirflowCluster(routes=...)``), not in the DAGs: docker-compose's one worker serves only ``default``, so a
-``queue="heavy"`` in a DAG would leave those tasks queued there for ever.
+and the month's reconciliation: the DAGs send them to the queue ``CDP_HEAVY_QUEUE`` names
+(``cdp.runtime.heavy_task_args``), set here as docker-compose sets it for its ``airflow-worker-heavy``.
 
 ``cdp_dedupe`` (full, in several mapped shards) and ``cdp_reconcile`` are triggered together through the
 scheduler, on a warehouse synced from the sandbox. What Airflow and Celery record in the metadata database
@@ -26,7 +25,6 @@ import psycopg
 import pytest
 from airflow_cluster import (
     DEFAULT_QUEUE,
-    POLICY,
     AirflowCluster,
     CeleryWorker,
     drop_metadata_database,
@@ -37,6 +35,7 @@ from support import create_database, drop_database, state_difference, warehouse_
 
 from cdp.finance.reconcile import reconcile_month
 from cdp.identity.runs import DedupeSettings, apply_run, finish_run, score_shard, start_run
+from cdp.runtime import HEAVY_QUEUE_ENV
 from cdp.warehouse import Actor
 from cdp_sandbox.generator import World
 from cdp_sandbox.server import SandboxServer
@@ -94,7 +93,7 @@ def stack(
     metadata, metadata_url = metadata_database(pg_server)  # never shared with another stack
     cluster = AirflowCluster(
         tmp_path_factory.mktemp("airflow"), metadata_url, connections,
-        executor="CeleryExecutor", broker_url=redis.url, workers=WORKERS, routes=ROUTES,
+        executor="CeleryExecutor", broker_url=redis.url, workers=WORKERS, env={HEAVY_QUEUE_ENV: HEAVY},
     )  # fmt: skip
     started = time.monotonic()
     try:
@@ -223,8 +222,8 @@ def test_a_redis_server_answers_and_stop_leaves_nothing_of_its_group(tmp_path: P
 def test_the_celery_cluster_configures_redis_and_results_in_the_metadata_database(tmp_path: Path) -> None:
     metadata = "postgresql://airflow_x:secret@127.0.0.1:5432/airflow_x"
 
-    cluster = AirflowCluster(tmp_path, metadata, {}, executor="CeleryExecutor",
-                             broker_url="redis://127.0.0.1:6390/0", workers=WORKERS, routes=ROUTES)  # fmt: skip
+    cluster = AirflowCluster(tmp_path, metadata, {}, executor="CeleryExecutor", broker_url="redis://127.0.0.1:6390/0",
+                             workers=WORKERS, env={HEAVY_QUEUE_ENV: HEAVY})  # fmt: skip
 
     assert cluster.env["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor"
     assert cluster.env["AIRFLOW__CELERY__BROKER_URL"] == "redis://127.0.0.1:6390/0"
@@ -233,6 +232,7 @@ def test_the_celery_cluster_configures_redis_and_results_in_the_metadata_databas
         == "db+postgresql+psycopg://airflow_x:secret@127.0.0.1:5432/airflow_x"
     )
     assert cluster.env["AIRFLOW__OPERATORS__DEFAULT_QUEUE"] == DEFAULT_QUEUE
+    assert cluster.env[HEAVY_QUEUE_ENV] == HEAVY, "the env given reaches every process"
     assert AirflowCluster(tmp_path, metadata, {}).env["AIRFLOW__CORE__EXECUTOR"] == "LocalExecutor"
     with pytest.raises(ValueError, match="needs a broker_url and workers"):
         AirflowCluster(
@@ -242,18 +242,19 @@ def test_the_celery_cluster_configures_redis_and_results_in_the_metadata_databas
         AirflowCluster(tmp_path, metadata, {}, broker_url="redis://127.0.0.1:6390/0", workers=WORKERS)
 
 
-def test_the_queue_policy_routes_only_the_named_tasks(tmp_path: Path) -> None:
-    """The cluster policy ``routes`` writes, applied to the DAGs as the dag-processor applies it."""
+@pytest.mark.parametrize("queue", [HEAVY, ""])
+def test_the_dags_send_only_the_heavy_tasks_to_the_heavy_queue(queue: str, monkeypatch) -> None:
+    """``CDP_HEAVY_QUEUE`` where the DAG files are parsed (as the dag-processor parses them) routes exactly the
+    heavy tasks; unset, every task stays on Airflow's default queue (the LocalExecutor, compose without it)."""
     from airflow.dag_processing.dagbag import DagBag
 
-    namespace: dict = {}
-    exec(POLICY.format(routes=ROUTES), namespace)  # noqa: S102 - the file the stack's Airflow imports
+    monkeypatch.setenv(HEAVY_QUEUE_ENV, queue)
     dags = Path(__file__).resolve().parents[2] / "dags"
     queues = {}
-    for dag_id in ("cdp_dedupe", "cdp_reconcile"):
+    for dag_id in ("cdp_dedupe", "cdp_reconcile", "cdp_sync"):
         for task in DagBag(dag_folder=str(dags / f"{dag_id}.py")).dags[dag_id].tasks:
-            namespace["task_policy"](task)
             queues[f"{dag_id}.{task.task_id}"] = task.queue
 
-    assert {task for task, queue in queues.items() if queue == HEAVY} == set(ROUTES)
-    assert {queue for task, queue in queues.items() if task not in ROUTES} == {DEFAULT_QUEUE}
+    heavy = {task for task, routed in queues.items() if routed == HEAVY}
+    assert heavy == (set(ROUTES) if queue else set())
+    assert {routed for task, routed in queues.items() if task not in heavy} == {DEFAULT_QUEUE}

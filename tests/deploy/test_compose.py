@@ -19,9 +19,10 @@ from cdp.webhooks.config import SOURCES as WEBHOOK_SOURCES
 
 REPO = Path(__file__).resolve().parents[2]
 SCHEMA = Path(__file__).with_name("schema") / "compose-spec.json"
+DEFAULT_QUEUE = "default"  # Airflow's operators.default_queue, which compose does not change
 SCHEMA_SHA256 = "d549057ebc2925f39f62799eab0db7b9e2c18b35b6c00595199116da3ed10e64"
 AIRFLOW_SERVICES = ("airflow-apiserver", "airflow-scheduler", "airflow-dag-processor", "airflow-triggerer",
-                    "airflow-worker")  # fmt: skip
+                    "airflow-worker", "airflow-worker-heavy")  # fmt: skip
 REQUIRED_SERVICES = (*AIRFLOW_SERVICES, "airflow-init", "redis", "airflow-db", "warehouse-db")
 CONNECTIONS = (
     "AIRFLOW_CONN_WAREHOUSE",
@@ -55,6 +56,17 @@ def _image_of(doc: dict, service: str) -> str:
     return doc["services"][service].get("image", "")
 
 
+def _served_queues(services: dict) -> set[str]:
+    """The Celery queues some worker service consumes (``--queues``, else Airflow's default queue)."""
+    served: set[str] = set()
+    for service in services.values():
+        command = str(service.get("command", ""))
+        if command.startswith("celery worker"):
+            named = re.search(r"--queues[ =](\S+)", command)
+            served |= set(named.group(1).split(",")) if named else {DEFAULT_QUEUE}
+    return served
+
+
 def compose_problems(doc: dict, dockerfile: str) -> list[str]:
     """What is wrong with a compose file against the deployment rules (empty when all hold)."""
     problems = []
@@ -79,6 +91,13 @@ def compose_problems(doc: dict, dockerfile: str) -> list[str]:
         build = service.get("build", {})
         if (build.get("dockerfile") if isinstance(build, dict) else None) != "Dockerfile":
             problems.append(f"{name} is not built from the project's Dockerfile")
+    served = _served_queues(services)
+    for name in AIRFLOW_SERVICES:
+        queue = services[name].get("environment", {}).get("CDP_HEAVY_QUEUE")
+        if queue and queue not in served:
+            problems.append(f"{name} sends heavy tasks to queue {queue!r}, which no Celery worker serves")
+    if DEFAULT_QUEUE not in served:
+        problems.append(f"no Celery worker serves the default queue {DEFAULT_QUEUE!r}")
     images = {name: _image_of(doc, name) for name in ("airflow-db", "warehouse-db")}
     if not all(image.startswith("postgres:") for image in images.values()):
         problems.append(f"both databases must be Postgres: {images}")
@@ -145,9 +164,13 @@ def test_compose_file_follows_the_deployment_rules(dockerfile: str) -> None:
          "airflow-triggerer does not run the CeleryExecutor"),
         (lambda d: d["services"]["airflow-apiserver"].pop("build"),
          "airflow-apiserver is not built from the project's Dockerfile"),
+        (lambda d: d["services"]["airflow-worker-heavy"].update(command="celery worker --queues hevy"),
+         "airflow-scheduler sends heavy tasks to queue 'heavy', which no Celery worker serves"),
+        (lambda d: d["services"]["airflow-worker"].update(command="celery worker --queues heavy"),
+         "no Celery worker serves the default queue 'default'"),
     ],
     ids=["no-dag-processor", "no-source-connection", "warehouse-in-metadata-db", "shared-volume", "local-executor",
-         "stock-image"],
+         "stock-image", "heavy-queue-unserved", "default-queue-unserved"],
 )  # fmt: skip
 def test_each_rule_catches_its_mistake(break_it, expected: str, dockerfile: str) -> None:
     doc = _compose()
@@ -172,5 +195,6 @@ def test_every_variable_the_compose_file_needs_is_in_the_env_example() -> None:
     needed = set(re.findall(r"(?<!\$)\$\{([A-Z_][A-Z0-9_]*)(?::?-[^}]*)?\}", text))
     example = {line.split("=", 1)[0] for line in (REPO / ".env.example").read_text().splitlines()
                if line and not line.startswith("#")}  # fmt: skip
-    optional = {"CDP_IMAGE", "AIRFLOW_FERNET_KEY", "AIRFLOW_PARALLELISM", "AIRFLOW_WORKER_CONCURRENCY"}
+    optional = {"CDP_IMAGE", "AIRFLOW_FERNET_KEY", "AIRFLOW_PARALLELISM", "AIRFLOW_WORKER_CONCURRENCY",
+                "AIRFLOW_HEAVY_WORKER_CONCURRENCY"}
     assert needed - optional <= example, sorted(needed - optional - example)

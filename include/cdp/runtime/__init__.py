@@ -7,6 +7,7 @@ connection is looked up only when a task calls ``warehouse_url()``.
 
 from __future__ import annotations
 
+import os
 from datetime import timedelta
 from typing import Any
 
@@ -41,6 +42,22 @@ SLACK_CONN_ID = "slack_alerts"
 ALLOWED_TAGS = frozenset(
     {"sync", "quality", "finance", "privacy", "migration", "identity", "ops", "referrals"}
 )
+
+
+#: Names the Celery queue of the heavy tasks, read where a DAG file is parsed (dag-processor and workers alike).
+HEAVY_QUEUE_ENV = "CDP_HEAVY_QUEUE"
+
+
+def heavy_task_args() -> dict[str, str]:
+    """Task arguments for the work that needs a big worker: identity scoring and merging (``cdp_dedupe``) and
+    the month's reconciliation (``cdp_reconcile``).
+
+    With ``CDP_HEAVY_QUEUE`` set (docker-compose sets ``heavy`` and runs ``airflow-worker-heavy`` for it) they
+    go to that queue, so a few large workers take them and the many small ones keep syncing; unset, they stay
+    on Airflow's default queue (the LocalExecutor, or a cluster whose workers all serve one queue). A queue
+    no worker serves leaves its tasks queued for ever: set it only where such a worker runs."""
+    queue = os.environ.get(HEAVY_QUEUE_ENV, "").strip()
+    return {"queue": queue} if queue else {}
 
 
 def default_args(retries: int = 3, *, after_first_sync: bool = False) -> dict[str, Any]:
