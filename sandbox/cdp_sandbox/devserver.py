@@ -12,6 +12,11 @@ Everything a local ``airflow`` command needs is written to ``.cdp/airflow/stack.
 runs any Airflow command with it. The UI login is fixed per checkout (user ``admin``, a generated password
 kept in ``.cdp/airflow/passwords.json``) and printed at start. Alerts go to the sandbox's Slack receiver
 (``cdp sandbox slack`` prints what it received).
+
+``make run EXECUTOR=celery`` (``cdp run --executor celery``) starts the production shape instead of the
+LocalExecutor: Redis as the Celery broker (``cdp_sandbox.broker``), Celery's results in the metadata database,
+and two supervised ``airflow celery worker``s, ``default`` and ``heavy`` (the queue ``CDP_HEAVY_QUEUE`` names,
+as docker-compose has it), so the two can be watched sharing the work before deploying.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -46,6 +52,7 @@ from cdp.warehouse import (
     resolve_url,
 )
 from cdp.warehouse.embedded import default_server, port_is_free
+from cdp_sandbox.broker import redis_command
 from cdp_sandbox.defaults import SANDBOX_LEARNERS, SANDBOX_PORT, SANDBOX_SEED
 from cdp_sandbox.generator import World
 from cdp_sandbox.processes import (
@@ -69,6 +76,32 @@ METADATA_ROLE = "airflow"
 #: the address the API server listens on unless `make run HOST=…` / `cdp run --host` / CDP_API_HOST says else
 DEFAULT_HOST = "127.0.0.1"
 COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
+#: `cdp run --executor`: Airflow's LocalExecutor, or the CeleryExecutor with Redis and two workers
+EXECUTORS = {"local": "LocalExecutor", "celery": "CeleryExecutor"}
+#: Redis's port for `make run EXECUTOR=celery` (not 6379: a Redis of the machine's own may hold that one)
+REDIS_PORT = 6380
+HEAVY_QUEUE = "heavy"
+
+
+@dataclass(frozen=True)
+class CeleryWorker:
+    """One supervised ``airflow celery worker``: component ``celery-worker-<name>``, Celery node ``<name>@host``."""
+
+    name: str
+    queue: str
+    concurrency: int
+
+    @property
+    def component(self) -> str:
+        return f"celery-worker-{self.name}"
+
+
+def celery_workers() -> tuple[CeleryWorker, ...]:
+    """Airflow's default queue with a slot per core (the syncs and everything else), and the heavy queue
+    with one slot (identity scoring and merging, the reconciliation: ``cdp.runtime.heavy_task_args``)."""
+    return (CeleryWorker("default", "default", max(2, os.cpu_count() or 2)), CeleryWorker(HEAVY_QUEUE, HEAVY_QUEUE, 1))
+
+
 #: how long the API server may take to answer after its start (a busy two-core machine: minutes)
 API_START_TIMEOUT = 900.0
 SUPERVISOR = "supervisor"
@@ -230,6 +263,47 @@ def airflow_environment(
         "AIRFLOW_CONN_WAREHOUSE": warehouse_url,
     }
     return {**tunables, **{k: v for k, v in os.environ.items() if k in tunables}, **fixed}
+
+
+def celery_environment(metadata: str, redis_port: int) -> dict[str, str]:
+    """What the CeleryExecutor adds for every component: the broker, the results beside Airflow's metadata
+    (with each task's worker: ``result_extended``), and the heavy queue's name."""
+    from cdp.runtime import HEAVY_QUEUE_ENV
+
+    return {
+        "AIRFLOW__CORE__EXECUTOR": EXECUTORS["celery"],
+        "AIRFLOW__OPERATORS__DEFAULT_QUEUE": "default",
+        "AIRFLOW__CELERY__BROKER_URL": f"redis://127.0.0.1:{redis_port}/0",
+        "AIRFLOW__CELERY__RESULT_BACKEND": f"db+{postgresql_only(metadata)}",
+        "AIRFLOW__CELERY__EXTRA_CELERY_CONFIG": json.dumps({"result_extended": True}),
+        HEAVY_QUEUE_ENV: HEAVY_QUEUE,
+    }
+
+
+def redis_component(port: int) -> Component:
+    folder = state_dir() / "redis"
+    folder.mkdir(parents=True, exist_ok=True)
+    return Component(
+        "redis", redis_command(port, folder), state_dir() / "redis.log", {**os.environ},
+        ready=lambda: _answers("127.0.0.1", port), details={"port": port},
+    )  # fmt: skip
+
+
+def celery_worker_components(environment: Mapping[str, str]) -> list[Component]:
+    """The workers; no log server each (two on one machine would want one port): the task logs are files in
+    ``.cdp/airflow/logs``, which the API server reads itself."""
+    logs = airflow_home() / "logs"
+    return [
+        Component(
+            worker.component,
+            [airflow_executable(), "celery", "worker", "--celery-hostname", f"{worker.name}@%h", "--queues",
+             worker.queue, "--concurrency", str(worker.concurrency), "--skip-serve-logs",
+             "--pid", str(airflow_home() / f"{worker.component}.pid")],
+            logs / f"{worker.component}.log",
+            environment,
+        )  # fmt: skip
+        for worker in celery_workers()
+    ]
 
 
 def ui_password() -> str:
@@ -419,7 +493,9 @@ def _port_free(host: str, port: int) -> bool:
         return True
 
 
-def check_start(host: str, port: int, sandbox_port: int, environment: Mapping[str, str]) -> None:
+def check_start(
+    host: str, port: int, sandbox_port: int, environment: Mapping[str, str], redis_port: int | None = None
+) -> None:
     problems = previous_run_problems()
     if problems:
         raise StackFailed("cannot start:\n" + "\n".join(f"  - {p}" for p in problems))
@@ -435,6 +511,8 @@ def check_start(host: str, port: int, sandbox_port: int, environment: Mapping[st
             int(environment.get("AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT", 8794)),
         ),
     }
+    if redis_port is not None:
+        ports["Redis, the Celery broker; `make run REDIS_PORT=6381` to use another"] = ("127.0.0.1", redis_port)
     problems = busy_ports(ports)
     if problems:
         raise StackFailed("cannot start:\n" + "\n".join(f"  - {p}" for p in problems))
@@ -445,15 +523,26 @@ def _say(text: str) -> None:
     print(text, flush=True)
 
 
-def run_local(port: int = 8080, host: str | None = None, sandbox_port: int = SANDBOX_PORT) -> int:
+def run_local(
+    port: int = 8080,
+    host: str | None = None,
+    sandbox_port: int = SANDBOX_PORT,
+    *,
+    executor: str = "local",
+    redis_port: int = REDIS_PORT,
+) -> int:
     """Start everything, print how to log in, supervise until Ctrl-C / SIGTERM, then stop every process."""
+    if executor not in EXECUTORS:
+        print(f"error: executor {executor!r}: one of {', '.join(EXECUTORS)}", file=sys.stderr, flush=True)
+        return 2
+    celery = executor == "celery"
     host = host or os.environ.get("CDP_API_HOST") or DEFAULT_HOST
     handle_stop_signals()
     supervisor = Supervisor(say=_say)
     began = time.monotonic()
     me = None
     try:
-        check_start(host, port, sandbox_port, {**os.environ})
+        check_start(host, port, sandbox_port, {**os.environ}, redis_port if celery else None)
         me = record_for(SUPERVISOR, psutil.Process(), port=port, sandbox_port=sandbox_port, host=host)
         _say("  starting: warehouse, Airflow's metadata database, sandbox, Airflow (about a minute) …")
         owner_url = migrations_url()  # the superuser: migrations only, never in Airflow's environment
@@ -464,15 +553,20 @@ def run_local(port: int = 8080, host: str | None = None, sandbox_port: int = SAN
         supervisor.start(sandbox_component(sandbox_port, port))
         supervisor.wait_ready("sandbox", 120)
         environment = {**local_environment(url, port, sandbox_port, host=host), **processes}
+        if celery:
+            environment |= celery_environment(environment["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"], redis_port)
+            supervisor.start(redis_component(redis_port))
+            supervisor.wait_ready("redis", 60)
         write_stack_env(environment)
         password = ui_password()
         prepare_airflow(environment)
         api, *others = airflow_components(environment, host, port)
         supervisor.start(api)  # first: every task talks to it through the execution API
         supervisor.wait_ready("api-server", API_START_TIMEOUT)
-        for component in others:
+        for component in [*others, *(celery_worker_components(environment) if celery else [])]:
             supervisor.start(component)
-        _say(banner(port, host, sandbox_port, password, owner_url, round(time.monotonic() - began)))
+        _say(banner(port, host, sandbox_port, password, owner_url, round(time.monotonic() - began),
+                    redis_port if celery else None))  # fmt: skip
         while True:
             time.sleep(1)
             supervisor.check()
@@ -501,11 +595,22 @@ def run_local(port: int = 8080, host: str | None = None, sandbox_port: int = SAN
     return code
 
 
-def banner(port: int, host: str, sandbox_port: int, password: str, url: str, seconds: int) -> str:
+def banner(
+    port: int, host: str, sandbox_port: int, password: str, url: str, seconds: int, redis_port: int | None = None
+) -> str:
     exposed = (
         "" if host in {"127.0.0.1", "localhost", "::1"} else f" (listening on {host}: reachable from others)"
     )
     logs = airflow_home() / "logs"
+    components = list(COMPONENTS)
+    if redis_port is None:
+        executor = "LocalExecutor (`make run EXECUTOR=celery` for Redis and two Celery workers)"
+    else:
+        workers = celery_workers()
+        components += [worker.component for worker in workers]
+        executor = f"CeleryExecutor, Redis on 127.0.0.1:{redis_port} (log in .cdp/redis.log), workers " + ", ".join(
+            f"{w.name}@ (queue {w.queue}, {w.concurrency} slot{'s' * (w.concurrency > 1)})" for w in workers
+        )
     return (
         "\n"
         f"  Airflow UI:  http://localhost:{port}{exposed}   (ready after {seconds} s)\n"
@@ -517,7 +622,8 @@ def banner(port: int, host: str, sandbox_port: int, password: str, url: str, sec
         f"  alerts:      Slack messages go to the sandbox: `.venv/bin/cdp sandbox slack` prints them\n"
         f"  pools:       {', '.join(pool_definitions())} (one per vendor API)\n"
         f"  data health: http://localhost:{port}/cdp-data-health/ (in the UI: Browse -> Data health)\n"
-        f"  logs:        {logs}/<component>.log (api-server, scheduler, dag-processor, triggerer)\n"
+        f"  executor:    {executor}\n"
+        f"  logs:        {logs}/<component>.log ({', '.join(components)})\n"
         "  stop:        Ctrl-C here, or `make stop` from anywhere (also stops the warehouse)\n"
     )
 

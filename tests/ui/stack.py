@@ -86,7 +86,8 @@ class Stack:
 
     def log_tail(self, lines: int = 60) -> str:
         parts = [self.log_path.read_text(errors="replace")]
-        for component in devserver.COMPONENTS:
+        workers = [worker.component for worker in devserver.celery_workers()]
+        for component in (*devserver.COMPONENTS, *workers):
             path = self.home / "airflow" / "logs" / f"{component}.log"
             if path.exists():
                 parts.append(f"--- {component}:\n" + path.read_text(errors="replace"))
@@ -112,8 +113,9 @@ class Stack:
             self.cdp("stop", timeout=120)  # leftovers, if any, and the embedded server
 
 
-def start(warehouse_url: str, work: Path, *, timeout: float = 900) -> Stack:
-    """Migrate the warehouse, run `cdp run` on free ports; return once the API server answers a login."""
+def start(warehouse_url: str, work: Path, *, timeout: float = 900, executor: str = "local") -> Stack:
+    """Migrate the warehouse, run `cdp run` on free ports; return once the API server answers a login.
+    ``executor="celery"`` is `make run EXECUTOR=celery`: Redis on a free port and two Celery workers."""
     migrations.upgrade(warehouse_url)
     port, sandbox_port = free_port(), free_port()
     home = work / "cdp-home"
@@ -134,7 +136,8 @@ def start(warehouse_url: str, work: Path, *, timeout: float = 900) -> Stack:
     log_path = work / "cdp-run.log"
     started_at = time.monotonic()
     process = subprocess.Popen(
-        [str(CDP), "run", "--port", str(port), "--sandbox-port", str(sandbox_port)],
+        [str(CDP), "run", "--port", str(port), "--sandbox-port", str(sandbox_port), "--executor", executor,
+         "--redis-port", str(free_port())],
         env=environment, stdout=log_path.open("wb"), stderr=subprocess.STDOUT, start_new_session=True,
     )  # fmt: skip
     stack = Stack(
