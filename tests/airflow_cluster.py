@@ -158,12 +158,7 @@ class AirflowCluster:
                 command += ["--port", str(self.port)]
             self._spawn(component, command)
         for worker in self.workers:
-            # The task logs are files in this home, which the api-server reads itself: no log server per worker.
-            self._spawn(worker.component, [
-                str(AIRFLOW), "celery", "worker", "--celery-hostname", f"{worker.name}@%h",
-                "--queues", ",".join(worker.queues), "--concurrency", str(worker.concurrency),
-                "--pid", str(self.home / f"{worker.component}.pid"), "--skip-serve-logs",
-            ])  # fmt: skip
+            self._spawn_worker(worker)
         self.wait(lambda: self.query("SELECT 1 FROM serialized_dag WHERE dag_id = 'cdp_sync'"), timeout,
                   "the dag-processor did not serialise cdp_sync")  # fmt: skip
         self.timings["cdp_sync serialised"] = time.monotonic() - begun
@@ -174,6 +169,29 @@ class AirflowCluster:
             self.wait(lambda: self._by_name(self.celery_workers()) == expected, timeout,
                       f"the Celery workers {sorted(expected)} did not all answer on their queues")  # fmt: skip
             self.timings["workers answer"] = time.monotonic() - begun
+
+    def _spawn_worker(self, worker: CeleryWorker) -> None:
+        # The task logs are files in this home, which the api-server reads itself: no log server per worker.
+        self._spawn(worker.component, [
+            str(AIRFLOW), "celery", "worker", "--celery-hostname", f"{worker.name}@%h",
+            "--queues", ",".join(worker.queues), "--concurrency", str(worker.concurrency),
+            "--pid", str(self.home / f"{worker.component}.pid"), "--skip-serve-logs",
+        ])  # fmt: skip
+
+    def add_worker(self, worker: CeleryWorker, timeout: float = 240) -> None:
+        """Start one more Celery worker and wait until it answers on its queues."""
+        self._spawn_worker(worker)
+        self.wait(lambda: self._by_name(self.celery_workers()).get(worker.name) == sorted(worker.queues), timeout,
+                  f"the Celery worker {worker.name} did not answer on {sorted(worker.queues)}")  # fmt: skip
+
+    def kill(self, component: str) -> subprocess.Popen[bytes]:
+        """SIGKILL to the component's whole process group at once, with no warning (its machine lost), and
+        no more watching it: the cluster goes on without it."""
+        process = self.processes.pop(component)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=30)
+        return process
 
     def _spawn(self, component: str, command: list[str]) -> None:
         log = (self.home / f"{component}.log").open("ab")

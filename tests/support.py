@@ -117,6 +117,22 @@ def state_difference(expected: list[str], got: list[str]) -> dict[str, list[str]
     }
 
 
+def scheduled_history(url: str, sandbox, intervals, **settings: object) -> None:
+    """What cdp_sync's scheduled runs of ``intervals`` do, in process and in order: every stream, people
+    first, each run with its data interval (``settings``: extra connection settings, as the test's cluster
+    has them). What a run through Airflow must leave too."""
+    from cdp.sources import registry
+    from cdp.sync.engine import sync_stream
+    from cdp.sync.specs import SCHEDULED_SPECS
+    from cdp.warehouse import Actor
+
+    for number, (start, end) in enumerate(intervals):
+        for spec in sorted(SCHEDULED_SPECS, key=lambda s: s.wave):
+            stream = registry.stream(spec.source, spec.stream, sandbox.settings(spec.source, **settings))
+            sync_stream(url, stream, spec, actor=Actor("pytest"), run_id=f"scheduled__{number}",
+                        interval_start=start, interval_end=end)  # fmt: skip
+
+
 def make_login(admin_url: str, role: str, organization_id: str | None = None) -> tuple[str, str]:
     """A real login (a cluster-wide role) of an application role on ``admin_url``'s database: (name, URL).
     A person's through privacy.create_login, a process's (pipeline, webhook intake, a DAG family) as

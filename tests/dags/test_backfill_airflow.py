@@ -25,12 +25,16 @@ from datetime import UTC, datetime, timedelta
 import psycopg
 import pytest
 from airflow_cluster import AirflowCluster, drop_metadata_database, metadata_database
-from support import STATE_QUERIES, create_database, drop_database, state_difference, warehouse_state
+from support import (
+    STATE_QUERIES,
+    create_database,
+    drop_database,
+    scheduled_history,
+    state_difference,
+    warehouse_state,
+)
 
-from cdp.sources import registry
-from cdp.sync.engine import sync_stream
 from cdp.sync.specs import SCHEDULED_SPECS
-from cdp.warehouse import Actor
 from cdp_sandbox.devserver import connection_env
 from cdp_sandbox.faults import Fault
 from cdp_sandbox.generator import World
@@ -86,14 +90,7 @@ def cluster(
 
 
 def _scheduled_history(url: str, sandbox: SandboxServer, intervals: list[tuple[datetime, datetime]]) -> None:
-    """What the scheduled runs do, in order: every stream, people first, with the run's data interval."""
-    for number, (start, end) in enumerate(intervals):
-        for spec in sorted(SCHEDULED_SPECS, key=lambda s: s.wave):
-            stream = registry.stream(
-                spec.source, spec.stream, sandbox.settings(spec.source, max_attempts=2, retry_base_delay=0.01)
-            )
-            sync_stream(url, stream, spec, actor=Actor("pytest"), run_id=f"scheduled__{number}",
-                        interval_start=start, interval_end=end)  # fmt: skip
+    scheduled_history(url, sandbox, intervals, max_attempts=2, retry_base_delay=0.01)
 
 
 def _backfill(

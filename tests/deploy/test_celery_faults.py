@@ -1,0 +1,162 @@
+"""Faults on the production shape (issue 20, item 2): ``cdp_sync`` through the CeleryExecutor (Redis broker,
+Airflow's metadata and Celery's results in their own PostgreSQL database, the warehouse in another), against
+the same history run in process.
+
+A Celery worker is killed with SIGKILL, its whole process group at once (the machine lost), while one of its
+tasks waits on a slow vendor page: no message, no clean shutdown. The scheduler notices the task's missing
+heartbeat (``task_instance_heartbeat_timeout``, 30 s here instead of 300), fails that try, and its retry
+runs on a second worker started after the loss. Each stream lands in one transaction, so the killed try
+left nothing half-written: the warehouse equals the in-process history, and each stream landed once per
+interval.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import psycopg
+import pytest
+from airflow_cluster import (
+    DEFAULT_QUEUE,
+    AirflowCluster,
+    CeleryWorker,
+    drop_metadata_database,
+    metadata_database,
+)
+from redis_server import RedisServer
+from support import (
+    STATE_QUERIES,
+    create_database,
+    drop_database,
+    scheduled_history,
+    state_difference,
+    warehouse_state,
+)
+
+from cdp.sync.specs import SCHEDULED_SPECS
+from cdp_sandbox.devserver import connection_env
+from cdp_sandbox.faults import Fault
+from cdp_sandbox.generator import World
+from cdp_sandbox.server import SandboxServer
+
+WORLD_START = datetime(2026, 11, 29, 0, tzinfo=UTC)
+WORLD_END = WORLD_START + timedelta(hours=4)
+STEP = timedelta(hours=2)
+INTERVALS = [(WORLD_START + STEP * n, WORLD_START + STEP * (n + 1)) for n in range(2)]
+#: The connectors' settings in the cluster and in the in-process history alike; a client timeout longer than
+#: the slow page, so the page is still being waited for when the worker dies.
+SETTINGS = {"max_attempts": 2, "retry_base_delay": 0.01, "timeout": 300}
+SLOW_SECONDS = 150
+KILLED_TASK = "sync_moodle_users"
+FIRST, SECOND = CeleryWorker("first", (DEFAULT_QUEUE,), 2), CeleryWorker("second", (DEFAULT_QUEUE,), 2)
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(2700)]
+
+
+@pytest.fixture(scope="module")
+def sandbox(tmp_path_factory) -> Iterator[SandboxServer]:
+    world = World(seed=31, learners=40, start=WORLD_START, end=WORLD_END)
+    with SandboxServer(world, ledger_folder=tmp_path_factory.mktemp("ledger")) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def warehouse(pg_server, migrated_template) -> Iterator[str]:
+    name = create_database(pg_server, migrated_template)
+    yield pg_server.url(name)
+    drop_database(pg_server, name)
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory, pg_server, sandbox: SandboxServer, warehouse: str) -> Iterator[AirflowCluster]:
+    connections = dict(
+        connection_env(source, sandbox.settings(source, **SETTINGS))
+        for source in {spec.source for spec in SCHEDULED_SPECS}
+    )
+    connections["AIRFLOW_CONN_WAREHOUSE"] = warehouse
+    connections["AIRFLOW_CONN_SLACK_ALERTS"] = json.dumps(
+        {"conn_type": "slackwebhook", "password": sandbox.slack_webhook_url}
+    )
+    metadata, metadata_url = metadata_database(pg_server)
+    with RedisServer(tmp_path_factory.mktemp("redis")) as redis:
+        cluster = AirflowCluster(
+            tmp_path_factory.mktemp("airflow"), metadata_url, connections, executor="CeleryExecutor",
+            broker_url=redis.url, workers=(FIRST,),
+            env={
+                # A lost task is noticed after 30 s without a heartbeat (Airflow's default: 300 s).
+                "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "30",
+                "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL": "5",
+                # A message the dead worker had reserved but not started: failed back after 90 s, not 600.
+                "AIRFLOW__SCHEDULER__TASK_QUEUED_TIMEOUT": "90",
+            },
+        )  # fmt: skip
+        try:
+            cluster.start()
+            yield cluster
+        finally:
+            cluster.stop()
+            drop_metadata_database(pg_server, metadata)
+
+
+def _tries(cluster: AirflowCluster, task_id: str) -> list[tuple]:
+    """Each try of ``task_id`` in the backfill's runs: (run, try number, state, Celery worker node)."""
+    return cluster.query(
+        "SELECT t.run_id, t.try_number, t.state, m.worker FROM ("
+        "  SELECT run_id, try_number, state, external_executor_id FROM task_instance"
+        "  WHERE dag_id = 'cdp_sync' AND task_id = %s"
+        "  UNION ALL SELECT run_id, try_number, state, external_executor_id FROM task_instance_history"
+        "  WHERE dag_id = 'cdp_sync' AND task_id = %s) t"
+        " LEFT JOIN celery_taskmeta m ON m.task_id = t.external_executor_id ORDER BY 1, 2",
+        (task_id, task_id),
+    )
+
+
+def test_a_worker_killed_mid_task_is_retried_on_another_and_the_warehouse_is_exact(
+    cluster: AirflowCluster, sandbox: SandboxServer, warehouse: str, another_warehouse
+) -> None:
+    expected_url = another_warehouse()
+    scheduled_history(expected_url, sandbox, INTERVALS, **SETTINGS)
+    expected = warehouse_state(expected_url)
+    assert expected["people"] and expected["donations"] and expected["enrollments"]
+
+    slow = sandbox.faults.add(Fault("slow", "moodle", "users", times=1, delay=SLOW_SECONDS))
+    before = {row[0] for row in cluster.query("SELECT id FROM backfill")}
+    cluster.airflow(
+        "backfill", "create", "--dag-id", "cdp_sync", "--from-date", INTERVALS[0][1].isoformat(),
+        "--to-date", INTERVALS[-1][1].isoformat(), "--max-active-runs", "1",
+    )  # fmt: skip
+    (backfill_id,) = {row[0] for row in cluster.query("SELECT id FROM backfill")} - before
+    # The first run's Moodle users task is waiting on its slow page, on the only worker there is.
+    cluster.wait(lambda: slow.hits == 1 and [t for t in _tries(cluster, KILLED_TASK) if t[2] == "running"], 600,
+                 f"{KILLED_TASK} never got to its slow page")  # fmt: skip
+    cluster.kill(FIRST.component)
+    cluster.add_worker(SECOND)
+
+    cluster.wait(
+        lambda: cluster.query("SELECT completed_at FROM backfill WHERE id = %s", (backfill_id,))[0][0],
+        1500,
+        f"backfill {backfill_id} did not complete after the worker was killed",
+    )
+    runs = [run for run in cluster.runs("cdp_sync") if run["backfill_id"] == backfill_id]
+    assert [(r["data_interval_start"], r["data_interval_end"]) for r in runs] == INTERVALS
+    assert {r["state"] for r in runs} == {"success"}, runs
+
+    tries = _tries(cluster, KILLED_TASK)
+    first_run = runs[0]["run_id"]
+    lost, *_, retried = [t for t in tries if t[0] == first_run]
+    assert lost[2] in {"failed", "up_for_retry"}, lost
+    assert lost[3] is None or lost[3].split("@")[0] == FIRST.name, lost
+    assert retried[2] == "success" and retried[1] > lost[1], retried
+    assert retried[3].split("@")[0] == SECOND.name, f"the retry ran on {retried[3]}"
+
+    got = warehouse_state(warehouse)
+    for name in STATE_QUERIES:
+        assert got[name] == expected[name], (name, state_difference(expected[name], got[name]))
+    with psycopg.connect(warehouse) as conn:
+        landed = dict(conn.execute(
+            "SELECT source || '.' || stream, count(*) FROM ops.sync_run WHERE run_id = ANY(%s) GROUP BY 1",
+            ([r["run_id"] for r in runs],),
+        ).fetchall())  # fmt: skip
+    assert landed == {spec.key: len(INTERVALS) for spec in SCHEDULED_SPECS}, "each stream landed once a run"
