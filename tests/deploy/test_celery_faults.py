@@ -8,6 +8,9 @@ heartbeat (``task_instance_heartbeat_timeout``, 30 s here instead of 300), fails
 runs on a second worker started after the loss. Each stream lands in one transaction, so the killed try
 left nothing half-written: the warehouse equals the in-process history, and each stream landed once per
 interval.
+
+Then Redis, the broker, is restarted empty in the middle of a re-run of both intervals: the runs complete,
+nothing is lost or landed twice, and the warehouse is unchanged.
 """
 
 from __future__ import annotations
@@ -70,7 +73,15 @@ def warehouse(pg_server, migrated_template) -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory, pg_server, sandbox: SandboxServer, warehouse: str) -> Iterator[AirflowCluster]:
+def redis(tmp_path_factory) -> Iterator[RedisServer]:
+    with RedisServer(tmp_path_factory.mktemp("redis")) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def cluster(
+    tmp_path_factory, pg_server, sandbox: SandboxServer, warehouse: str, redis: RedisServer
+) -> Iterator[AirflowCluster]:
     connections = dict(
         connection_env(source, sandbox.settings(source, **SETTINGS))
         for source in {spec.source for spec in SCHEDULED_SPECS}
@@ -80,24 +91,23 @@ def cluster(tmp_path_factory, pg_server, sandbox: SandboxServer, warehouse: str)
         {"conn_type": "slackwebhook", "password": sandbox.slack_webhook_url}
     )
     metadata, metadata_url = metadata_database(pg_server)
-    with RedisServer(tmp_path_factory.mktemp("redis")) as redis:
-        cluster = AirflowCluster(
-            tmp_path_factory.mktemp("airflow"), metadata_url, connections, executor="CeleryExecutor",
-            broker_url=redis.url, workers=(FIRST,),
-            env={
-                # A lost task is noticed after 30 s without a heartbeat (Airflow's default: 300 s).
-                "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "30",
-                "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL": "5",
-                # A message the dead worker had reserved but not started: failed back after 90 s, not 600.
-                "AIRFLOW__SCHEDULER__TASK_QUEUED_TIMEOUT": "90",
-            },
-        )  # fmt: skip
-        try:
-            cluster.start()
-            yield cluster
-        finally:
-            cluster.stop()
-            drop_metadata_database(pg_server, metadata)
+    cluster = AirflowCluster(
+        tmp_path_factory.mktemp("airflow"), metadata_url, connections, executor="CeleryExecutor",
+        broker_url=redis.url, workers=(FIRST,),
+        env={
+            # A lost task is noticed after 30 s without a heartbeat (Airflow's default: 300 s).
+            "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "30",
+            "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL": "5",
+            # A message the dead worker had reserved but not started: failed back after 90 s, not 600.
+            "AIRFLOW__SCHEDULER__TASK_QUEUED_TIMEOUT": "90",
+        },
+    )  # fmt: skip
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.stop()
+        drop_metadata_database(pg_server, metadata)
 
 
 def _tries(cluster: AirflowCluster, task_id: str) -> list[tuple]:
@@ -154,6 +164,46 @@ def test_a_worker_killed_mid_task_is_retried_on_another_and_the_warehouse_is_exa
     got = warehouse_state(warehouse)
     for name in STATE_QUERIES:
         assert got[name] == expected[name], (name, state_difference(expected[name], got[name]))
+    with psycopg.connect(warehouse) as conn:
+        landed = dict(conn.execute(
+            "SELECT source || '.' || stream, count(*) FROM ops.sync_run WHERE run_id = ANY(%s) GROUP BY 1",
+            ([r["run_id"] for r in runs],),
+        ).fetchall())  # fmt: skip
+    assert landed == {spec.key: len(INTERVALS) for spec in SCHEDULED_SPECS}, "each stream landed once a run"
+
+
+def test_redis_restarted_mid_run_loses_no_work_and_runs_nothing_twice(
+    cluster: AirflowCluster, sandbox: SandboxServer, warehouse: str, redis: RedisServer
+) -> None:
+    """The broker restarts empty (no persistence) while a re-run of both intervals is under way: messages
+    queued in it are gone. The workers and the scheduler reconnect; a task whose message was lost is failed
+    back after ``task_queued_timeout`` and queued again. Re-runs change nothing that is right, so the warehouse
+    is as before, and no stream landed twice in one run."""
+    if not [r for r in cluster.runs("cdp_sync") if r["run_type"] == "backfill" and r["state"] == "success"]:
+        pytest.skip("needs the first test's backfill (run the module, not this test alone)")
+    before = warehouse_state(warehouse)
+    slow = sandbox.faults.add(Fault("slow", "moodle", "users", times=1, delay=20))
+    known = {row[0] for row in cluster.query("SELECT id FROM backfill")}
+    cluster.airflow(
+        "backfill", "create", "--dag-id", "cdp_sync", "--from-date", INTERVALS[0][1].isoformat(),
+        "--to-date", INTERVALS[-1][1].isoformat(), "--max-active-runs", "1", "--reprocess-behavior", "completed",
+    )  # fmt: skip
+    (backfill_id,) = {row[0] for row in cluster.query("SELECT id FROM backfill")} - known
+    cluster.wait(lambda: slow.hits == 1, 600, "the re-run never reached Moodle")
+    redis.stop()
+    redis.start()
+    assert redis.command("DBSIZE") == ":0", "the broker came back empty: its queued messages are lost"
+
+    cluster.wait(
+        lambda: cluster.query("SELECT completed_at FROM backfill WHERE id = %s", (backfill_id,))[0][0],
+        1500,
+        f"backfill {backfill_id} did not complete after Redis restarted",
+    )
+    runs = [run for run in cluster.runs("cdp_sync") if run["backfill_id"] == backfill_id]
+    assert {r["state"] for r in runs} == {"success"}, runs
+    after = warehouse_state(warehouse)
+    for name in STATE_QUERIES:
+        assert after[name] == before[name], (name, state_difference(before[name], after[name]))
     with psycopg.connect(warehouse) as conn:
         landed = dict(conn.execute(
             "SELECT source || '.' || stream, count(*) FROM ops.sync_run WHERE run_id = ANY(%s) GROUP BY 1",
