@@ -19,18 +19,19 @@ KUBECTL=${KUBECTL:-kubectl}
 [[ -r $ENV_FILE ]] || { echo "error: cannot read $ENV_FILE (copy .env.example and fill it in)" >&2; exit 2; }
 
 # The env file as compose reads it: KEY=VALUE lines, the value taken as written (JSON included).
-declare -A ENV
+declare -A DOTENV
 while IFS= read -r line || [[ -n $line ]]; do
   [[ $line =~ ^([A-Z_][A-Z0-9_]*)=(.*)$ ]] || continue
-  ENV[${BASH_REMATCH[1]}]=${BASH_REMATCH[2]}
+  DOTENV[${BASH_REMATCH[1]}]=${BASH_REMATCH[2]}
 done < "$ENV_FILE"
-value() { printf '%s' "${!1:-${ENV[$1]:-}}"; }  # the environment wins over the file
+value() { printf '%s' "${!1:-${DOTENV[$1]:-}}"; }  # the environment wins over the file
 
 password() {
   local pw
   pw=$(value "$1")
   [[ -n $pw ]] || { echo "error: set $1 in $ENV_FILE" >&2; exit 2; }
-  [[ $pw =~ ^[A-Za-z0-9._~-]+$ ]] || { echo "error: $1 must be URL-safe (e.g. openssl rand -hex 24)" >&2; exit 2; }
+  [[ $pw =~ ^[A-Za-z0-9._~-]{16,}$ ]] \
+    || { echo "error: $1 must be URL-safe and 16 characters or more (openssl rand -hex 24)" >&2; exit 2; }
   printf '%s' "$pw"
 }
 

@@ -537,10 +537,11 @@ def test_a_secret_the_script_forgets_is_caught(tmp_path: Path) -> None:
         ({"AIRFLOW_METADATA_URL": "postgresql://airflow:pw@warehouse.example.org:5432/airflow"},
          "Airflow's metadata needs a Postgres server of its own"),
         ({"file:CDP_DEDUPE_PASSWORD": ""}, "error: set CDP_DEDUPE_PASSWORD"),
+        ({"CDP_RECONCILE_PASSWORD": "short"}, "CDP_RECONCILE_PASSWORD must be URL-safe and 16 characters"),
         ({"CDP_WEBHOOK_PASSWORD": "has@and/in-it-0123456789"}, "CDP_WEBHOOK_PASSWORD must be URL-safe"),
         ({"WAREHOUSE_ADDRESS": "postgres://cdp_owner:pw@warehouse/cdp"}, "set WAREHOUSE_ADDRESS to host:port/database"),
     ],
-    ids=["metadata-on-warehouse-server", "missing-password", "unsafe-password", "address-with-login"],
+    ids=["metadata-on-warehouse-server", "missing-password", "short-password", "unsafe-password", "address-with-login"],
 )  # fmt: skip
 def test_create_secrets_refuses_a_wrong_setup_saying_why(tmp_path: Path, env: dict, expected: str) -> None:
     in_file = {name.removeprefix("file:"): value for name, value in env.items() if name.startswith("file:")}
