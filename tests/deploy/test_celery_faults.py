@@ -111,6 +111,22 @@ def cluster(
         drop_metadata_database(pg_server, metadata)
 
 
+def _backfill(cluster: AirflowCluster, *extra: str) -> int:
+    """``airflow backfill create`` of cdp_sync over INTERVALS: the new backfill's id."""
+    known = {row[0] for row in cluster.query("SELECT id FROM backfill")}
+    cluster.airflow(
+        "backfill", "create", "--dag-id", "cdp_sync", "--from-date", INTERVALS[0][1].isoformat(),
+        "--to-date", INTERVALS[-1][1].isoformat(), "--max-active-runs", "1", *extra,
+    )  # fmt: skip
+    (backfill_id,) = {row[0] for row in cluster.query("SELECT id FROM backfill")} - known
+    return backfill_id
+
+
+def _wait_for_backfill(cluster: AirflowCluster, backfill_id: int, what: str) -> None:
+    cluster.wait(lambda: cluster.query("SELECT completed_at FROM backfill WHERE id = %s", (backfill_id,))[0][0],
+                 1500, f"backfill {backfill_id} ({what}) did not complete")  # fmt: skip
+
+
 def _tries(cluster: AirflowCluster, task_id: str) -> list[tuple]:
     """Each try of ``task_id`` in the backfill's runs: (run, try number, state, Celery worker node)."""
     return cluster.query(
@@ -133,23 +149,14 @@ def test_a_worker_killed_mid_task_is_retried_on_another_and_the_warehouse_is_exa
     assert expected["people"] and expected["donations"] and expected["enrollments"]
 
     slow = sandbox.faults.add(Fault("slow", "moodle", "users", times=1, delay=SLOW_SECONDS))
-    before = {row[0] for row in cluster.query("SELECT id FROM backfill")}
-    cluster.airflow(
-        "backfill", "create", "--dag-id", "cdp_sync", "--from-date", INTERVALS[0][1].isoformat(),
-        "--to-date", INTERVALS[-1][1].isoformat(), "--max-active-runs", "1",
-    )  # fmt: skip
-    (backfill_id,) = {row[0] for row in cluster.query("SELECT id FROM backfill")} - before
+    backfill_id = _backfill(cluster)
     # The run's Moodle users task is waiting on its slow page, on the only worker there is.
     cluster.wait(lambda: slow.hits == 1 and [t for t in _tries(cluster, KILLED_TASK) if t[2] == "running"], 600,
                  f"{KILLED_TASK} never got to its slow page")  # fmt: skip
     cluster.kill(FIRST.component)
     cluster.add_worker(SECOND)
 
-    cluster.wait(
-        lambda: cluster.query("SELECT completed_at FROM backfill WHERE id = %s", (backfill_id,))[0][0],
-        1500,
-        f"backfill {backfill_id} did not complete after the worker was killed",
-    )
+    _wait_for_backfill(cluster, backfill_id, "the run whose worker was killed")
     runs = [run for run in cluster.runs("cdp_sync") if run["backfill_id"] == backfill_id]
     assert [(r["data_interval_start"], r["data_interval_end"]) for r in runs] == INTERVALS
     assert {r["state"] for r in runs} == {"success"}, runs
@@ -181,25 +188,16 @@ def test_redis_restarted_mid_run_loses_no_work_and_runs_nothing_twice(
     back after ``task_queued_timeout`` and queued again. Re-runs change nothing that is right, so the warehouse
     is as before, and no stream landed twice in one run."""
     if not [r for r in cluster.runs("cdp_sync") if r["run_type"] == "backfill" and r["state"] == "success"]:
-        pytest.skip("needs the first test's backfill (run the module, not this test alone)")
+        _wait_for_backfill(cluster, _backfill(cluster), "the first run")  # alone (-k, or another xdist worker)
     before = warehouse_state(warehouse)
     slow = sandbox.faults.add(Fault("slow", "moodle", "users", times=1, delay=20))
-    known = {row[0] for row in cluster.query("SELECT id FROM backfill")}
-    cluster.airflow(
-        "backfill", "create", "--dag-id", "cdp_sync", "--from-date", INTERVALS[0][1].isoformat(),
-        "--to-date", INTERVALS[-1][1].isoformat(), "--max-active-runs", "1", "--reprocess-behavior", "completed",
-    )  # fmt: skip
-    (backfill_id,) = {row[0] for row in cluster.query("SELECT id FROM backfill")} - known
+    backfill_id = _backfill(cluster, "--reprocess-behavior", "completed")
     cluster.wait(lambda: slow.hits == 1, 600, "the re-run never reached Moodle")
     redis.stop()
     redis.start()
     assert redis.command("DBSIZE") == ":0", "the broker came back empty: its queued messages are lost"
 
-    cluster.wait(
-        lambda: cluster.query("SELECT completed_at FROM backfill WHERE id = %s", (backfill_id,))[0][0],
-        1500,
-        f"backfill {backfill_id} did not complete after Redis restarted",
-    )
+    _wait_for_backfill(cluster, backfill_id, "the re-run after Redis restarted")
     runs = [run for run in cluster.runs("cdp_sync") if run["backfill_id"] == backfill_id]
     assert {r["state"] for r in runs} == {"success"}, runs
     after = warehouse_state(warehouse)
