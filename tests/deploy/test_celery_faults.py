@@ -10,12 +10,16 @@ left nothing half-written: the warehouse equals the in-process history, and each
 interval.
 
 Then Redis, the broker, is restarted empty in the middle of a re-run of that interval: the runs complete,
-nothing is lost or landed twice, and the warehouse is unchanged.
+nothing is lost or landed twice, and the warehouse is unchanged. Last, the warehouse is unreachable for a
+minute (the line to it cut by a proxy, ``tests/tcp_proxy.py``; the suite's PostgreSQL serves every test, so it
+is the network that fails, not the server): the try it hits fails, the retry lands, the run succeeds and no
+alert goes out.
 """
 
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
@@ -37,6 +41,7 @@ from support import (
     state_difference,
     warehouse_state,
 )
+from tcp_proxy import TcpProxy
 
 from cdp.sync.specs import SCHEDULED_SPECS
 from cdp_sandbox.devserver import connection_env
@@ -80,14 +85,22 @@ def redis(tmp_path_factory) -> Iterator[RedisServer]:
 
 
 @pytest.fixture(scope="module")
+def warehouse_line(warehouse: str) -> Iterator[tuple[TcpProxy, str]]:
+    """The cluster reaches the warehouse through a proxy that a test can cut: (proxy, URL through it)."""
+    proxy, url = TcpProxy.to(warehouse)
+    with proxy:
+        yield proxy, url
+
+
+@pytest.fixture(scope="module")
 def cluster(
-    tmp_path_factory, pg_server, sandbox: SandboxServer, warehouse: str, redis: RedisServer
+    tmp_path_factory, pg_server, sandbox: SandboxServer, warehouse_line: tuple[TcpProxy, str], redis: RedisServer
 ) -> Iterator[AirflowCluster]:
     connections = dict(
         connection_env(source, sandbox.settings(source, **SETTINGS))
         for source in {spec.source for spec in SCHEDULED_SPECS}
     )
-    connections["AIRFLOW_CONN_WAREHOUSE"] = warehouse
+    connections["AIRFLOW_CONN_WAREHOUSE"] = warehouse_line[1]
     connections["AIRFLOW_CONN_SLACK_ALERTS"] = json.dumps(
         {"conn_type": "slackwebhook", "password": sandbox.slack_webhook_url}
     )
@@ -209,3 +222,35 @@ def test_redis_restarted_mid_run_loses_no_work_and_runs_nothing_twice(
             ([r["run_id"] for r in runs],),
         ).fetchall())  # fmt: skip
     assert landed == {spec.key: len(INTERVALS) for spec in SCHEDULED_SPECS}, "each stream landed once a run"
+
+
+def test_the_warehouse_unreachable_for_a_minute_is_retried_and_the_run_succeeds_without_an_alert(
+    cluster: AirflowCluster, sandbox: SandboxServer, warehouse: str, warehouse_line: tuple[TcpProxy, str]
+) -> None:
+    """The line to the warehouse is cut for 60 s while a re-run's Moodle task holds its transaction open (on a
+    slow page): that try fails, its retry (backoff from 1 minute) finds the warehouse back, the run succeeds,
+    nothing changed, and no alert went out, since no run failed."""
+    proxy = warehouse_line[0]
+    if not [r for r in cluster.runs("cdp_sync") if r["run_type"] == "backfill" and r["state"] == "success"]:
+        _wait_for_backfill(cluster, _backfill(cluster), "the first run")
+    before = warehouse_state(warehouse)
+    alerts = len(sandbox.slack_messages)
+    tries = {t[:2]: t[2] for t in _tries(cluster, KILLED_TASK)}
+    slow = sandbox.faults.add(Fault("slow", "moodle", "users", times=1, delay=10))
+    backfill_id = _backfill(cluster, "--reprocess-behavior", "completed")
+    cluster.wait(lambda: slow.hits == 1, 600, "the re-run never reached Moodle")
+    proxy.cut()
+    time.sleep(60)
+    proxy.restore()
+
+    _wait_for_backfill(cluster, backfill_id, "the re-run after the warehouse came back")
+    runs = [run for run in cluster.runs("cdp_sync") if run["backfill_id"] == backfill_id]
+    assert {r["state"] for r in runs} == {"success"}, runs
+    new_tries = [t for t in _tries(cluster, KILLED_TASK) if t[:2] not in tries]
+    assert [t[2] for t in new_tries][-1] == "success" and len(new_tries) >= 2, (
+        f"the try the outage hit failed and a retry landed: {new_tries}"
+    )
+    after = warehouse_state(warehouse)
+    for name in STATE_QUERIES:
+        assert after[name] == before[name], (name, state_difference(before[name], after[name]))
+    assert len(sandbox.slack_messages) == alerts, "a run that succeeded after retries sends no alert"
