@@ -176,7 +176,7 @@ def embedded_logins(pg_server: EmbeddedServer, warehouse_url: str) -> Iterator[d
 def test_the_embedded_server_makes_one_login_per_process_none_superuser(
     pg_server: EmbeddedServer, embedded_logins: dict[str, str], warehouse_url: str
 ) -> None:
-    assert set(embedded_logins) == {PIPELINE, WEBHOOK, OPERATOR, "reconcile", "dedupe"}
+    assert set(embedded_logins) == {PIPELINE, WEBHOOK, OPERATOR, "reconcile", "dedupe", "evidence"}
     for purpose, url in embedded_logins.items():
         login, role = PROCESS_LOGINS[purpose]
         with psycopg.connect(url) as conn:

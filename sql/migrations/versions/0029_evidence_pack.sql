@@ -49,5 +49,7 @@ GRANT SELECT ON ops.reconciliation_run, ops.reconciliation_total, ops.reconcilia
 GRANT SELECT ON audit.audit_events TO cdp_evidence;
 -- Which tables hold personal columns: the pack lists the privileges on each of them.
 GRANT SELECT ON audit.personal_column TO cdp_evidence;
--- Its function grants live with the functions in sql/definitions/audit/: audit.personal_image_seals()
--- (personal_image.sql), audit.seal() and audit.record_event (audit_events.sql).
+-- Its function grants, also in sql/definitions/audit/ (personal_image.sql, audit_events.sql; audit.seal() is
+-- granted there only): the personal images' seals, and one audit event per new snapshot.
+GRANT EXECUTE ON FUNCTION audit.personal_image_seals() TO cdp_evidence;
+GRANT EXECUTE ON FUNCTION audit.record_event(text, text, text, jsonb, jsonb, jsonb) TO cdp_evidence;
