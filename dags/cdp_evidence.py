@@ -14,8 +14,8 @@ file; **writes** the folder, `ops.privilege_snapshot` (a new row only when the p
 audit event per new snapshot. **Connects as** its own login through the connection `warehouse_evidence`: a
 member of `cdp_evidence` (revision 0029), which reads no core table and changes nothing but its snapshots.
 
-**An alert from it means** the audit chain failed verification (the pack is written and says where the chain
-breaks: follow the audit runbook, `cdp audit verify`), or the warehouse was unreachable. A month without a
+**An alert from it means** the audit chain failed verification (`AuditChainBroken`: the pack is written and
+says where the chain breaks; follow its runbook entry), or the warehouse was unreachable. A month without a
 reconciliation run is not an alert here: the pack says so in its README and `reconciliation/sign_off.json`.
 
 **Re-run / backfill.** Trigger with param `month` = `YYYY-MM` (default: the month the triggering
@@ -73,8 +73,10 @@ def cdp_evidence() -> None:
     @task
     def require_verified_chain(pack: dict[str, object]) -> None:
         """Fails the run (one alert) when the audit chain failed verification; the pack is written either way."""
+        from cdp.health import AuditChainBroken
+
         if not pack["chain_ok"]:
-            raise RuntimeError(f"evidence pack {pack['month']}: {pack['chain']} (pack: {pack['folder']})")
+            raise AuditChainBroken(f"evidence pack {pack['month']}: {pack['chain']} (pack: {pack['folder']})")
 
     require_verified_chain(write_pack())
 
