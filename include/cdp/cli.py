@@ -106,10 +106,22 @@ def _logins() -> int:
     if missing:
         print(f"error: set {', '.join(missing)} (16 characters or more) first", file=sys.stderr)
         return EXIT_BAD_INPUT
-    with psycopg.connect(migrations_url(), autocommit=True) as conn:
+    # PostgreSQL logs no CREATE ROLE or GRANT: each login made or changed here is an audit event, which the
+    # evidence pack lists among the month's access changes (cdp.evidence).
+    with connect(migrations_url(), CLI_ACTOR, autocommit=True) as conn:
         for login, (role, variable) in SERVICE_LOGINS.items():
+            existed = (
+                conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (login,)).fetchone() is not None
+            )
             ensure_login(conn, login, role, os.environ[variable])
-            print(f"login {login}: member of {role}")
+            audit.record_event(
+                conn,
+                "ensure_login",
+                "role",
+                login,
+                {"role": role, "created": not existed, "password_set": True},
+            )
+            print(f"login {login}: member of {role}" + ("" if existed else " (created)"))
     return 0
 
 

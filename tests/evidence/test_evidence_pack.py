@@ -14,6 +14,7 @@ from urllib.parse import unquote, urlsplit
 
 import psycopg
 import pytest
+from psycopg import sql
 
 from cdp import audit, cli
 from cdp.evidence.pack import write_pack
@@ -281,3 +282,30 @@ def test_the_pack_is_written_by_its_own_login_which_reads_no_core_table(
         conn.execute("SELECT 1 FROM core.donation")
     with psycopg.connect(evidence) as conn, pytest.raises(psycopg.errors.InsufficientPrivilege):
         conn.execute("UPDATE ops.privilege_snapshot SET digest = digest")
+
+
+def test_service_logins_made_by_cdp_warehouse_logins_are_access_events(
+    warehouse_url: str, tmp_path: Path, anchor_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CDP_MIGRATIONS_URL", warehouse_url)
+    for variable in ("PIPELINE", "WEBHOOK", "RECONCILE", "DEDUPE", "EVIDENCE"):
+        monkeypatch.setenv(f"CDP_{variable}_PASSWORD", f"{variable.lower()}-password-0123")
+    try:
+        assert cli.main(["warehouse", "logins"]) == 0
+        assert cli.main(["warehouse", "logins"]) == 0  # again: the passwords set anew, recorded as such
+        write_pack(warehouse_url, MONTH, tmp_path, actor=ACTOR, anchor_file=anchor_file)
+    finally:
+        with psycopg.connect(warehouse_url, autocommit=True) as conn:
+            for login in cli.SERVICE_LOGINS:
+                conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(login)))
+
+    events = [
+        (row["entity_id"], json.loads(row["details"])["created"])
+        for row in _rows(tmp_path / f"evidence-{MONTH}", "access_changes/access_events.csv")
+        if row["action"] == "ensure_login"
+    ]
+    assert sorted(events) == sorted([(login, True) for login in cli.SERVICE_LOGINS] +
+                                    [(login, False) for login in cli.SERVICE_LOGINS])  # fmt: skip
+    principals = {row["name"]: row["member_of"] for row in _rows(tmp_path / f"evidence-{MONTH}",
+                                                                 "privileges/principals.csv")}  # fmt: skip
+    assert principals["cdp_evidence_run"] == "cdp_evidence"

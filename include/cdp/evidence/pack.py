@@ -548,8 +548,8 @@ def _access_changes(
             ),
             events,
         ),  # fmt: skip
-        "access events the audit trail recorded in the month: logins made by privacy.create_login, privilege"
-        " snapshots taken",
+        "access events the audit trail recorded in the month: logins made by privacy.create_login, service logins"
+        " made or changed by `cdp warehouse logins`, privilege snapshots taken",
         len(events),
     )
     notes = []

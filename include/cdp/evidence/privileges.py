@@ -49,10 +49,11 @@ LIMITS = (
     "A snapshot diff shows the state at two moments, not the events between them. It cannot show: who ran a "
     "GRANT, REVOKE or CREATE ROLE, nor when (only that it happened between the two snapshots); a privilege "
     "granted and revoked again between two snapshots; what a login did with a privilege (that is the audit "
-    "trail's part: every change to an audited table is an event); password changes; changes made and undone "
-    "inside the month when the month's snapshot is taken after them; changes to objects outside the pack's "
-    "tables. Logins made through privacy.create_login also leave an audit event (listed in access_events.csv "
-    "with who made them and when)."
+    "trail's part: every change to an audited table is an event); password changes; the exact month of a change "
+    "made between a month's end and the taking of its snapshot (the pack's run, on the 2nd after the "
+    "reconciliation: it counts in the month just closed); changes to objects outside the pack's tables. "
+    "Logins made through privacy.create_login, and the services' logins made or changed by `cdp warehouse "
+    "logins`, also leave an audit event (listed in access_events.csv with who made them and when)."
 )
 
 
