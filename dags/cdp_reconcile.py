@@ -19,7 +19,8 @@ and a report for finance (HTML and CSV) under `.cdp/reports/finance/`.
 **Queue.** `reconcile` goes to the heavy queue when the deployment names one (`CDP_HEAVY_QUEUE`;
 docker-compose's `airflow-worker-heavy` serves it), the alert and the check to the default queue.
 
-**Reads** `warehouse`; **writes** `ops.reconciliation_*`, `ops.alert_state`, one audit event per run.
+**Reads** `warehouse`; **writes** `ops.reconciliation_*`, `ops.alert_state`, one audit event per run, and
+the Asset `finance.reconciliation` (its event names the month; `cdp_evidence` writes that month's evidence pack).
 
 **An alert from it means** a difference nobody has explained: the data alert lists the classes and
 amounts, and the run fails (one failure alert) so it cannot be missed. Look at the report; fix the source
@@ -35,7 +36,13 @@ from __future__ import annotations
 
 from airflow.sdk import Param, dag, task
 
-from cdp.runtime import after_first_sync, default_args, heavy_task_args, run_failure_notifier
+from cdp.runtime import (
+    after_first_sync,
+    default_args,
+    heavy_task_args,
+    reconciliation_asset,
+    run_failure_notifier,
+)
 
 
 @dag(
@@ -61,9 +68,11 @@ from cdp.runtime import after_first_sync, default_args, heavy_task_args, run_fai
     doc_md=__doc__,
 )
 def cdp_reconcile() -> None:
-    @task(**heavy_task_args())  # the heavy queue, where a deployment has one
+    # The heavy queue, where a deployment has one. Its event names the month: the cdp_evidence DAG then writes
+    # that month's evidence pack.
+    @task(outlets=[reconciliation_asset()], **heavy_task_args())
     def reconcile(
-        params: dict | None = None, ti=None, logical_date=None, data_interval_end=None
+        params: dict | None = None, ti=None, logical_date=None, data_interval_end=None, outlet_events=None
     ) -> dict[str, object]:
         """Counted and matched in SQL; the report is written beside the results."""
         from cdp.finance.reconcile import previous_month, reconcile_month
@@ -75,6 +84,8 @@ def cdp_reconcile() -> None:
             warehouse_url(ti.dag_id), month, actor=actor_of(ti), airflow_run_id=ti.run_id,
             report_dir=state_dir() / "reports" / "finance",
         )  # fmt: skip
+        if outlet_events is not None:
+            outlet_events[reconciliation_asset()].extra = {"month": month[:7], "status": result.status}
         return result.as_dict()
 
     @task

@@ -45,7 +45,7 @@ _KINDS = (
     AlertKind("error:DuplicateRateSpike", "The dedupe run's duplicate rate jumped", "cdp_dedupe"),
     AlertKind("error:DedupeError", "The dedupe run could not proceed", "cdp_dedupe"),
     AlertKind("error:SchemaOutOfDate", "The warehouse schema is behind the code", "cdp_health"),
-    AlertKind("error:AuditChainBroken", "The audit hash chain does not verify", "cdp_health"),
+    AlertKind("error:AuditChainBroken", "The audit hash chain does not verify", "cdp_health, cdp_evidence"),
     AlertKind("error:WebhookBacklog", "Landed webhook events wait unprocessed", "cdp_webhook_intake"),
     AlertKind("error:PushRoleError", "The warehouse login may not act as cdp_outreach for the CRM push",
               "migration_phase2_lms_crm, migration_phase3_completion_triggers"),

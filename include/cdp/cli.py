@@ -94,7 +94,8 @@ def _migrate(args: argparse.Namespace) -> int:
 SERVICE_LOGINS = {"cdp_pipeline": ("cdp_loader", "CDP_PIPELINE_PASSWORD"),
                   "cdp_webhook_intake": ("cdp_webhook", "CDP_WEBHOOK_PASSWORD"),
                   "cdp_reconcile_run": ("cdp_reconcile", "CDP_RECONCILE_PASSWORD"),
-                  "cdp_dedupe_run": ("cdp_dedupe", "CDP_DEDUPE_PASSWORD")}  # fmt: skip
+                  "cdp_dedupe_run": ("cdp_dedupe", "CDP_DEDUPE_PASSWORD"),
+                  "cdp_evidence_run": ("cdp_evidence", "CDP_EVIDENCE_PASSWORD")}  # fmt: skip
 
 
 def _logins() -> int:
@@ -105,16 +106,30 @@ def _logins() -> int:
     if missing:
         print(f"error: set {', '.join(missing)} (16 characters or more) first", file=sys.stderr)
         return EXIT_BAD_INPUT
-    with psycopg.connect(migrations_url(), autocommit=True) as conn:
+    # PostgreSQL logs no CREATE ROLE or GRANT: each login made or changed here is an audit event, which the
+    # evidence pack lists among the month's access changes (cdp.evidence).
+    with connect(migrations_url(), CLI_ACTOR, autocommit=True) as conn:
         for login, (role, variable) in SERVICE_LOGINS.items():
+            existed = (
+                conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (login,)).fetchone() is not None
+            )
             ensure_login(conn, login, role, os.environ[variable])
-            print(f"login {login}: member of {role}")
+            audit.record_event(
+                conn,
+                "ensure_login",
+                "role",
+                login,
+                {"role": role, "created": not existed, "password_set": True},
+            )
+            print(f"login {login}: member of {role}" + ("" if existed else " (created)"))
     return 0
 
 
 def _audit(args: argparse.Namespace) -> int:
     url = resolve_url()
     anchor_file = Path(args.anchor_file) if args.anchor_file else audit.default_anchor_file()
+    if args.action == "evidence":
+        return _evidence(url, args, anchor_file)
     with connect(url, CLI_ACTOR) as conn:
         if args.action == "verify":
             report = audit.verify(conn, audit.read_anchors(anchor_file))
@@ -129,6 +144,28 @@ def _audit(args: argparse.Namespace) -> int:
                 + (f" (appended to {anchor_file})" if args.export else "")
             )
     return 0
+
+
+def _evidence(url: str, args: argparse.Namespace, anchor_file: Path) -> int:
+    """The month's evidence pack; exit 1 when the audit chain fails verification (the pack says so too)."""
+    from cdp.evidence.pack import month_period, write_pack
+    from cdp.paths import state_dir
+
+    if not args.month:
+        print("error: `cdp audit evidence` needs --month YYYY-MM", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    try:
+        month_period(args.month)
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    out = Path(args.out) if args.out else state_dir() / "evidence"
+    pack = write_pack(url, args.month, out, actor=CLI_ACTOR, anchor_file=anchor_file)
+    print(pack.summary())
+    if not pack.chain_ok:
+        print(f"audit chain: {pack.chain_summary}", file=sys.stderr)
+    anchor_after_audited_write(anchor_file)  # a new privilege snapshot is an audit event
+    return 0 if pack.chain_ok else 1
 
 
 def build_parser(installed: Iterable[EntryPoint] | None = None) -> argparse.ArgumentParser:
@@ -148,7 +185,13 @@ def build_parser(installed: Iterable[EntryPoint] | None = None) -> argparse.Argu
     migrate.set_defaults(handler=_migrate)
 
     audit_parser = commands.add_parser("audit", help="the tamper-evident audit trail")
-    audit_parser.add_argument("action", choices=["verify", "head"])
+    audit_parser.add_argument(
+        "action", choices=["verify", "head", "evidence"], help="evidence: the auditor's monthly evidence pack"
+    )
+    audit_parser.add_argument("--month", help="with `evidence`: the month, YYYY-MM")
+    audit_parser.add_argument(
+        "--out", help="with `evidence`: the folder to write evidence-YYYY-MM/ in (default .cdp/evidence)"
+    )
     audit_parser.add_argument(
         "--anchor-file", help="JSON-lines file of exported heads (default .cdp/audit-anchors.jsonl)"
     )

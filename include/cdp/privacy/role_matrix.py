@@ -38,14 +38,22 @@ def application_roles(conn: psycopg.Connection) -> list[str]:
         return [row[0] for row in cursor.execute((_SQL / "role_matrix_roles.sql").read_text())]
 
 
-def read(conn: psycopg.Connection) -> RoleMatrix:
-    roles = tuple(application_roles(conn))
+def read_cells(conn: psycopg.Connection, roles: list[str]) -> dict[tuple[str, str], dict[str, str]]:
+    """(kind, object) -> role -> privilege letters, for any roles (application roles, logins: inherited grants
+    count); the auditor's evidence pack (``cdp.evidence``) reads its logins' cells with it."""
     cells: dict[tuple[str, str], dict[str, str]] = {}
     with conn.cursor(row_factory=psycopg.rows.tuple_row) as cursor:
         for kind, name, role, privileges in cursor.execute(
             (_SQL / "role_matrix_cells.sql").read_text(), {"roles": list(roles)}
         ):
             cells.setdefault((kind, name), {})[role] = privileges
+    return cells
+
+
+def read(conn: psycopg.Connection) -> RoleMatrix:
+    roles = tuple(application_roles(conn))
+    cells = read_cells(conn, list(roles))
+    with conn.cursor(row_factory=psycopg.rows.tuple_row) as cursor:
         forced = cursor.execute(
             "SELECT c.oid::regclass::text FROM pg_class c WHERE c.relforcerowsecurity"
             " AND c.relnamespace::regnamespace::text !~ '^pg_'"

@@ -18,6 +18,8 @@ from cdp.runtime.anchor import anchor_audit_head
 from cdp.runtime.assets import after_first_sync as after_first_sync
 from cdp.runtime.assets import after_first_sync_and_on_changes as after_first_sync_and_on_changes
 from cdp.runtime.assets import never_at_switch_on as never_at_switch_on
+from cdp.runtime.assets import reconciled_month as reconciled_month
+from cdp.runtime.assets import reconciliation_asset as reconciliation_asset
 from cdp.runtime.assets import skip_before_first_complete_sync as skip_before_first_complete_sync
 from cdp.runtime.assets import skip_before_first_complete_sync_hook
 from cdp.runtime.assets import warehouse_asset as warehouse_asset

@@ -55,6 +55,32 @@ def warehouse_ready() -> Asset:
     return Asset(name=WAREHOUSE_READY_NAME, uri=WAREHOUSE_READY_URI)
 
 
+RECONCILIATION_NAME = "finance.reconciliation"
+RECONCILIATION_URI = "cdp://warehouse/ops/reconciliation_run"
+
+
+def reconciliation_asset() -> Asset:
+    """Updated by every ``cdp_reconcile`` run that reconciled a month (passed or not); its event's extra names
+    the month (``{"month": "YYYY-MM"}``). The ``cdp_evidence`` DAG writes that month's evidence pack on it."""
+    from airflow.sdk import Asset
+
+    return Asset(name=RECONCILIATION_NAME, uri=RECONCILIATION_URI)
+
+
+def reconciled_month(triggering_asset_events: Any) -> str | None:
+    """The newest month named by the reconciliation events that triggered a run (None: no such event)."""
+    if not triggering_asset_events:
+        return None
+    months = [
+        str(event.extra["month"])
+        for asset, events in triggering_asset_events.items()
+        if getattr(asset, "name", None) == RECONCILIATION_NAME
+        for event in events
+        if (getattr(event, "extra", None) or {}).get("month")
+    ]
+    return max(months) if months else None
+
+
 def after_first_sync(cron: str) -> AssetOrTimeSchedule:
     """``cron`` (UTC), except that switching the DAG on does not run it at once; the first complete sync does.
 

@@ -340,9 +340,14 @@ PROCESS_LOGINS: dict[str, tuple[str, str]] = {
     # ``warehouse_<purpose>`` (cdp.runtime.context.FAMILY_CONNECTIONS).
     "reconcile": ("cdp_reconcile_run", "cdp_reconcile"),
     "dedupe": ("cdp_dedupe_run", "cdp_dedupe"),
+    "evidence": ("cdp_evidence_run", "cdp_evidence"),
 }
 #: The process logins that are a DAG family's own (purpose -> the Airflow connection id it is served as).
-FAMILY_PURPOSES: dict[str, str] = {"reconcile": "warehouse_reconcile", "dedupe": "warehouse_dedupe"}
+FAMILY_PURPOSES: dict[str, str] = {
+    "reconcile": "warehouse_reconcile",
+    "dedupe": "warehouse_dedupe",
+    "evidence": "warehouse_evidence",
+}
 LOGINS_FILE_MODE = 0o600
 
 

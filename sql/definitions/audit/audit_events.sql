@@ -115,7 +115,7 @@ END
 $$;
 REVOKE ALL ON FUNCTION audit.seal() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION audit.seal() TO cdp_loader, cdp_viewer, cdp_editor, cdp_admin, cdp_finance,
-    cdp_reconcile, cdp_dedupe;  -- the DAG families: the anchor after each task (revisions 0026, 0027)
+    cdp_reconcile, cdp_dedupe, cdp_evidence;  -- the DAG families: the anchor after each task (0026, 0027, 0029)
 ALTER FUNCTION audit.seal() OWNER TO cdp_definer;
 
 -- The one change let through: the seal (seq, prev_hash, hash from NULL to values) by the definer functions.
@@ -157,4 +157,4 @@ $$;
 REVOKE ALL ON FUNCTION audit.record_event(text, text, text, jsonb, jsonb, jsonb) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION audit.record_event(text, text, text, jsonb, jsonb, jsonb)
     TO cdp_loader, cdp_viewer, cdp_editor, cdp_admin, cdp_finance, cdp_login_admin,  -- create_login records
-       cdp_reconcile, cdp_dedupe;  -- the DAG families' run events (revisions 0026, 0027)
+       cdp_reconcile, cdp_dedupe, cdp_evidence;  -- the DAG families' run events (revisions 0026, 0027, 0029)

@@ -56,4 +56,5 @@ AS $$
     ORDER BY i.image_set, i.ordinal
 $$;
 REVOKE ALL ON FUNCTION audit.personal_image_seals() FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION audit.personal_image_seals() TO cdp_loader, cdp_viewer, cdp_editor, cdp_admin, cdp_finance;
+GRANT EXECUTE ON FUNCTION audit.personal_image_seals() TO cdp_loader, cdp_viewer, cdp_editor, cdp_admin, cdp_finance,
+    cdp_evidence;  -- the evidence pack verifies the chain (revision 0029)
