@@ -60,6 +60,7 @@ pipeline=$(password CDP_PIPELINE_PASSWORD)
 webhook=$(password CDP_WEBHOOK_PASSWORD)
 reconcile=$(password CDP_RECONCILE_PASSWORD)
 dedupe=$(password CDP_DEDUPE_PASSWORD)
+evidence=$(password CDP_EVIDENCE_PASSWORD)
 admin=$(password AIRFLOW_ADMIN_PASSWORD)
 
 put_secret cdp-airflow-metadata "connection=$metadata_url"
@@ -78,12 +79,13 @@ put_secret cdp-warehouse \
   "AIRFLOW_CONN_WAREHOUSE=postgres://cdp_pipeline:$pipeline@$warehouse" \
   "AIRFLOW_CONN_WAREHOUSE_WEBHOOK=postgres://cdp_webhook_intake:$webhook@$warehouse" \
   "AIRFLOW_CONN_WAREHOUSE_RECONCILE=postgres://cdp_reconcile_run:$reconcile@$warehouse" \
-  "AIRFLOW_CONN_WAREHOUSE_DEDUPE=postgres://cdp_dedupe_run:$dedupe@$warehouse"
+  "AIRFLOW_CONN_WAREHOUSE_DEDUPE=postgres://cdp_dedupe_run:$dedupe@$warehouse" \
+  "AIRFLOW_CONN_WAREHOUSE_EVIDENCE=postgres://cdp_evidence_run:$evidence@$warehouse"
 # The owner and the logins' passwords: for the migration job's `cdp migrate` and `cdp warehouse logins` only.
 put_secret cdp-warehouse-owner \
   "CDP_MIGRATIONS_URL=postgres://cdp_owner:$owner@$warehouse" \
   "CDP_PIPELINE_PASSWORD=$pipeline" "CDP_WEBHOOK_PASSWORD=$webhook" \
-  "CDP_RECONCILE_PASSWORD=$reconcile" "CDP_DEDUPE_PASSWORD=$dedupe"
+  "CDP_RECONCILE_PASSWORD=$reconcile" "CDP_DEDUPE_PASSWORD=$dedupe" "CDP_EVIDENCE_PASSWORD=$evidence"
 
 # Sources, Slack and webhook secrets; an unused one is empty, as compose leaves it.
 connections=()
