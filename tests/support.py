@@ -117,6 +117,25 @@ def state_difference(expected: list[str], got: list[str]) -> dict[str, list[str]
     }
 
 
+def cluster_connections(sandbox, warehouse_url: str, *, sources: bool = True, **settings: object) -> dict[str, str]:
+    """The Airflow connections of a test cluster: the warehouse, Slack at the sandbox's receiver and (with
+    ``sources``) every polled source at the sandbox, with ``settings`` added to each source's."""
+    import json
+
+    from cdp.sync.specs import SCHEDULED_SPECS
+    from cdp_sandbox.devserver import connection_env
+
+    connections = dict(
+        connection_env(source, sandbox.settings(source, **settings))
+        for source in ({spec.source for spec in SCHEDULED_SPECS} if sources else ())
+    )
+    connections["AIRFLOW_CONN_WAREHOUSE"] = warehouse_url
+    connections["AIRFLOW_CONN_SLACK_ALERTS"] = json.dumps(
+        {"conn_type": "slackwebhook", "password": sandbox.slack_webhook_url}
+    )
+    return connections
+
+
 def scheduled_history(url: str, sandbox, intervals, **settings: object) -> None:
     """What cdp_sync's scheduled runs of ``intervals`` do, in process and in order: every stream, people
     first, each run with its data interval (``settings``: extra connection settings, as the test's cluster

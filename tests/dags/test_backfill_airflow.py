@@ -17,7 +17,6 @@ an idle machine (each task run parses the DAG file in a new process: a busy mach
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -27,6 +26,7 @@ import pytest
 from airflow_cluster import AirflowCluster, drop_metadata_database, metadata_database
 from support import (
     STATE_QUERIES,
+    cluster_connections,
     create_database,
     drop_database,
     scheduled_history,
@@ -35,7 +35,6 @@ from support import (
 )
 
 from cdp.sync.specs import SCHEDULED_SPECS
-from cdp_sandbox.devserver import connection_env
 from cdp_sandbox.faults import Fault
 from cdp_sandbox.generator import World
 from cdp_sandbox.server import SandboxServer
@@ -71,14 +70,7 @@ def airflow_warehouse(pg_server, migrated_template) -> Iterator[str]:
 def cluster(
     tmp_path_factory, pg_server, sandbox: SandboxServer, airflow_warehouse: str
 ) -> Iterator[AirflowCluster]:
-    connections = dict(
-        connection_env(source, sandbox.settings(source, max_attempts=2, retry_base_delay=0.01))
-        for source in {spec.source for spec in SCHEDULED_SPECS}
-    )
-    connections["AIRFLOW_CONN_WAREHOUSE"] = airflow_warehouse
-    connections["AIRFLOW_CONN_SLACK_ALERTS"] = json.dumps(
-        {"conn_type": "slackwebhook", "password": sandbox.slack_webhook_url}
-    )
+    connections = cluster_connections(sandbox, airflow_warehouse, max_attempts=2, retry_base_delay=0.01)
     metadata, metadata_url = metadata_database(pg_server)  # its own role, as `make run` has it
     cluster = AirflowCluster(tmp_path_factory.mktemp("airflow"), metadata_url, connections)
     try:

@@ -18,7 +18,6 @@ alert goes out.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -35,6 +34,7 @@ from airflow_cluster import (
 from redis_server import RedisServer
 from support import (
     STATE_QUERIES,
+    cluster_connections,
     create_database,
     drop_database,
     scheduled_history,
@@ -44,7 +44,6 @@ from support import (
 from tcp_proxy import TcpProxy
 
 from cdp.sync.specs import SCHEDULED_SPECS
-from cdp_sandbox.devserver import connection_env
 from cdp_sandbox.faults import Fault
 from cdp_sandbox.generator import World
 from cdp_sandbox.server import SandboxServer
@@ -96,14 +95,7 @@ def warehouse_line(warehouse: str) -> Iterator[tuple[TcpProxy, str]]:
 def cluster(
     tmp_path_factory, pg_server, sandbox: SandboxServer, warehouse_line: tuple[TcpProxy, str], redis: RedisServer
 ) -> Iterator[AirflowCluster]:
-    connections = dict(
-        connection_env(source, sandbox.settings(source, **SETTINGS))
-        for source in {spec.source for spec in SCHEDULED_SPECS}
-    )
-    connections["AIRFLOW_CONN_WAREHOUSE"] = warehouse_line[1]
-    connections["AIRFLOW_CONN_SLACK_ALERTS"] = json.dumps(
-        {"conn_type": "slackwebhook", "password": sandbox.slack_webhook_url}
-    )
+    connections = cluster_connections(sandbox, warehouse_line[1], **SETTINGS)
     metadata, metadata_url = metadata_database(pg_server)
     cluster = AirflowCluster(
         tmp_path_factory.mktemp("airflow"), metadata_url, connections, executor="CeleryExecutor",
@@ -138,6 +130,19 @@ def _backfill(cluster: AirflowCluster, *extra: str) -> int:
 def _wait_for_backfill(cluster: AirflowCluster, backfill_id: int, what: str) -> None:
     cluster.wait(lambda: cluster.query("SELECT completed_at FROM backfill WHERE id = %s", (backfill_id,))[0][0],
                  1500, f"backfill {backfill_id} ({what}) did not complete")  # fmt: skip
+
+
+def _assert_exact(warehouse: str, expected: dict[str, list[str]], runs: list[dict]) -> None:
+    """The warehouse holds ``expected`` and every stream landed once in each of ``runs``."""
+    got = warehouse_state(warehouse)
+    for name in STATE_QUERIES:
+        assert got[name] == expected[name], (name, state_difference(expected[name], got[name]))
+    with psycopg.connect(warehouse) as conn:
+        landed = dict(conn.execute(
+            "SELECT source || '.' || stream, count(*) FROM ops.sync_run WHERE run_id = ANY(%s) GROUP BY 1",
+            ([r["run_id"] for r in runs],),
+        ).fetchall())  # fmt: skip
+    assert landed == {spec.key: len(runs) for spec in SCHEDULED_SPECS}, "each stream landed once a run"
 
 
 def _tries(cluster: AirflowCluster, task_id: str) -> list[tuple]:
@@ -182,15 +187,7 @@ def test_a_worker_killed_mid_task_is_retried_on_another_and_the_warehouse_is_exa
     assert retried[2] == "success" and retried[1] > lost[1], retried
     assert retried[3].split("@")[0] == SECOND.name, f"the retry ran on {retried[3]}"
 
-    got = warehouse_state(warehouse)
-    for name in STATE_QUERIES:
-        assert got[name] == expected[name], (name, state_difference(expected[name], got[name]))
-    with psycopg.connect(warehouse) as conn:
-        landed = dict(conn.execute(
-            "SELECT source || '.' || stream, count(*) FROM ops.sync_run WHERE run_id = ANY(%s) GROUP BY 1",
-            ([r["run_id"] for r in runs],),
-        ).fetchall())  # fmt: skip
-    assert landed == {spec.key: len(INTERVALS) for spec in SCHEDULED_SPECS}, "each stream landed once a run"
+    _assert_exact(warehouse, expected, runs)
 
 
 def test_redis_restarted_mid_run_loses_no_work_and_runs_nothing_twice(
@@ -213,15 +210,7 @@ def test_redis_restarted_mid_run_loses_no_work_and_runs_nothing_twice(
     _wait_for_backfill(cluster, backfill_id, "the re-run after Redis restarted")
     runs = [run for run in cluster.runs("cdp_sync") if run["backfill_id"] == backfill_id]
     assert {r["state"] for r in runs} == {"success"}, runs
-    after = warehouse_state(warehouse)
-    for name in STATE_QUERIES:
-        assert after[name] == before[name], (name, state_difference(before[name], after[name]))
-    with psycopg.connect(warehouse) as conn:
-        landed = dict(conn.execute(
-            "SELECT source || '.' || stream, count(*) FROM ops.sync_run WHERE run_id = ANY(%s) GROUP BY 1",
-            ([r["run_id"] for r in runs],),
-        ).fetchall())  # fmt: skip
-    assert landed == {spec.key: len(INTERVALS) for spec in SCHEDULED_SPECS}, "each stream landed once a run"
+    _assert_exact(warehouse, before, runs)
 
 
 def test_the_warehouse_unreachable_for_a_minute_is_retried_and_the_run_succeeds_without_an_alert(
@@ -250,7 +239,5 @@ def test_the_warehouse_unreachable_for_a_minute_is_retried_and_the_run_succeeds_
     assert [t[2] for t in new_tries][-1] == "success" and len(new_tries) >= 2, (
         f"the try the outage hit failed and a retry landed: {new_tries}"
     )
-    after = warehouse_state(warehouse)
-    for name in STATE_QUERIES:
-        assert after[name] == before[name], (name, state_difference(before[name], after[name]))
+    _assert_exact(warehouse, before, runs)
     assert len(sandbox.slack_messages) == alerts, "a run that succeeded after retries sends no alert"

@@ -31,7 +31,7 @@ from airflow_cluster import (
     metadata_database,
 )
 from redis_server import RedisServer
-from support import create_database, drop_database, state_difference, warehouse_state
+from support import cluster_connections, create_database, drop_database, state_difference, warehouse_state
 
 from cdp.finance.reconcile import reconcile_month
 from cdp.identity.runs import DedupeSettings, apply_run, finish_run, score_shard, start_run
@@ -84,12 +84,7 @@ def redis(tmp_path_factory) -> Iterator[RedisServer]:
 def stack(
     tmp_path_factory, pg_server, sandbox: SandboxServer, warehouses: tuple[str, str], redis: RedisServer
 ) -> Iterator[AirflowCluster]:
-    connections = {
-        "AIRFLOW_CONN_WAREHOUSE": warehouses[0],
-        "AIRFLOW_CONN_SLACK_ALERTS": json.dumps(
-            {"conn_type": "slackwebhook", "password": sandbox.slack_webhook_url}
-        ),
-    }
+    connections = cluster_connections(sandbox, warehouses[0], sources=False)
     metadata, metadata_url = metadata_database(pg_server)  # never shared with another stack
     cluster = AirflowCluster(
         tmp_path_factory.mktemp("airflow"), metadata_url, connections,
