@@ -53,10 +53,14 @@ def _years_ago(years: int) -> date:
     return date(today.year - years, 1, 1) - timedelta(days=1) if years else today
 
 
-def add_courses(conn: psycopg.Connection, names: list[str]) -> dict[str, str]:
+def _uuid(rng: random.Random) -> str:
+    return str(uuid.UUID(int=rng.getrandbits(128), version=4))
+
+
+def add_courses(conn: psycopg.Connection, names: list[str], rng: random.Random | None = None) -> dict[str, str]:
     courses = {}
     for name in names:
-        course_id = str(uuid.uuid4())
+        course_id = _uuid(rng) if rng else str(uuid.uuid4())
         conn.execute(
             "INSERT INTO core.course (course_id, source, source_record_id, title) VALUES (%s, 'moodle', %s, %s)",
             (course_id, f"course-{course_id[:8]}", name),
@@ -74,11 +78,11 @@ def build_week(
     courses: dict[str, str] | None = None,
     people: list[tuple[str, str]] | None = None,
 ) -> Week:
-    """``sizes[name]`` people complete course ``name`` in ``week`` (some also a second course later that week);
-    new people unless ``people`` [(person_id, kind)] are given to reuse. Everybody stated their consent a
-    year ago."""
+    """``sizes[name]`` people complete course ``name`` in ``week``: new people (ids drawn from ``seed``: the same
+    seed builds the same people) unless ``people`` [(person_id, kind)] are given to reuse. Everybody stated
+    their consent a year ago."""
     rng = random.Random(seed)
-    courses = courses or add_courses(conn, list(sizes))
+    courses = courses or add_courses(conn, list(sizes), rng)
     built = Week(week, courses=dict(courses))
     start = datetime(week.year, week.month, week.day, tzinfo=UTC)
     reuse = list(people or [])
@@ -88,7 +92,7 @@ def build_week(
             if reuse:
                 person_id, kind = reuse.pop()
             else:
-                person_id = str(uuid.uuid4())
+                person_id = _uuid(rng)
                 draw, kind = rng.random(), KINDS[-1][0]
                 for candidate, share, _eligible in KINDS:
                     if draw < share:

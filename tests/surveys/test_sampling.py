@@ -11,7 +11,14 @@ import psycopg
 import pytest
 from survey_world import ELIGIBLE_KINDS, also_complete, build_week, expected_sample, seed_of
 
-from cdp.surveys.sampling import SamplingError, draw_week, draw_weeks, parse_week, previous_week, weeks_between
+from cdp.surveys.sampling import (
+    SamplingError,
+    draw_week,
+    draw_weeks,
+    parse_week,
+    previous_week,
+    weeks_between,
+)
 from cdp.warehouse import Actor
 
 ACTOR = Actor("test:surveys")
@@ -164,7 +171,6 @@ def test_a_rerun_draws_the_same_people_and_inserts_nothing(warehouse_url: str, w
     assert refused is not None
     assert len(events) == 1
     assert events[0][0]["sampled"] == first.sampled and events[0][0]["run_id"] == "first"
-    # The same week drawn in another, fresh warehouse with the same data gives the same people.
 
 
 def test_the_same_week_gives_the_same_people_in_another_warehouse(
@@ -176,8 +182,9 @@ def test_the_same_week_gives_the_same_people_in_another_warehouse(
         with psycopg.connect(url) as conn:
             build_week(conn, WEEK, {"A": 400, "B": 90}, seed=5)
         samples.append(draw_week(url, WEEK, actor=ACTOR))
-    # Person ids differ between the two builds (uuid4): compare the draw through the people's order instead.
-    assert samples[0].sampled == samples[1].sampled and samples[0].draw_seed == samples[1].draw_seed
+    assert samples[0].sampled > 0 and samples[0].draw_seed == samples[1].draw_seed
+    drawn = [sorted((row["person_id"], row["course_id"]) for row in s.invitations) for s in samples]
+    assert drawn[0] != [] and drawn[0] == drawn[1]
 
 
 def test_a_backfill_of_past_weeks_invites_nobody_twice(warehouse_url: str) -> None:
@@ -200,8 +207,13 @@ def test_a_backfill_of_past_weeks_invites_nobody_twice(warehouse_url: str) -> No
     assert not any(s.created for s in again) and _invited(warehouse_url) == before
     people = [pid for pid, _key, _week in before]
     assert len(people) == len(set(people)) > 0  # within 90 days, every person at most once
-    # The backfilled weeks were smaller: people invited in the later weeks (and just now) were left out.
-    assert all(s.sampled < 0.3 * s.frame + 1 for s in backfilled)
+    # Each backfilled week left out everyone invited before it was drawn (all of them within the last 90 days),
+    # those of the later weeks included: its frame is the eligible repeat learners not yet invited.
+    eligible = len(first.eligible)
+    invited_before = sum(1 for _pid, _key, week in before if week in weeks[-2:])
+    for sample in backfilled:
+        assert sample.frame == eligible - invited_before
+        invited_before += sample.sampled
 
 
 def test_weeks_and_parameters_that_cannot_be_drawn_are_refused(warehouse_url: str) -> None:

@@ -117,7 +117,8 @@ def draw_week(
     _check(fraction, quiet_days, tool)
     with transaction(url, actor) as conn:
         summary = conn.execute(
-            "SELECT ops.draw_survey_sample(%s::text, %s::text, %s::date, %s::numeric, %s::integer, %s::text) AS summary",
+            "SELECT ops.draw_survey_sample(%s::text, %s::text, %s::date, %s::numeric, %s::integer, %s::text)"
+            " AS summary",
             (survey_key, tool, week, fraction, quiet_days, run_id),
         ).fetchone()["summary"]
         invitations = [

@@ -49,7 +49,7 @@ BEGIN
 
     seed := pg_catalog.encode(pg_catalog.sha256(pg_catalog.convert_to(p_survey_key || '|' || p_week::text, 'UTF8')),
                               'hex');
-    WITH completions AS (
+    WITH completions AS MATERIALIZED (
         SELECT DISTINCT ON (coalesce(p.merged_into, c.person_id))
                coalesce(p.merged_into, c.person_id) AS person_id, c.course_id, c.completion_id
         FROM core.course_completion c
@@ -57,18 +57,20 @@ BEGIN
         WHERE c.completed_at >= (p_week::timestamp AT TIME ZONE 'UTC')
           AND c.completed_at < ((p_week + 7)::timestamp AT TIME ZONE 'UTC')
         ORDER BY coalesce(p.merged_into, c.person_id), c.completed_at, c.course_id
-    ), frame AS (
+    ), eligible AS MATERIALIZED (
+        -- Once for all, not per completer: the view decides for everyone at once.
+        SELECT DISTINCT e.person_id FROM mart.outreach_eligible e WHERE e.purpose = 'surveys'
+    ), quiet AS MATERIALIZED (
+        SELECT DISTINCT coalesce(ip.merged_into, i.person_id) AS person_id
+        FROM ops.survey_invitation i
+        JOIN core.person ip ON ip.person_id = i.person_id
+        WHERE abs(i.sample_week - p_week) < p_quiet_days
+           OR i.created_at > pg_catalog.now() - p_quiet_days * interval '1 day'
+    ), frame AS MATERIALIZED (
         SELECT c.*, pg_catalog.sha256(pg_catalog.convert_to(seed || c.person_id::text, 'UTF8')) AS draw_order
         FROM completions c
-        WHERE EXISTS (SELECT 1 FROM mart.outreach_eligible e
-                      WHERE e.person_id = c.person_id AND e.purpose = 'surveys')
-          AND NOT EXISTS (
-              SELECT 1
-              FROM ops.survey_invitation i
-              JOIN core.person ip ON ip.person_id = i.person_id
-              WHERE coalesce(ip.merged_into, i.person_id) = c.person_id
-                AND (abs(i.sample_week - p_week) < p_quiet_days
-                     OR i.created_at > pg_catalog.now() - p_quiet_days * interval '1 day'))
+        JOIN eligible e ON e.person_id = c.person_id
+        WHERE NOT EXISTS (SELECT 1 FROM quiet q WHERE q.person_id = c.person_id)
     ), strata AS (
         SELECT f.course_id, count(*) AS frame_size,
                count(*) * round(p_fraction * (SELECT count(*) FROM frame)) / (SELECT count(*) FROM frame) AS quota
