@@ -100,11 +100,12 @@ def answered(warehouse_url: str):
         # Answers that link to nothing: no key, a key nobody was given, another tool's invitation, and one
         # deleted at the source; and a satisfaction outside its scale.
         some = next(i for i, r in truth.items() if r["tool"] == "typeform" and not r["responded"])
-        _respond(conn, "typeform", key=None, answers={"nps": 10}, at=datetime.now().astimezone())
-        _respond(conn, "typeform", key=str(uuid.uuid4()), answers={"nps": 10}, at=datetime.now().astimezone())
-        _respond(conn, "zigpoll", key=some, answers={"slideId": "nps", "response": "10"}, at=datetime.now().astimezone())
-        _respond(conn, "typeform", key=some, answers={"nps": 10}, at=datetime.now().astimezone(), deleted=True)
-        _respond(conn, "typeform", key=some.upper(), answers={"nps": 10}, at=datetime.now().astimezone())
+        now = datetime.now().astimezone()
+        _respond(conn, "typeform", key=None, answers={"nps": 10}, at=now)
+        _respond(conn, "typeform", key=str(uuid.uuid4()), answers={"nps": 10}, at=now)
+        _respond(conn, "zigpoll", key=some, answers={"slideId": "nps", "response": "10"}, at=now)
+        _respond(conn, "typeform", key=some, answers={"nps": 10}, at=now, deleted=True)
+        _respond(conn, "typeform", key=some.upper(), answers={"nps": 10}, at=now)
     return truth
 
 
