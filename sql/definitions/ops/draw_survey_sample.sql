@@ -29,7 +29,7 @@ DECLARE
     drawn ops.survey_draw;
     seed text;
 BEGIN
-    IF p_week IS NULL OR extract(isodow FROM p_week) <> 1 THEN
+    IF p_week IS NULL OR pg_catalog.date_part('isodow', p_week) <> 1 THEN
         RAISE EXCEPTION 'sample week % is not the Monday that starts an ISO week', p_week
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
