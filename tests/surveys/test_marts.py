@@ -200,3 +200,28 @@ def test_alerts_on_an_empty_sample_and_a_low_response_rate(warehouse_url: str, a
     assert [f.key for f in below] == [f"survey_response_rate:{week}/typeform"]
     assert response_rate_findings(warehouse_url, week, actor=ACTOR, min_rate=rate - 0.01, min_invited=1) == []
     assert response_rate_findings(warehouse_url, week, actor=ACTOR, min_rate=1, min_invited=10_000) == []
+
+
+def test_the_data_health_page_shows_the_response_rate_and_nps_per_week(
+    warehouse_url: str, answered, tmp_path
+) -> None:
+    import re
+    from pathlib import Path
+
+    from cdp import data_health
+
+    page = Path(data_health.build(warehouse_url, ACTOR, tmp_path)["html"]).read_text()
+    shown = dict(re.findall(r'data-metric="(survey_[a-z_]+:[0-9-]+)" data-value="([^"]*)"', page))
+    weeks = sorted({row["week"] for row in answered.values()})
+    for week in weeks:
+        rows = [r for r in answered.values() if r["week"] == week]
+        invited, responded = len(rows), sum(r["responded"] for r in rows)
+        assert shown[f"survey_invited:{week}"] == str(invited)
+        assert shown[f"survey_responded:{week}"] == str(responded)
+        assert Decimal(shown[f"survey_response_rate:{week}"]) == _round(Fraction(responded, invited), 4)
+        assert Decimal(shown[f"survey_nps:{week}"]) == _scores(rows)[4]
+    section = page[page.index('<section id="surveys">'):]
+    section = section[: section.index("</section>")]
+    assert 'aria-label="response rate per sample week"' in section
+    assert 'aria-label="net promoter score per sample week"' in section and section.count("<rect") == 2 * len(weeks)
+    assert "no data yet" not in section

@@ -63,7 +63,9 @@ def test_a_weeks_sample_is_a_tenth_overall_and_per_course(warehouse_url: str, we
         course_id = built.courses[name]
         eligible_here = sum(1 for course in frame.values() if course == course_id)
         taken = len(by_course.get(course_id, ()))
-        assert abs(taken - 0.10 * eligible_here) < 1, (name, taken, eligible_here)  # largest remainder: ±1 seat
+        # Largest remainder: each course gets its exact quota of the total rounded down or up.
+        quota = eligible_here * sample.sampled / sample.frame
+        assert int(quota) <= taken <= int(quota) + 1, (name, taken, quota)
         if size >= 200:
             assert abs(taken / eligible_here - 0.10) <= 0.02, name
     # The small courses are not skipped: each got its quota rounded down or up, and the 10% courses of 120

@@ -4,7 +4,7 @@ from cdp.warehouse.migrations import run_sql_file
 
 revision = "0030_survey_invitations"
 # After 0029 (written on another branch; the lead links the chain at merge).
-down_revision = "0028_erase_merge_images"  # TEMP: "0029" at merge
+down_revision = "0028_erase_merge_images"  # TEMP
 
 
 def upgrade() -> None:
