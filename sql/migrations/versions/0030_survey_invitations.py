@@ -3,8 +3,9 @@
 from cdp.warehouse.migrations import run_sql_file
 
 revision = "0030_survey_invitations"
-# After 0029 (written on another branch; the lead links the chain at merge).
-down_revision = "0028_erase_merge_images"  # TEMP
+# After 0029, written on another branch: the lead sets its full revision id here at merge (tested on this
+# branch with "0028_erase_merge_images").
+down_revision = "0029"
 
 
 def upgrade() -> None:
