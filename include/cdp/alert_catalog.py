@@ -35,6 +35,10 @@ _KINDS = (
     AlertKind("crm_push", "The CRM push did not reconcile, or waits on staff conflicts or refused records",
               "migration_phase2_lms_crm"),
     AlertKind("referral_outage", "No referrals tracked for hours while sign-ups continue", "referral_migration"),
+    AlertKind("survey_sample_empty", "A week had course completions but nobody in its survey sample",
+              "survey_sampling"),
+    AlertKind("survey_response_rate", "A survey tool's invitations were answered below the threshold",
+              "survey_sampling"),
     AlertKind("webhook_undeliverable", "Signed webhook deliveries acknowledged but not landed: kept as bytes",
               "cdp_webhook_intake"),
     AlertKind("error:StreamsFailed", "One or more streams did not land this sync run", "cdp_sync"),
@@ -77,6 +81,8 @@ NOT_ALERTS: dict[str, str] = {
     "AnchorFileRefused": "the anchor file is a symlink or another user's: the hourly cdp_health run fails on it "
     "(its `run_failed` alert), and `cdp audit verify` counts the rows past the last anchor meanwhile",
     "SourceError": "base class only; its subclasses are listed",
+    "SamplingError": "a survey_sampling parameter the draw cannot use (a week that is not a Monday, an end before "
+    "the start): the task fails before drawing anything, and the run's `run_failed` alert names it",
     "SignatureError": "a webhook request refused with 401 and counted in ops.webhook_rejection_count",
     "PayloadError": "a webhook request refused with 422 and counted in ops.webhook_rejection_count",
     "UnstorableBody": "a signed webhook body PostgreSQL cannot hold as JSON: kept in ops.webhook_undeliverable "

@@ -47,6 +47,7 @@ NO_DATA = "no data yet"
 COUNT_DIFF_DAYS = 30
 DEDUPE_RUNS = 30
 KPI_MONTHS = 24
+SURVEY_WEEKS = 26
 
 
 def data_health_dir() -> Path:
@@ -118,6 +119,7 @@ def collect(url: str, actor: Actor, *, now: datetime | None = None) -> dict[str,
             ),
             "consent_coverage": _rows(conn, "consent_coverage"),
             "kpis": _kpis(conn),
+            "surveys": _rows(conn, "surveys", {"weeks": SURVEY_WEEKS})[::-1],
         }
         conn.rollback()
     figures["quarantine_open_total"] = sum(row["open_count"] for row in figures["quarantine"])
@@ -387,6 +389,67 @@ def _kpi_block(kpi: dict[str, Any]) -> str:
     )
 
 
+def signed_bar_chart(title: str, labels: Sequence[str], values: Sequence[float | None], *, scale: float) -> str:
+    """Bars up from a zero line for positive values and down for negative ones (a net promoter score runs from
+    -scale to +scale); None values leave a gap."""
+    n = max(len(values), 1)
+    slot = (CHART_WIDTH - 40) / n
+    middle = (CHART_HEIGHT - 20) / 2 + 5
+    half = (CHART_HEIGHT - 30) / 2
+    bars = []
+    for i, (label, value) in enumerate(zip(labels, values, strict=True)):
+        if value is None:
+            continue
+        height = half * min(abs(value), scale) / scale
+        y = middle - height if value >= 0 else middle
+        colour = BAR_COLOUR if value >= 0 else ALERT_COLOUR
+        bars.append(
+            f'<rect x="{30 + i * slot:.1f}" y="{y:.1f}" width="{max(slot * 0.8, 1):.1f}" height="{height:.1f}" '
+            f'fill="{colour}"><title>{_e(label)}: {_e(_number(value, 1))}</title></rect>'
+        )
+    first, last = (labels[0], labels[-1]) if labels else ("", "")
+    return (
+        f'<svg class="chart" role="img" aria-label="{_e(title)}" width="{CHART_WIDTH}" height="{CHART_HEIGHT}" '
+        f'viewBox="0 0 {CHART_WIDTH} {CHART_HEIGHT}" xmlns="http://www.w3.org/2000/svg">'
+        f"<title>{_e(title)}</title>"
+        f'<line x1="30" y1="{middle:.1f}" x2="{CHART_WIDTH - 10}" y2="{middle:.1f}" stroke="#999"/>'
+        f'<text x="30" y="12" font-size="11">+{_e(_number(scale))}</text>'
+        f'<text x="30" y="{CHART_HEIGHT - 5}" font-size="11">{_e(first)} (-{_e(_number(scale))} at the bottom)</text>'
+        f'<text x="{CHART_WIDTH - 10}" y="{CHART_HEIGHT - 5}" font-size="11" text-anchor="end">{_e(last)}</text>'
+        + "".join(bars)
+        + "</svg>"
+    )
+
+
+def _surveys(rows: list[dict[str, Any]]) -> str:
+    if not rows:
+        return _no_data("surveys")
+    weeks = [str(r["sample_week"]) for r in rows]
+    rates = [None if r["response_rate"] is None else float(r["response_rate"]) for r in rows]
+    scores = [None if r["nps"] is None else float(r["nps"]) for r in rows]
+    lines = ["<table><tr><th>sample week</th><th>invited</th><th>answered</th><th>response rate</th>"
+             "<th>NPS answers</th><th>NPS</th><th>satisfaction answers</th><th>satisfaction (1-5)</th></tr>"]
+    for row in rows:
+        week = str(row["sample_week"])
+        lines.append(
+            f"<tr><td>{_e(week)}</td>"
+            + _cell(f"survey_invited:{week}", row["invited"])
+            + _cell(f"survey_responded:{week}", row["responded"])
+            + _cell(f"survey_response_rate:{week}", row["response_rate"], _percent(row["response_rate"]))
+            + _cell(f"survey_nps_answers:{week}", row["nps_answers"])
+            + _cell(f"survey_nps:{week}", row["nps"], _number(row["nps"], 1) if row["nps"] is not None else "–")
+            + _cell(f"survey_satisfaction_answers:{week}", row["satisfaction_answers"])
+            + _cell(f"survey_satisfaction:{week}", row["satisfaction_mean"],
+                    _number(row["satisfaction_mean"], 2) if row["satisfaction_mean"] is not None else "–")
+            + "</tr>"
+        )  # fmt: skip
+    return (
+        bar_chart("response rate per sample week", weeks, rates)
+        + signed_bar_chart("net promoter score per sample week", weeks, scores, scale=100)
+        + "".join(lines) + "</table>"
+    )
+
+
 def _kpis_html(kpis: list[dict[str, Any]]) -> str:
     if not kpis:
         return _no_data("kpis")
@@ -408,6 +471,7 @@ SECTIONS = (
     ("Duplicate rate (dedupe runs)", "dedupe"),
     ("Last reconciliation", "reconciliation"),
     ("Consent coverage", "consent"),
+    ("Survey response rate and NPS", "surveys"),
     ("KPIs", "kpis"),
 )
 
@@ -421,6 +485,7 @@ def render_html(figures: dict[str, Any]) -> str:
         "dedupe": _dedupe(figures["dedupe_runs"]),
         "reconciliation": _reconciliation(figures["reconciliation"]),
         "consent": _consent(figures["consent_coverage"]),
+        "surveys": _surveys(figures["surveys"]),
         "kpis": _kpis_html(figures["kpis"]),
     }
     nav = "".join(f'<a href="#{anchor}">{_e(title)}</a>' for title, anchor in SECTIONS)

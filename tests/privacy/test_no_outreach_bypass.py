@@ -103,7 +103,20 @@ def test_no_role_but_admin_and_the_pipeline_reads_consent_and_contact_together(w
                 " AND has_table_privilege(oid, 'mart.outreach_eligible', 'SELECT')"
             )
         }
-    assert readers == {"cdp_outreach", "cdp_admin"}
+    # cdp_definer: the owner of the definer functions (no login, no member), for ops.draw_survey_sample alone,
+    # which returns counts and writes person ids, never a contact detail (issue 18, revision 0030).
+    assert readers == {"cdp_outreach", "cdp_admin", "cdp_definer"}
+    with psycopg.connect(warehouse_url) as conn:
+        readers_functions = {
+            row[0]
+            for row in conn.execute(
+                "SELECT p.oid::regprocedure::text FROM pg_proc p"
+                " WHERE p.proowner = 'cdp_definer'::regrole AND p.prosrc LIKE '%mart.outreach_eligible%'"
+            )
+        }
+        members = conn.execute(
+            "SELECT count(*) FROM pg_auth_members WHERE roleid = 'cdp_definer'::regrole").fetchone()[0]  # fmt: skip
+    assert readers_functions == {"ops.draw_survey_sample(text,text,date,numeric,integer,text)"} and members == 0
 
 
 def test_the_view_is_owned_by_the_migration_owner_not_an_application_role(warehouse_url: str) -> None:

@@ -31,7 +31,7 @@ EXPECTED = """
 [schema]
 audit                                                U     U     U     U     U     U     -     -     U     U     U     U     U
 core                                                 U     U     U     U     U     U     -     -     U     U     -     U     U
-mart                                                 U     U     U     U     U     -     U     -     -     -     -     -     -
+mart                                                 U     U     U     U     U     -     U     -     -     -     -     U     -
 ops                                                  U     U     U     U     U     -     -     U     U     U     U     U     -
 privacy                                              U     U     U     U     U     U     U     -     -     -     -     U     U
 public                                               U     U     U     U     U     U     U     U     U     U     U     U     U
@@ -103,6 +103,9 @@ ops.referral_discrepancy                             rawd  r     r     r     r  
 ops.referral_legacy                                  rawd  -     -     r     -     -     -     -     -     -     -     rw    -
 ops.referral_pilot                                   rawd  r     r     r     r     -     -     -     -     -     -     r     -
 ops.reward_fulfilment                                rawd  r     ru    ru    r     -     -     -     -     -     -     r     -
+ops.survey_draw                                      r     r     r     r     -     -     -     -     -     -     -     ra    -
+ops.survey_invitation                                r     r     r     r     -     -     -     -     -     -     -     ra    -
+ops.survey_measure                                   r     r     r     rawd  -     -     -     -     -     -     -     r     -
 ops.sync_run                                         rawd  r     r     r     r     -     -     -     s     s     -     r     -
 ops.sync_watermark                                   rawd  r     r     r     r     -     -     -     -     -     -     r     -
 ops.webhook_event                                    raw   r     r     r     r     -     -     si    -     -     -     r     -
@@ -124,12 +127,17 @@ mart.kpi_referral_reward_redemption_monthly          -     r     r     r     r  
 mart.kpi_referral_support_tickets_monthly            -     r     r     r     r     -     -     -     -     -     -     -     -
 mart.kpi_referral_volume_monthly                     -     r     r     r     r     -     -     -     -     -     -     -     -
 mart.outreach_decision                               -     r     r     r     r     -     -     -     -     -     -     -     -
-mart.outreach_eligible                               -     -     -     r     -     -     r     -     -     -     -     -     -
+mart.outreach_eligible                               -     -     -     r     -     -     r     -     -     -     -     r     -
+mart.survey_invitation_outcome                       r     -     -     r     -     -     -     -     -     -     -     -     -
+mart.survey_nonresponse                              r     r     r     r     r     -     -     -     -     -     -     -     -
+mart.survey_response_rate_weekly                     r     r     r     r     r     -     -     -     -     -     -     -     -
+mart.survey_scores_weekly                            r     r     r     r     r     -     -     -     -     -     -     -     -
 ops.crm_gift_landed                                  r     -     -     -     -     -     -     -     -     -     -     -     -
 ops.donation_trace                                   r     -     r     r     r     -     -     -     r     -     -     -     -
 ops.identity_review_queue                            r     r     r     r     -     -     -     -     -     -     -     -     -
 ops.reconciliation_quarantine                        r     -     -     r     r     -     -     -     r     -     -     -     -
 ops.reward_fulfilment_queue                          r     r     r     r     r     -     -     -     -     -     -     -     -
+ops.survey_response_invitation                       r     r     r     r     -     -     -     -     -     -     -     -     -
 [definer function]
 audit.chain_event()                                  -     -     -     -     -     -     -     -     -     -     -     x     -
 audit.personal_image_seals()                         x     x     x     x     x     -     -     -     -     -     x     x     -
@@ -141,6 +149,7 @@ core.erase_support_tickets()                         -     -     -     -     -  
 ops.apply_identity_decision()                        -     -     -     -     -     -     -     -     -     -     -     x     -
 ops.approve_donation_correction(bigint,text)         -     -     -     -     x     -     -     -     -     -     -     x     -
 ops.decide_donation_correction(bigint,boolean,text)  -     -     -     -     -     -     -     -     -     -     -     x     -
+ops.draw_survey_sample(text,text,date,numeric,integer,text) x     -     -     x     -     -     -     -     -     -     -     x     -
 ops.latest_applied_correction(uuid)                  x     -     x     x     x     -     -     -     -     -     -     x     -
 ops.merge_people(uuid,uuid,text,text,bigint,double precision,te x     -     -     x     -     -     -     -     -     x     -     x     -
 ops.reject_donation_correction(bigint,text)          -     -     -     -     x     -     -     -     -     -     -     x     -

@@ -165,6 +165,14 @@ def defined_in_files_of(path: Path) -> set[str]:
 # object -> why. Everything else must still be exactly what the revisions alone build, and each object
 # listed here must really differ, so the list stays true.
 CHANGED_SINCE_THE_REVISIONS = {
+    "ops.draw_survey_sample(text,text,date,numeric,integer,text)": "issue 18: added; the weekly survey sample, "
+    "the only writer of ops.survey_invitation (revision 0030)",
+    "ops.survey_answer_number(jsonb)": "issue 18: added; the number a survey answer stands for",
+    "ops.survey_response_invitation": "issue 18: added; survey answers linked to their invitation by exact key",
+    "mart.survey_invitation_outcome": "issue 18: added; each invitation, answered or not, and its scores",
+    "mart.survey_response_rate_weekly": "issue 18: added; response rate per sample week and tool",
+    "mart.survey_scores_weekly": "issue 18: added; NPS and satisfaction per sample week and course",
+    "mart.survey_nonresponse": "issue 18: added; who answered against who was asked, by course and cohort",
     "ops.count_window(text,text,regclass,text,text,timestamp with time zone,timestamp with time zone)": "issue 17: "
     "a record deleted at the source before it reached core (core.source_deletion, revision 0023) counts as landed; "
     "a record deleted at the source after it landed (deleted_at, revision 0024) is counted apart (deleted_count)",

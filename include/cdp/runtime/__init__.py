@@ -42,7 +42,7 @@ SLACK_CONN_ID = "slack_alerts"
 # Tags let the UI's DAG list be filtered by family (it does not group by them); the DAG integrity test
 # allows only these.
 ALLOWED_TAGS = frozenset(
-    {"sync", "quality", "finance", "privacy", "migration", "identity", "ops", "referrals"}
+    {"sync", "quality", "finance", "privacy", "migration", "identity", "ops", "referrals", "surveys"}
 )
 
 

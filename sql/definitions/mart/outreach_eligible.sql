@@ -13,3 +13,5 @@ COMMENT ON VIEW mart.outreach_eligible IS
     'People who may be contacted, per purpose, with the contact details to do it. Every outreach list reads this.';
 REVOKE ALL ON mart.outreach_eligible FROM PUBLIC;
 GRANT SELECT ON mart.outreach_eligible TO cdp_outreach, cdp_admin;
+-- The owner of ops.draw_survey_sample: who may be asked for a survey (revision 0030).
+GRANT SELECT ON mart.outreach_eligible TO cdp_definer;
