@@ -196,6 +196,8 @@ def _field_type(name: str) -> str:
         return "boolean"
     if name in ("Amount", "npsp__Amount__c"):
         return "currency"
+    if name == "npsp__Percent__c":
+        return "percent"
     if name.endswith("Date") and name not in ("CloseDate", "Birthdate"):
         return "datetime"
     if name in ("CloseDate", "Birthdate"):
