@@ -452,10 +452,16 @@ def planted_allocations(opportunity: int) -> list[tuple[int, str, float]]:
     if case == "full":
         return [(1 + turn % 3, "amount", 1.0)]
     if case == "split_percent":  # 50/50 of an odd amount leaves a cent for the remainder rule
-        return [(1, "percent", 60.0), (2, "percent", 40.0)] if turn % 2 else [(2, "percent", 50.0), (3, "percent", 50.0)]
+        return (
+            [(1, "percent", 60.0), (2, "percent", 40.0)]
+            if turn % 2
+            else [(2, "percent", 50.0), (3, "percent", 50.0)]
+        )
     if case == "split_amount":
         return [(2, "amount", 1 / 3), (3, "amount", 2 / 3)]
-    if case == "changed":  # first to the general fund, moved to a restricted fund weeks later (the served state)
+    if (
+        case == "changed"
+    ):  # first to the general fund, moved to a restricted fund weeks later (the served state)
         return [(3, "amount", 1.0)]
     return []
 
@@ -556,9 +562,15 @@ def _allocation(world: WorldCore, i: int) -> dict[str, Any]:
         "attributes": _attributes(world, "npsp__Allocation__c", record_id),
         "Id": record_id,
         "Name": f"GAU-{i + 1:06d}",
-        "npsp__General_Accounting_Unit__c": salesforce_id("a0F", world.seed_tag("sf"), int(table.columns["gau"][i])),
-        "npsp__Opportunity__c": salesforce_id("006", world.seed_tag("sf"), opportunity) if opportunity >= 0 else None,
-        "npsp__Recurring_Donation__c": RECURRING_DONATION_ID if opportunity < 0 and not template_by_campaign else None,
+        "npsp__General_Accounting_Unit__c": salesforce_id(
+            "a0F", world.seed_tag("sf"), int(table.columns["gau"][i])
+        ),
+        "npsp__Opportunity__c": salesforce_id("006", world.seed_tag("sf"), opportunity)
+        if opportunity >= 0
+        else None,
+        "npsp__Recurring_Donation__c": RECURRING_DONATION_ID
+        if opportunity < 0 and not template_by_campaign
+        else None,
         "npsp__Campaign__c": COMPLETION_CAMPAIGN_ID if template_by_campaign else None,
         "npsp__Payment__c": None,
         "npsp__Amount__c": None if amount is None else amount / 100,

@@ -116,7 +116,9 @@ def planted_allocations(world: World) -> dict[str, tuple[str, dict[str, int]]]:
                 cents[i] = round(exact[i])
             else:
                 cents[i] = sandbox_salesforce.allocation_amount_cents(world, i) or 0
-        percents = [float(allocations.columns["value"][i]) for i in rows if allocations.columns["is_percent"][i]]
+        percents = [
+            float(allocations.columns["value"][i]) for i in rows if allocations.columns["is_percent"][i]
+        ]
         if rows and len(percents) == len(rows) and abs(sum(percents) - 100) < 1e-9:
             residue = gift - sum(cents.values())
             step = 1 if residue > 0 else -1

@@ -75,7 +75,9 @@ def test_every_planted_allocation_lands_as_the_truth_says_and_reconciles_to_the_
             " AND (recurring_donation_id IS NOT NULL OR campaign_id IS NOT NULL))"
             " FROM core.donation_allocation"
         ).fetchone()
-        funds = conn.execute("SELECT count(*) FROM core.fund WHERE deleted_at IS NULL AND active").fetchone()[0]
+        funds = conn.execute("SELECT count(*) FROM core.fund WHERE deleted_at IS NULL AND active").fetchone()[
+            0
+        ]
     allocations = landed(warehouse_url)
 
     assert gifts, "the CRM's gifts landed"
@@ -87,7 +89,9 @@ def test_every_planted_allocation_lands_as_the_truth_says_and_reconciles_to_the_
         assert allocations.get(opportunity, {}) == expected, (opportunity, case)
         if case == "missing":
             assert gifts[opportunity] == "unallocated" and unallocated[opportunity][0] == "unallocated"
-            assert unallocated[opportunity][1] == unallocated[opportunity][2]  # all of the gift, nothing guessed
+            assert (
+                unallocated[opportunity][1] == unallocated[opportunity][2]
+            )  # all of the gift, nothing guessed
         else:
             assert gifts[opportunity] == "allocated", (opportunity, case)  # to the cent
             assert opportunity not in unallocated
@@ -115,14 +119,16 @@ def test_an_allocation_deleted_in_the_crm_leaves_its_gift_which_is_then_reported
 
     with psycopg.connect(warehouse_url) as conn:
         kept = conn.execute(
-            "SELECT deleted_at IS NOT NULL FROM core.donation_allocation WHERE source_record_id = %s", (allocation,)
+            "SELECT deleted_at IS NOT NULL FROM core.donation_allocation WHERE source_record_id = %s",
+            (allocation,),
         ).fetchone()
         reported = conn.execute(
             "SELECT status FROM ops.unallocated_gift WHERE opportunity_id = %s", (opportunity,)
         ).fetchone()
         audited = conn.execute(
             "SELECT count(*) FROM audit.audit_events WHERE entity_type = 'core.donation_allocation'"
-            " AND action = 'update' AND entity_id = %s", (allocation,)
+            " AND action = 'update' AND entity_id = %s",
+            (allocation,),
         ).fetchone()[0]
     assert result.rows_quarantined == 0
     assert kept == (True,)
