@@ -720,13 +720,23 @@ class SalesforceApi:
         if not parsed:
             return salesforce_error(400, "MALFORMED_QUERY", f"unexpected token in query: {soql[:60]}")
         sobject = parsed.group("object")
-        if sobject == "Organization" and not parsed.group("where"):
+        singles = {
+            "Organization": self.org.organization,
+            "npsp__Allocations_Settings__c": self.org.allocation_settings,
+        }
+        if (
+            sobject in singles
+            and (sobject == "Organization" or self.org.has_object(sobject))
+            and not parsed.group("where")
+        ):
             wanted = [f.strip() for f in parsed.group("fields").split(",")]
-            record = self.org.organization()
-            unknown = [name for name in wanted if name not in record]
+            record = singles[sobject]()
+            # Organization's fields are as before (its kind of org decides them); the setting's can be hidden.
+            hidden = {n for n in wanted if sobject != "Organization" and f"{sobject}.{n}" in self.org.missing}
+            unknown = [name for name in wanted if name not in record or name in hidden]
             if unknown:
                 return salesforce_error(
-                    400, "INVALID_FIELD", f"No such column '{unknown[0]}' on entity 'Organization'."
+                    400, "INVALID_FIELD", f"No such column '{unknown[0]}' on entity '{sobject}'."
                 )
             picked = {"attributes": record["attributes"], **{name: record[name] for name in wanted}}
             return Response(200, {"totalSize": 1, "done": True, "records": [picked]}, headers)
