@@ -119,6 +119,7 @@ raw.records                                          ra    -     -     r     -  
 [view]
 audit.readable_events                                r     r     r     r     r     -     -     -     -     -     -     -
 mart.activity_fund                                   -     r     r     r     r     -     -     -     -     -     -     -
+mart.fund_allocated_revenue_monthly                  -     r     r     r     r     -     -     -     -     -     -     -
 mart.kpi_course_completion_monthly                   -     r     r     r     r     -     -     -     -     -     -     -
 mart.kpi_data_accuracy_monthly                       -     r     r     r     r     -     -     -     -     -     -     -
 mart.kpi_duplicate_rate_monthly                      -     r     r     r     r     -     -     -     -     -     -     -

@@ -101,6 +101,30 @@ def test_every_planted_allocation_lands_as_the_truth_says_and_reconciles_to_the_
     assert odd, "the world has a 50/50 split of an odd amount"
     assert templates == (1, 1, 0)  # kept, but never a gift's
 
+    # The monthly revenue per fund (part 3's base) adds up what the truth allocates, month by month.
+    with psycopg.connect(warehouse_url) as conn:
+        when = {
+            opportunity: (month, currency)
+            for opportunity, month, currency in conn.execute(
+                "SELECT crm_source_record_id, date_trunc('month', received_at AT TIME ZONE 'UTC')::date, crm_currency"
+                " FROM core.donation WHERE crm_source_record_id IS NOT NULL"
+            ).fetchall()
+        }
+        mart = {
+            (gau, month, currency.strip()): cents
+            for gau, month, currency, cents in conn.execute(
+                "SELECT fund_source_record_id, month, currency, allocated_minor"
+                " FROM mart.fund_allocated_revenue_monthly"
+            ).fetchall()
+        }
+    expected: dict[tuple, int] = {}
+    for opportunity in gifts:
+        month, currency = when[opportunity]
+        for gau, cents in truth[opportunity][1].items():
+            key = (gau, month, currency.strip())
+            expected[key] = expected.get(key, 0) + cents
+    assert mart == expected
+
 
 def test_an_allocation_deleted_in_the_crm_leaves_its_gift_which_is_then_reported(
     warehouse_url: str, world: World, sandbox: SandboxServer
