@@ -18,6 +18,7 @@ from cdp.sync.engine import SyncResult, sync_stream
 from cdp.sync.specs import spec_for
 from cdp.warehouse import Actor
 from cdp_sandbox.generator import World
+from cdp_sandbox.salesforce import GAU_NAMES
 from cdp_sandbox.server import SandboxServer
 from cdp_sandbox.truth import planted_allocations
 
@@ -158,3 +159,55 @@ def test_an_allocation_deleted_in_the_crm_leaves_its_gift_which_is_then_reported
     assert kept == (True,)
     assert reported == ("unallocated",)
     assert audited == 1
+
+
+def test_an_allocation_moved_to_another_fund_in_the_crm_moves_the_money_audited(
+    warehouse_url: str, world: World, sandbox: SandboxServer
+) -> None:
+    for key in STREAMS:
+        sync(warehouse_url, sandbox, key)
+    truth = planted_allocations(world)
+    table = world.table("salesforce", "npsp__Allocation__c")
+    with psycopg.connect(warehouse_url) as conn:
+        landed_gifts = {
+            row[0] for row in conn.execute("SELECT opportunity_id FROM ops.gift_allocation").fetchall()
+        }
+    opportunities = world.table("salesforce", "Opportunity")
+    index = next(
+        i
+        for i, opportunity in enumerate(table.columns["opportunity"].tolist())
+        if opportunity >= 0
+        and truth[opportunities.id_of(opportunity)][0] == "full"
+        and opportunities.id_of(opportunity) in landed_gifts
+    )
+    allocation, before = table.id_of(index), int(table.columns["gau"][index])
+    after = 1 if before != 1 else 2
+    try:
+        with sandbox.apis.lock:
+            table.columns["gau"][index] = after
+            table.touch([index], int(time.time()))
+        time.sleep(1.1)
+        sync(warehouse_url, sandbox, "salesforce.npsp__Allocation__c", run="run-2")
+        with psycopg.connect(warehouse_url) as conn:
+            fund = conn.execute(
+                "SELECT f.name FROM core.donation_allocation a JOIN core.fund f USING (fund_id)"
+                " WHERE a.source_record_id = %s",
+                (allocation,),
+            ).fetchone()[0]
+            status = conn.execute(
+                "SELECT g.status FROM ops.gift_allocation g JOIN core.donation_allocation a USING (opportunity_id)"
+                " WHERE a.source_record_id = %s",
+                (allocation,),
+            ).fetchone()[0]
+            change = conn.execute(
+                "SELECT before -> 0 ->> 'fund_id' <> after -> 0 ->> 'fund_id' FROM audit.audit_events"
+                " WHERE entity_type = 'core.donation_allocation' AND action = 'update' AND entity_id = %s",
+                (allocation,),
+            ).fetchall()
+    finally:
+        with sandbox.apis.lock:
+            table.columns["gau"][index] = before
+            table.touch([index], int(table.created[index]))
+    assert fund == GAU_NAMES[after]
+    assert status == "allocated"
+    assert change == [(True,)]
