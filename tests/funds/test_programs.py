@@ -6,7 +6,7 @@ shown as such. Activity is the sandbox's Moodle data; the expected attribution i
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -170,3 +170,34 @@ def test_every_activity_carries_the_funds_of_its_day_and_unmapped_activity_is_sh
                      " GROUP BY activity_id HAVING sum(share) <> 1) x") == [(0,)]  # fmt: skip
     reasons = {row[0] for row in rows(url, "SELECT DISTINCT unmapped_reason FROM mart.activity_fund")}
     assert {"course in no program that day", "program paid by no fund that day"} <= reasons
+
+    # Survey responses: the course is the respondent's latest enrollment at or before the response.
+    learners = rows(url, "SELECT person_id, course_id, enrolled_at FROM core.enrollment WHERE course_id = %s"
+                         " ORDER BY enrolled_at", (course_id[courses[0]],))  # fmt: skip
+    enrolled = rows(url, "SELECT person_id, course_id, enrolled_at FROM core.enrollment")
+    no_enrollment = "NOT EXISTS (SELECT 1 FROM core.enrollment e WHERE e.person_id = p.person_id)"
+    stranger = rows(url, f"SELECT person_id FROM core.person p WHERE {no_enrollment} LIMIT 1")[0][0]
+    responses = [(person, at + timedelta(days=1)) for person, _, at in (learners[0], learners[-1])]
+    responses.append((stranger, learners[0][2]))
+    with psycopg.connect(url, autocommit=True) as conn:
+        for n, (person, at) in enumerate(responses):
+            conn.execute(
+                "INSERT INTO core.survey_response (person_id, survey_id, submitted_at, source, source_record_id)"
+                " VALUES (%s, 'satisfaction', %s, 'test', %s)",
+                (person, at, f"r{n}"),
+            )
+    got: dict[str, set[tuple]] = {}
+    for record, fund, share, status, reason in rows(
+        url, "SELECT s.source_record_id, m.fund_id, m.share, m.status, m.unmapped_reason FROM mart.activity_fund m"
+        " JOIN core.survey_response s ON s.survey_response_id = m.activity_id WHERE s.source = 'test'"
+    ):  # fmt: skip
+        got.setdefault(record, set()).add(
+            (fund, None if share is None else Decimal(share).normalize(), status)
+        )
+        if record == "r2":
+            assert reason == "no course"
+    for n, (person, at) in enumerate(responses):
+        mine = [(e_at, course) for p, course, e_at in enrolled if p == person and e_at <= at]
+        course = max(mine, key=lambda item: item[0])[1] if mine else None
+        want = {(f, None if sh is None else sh.normalize(), st) for f, sh, st in expected(course, at)}
+        assert got[f"r{n}"] == want, (n, course)
