@@ -11,7 +11,7 @@
 -- not a gift's; an allocation whose opportunity left its gift (deleted in the CRM) counts no more.
 CREATE OR REPLACE VIEW ops.allocation_amount AS
 WITH live AS (
-    SELECT a.allocation_id, a.source_record_id, a.fund_id, a.donation_id, a.opportunity_id, a.percent,
+    SELECT a.allocation_id, a.source_record_id, a.fund_id, d.donation_id, a.opportunity_id, a.percent,
            a.crm_amount_minor, d.crm_amount_minor AS gift_minor, d.crm_currency AS currency,
            CASE WHEN a.percent IS NULL THEN a.crm_amount_minor
                 ELSE ops.round_half_even(d.crm_amount_minor * a.percent / 100) END AS rounded_minor,
@@ -19,7 +19,8 @@ WITH live AS (
                 ELSE d.crm_amount_minor * a.percent / 100 - ops.round_half_even(d.crm_amount_minor * a.percent / 100)
            END AS cut_minor
     FROM core.donation_allocation a
-    JOIN core.donation d ON d.donation_id = a.donation_id AND d.crm_source_record_id = a.opportunity_id
+    -- The gift the opportunity is on now (one per opportunity: core.donation's donation_crm_record).
+    JOIN core.donation d ON d.crm_source_record_id = a.opportunity_id
     WHERE a.deleted_at IS NULL AND d.crm_amount_minor IS NOT NULL
 ), gift AS (
     SELECT donation_id, bool_and(percent IS NOT NULL) AND sum(percent) = 100 AS whole_by_percent,
