@@ -3,8 +3,9 @@
 from cdp.warehouse.migrations import run_sql_file
 
 revision = "0031_funds_programs"
-# After 0030 (issue 19's other parts; the lead fixes the chain at merge).
-down_revision = "0028_erase_merge_images"
+# After 0030 (0029 evidence pack, 0030 survey invitations: other helpers' branches). Tested on this branch
+# with down_revision "0028_erase_merge_images"; set to 0030's id (as its branch names it) for the merge.
+down_revision = "0030_survey_invitations"
 
 
 def upgrade() -> None:
