@@ -231,9 +231,10 @@ def _register_privacy(commands: argparse._SubParsersAction) -> None:
 
 
 def _register_finance(commands: argparse._SubParsersAction) -> None:
-    from cdp.finance import corrections
+    from cdp.finance import corrections, programs
 
     corrections.register(commands)
+    programs.register(commands)
 
 
 def _register_crm(commands: argparse._SubParsersAction) -> None:
@@ -298,7 +299,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 #: Commands that write audit events (a correction, a consent statement, an erasure, a merge decision). The
 #: pipeline anchors the head after each of its tasks; these anchor it themselves, so a correction made by
 #: hand is not left unanchored until the next pipeline task.
-AUDITED_COMMANDS = frozenset({"dedupe", "privacy", "finance", "crm"})
+AUDITED_COMMANDS = frozenset({"dedupe", "privacy", "finance", "funds", "crm"})
 
 
 def anchor_after_audited_write(path: Path | None = None) -> audit.Anchor | None:

@@ -247,6 +247,8 @@ def build(world: WorldCore) -> None:
         )
     )
 
+    _build_funds(world, opp_created)
+
 
 def _attributes(world: WorldCore, sobject: str, record_id: str) -> dict[str, str]:
     return {
@@ -431,6 +433,156 @@ def _contact_role(world: WorldCore, i: int) -> dict[str, Any]:
     }
 
 
+# ---------------------------------------------------------------- funds (NPSP GAUs and allocations)
+#: The org's General Accounting Units: the first is the general fund, the others restricted funds.
+GAU_NAMES = ("General Fund", "Digital Skills Grant", "Literacy Fund", "Scholarship Fund")
+#: What each opportunity's allocations are, by its index: planted cases the truth knows (truth.py).
+ALLOCATION_CASES = ("full", "split_percent", "split_amount", "missing", "changed")
+RECURRING_DONATION_ID = "a09SB0000000001AAA"  # npe03__Recurring_Donation__c with an allocation template
+
+
+def allocation_case(opportunity: int) -> str:
+    return ALLOCATION_CASES[opportunity % len(ALLOCATION_CASES)]
+
+
+def planted_allocations(opportunity: int) -> list[tuple[int, str, float]]:
+    """(GAU index, "amount" or "percent", value) of one opportunity's allocations, before its amount is known:
+    an "amount" value is a share of the gift (the record's amount is that share of it, in whole cents)."""
+    case, turn = allocation_case(opportunity), opportunity // len(ALLOCATION_CASES)
+    if case == "full":
+        return [(1 + turn % 3, "amount", 1.0)]
+    if case == "split_percent":  # 50/50 of an odd amount leaves a cent for the remainder rule
+        return (
+            [(1, "percent", 60.0), (2, "percent", 40.0)]
+            if turn % 2
+            else [(2, "percent", 50.0), (3, "percent", 50.0)]
+        )
+    if case == "split_amount":
+        return [(2, "amount", 1 / 3), (3, "amount", 2 / 3)]
+    if (
+        case == "changed"
+    ):  # first to the general fund, moved to a restricted fund weeks later (the served state)
+        return [(3, "amount", 1.0)]
+    return []
+
+
+def _build_funds(world: WorldCore, opp_created: np.ndarray) -> None:
+    rng = world.rng(43)
+    sf = world.seed_tag("sf")
+    gau_created = np.full(len(GAU_NAMES), world.start_ts - 300 * DAY, np.int64)
+    world.add_table(
+        Table(
+            "salesforce", "npsp__General_Accounting_Unit__c", "Id", "SystemModstamp", "modified",
+            gau_created, gau_created.copy(), np.full(len(GAU_NAMES), -1, np.int32),
+            np.zeros(len(GAU_NAMES), np.int8),
+            builder=lambda i: _gau(world, i),
+            id_of=lambda i: salesforce_id("a0F", sf, i),
+            index_of=salesforce_index,
+        )
+    )  # fmt: skip
+    opps, gaus, kinds, values, created, modified = [], [], [], [], [], []
+    for opportunity in range(opp_created.shape[0]):
+        for gau, kind, value in planted_allocations(opportunity):
+            opps.append(opportunity)
+            gaus.append(gau)
+            kinds.append(kind == "percent")
+            values.append(value)
+            at = int(opp_created[opportunity]) + 120
+            created.append(at)
+            changed = allocation_case(opportunity) == "changed"
+            modified.append(min(at + 40 * DAY, world.end_ts - 1) if changed else at)
+    # Templates NPSP copies onto new gifts: one by recurring donation, one by campaign (no gift of their own).
+    for gau in (1, 2):
+        opps.append(-1)
+        gaus.append(gau)
+        kinds.append(True)
+        values.append(100.0)
+        created.append(world.start_ts)
+        modified.append(world.start_ts)
+    count = len(opps)
+    world.add_table(
+        Table(
+            "salesforce", "npsp__Allocation__c", "Id", "SystemModstamp", "modified",
+            np.array(created, np.int64), np.array(modified, np.int64), np.full(count, -1, np.int32),
+            world.draw_malformed(rng, count, ()),
+            builder=lambda i: _allocation(world, i),
+            id_of=lambda i: salesforce_id("a0E", sf, i),
+            index_of=salesforce_index,
+            columns={"opportunity": np.array(opps, np.int64), "gau": np.array(gaus, np.int64),
+                     "is_percent": np.array(kinds, bool), "value": np.array(values, np.float64)},
+        )
+    )  # fmt: skip
+
+
+def _gau(world: WorldCore, i: int) -> dict[str, Any]:
+    table = world.tables[("salesforce", "npsp__General_Accounting_Unit__c")]
+    record_id = salesforce_id("a0F", world.seed_tag("sf"), i)
+    return {
+        "attributes": _attributes(world, "npsp__General_Accounting_Unit__c", record_id),
+        "Id": record_id,
+        "Name": GAU_NAMES[i],
+        "npsp__Active__c": True,
+        "npsp__Description__c": None,
+        "IsDeleted": False,
+        "CreatedDate": salesforce_datetime(int(table.created[i])),
+        "LastModifiedDate": salesforce_datetime(int(table.modified[i])),
+        "SystemModstamp": salesforce_datetime(int(table.modified[i])),
+    }
+
+
+def allocation_amount_cents(world: WorldCore, i: int) -> int | None:
+    """The amount the CRM stores on allocation ``i``: NPSP computes it for a percent allocation too."""
+    table = world.tables[("salesforce", "npsp__Allocation__c")]
+    opportunity = int(table.columns["opportunity"][i])
+    if opportunity < 0:
+        return None
+    donation = int(world.tables[("salesforce", "Opportunity")].columns["donation"][opportunity])
+    gift = crm_amount(world, donation)
+    value = float(table.columns["value"][i])
+    if table.columns["is_percent"][i]:
+        return round(gift * value / 100)  # Python's round is half-even, as Apex's setScale(2)
+    shares = [v for _, kind, v in planted_allocations(opportunity) if kind == "amount"]
+    if len(shares) > 1 and value == max(shares):
+        return gift - sum(int(gift * v) for v in shares if v != value)  # the last amount takes the rest
+    return int(gift * value)
+
+
+def _allocation(world: WorldCore, i: int) -> dict[str, Any]:
+    table = world.tables[("salesforce", "npsp__Allocation__c")]
+    record_id = salesforce_id("a0E", world.seed_tag("sf"), i)
+    opportunity = int(table.columns["opportunity"][i])
+    is_percent = bool(table.columns["is_percent"][i])
+    amount = allocation_amount_cents(world, i)
+    currency = None
+    if opportunity >= 0:
+        donation = int(world.tables[("salesforce", "Opportunity")].columns["donation"][opportunity])
+        currency = CURRENCIES[int(world.donation_currency[donation])].upper()
+    template_by_campaign = opportunity < 0 and int(table.columns["gau"][i]) == 2
+    return {
+        "attributes": _attributes(world, "npsp__Allocation__c", record_id),
+        "Id": record_id,
+        "Name": f"GAU-{i + 1:06d}",
+        "npsp__General_Accounting_Unit__c": salesforce_id(
+            "a0F", world.seed_tag("sf"), int(table.columns["gau"][i])
+        ),
+        "npsp__Opportunity__c": salesforce_id("006", world.seed_tag("sf"), opportunity)
+        if opportunity >= 0
+        else None,
+        "npsp__Recurring_Donation__c": RECURRING_DONATION_ID
+        if opportunity < 0 and not template_by_campaign
+        else None,
+        "npsp__Campaign__c": COMPLETION_CAMPAIGN_ID if template_by_campaign else None,
+        "npsp__Payment__c": None,
+        "npsp__Amount__c": None if amount is None else amount / 100,
+        "npsp__Percent__c": float(table.columns["value"][i]) if is_percent else None,
+        "CurrencyIsoCode": currency or "USD",
+        "IsDeleted": False,
+        "CreatedDate": salesforce_datetime(int(table.created[i])),
+        "LastModifiedDate": salesforce_datetime(int(table.modified[i])),
+        "SystemModstamp": salesforce_datetime(int(table.modified[i])),
+    }
+
+
 # ---------------------------------------------------------------- the API
 SOQL = re.compile(
     r"^\s*SELECT\s+(?P<fields>.+?)\s+FROM\s+(?P<object>\w+)"
@@ -568,13 +720,23 @@ class SalesforceApi:
         if not parsed:
             return salesforce_error(400, "MALFORMED_QUERY", f"unexpected token in query: {soql[:60]}")
         sobject = parsed.group("object")
-        if sobject == "Organization" and not parsed.group("where"):
+        singles = {
+            "Organization": self.org.organization,
+            "npsp__Allocations_Settings__c": self.org.allocation_settings,
+        }
+        if (
+            sobject in singles
+            and (sobject == "Organization" or self.org.has_object(sobject))
+            and not parsed.group("where")
+        ):
             wanted = [f.strip() for f in parsed.group("fields").split(",")]
-            record = self.org.organization()
-            unknown = [name for name in wanted if name not in record]
+            record = singles[sobject]()
+            # Organization's fields are as before (its kind of org decides them); the setting's can be hidden.
+            hidden = {n for n in wanted if sobject != "Organization" and f"{sobject}.{n}" in self.org.missing}
+            unknown = [name for name in wanted if name not in record or name in hidden]
             if unknown:
                 return salesforce_error(
-                    400, "INVALID_FIELD", f"No such column '{unknown[0]}' on entity 'Organization'."
+                    400, "INVALID_FIELD", f"No such column '{unknown[0]}' on entity '{sobject}'."
                 )
             picked = {"attributes": record["attributes"], **{name: record[name] for name in wanted}}
             return Response(200, {"totalSize": 1, "done": True, "records": [picked]}, headers)

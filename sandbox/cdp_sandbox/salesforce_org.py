@@ -6,6 +6,8 @@ Settings a test (or ``make run``) changes on ``SalesforceApi.org``:
   ``currency``.
 - ``session_seconds`` (default None: never): an access token from ``/services/oauth2/token`` stops working
   this many seconds after it was issued (401 ``INVALID_SESSION_ID``), as at the org's session timeout.
+- ``default_allocations`` (default False) and ``default_gau`` (a GAU Id): NPSP's Default Allocations setting
+  (``npsp__Allocations_Settings__c``); off, as the generated gifts without allocation ("missing") need.
 - ``missing``: objects (``"Campaign"``) and fields (``"Contact.CDP_Person_Id__c"``) this org lacks: a
   deliberately incomplete org for ``cdp sources check``.
 - ``delete_record(sobject, id, master_id=None)``: a record deleted (a Contact, with a master, merged into another): it
@@ -35,6 +37,13 @@ EXTRA_OBJECTS: dict[str, tuple[str, ...]] = {
     "Organization": ("Id", "Name", "DefaultCurrencyIsoCode", "IsSandbox"),
     "Campaign": ("Id", "Name", "IsActive", "Type", "CurrencyIsoCode"),
     "CampaignMember": ("Id", "CampaignId", "ContactId", "Status", "CDP_Trigger_Key__c"),
+    # NPSP's hierarchy custom setting (Allocations_Settings__c): the org-wide row only.
+    "npsp__Allocations_Settings__c": (
+        "Id",
+        "SetupOwnerId",
+        "npsp__Default_Allocations_Enabled__c",
+        "npsp__Default__c",
+    ),
 }
 # Fields the write API takes (crm_writes.SCHEMA) on top of what the read API serves.
 WRITE_FIELDS: dict[str, tuple[str, ...]] = {
@@ -52,6 +61,8 @@ class SandboxOrg:
     multi_currency: bool = True
     currency: str = "USD"
     session_seconds: float | None = None
+    default_allocations: bool = False
+    default_gau: str | None = None
     missing: set[str] = field(default_factory=set)
     clock: Callable[[], float] = time.monotonic
     tokens_issued: int = 0
@@ -164,6 +175,15 @@ class SandboxOrg:
             record["DefaultCurrencyIsoCode"] = self.currency
         return record
 
+    def allocation_settings(self) -> dict[str, Any]:
+        return {
+            "attributes": {"type": "npsp__Allocations_Settings__c"},
+            "Id": "a0ASB0000000001AAA",
+            "SetupOwnerId": "00DSB0000000001AAA",
+            "npsp__Default_Allocations_Enabled__c": self.default_allocations,
+            "npsp__Default__c": self.default_gau,
+        }
+
     # ------------------------------------------------------------ deletions and merges
     def delete_record(
         self, sobject: str, record_id: str, master_id: str | None = None, at: int | None = None
@@ -196,6 +216,8 @@ def _field_type(name: str) -> str:
         return "boolean"
     if name in ("Amount", "npsp__Amount__c"):
         return "currency"
+    if name == "npsp__Percent__c":
+        return "percent"
     if name.endswith("Date") and name not in ("CloseDate", "Birthdate"):
         return "datetime"
     if name in ("CloseDate", "Birthdate"):

@@ -17,6 +17,8 @@ from cdp.sources import registry
 from cdp.sync.engine import sync_stream
 from cdp.sync.specs import SPECS, spec_for
 from cdp.warehouse import Actor
+from cdp_sandbox import salesforce as sandbox_salesforce
+from cdp_sandbox.crm_amounts import crm_amount
 from cdp_sandbox.generator import World
 from cdp_sandbox.server import SandboxServer
 
@@ -84,3 +86,48 @@ def true_duplicate_pairs(people: dict[str, set[str]]) -> set[tuple[str, str]]:
         for real in reals:
             by_real.setdefault(real, []).append(person)
     return {tuple(sorted(pair)) for group in by_real.values() for pair in combinations(sorted(group), 2)}
+
+
+def planted_allocations(world: World) -> dict[str, tuple[str, dict[str, int]]]:
+    """Opportunity Id -> (planted case, {GAU Id: cents}) as the allocations should come out in the warehouse.
+
+    Computed here apart from the warehouse's views: an amount allocation is its cents; a percent allocation is
+    percent x the gift rounded half-even (NPSP's setScale(2)); when a gift is allocated 100 % by percent, the
+    cents rounding leaves over go one by one to the allocations rounding cut most, ties to the lower Id.
+    A gift with no allocation ("missing") has an empty dict.
+    """
+    sf = world.seed_tag("sf")
+    opportunities = world.tables[("salesforce", "Opportunity")]
+    allocations = world.tables[("salesforce", "npsp__Allocation__c")]
+    by_opportunity: dict[int, list[int]] = {}
+    for i, opportunity in enumerate(allocations.columns["opportunity"].tolist()):
+        if opportunity >= 0:
+            by_opportunity.setdefault(int(opportunity), []).append(i)
+    truth: dict[str, tuple[str, dict[str, int]]] = {}
+    for opportunity in range(len(opportunities)):
+        gift = crm_amount(world, int(opportunities.columns["donation"][opportunity]))
+        rows = by_opportunity.get(opportunity, [])
+        cents: dict[int, int] = {}
+        exact: dict[int, float] = {}
+        for i in rows:
+            value = float(allocations.columns["value"][i])
+            if allocations.columns["is_percent"][i]:
+                exact[i] = gift * value / 100
+                cents[i] = round(exact[i])
+            else:
+                cents[i] = sandbox_salesforce.allocation_amount_cents(world, i) or 0
+        percents = [
+            float(allocations.columns["value"][i]) for i in rows if allocations.columns["is_percent"][i]
+        ]
+        if rows and len(percents) == len(rows) and abs(sum(percents) - 100) < 1e-9:
+            residue = gift - sum(cents.values())
+            step = 1 if residue > 0 else -1
+            order = sorted(rows, key=lambda i: (-(exact[i] - cents[i]) * step, allocations.id_of(i)))
+            for i in order[: abs(residue)]:
+                cents[i] += step
+        funds: dict[str, int] = {}
+        for i, amount in cents.items():
+            gau = sandbox_salesforce.salesforce_id("a0F", sf, int(allocations.columns["gau"][i]))
+            funds[gau] = funds.get(gau, 0) + amount
+        truth[opportunities.id_of(opportunity)] = (sandbox_salesforce.allocation_case(opportunity), funds)
+    return truth

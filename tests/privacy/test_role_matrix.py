@@ -50,8 +50,10 @@ core.course_completion                               rawd  r     raw   rawd  r  
 core.crm_account_contact                             rawd  r     r     r     r     -     -     -     -     -     -     r     -
 core.crm_record_removal                              raw   r     r     r     -     -     -     -     -     -     -     ru    -
 core.donation                                        raw   r     r     rad   r     -     -     -     s     -     -     rw    -
+core.donation_allocation                             raw   r     r     r     r     -     -     -     -     -     -     r     -
 core.donation_soft_credit                            rawd  r     r     rawd  r     -     -     -     -     -     -     ru    -
 core.enrollment                                      rawd  r     raw   rawd  r     r     -     -     -     -     -     ru    -
+core.fund                                            raw   r     r     r     r     -     -     -     -     -     -     r     -
 core.household                                       rawd  s     s     rawd  s     -     -     -     -     s     -     rw    -
 core.ledger_posting                                  rawd  r     r     rawd  r     -     -     -     s     -     -     r     -
 core.organization                                    rawd  r     raw   rawd  r     r     -     -     -     -     -     r     -
@@ -59,6 +61,9 @@ core.organization_membership                         rawd  r     raw   rawd  r  
 core.partner_login                                   -     r     r     rawd  r     -     -     -     -     -     -     r     a
 core.person                                          raw   s     s     rawd  s     s     -     -     -     s     -     rw    -
 core.person_source_id                                rawd  s     s     rawd  s     -     -     -     -     s     -     rw    -
+core.program                                         -     r     r     r     r     -     -     -     -     -     -     raw   -
+core.program_course                                  -     r     r     r     r     -     -     -     -     -     -     raw   -
+core.program_fund                                    -     r     r     r     r     -     -     -     -     -     -     raw   -
 core.referral                                        rawd  r     r     rawd  r     -     -     -     -     -     -     ru    -
 core.refund                                          rawd  r     r     rad   r     -     -     -     s     -     -     r     -
 core.reward                                          rawd  r     r     rawd  r     -     -     -     -     -     -     ru    -
@@ -94,6 +99,7 @@ ops.legacy_profile                                   rawd  r     r     r     r  
 ops.legacy_profile_metric                            rawd  r     r     r     r     -     -     -     -     -     -     r     -
 ops.legacy_review                                    rawd  s     s     r     s     -     -     -     -     -     -     rw    -
 ops.privilege_snapshot                               -     -     -     -     -     -     -     -     -     -     ra    -     -
+ops.program_change                                   -     -     r     r     r     -     -     -     -     -     -     raw   -
 ops.quarantine                                       rawd  s     s     r     s     -     -     -     -     -     -     rw    -
 ops.reconciliation_explanation                       r     -     r     r     rawd  -     -     -     r     -     r     r     -
 ops.reconciliation_result                            raw   -     r     r     r     -     -     -     ra    -     r     r     -
@@ -116,6 +122,8 @@ raw.legacy_file                                      ra    -     -     r     -  
 raw.records                                          ra    -     -     r     -     -     -     si    -     -     -     rw    -
 [view]
 audit.readable_events                                r     r     r     r     r     -     -     -     -     -     -     -     -
+mart.activity_fund                                   -     r     r     r     r     -     -     -     -     -     -     -     -
+mart.fund_allocated_revenue_monthly                  -     r     r     r     r     -     -     -     -     -     -     -     -
 mart.kpi_course_completion_monthly                   -     r     r     r     r     -     -     -     -     -     -     -     -
 mart.kpi_data_accuracy_monthly                       -     r     r     r     r     -     -     -     -     -     -     -     -
 mart.kpi_duplicate_rate_monthly                      -     r     r     r     r     -     -     -     -     -     -     -     -
@@ -132,12 +140,15 @@ mart.survey_invitation_outcome                       r     -     -     r     -  
 mart.survey_nonresponse                              r     r     r     r     r     -     -     -     -     -     -     -     -
 mart.survey_response_rate_weekly                     r     r     r     r     r     -     -     -     -     -     -     -     -
 mart.survey_scores_weekly                            r     r     r     r     r     -     -     -     -     -     -     -     -
+ops.allocation_amount                                -     r     r     r     r     -     -     -     -     -     -     -     -
 ops.crm_gift_landed                                  r     -     -     -     -     -     -     -     -     -     -     -     -
 ops.donation_trace                                   r     -     r     r     r     -     -     -     r     -     -     -     -
+ops.gift_allocation                                  -     r     r     r     r     -     -     -     -     -     -     -     -
 ops.identity_review_queue                            r     r     r     r     -     -     -     -     -     -     -     -     -
 ops.reconciliation_quarantine                        r     -     -     r     r     -     -     -     r     -     -     -     -
 ops.reward_fulfilment_queue                          r     r     r     r     r     -     -     -     -     -     -     -     -
 ops.survey_response_invitation                       r     r     r     r     -     -     -     -     -     -     -     -     -
+ops.unallocated_gift                                 -     r     r     r     r     -     -     -     -     -     -     -     -
 [definer function]
 audit.chain_event()                                  -     -     -     -     -     -     -     -     -     -     -     x     -
 audit.personal_image_seals()                         x     x     x     x     x     -     -     -     -     -     x     x     -
@@ -148,12 +159,18 @@ audit.seal_pending()                                 -     -     -     -     -  
 core.erase_support_tickets()                         -     -     -     -     -     -     -     -     -     -     -     x     -
 ops.apply_identity_decision()                        -     -     -     -     -     -     -     -     -     -     -     x     -
 ops.approve_donation_correction(bigint,text)         -     -     -     -     x     -     -     -     -     -     -     x     -
+ops.approve_program_change(bigint,text)              -     -     -     -     x     -     -     -     -     -     -     x     -
 ops.decide_donation_correction(bigint,boolean,text)  -     -     -     -     -     -     -     -     -     -     -     x     -
+ops.decide_program_change(bigint,boolean,text)       -     -     -     -     -     -     -     -     -     -     -     x     -
 ops.draw_survey_sample(text,text,date,numeric,integer,text) x     -     -     x     -     -     -     -     -     -     -     x     -
+ops.find_course(text)                                -     -     -     -     -     -     -     -     -     -     -     x     -
 ops.latest_applied_correction(uuid)                  x     -     x     x     x     -     -     -     -     -     -     x     -
 ops.merge_people(uuid,uuid,text,text,bigint,double precision,te x     -     -     x     -     -     -     -     -     x     -     x     -
+ops.program_funds_checked(jsonb)                     -     -     -     -     -     -     -     -     -     -     -     x     -
 ops.reject_donation_correction(bigint,text)          -     -     -     -     x     -     -     -     -     -     -     x     -
+ops.reject_program_change(bigint,text)               -     -     -     -     x     -     -     -     -     -     -     x     -
 ops.request_donation_correction(text,jsonb,text)     -     -     x     x     x     -     -     -     -     -     -     x     -
+ops.request_program_change(text,text,text,jsonb,date,text) -     -     x     x     x     -     -     -     -     -     -     x     -
 privacy.create_login(text,text,text,uuid)            -     -     -     x     -     -     -     -     -     -     -     -     x
 privacy.current_partner()                            x     x     x     x     x     x     -     -     -     -     -     x     -
 privacy.erase_person(uuid,text)                      -     -     -     x     -     -     -     -     -     -     -     x     -

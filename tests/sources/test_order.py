@@ -113,7 +113,8 @@ def test_the_registry_plans_todays_tasks_and_edges() -> None:
             assert set(task.upstream) == people | waits_for.get(name[0], set()), name
     assert plan["stripe", 2].keys == ("stripe.charges", "stripe.refunds", "stripe.balance_transactions")
     assert plan["salesforce", 2].keys == (
-        "salesforce.Opportunity", "salesforce.npsp__Partial_Soft_Credit__c", "salesforce.OpportunityContactRole",
+        "salesforce.Opportunity", "salesforce.npsp__Partial_Soft_Credit__c", "salesforce.npsp__Allocation__c",
+        "salesforce.OpportunityContactRole",
     )  # fmt: skip
     assert plan["moodle", 2].keys == ("moodle.enrollments", "moodle.course_completions")
     assert plan["zigpoll", 2].keys == ("zigpoll.participants", "zigpoll.responses")

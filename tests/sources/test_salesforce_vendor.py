@@ -20,6 +20,7 @@ import requests
 from cdp.crm.client import SalesforceWriter
 from cdp.sources import salesforce
 from cdp.sources.base import AuthError, SourceSettings
+from cdp.sources.salesforce.check import allocation_findings
 from cdp.sources.salesforce.specs import SPECS
 from cdp_sandbox.server import SandboxServer
 
@@ -66,6 +67,62 @@ def test_every_field_we_read_is_npsp_standard_or_an_org_field_the_preflight_chec
         assert not unknown, f"{sobject}: {unknown} are in no vendor material"
     assert "npsp__Amount__c" in npsp_fields() and "npe01__Preferred_Email__c" in npsp_fields()
     assert "CDP_Person_Id__c" not in npsp_fields(), "our own field must not pass as the vendor's"
+
+
+# NPSP objects whose fields must come from that object's own metadata (not just any NPSP object's).
+FUND_OBJECTS = {
+    "npsp__General_Accounting_Unit__c": "General_Accounting_Unit__c",
+    "npsp__Allocation__c": "Allocation__c",
+}
+
+
+@pytest.mark.parametrize("sobject", FUND_OBJECTS)
+def test_fund_streams_read_only_fields_npsp_defines_on_that_object(sobject: str) -> None:
+    vendor = FUND_OBJECTS[sobject]
+    assert (NPSP / f"{vendor}.object-meta.xml").exists(), "the object itself is NPSP's"
+    own = {"npsp__" + path.name.split(".")[1] for path in NPSP.glob(f"{vendor}.*.field-meta.xml")}
+    unknown = [name for name in salesforce.OBJECT_FIELDS[sobject] if name not in own | STANDARD]
+    assert not unknown, f"{sobject}: {unknown} are not in NPSP's {vendor} metadata"
+
+
+def test_only_the_fields_npsp_marks_required_are_required_of_an_allocation() -> None:
+    """General_Accounting_Unit__c is the one required field of an Allocation in NPSP's metadata: a record with it
+    and an amount passes; without it, or with neither amount nor percent (NPSP refuses that too), it does not."""
+    required = {path.name.split(".")[1] for path in NPSP.glob("Allocation__c.*.field-meta.xml")
+                if "<required>true</required>" in path.read_text()}  # fmt: skip
+    assert required == {"General_Accounting_Unit__c"}
+    spec = next(spec for spec in SPECS if spec.stream == "npsp__Allocation__c")
+    record = {"Id": "a0E1", "npsp__General_Accounting_Unit__c": "a0F1", "npsp__Opportunity__c": "0061",
+              "npsp__Amount__c": 10.5}  # fmt: skip
+    assert spec.check(record) is None
+    assert spec.check({**record, "npsp__Amount__c": None, "npsp__Percent__c": 33.333333}) is None
+    assert "npsp__General_Accounting_Unit__c" in (
+        spec.check({**record, "npsp__General_Accounting_Unit__c": None}) or ""
+    )
+    assert "neither" in (spec.check({**record, "npsp__Amount__c": None}) or "")
+    # The Percent__c of the metadata: 9 digits, 6 of them decimals, as core.donation_allocation.percent keeps it.
+    percent = (NPSP / "Allocation__c.Percent__c.field-meta.xml").read_text()
+    assert "<precision>9</precision>" in percent and "<scale>6</scale>" in percent
+
+
+def test_the_sandbox_serves_npsp_allocation_settings_as_its_metadata_names_them(
+    sandbox: SandboxServer,
+) -> None:
+    fields = {
+        "npsp__" + path.name.split(".")[1] for path in NPSP.glob("Allocations_Settings__c.*.field-meta.xml")
+    }
+    client = salesforce.SalesforceClient(sandbox.settings("salesforce"))
+    served = client.field_names("npsp__Allocations_Settings__c")
+    assert fields <= served
+    assert [f.item for f in allocation_findings(client)] == ["default GAU allocations"]  # off in the sandbox
+    org = sandbox.apis.handlers["salesforce"].org
+    org.default_allocations, org.default_gau = True, "a0FNOSUCHGAU0001AAA"
+    assert [(f.item, f.severity) for f in allocation_findings(client)] == [("default GAU", "missing")]
+    gau = next(client.query_pages("SELECT Id, npsp__Active__c FROM npsp__General_Accounting_Unit__c"))[
+        "records"
+    ][0]
+    org.default_gau = gau["Id"]
+    assert allocation_findings(client) == []
 
 
 @pytest.mark.parametrize("spec", SPECS, ids=lambda spec: spec.stream)

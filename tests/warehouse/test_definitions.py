@@ -211,6 +211,18 @@ CHANGED_SINCE_THE_REVISIONS = {
     "mart.kpi_referral_support_tickets_monthly": "issue 17: a ticket deleted at Zendesk no longer counts",
     "ops.merge_people(uuid,uuid,text,text,bigint,double precision,text)": "issue 15: added (revision 0027); a "
     "merge moves rows the dedupe's role may not read (consent, donations) as cdp_definer",
+    "ops.round_half_even(numeric)": "issue 19: added; NPSP's rounding of a percent allocation (revision 0031)",
+    "ops.allocation_amount": "issue 19: added; each allocation of a gift in cents (revision 0031)",
+    "ops.gift_allocation": "issue 19: added; each CRM gift reconciled to its allocations (revision 0031)",
+    "ops.unallocated_gift": "issue 19: added; gifts not allocated to the cent (revision 0031)",
+    "mart.activity_fund": "issue 19: added; activity attributed to the funds of its day (revision 0031)",
+    "mart.fund_allocated_revenue_monthly": "issue 19: added; revenue allocated to each fund per month (revision 0031)",
+    "ops.find_course(text)": "issue 19: added; a course by id, source:id or code (revision 0031)",
+    "ops.program_funds_checked(jsonb)": "issue 19: added; a program's funds and shares checked (revision 0031)",
+    "ops.request_program_change(text,text,text,jsonb,date,text)": "issue 19: added (revision 0031)",
+    "ops.decide_program_change(bigint,boolean,text)": "issue 19: added; another login decides (revision 0031)",
+    "ops.approve_program_change(bigint,text)": "issue 19: added (revision 0031)",
+    "ops.reject_program_change(bigint,text)": "issue 19: added (revision 0031)",
 }
 
 

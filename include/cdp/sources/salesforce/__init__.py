@@ -104,6 +104,32 @@ OBJECT_FIELDS: dict[str, tuple[str, ...]] = {
         "LastModifiedDate",
         "SystemModstamp",
     ),
+    # NPSP's funds (General Accounting Units) and the allocations of gifts, recurring donations and campaigns
+    # to them (tests/vendor_material/salesforce/npsp/Allocation__c.*, General_Accounting_Unit__c.*).
+    "npsp__General_Accounting_Unit__c": (
+        "Id",
+        "Name",
+        "npsp__Active__c",
+        "IsDeleted",
+        "CreatedDate",
+        "LastModifiedDate",
+        "SystemModstamp",
+    ),
+    "npsp__Allocation__c": (
+        "Id",
+        "Name",
+        "npsp__General_Accounting_Unit__c",
+        "npsp__Opportunity__c",
+        "npsp__Recurring_Donation__c",
+        "npsp__Campaign__c",
+        "npsp__Amount__c",
+        "npsp__Percent__c",
+        "CurrencyIsoCode",
+        "IsDeleted",
+        "CreatedDate",
+        "LastModifiedDate",
+        "SystemModstamp",
+    ),
     "OpportunityContactRole": (
         "Id",
         "OpportunityId",
@@ -283,7 +309,7 @@ class SalesforceObjectStream:
 
 
 # Read with queryAll, so a deleted or merged record arrives (IsDeleted, MasterRecordId) instead of vanishing.
-INCLUDE_DELETED = frozenset({"Contact", "Opportunity"})
+INCLUDE_DELETED = frozenset({"Contact", "Opportunity", "npsp__General_Accounting_Unit__c", "npsp__Allocation__c"})
 
 
 def streams(settings: SourceSettings) -> list[Stream]:

@@ -20,6 +20,11 @@ STEP_NPSP = f"{SETUP} §3 NPSP installed, and field-level read access for the AP
 STEP_FIELDS = f"{SETUP} §4 custom fields"
 STEP_CURRENCY = f"{SETUP} §5 currency"
 STEP_CAMPAIGN = f"{SETUP} §6 completion campaign"
+STEP_ALLOCATIONS = f"{SETUP} §7 GAU allocations"
+# NPSP's hierarchy custom setting for allocations (tests/vendor_material/salesforce/npsp/Allocations_Settings__c.*):
+# the org-wide row is the one whose SetupOwnerId is the org (Id prefix 00D).
+ALLOCATION_SETTINGS = "npsp__Allocations_Settings__c"
+ALLOCATION_SETTING_FIELDS = ("SetupOwnerId", "npsp__Default_Allocations_Enabled__c", "npsp__Default__c")
 
 # The organisation's own fields (not NPSP's): created by its admin, SETUP.md §4.
 ORG_FIELDS = frozenset({"Financial_Transaction_Id__c", "Stripe_Charge_Id__c"})
@@ -120,6 +125,8 @@ def setup_findings(settings: SourceSettings) -> list[Finding]:
                 Finding(SOURCE, "org currency", str(error).removeprefix("salesforce: "), STEP_CURRENCY)
             )
 
+    findings.extend(allocation_findings(client))
+
     if not settings.extra.get("completion_campaign_id"):
         findings.append(
             Finding(
@@ -132,3 +139,46 @@ def setup_findings(settings: SourceSettings) -> list[Finding]:
         )
     client.session.close()
     return findings
+
+
+def allocation_findings(client: SalesforceClient) -> list[Finding]:
+    """NPSP's Default Allocations: without them a gift nobody allocated has no fund (ops.unallocated_gift
+    reports it, nothing guesses one); with them, the default GAU must exist and be active."""
+    try:
+        available = client.field_names(ALLOCATION_SETTINGS)
+    except NotFound:
+        return [Finding(SOURCE, f"object {ALLOCATION_SETTINGS}", "does not exist or the API user cannot see it",
+                        STEP_NPSP, "warning")]  # fmt: skip
+    if not set(ALLOCATION_SETTING_FIELDS) <= available:
+        missing = ", ".join(sorted(set(ALLOCATION_SETTING_FIELDS) - available))
+        return [Finding(SOURCE, f"object {ALLOCATION_SETTINGS}", f"no field-level read access to {missing}",
+                        STEP_NPSP, "warning")]  # fmt: skip
+    body = next(
+        client.query_pages(f"SELECT {', '.join(ALLOCATION_SETTING_FIELDS)} FROM {ALLOCATION_SETTINGS}")
+    )
+    org_rows = [row for row in body["records"] if str(row.get("SetupOwnerId") or "").startswith("00D")]
+    row = org_rows[0] if org_rows else {}
+    if not row.get("npsp__Default_Allocations_Enabled__c"):
+        return [
+            Finding(SOURCE, "default GAU allocations",
+                    "off: a gift with no allocation belongs to no fund and is reported in ops.unallocated_gift",
+                    STEP_ALLOCATIONS, "warning")
+        ]  # fmt: skip
+    default = str(row.get("npsp__Default__c") or "")
+    gau = "npsp__General_Accounting_Unit__c"
+    found = (
+        [
+            record
+            for body in client.query_pages(f"SELECT Id, npsp__Active__c FROM {gau}")
+            for record in body["records"]
+        ]
+        if default
+        else []
+    )
+    match = [record for record in found if str(record.get("Id", ""))[:15] == default[:15]]
+    if not match or not match[0].get("npsp__Active__c", True):
+        return [
+            Finding(SOURCE, "default GAU", "Default Allocations are on but the default GAU is not an active GAU",
+                    STEP_ALLOCATIONS)
+        ]  # fmt: skip
+    return []

@@ -18,6 +18,30 @@ def currency_if_present(path: str) -> v.Check:
     return lambda record: check(record) if path in record else None
 
 
+def allocation_share(record) -> str | None:
+    """NPSP refuses an allocation with neither an amount nor a percent, and a negative percent
+    (ALLO_Allocations_TDTM); a percent allocation's amount is NPSP's to compute, so the percent wins."""
+    percent = record.get("npsp__Percent__c")
+    if percent is not None:
+        if isinstance(percent, bool) or not isinstance(percent, int | float):
+            return v.rejected("non-numeric percent in npsp__Percent__c", percent)
+        if percent < 0:
+            return "negative percent in npsp__Percent__c"
+        return None
+    if record.get("npsp__Amount__c") is None:
+        return "allocation with neither npsp__Amount__c nor npsp__Percent__c"
+    return v.decimal_amount("npsp__Amount__c")(record)
+
+
+def allocation_target(record) -> str | None:
+    """An allocation is of a gift, a recurring donation or a campaign; a payment allocation (npsp__Payment__c,
+    Accounting Subledger only) names none of them and is not read."""
+    targets = ("npsp__Opportunity__c", "npsp__Recurring_Donation__c", "npsp__Campaign__c")
+    if not any(record.get(name) for name in targets):
+        return "allocation names no opportunity, recurring donation or campaign (payment allocations are not read)"
+    return None
+
+
 ACCOUNT_LINKS = "account_links.sql"  # contacts to their household or organisation, whichever lands second
 
 SPECS: tuple[StreamSpec, ...] = (
@@ -73,6 +97,24 @@ SPECS: tuple[StreamSpec, ...] = (
         ),
         ("soft_credit.sql", "soft_credit_land.sql"),
         after=("salesforce.Contact", "salesforce.Opportunity"),  # a soft credit names its gift and contact
+    ),
+    StreamSpec(
+        "salesforce", "npsp__General_Accounting_Unit__c", "core.fund", PEOPLE_AND_REFERENCE,
+        v.all_of(v.required("Id", "Name"), v.boolean("npsp__Active__c")),
+        ("fund.sql",),
+    ),
+    StreamSpec(
+        "salesforce", "npsp__Allocation__c", "core.donation_allocation", ACTIVITY,
+        v.all_of(
+            # Only what NPSP's metadata makes required: the GAU (General_Accounting_Unit__c: required).
+            v.required("Id", "npsp__General_Accounting_Unit__c"),
+            allocation_share,
+            allocation_target,
+            currency_if_present("CurrencyIsoCode"),
+        ),
+        ("allocation.sql",),
+        params=(("org_currency", ""),),
+        after=("salesforce.npsp__General_Accounting_Unit__c", "salesforce.Opportunity"),
     ),
     # NPSP's usual soft credits: contact roles other than the donor's. Role is the org's own picklist (NPSP
     # suggests "Soft Credit", "Household Member", "Matched Donor", ...), so any role name is taken.
