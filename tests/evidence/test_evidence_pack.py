@@ -18,7 +18,7 @@ from psycopg import sql
 
 from cdp import audit, cli
 from cdp.evidence.pack import write_pack
-from cdp.finance import corrections
+from cdp.finance import corrections, programs
 from cdp.finance.reconcile import reconcile_month
 from cdp.warehouse import Actor, connect
 
@@ -80,11 +80,17 @@ def planted(warehouse_url: str, logins) -> dict[str, str]:
     corrections.reject(fin, rejected, "the receipt says spring", person="fin")
     with psycopg.connect(warehouse_url, autocommit=True) as conn:
         conn.execute("UPDATE core.donation SET fee_minor = 99 WHERE financial_transaction_id = 'FT-2'")
+        conn.execute("INSERT INTO core.course (source, source_record_id, title) VALUES ('moodle', '7', 'Python')")
+    # A course put in a program: asked by the junior, approved by finance (an allocation change).
+    mapped = programs.request_course(junior, "moodle:7", "Digital skills", date(2023, 1, 1), "grant agreement",
+                                     person="junior")  # fmt: skip
+    programs.approve(fin, mapped, "checked the agreement", person="fin")
     return {
         "junior": login_of(junior),
         "fin": login_of(fin),
         "applied": str(applied),
         "rejected": str(rejected),
+        "mapped": str(mapped),
     }
 
 
@@ -130,9 +136,13 @@ def test_the_pack_lists_the_corrections_with_requester_and_approver_and_every_do
     inserts = {row["financial_transaction_id"] for row in _rows(folder, "changes/donation_changes.csv")
                if row["operation"] == "insert"}  # fmt: skip
     assert inserts == {"FT-1", "FT-2"}
-    # Allocations have a named place, said to be untracked, not a silently empty file.
-    assert _rows(folder, "changes/allocation_changes.csv") == []
-    assert "NOT TRACKED YET" in (folder / "README.md").read_text()
+    # Allocations: the program change with who asked and who decided, and the mapping row it wrote.
+    assert [
+        (row["change_id"], row["kind"], row["program"], row["status"], row["requested_by"], row["decided_by"])
+        for row in _rows(folder, "changes/program_changes.csv")
+    ] == [(planted["mapped"], "course", "Digital skills", "applied", planted["junior"], planted["fin"])]
+    mapped = [(row["table"], row["operation"]) for row in _rows(folder, "changes/allocation_changes.csv")]
+    assert ("core.program_course", "insert") in mapped, mapped
     # Every file is in SHA256SUMS with its hash.
     sums = dict(reversed(line.split("  ", 1)) for line in (folder / "SHA256SUMS").read_text().splitlines())
     assert sums == {name: hashlib.sha256((folder / name).read_bytes()).hexdigest() for name in sums}
@@ -272,7 +282,8 @@ def test_the_pack_is_written_by_its_own_login_which_reads_no_core_table(
 
     pack = write_pack(evidence, MONTH, tmp_path, actor=ACTOR, anchor_file=anchor_file)
 
-    assert pack.chain_ok and pack.corrections == 2 and pack.reconciliation == "failed"
+    # Reviewed changes: two donation corrections and one program change.
+    assert pack.chain_ok and pack.corrections == 3 and pack.reconciliation == "failed"
     folder = tmp_path / f"evidence-{MONTH}"
     anchored = _json(folder, "audit_chain/verification.json")["anchored_head"]
     assert anchored["matches_the_chain"] is True

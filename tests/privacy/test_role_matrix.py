@@ -99,7 +99,7 @@ ops.legacy_profile                                   rawd  r     r     r     r  
 ops.legacy_profile_metric                            rawd  r     r     r     r     -     -     -     -     -     -     r     -
 ops.legacy_review                                    rawd  s     s     r     s     -     -     -     -     -     -     rw    -
 ops.privilege_snapshot                               -     -     -     -     -     -     -     -     -     -     ra    -     -
-ops.program_change                                   -     -     r     r     r     -     -     -     -     -     -     raw   -
+ops.program_change                                   -     -     r     r     r     -     -     -     -     -     r     raw   -
 ops.quarantine                                       rawd  s     s     r     s     -     -     -     -     -     -     rw    -
 ops.reconciliation_explanation                       r     -     r     r     rawd  -     -     -     r     -     r     r     -
 ops.reconciliation_result                            raw   -     r     r     r     -     -     -     ra    -     r     r     -

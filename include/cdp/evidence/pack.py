@@ -42,10 +42,15 @@ log = logging.getLogger(__name__)
 
 _SQL = SQL_DIR / "evidence"
 
-#: Tables whose audited row changes are "changes to donations". Allocations (issue 19, part 1): add their
-#: tables here (and to ``privileges.ALLOCATION_TABLES``); their changes then land in changes/allocation_changes.csv.
+#: Tables whose audited row changes are "changes to donations".
 CHANGED_TABLES = ("core.donation", "core.refund", "core.donation_soft_credit")
-ALLOCATION_CHANGED_TABLES: tuple[str, ...] = ()
+#: ... and "changes to allocations": the CRM's funds and allocations (the sync writes them), and the programs'
+#: courses and funds (written only by an approved program change, listed in changes/program_changes.csv).
+ALLOCATION_CHANGED_TABLES = ("core.fund", "core.donation_allocation", "core.program_course", "core.program_fund")
+PROGRAM_CHANGE_HEADER = (
+    "change_id", "kind", "program", "course_id", "funds", "valid_from", "status", "reason", "requested_by",
+    "requested_role", "requested_at", "decided_by", "decided_role", "decided_at", "decision_note",
+)  # fmt: skip
 
 
 @dataclass
@@ -57,7 +62,7 @@ class Pack:
     chain_ok: bool = False
     chain_summary: str = ""
     reconciliation: str = ""
-    corrections: int = 0
+    corrections: int = 0  # reviewed changes: donation corrections and program changes
     donation_changes: int = 0
     access_changes: int = 0
 
@@ -65,7 +70,7 @@ class Pack:
         return (
             f"evidence pack {self.month}: {self.folder} ({len(self.files)} files); audit chain "
             f"{'verified' if self.chain_ok else 'FAILED verification'}; reconciliation {self.reconciliation}; "
-            f"{self.corrections} corrections, {self.donation_changes} donation row changes, "
+            f"{self.corrections} reviewed changes, {self.donation_changes} donation and allocation row changes, "
             f"{self.access_changes} access changes"
         )
 
@@ -239,18 +244,24 @@ def _changes(conn: psycopg.Connection, folder: _Folder, start: datetime, end: da
         " and the review behind it (a correction's requester and approver, a pipeline run, or none)",
         len(rows),
     )
-    allocations = (
-        _row_changes(conn, ALLOCATION_CHANGED_TABLES, start, end) if ALLOCATION_CHANGED_TABLES else []
-    )
+    allocations = _row_changes(conn, ALLOCATION_CHANGED_TABLES, start, end)
     folder.write(
         "changes/allocation_changes.csv",
         _csv(CHANGE_HEADER, allocations),
-        "changes to gift allocations (NPSP GAU allocations): "
-        + ("as donation_changes.csv" if ALLOCATION_CHANGED_TABLES else
-           "NOT TRACKED YET: the warehouse has no allocation tables (issue 19, part 1); this file is their place"),
+        f"every row change the audit trail recorded in {', '.join(ALLOCATION_CHANGED_TABLES)}, as"
+        " donation_changes.csv: the CRM's funds and allocations (review: the sync that landed them) and the"
+        " programs' courses and funds (review: the program change in program_changes.csv)",
         len(allocations),
-    )  # fmt: skip
-    return len(corrections), len(rows) + len(allocations)
+    )
+    program_changes = conn.execute((_SQL / "program_changes.sql").read_text(), period).fetchall()
+    folder.write(
+        "changes/program_changes.csv",
+        _csv(PROGRAM_CHANGE_HEADER, program_changes),
+        "reviewed program changes requested or decided in the month (a course's program, a program's funds and"
+        " shares): who asked (login, role), who decided",
+        len(program_changes),
+    )
+    return len(corrections) + len(program_changes), len(rows) + len(allocations)
 
 
 CHANGE_HEADER = ("seq", "occurred_at", "table", "operation", "key", "financial_transaction_id", "changed",
@@ -637,8 +648,8 @@ def write_pack(url: str, month: str, out: Path, *, actor: Actor, anchor_file: Pa
         pack.access_changes, access_notes = _access_changes(conn, folder, first, start, end, closing)
         notes += access_notes
     notes.append(
-        f"{pack.corrections} donation corrections, {pack.donation_changes} donation row changes,"
-        f" {pack.access_changes} access changes."
+        f"{pack.corrections} reviewed changes (corrections, program changes), {pack.donation_changes} donation and"
+        f" allocation row changes, {pack.access_changes} access changes."
     )
     folder.finish(_readme(month, start, end, folder, notes))
     pack.files = dict(sorted(folder.files.items()))

@@ -30,9 +30,12 @@ FINANCIAL_TABLES = (
     "ops.donation_correction", "ops.finance_ledger_account", "ops.reconciliation_run", "ops.reconciliation_total",
     "ops.reconciliation_result", "ops.reconciliation_explanation", "ops.donation_trace",
 )  # fmt: skip
-#: Issue 19, part 1 (NPSP General Accounting Units and Allocations): their tables go here and in
-#: ``cdp.evidence.pack.CHANGED_TABLES``; the pack then lists who may change them and every change to them.
-ALLOCATION_TABLES: tuple[str, ...] = ()
+#: The funds a gift is allocated to (NPSP General Accounting Units and Allocations, synced from the CRM) and
+#: the programs they pay for (changed only through a reviewed program change).
+ALLOCATION_TABLES = (
+    "core.fund", "core.donation_allocation", "core.program", "core.program_course", "core.program_fund",
+    "ops.program_change",
+)  # fmt: skip
 #: Personal data beyond the tables audit.personal_column lists (which are read from it): consent, payloads,
 #: quarantined records, the outreach list, the identity graph.
 PERSONAL_TABLES = (

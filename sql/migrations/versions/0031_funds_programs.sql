@@ -116,6 +116,8 @@ GRANT SELECT, INSERT, UPDATE ON core.fund, core.donation_allocation TO cdp_loade
 GRANT SELECT ON core.fund, core.donation_allocation, core.program, core.program_course, core.program_fund
     TO cdp_viewer, cdp_editor, cdp_admin, cdp_finance;
 GRANT SELECT ON ops.program_change TO cdp_editor, cdp_admin, cdp_finance;
+-- The auditor's evidence pack (0029) lists every program change with who requested and who decided it.
+GRANT SELECT ON ops.program_change TO cdp_evidence;
 -- Programs and their mappings are written only by the request/decision functions (owner cdp_definer).
 GRANT SELECT, INSERT, UPDATE ON core.program, core.program_course, core.program_fund, ops.program_change
     TO cdp_definer;
