@@ -262,3 +262,52 @@ def test_the_impact_mart_equals_an_independent_computation_and_its_rows_add_up(p
             norm(s[3]),
         )
         assert figures[10] == norm(s[4].get(currency, 0))
+
+
+def test_the_funder_report_is_reproducible_prints_its_drilldown_and_changes_with_the_data(
+    planted: dict, warehouse_url: str, logins, tmp_path, capsys, monkeypatch: pytest.MonkeyPatch, anchor_file
+) -> None:
+    from cdp import cli
+
+    monkeypatch.setenv("CDP_WAREHOUSE_URL", logins("cdp_finance"))
+    argv = ["funds", "report", "--fund", "GAU-NEW", "--from", "2026-01", "--to", "2026-03", "--out"]
+    assert cli.main([*argv, str(tmp_path / "one")]) == 0
+    printed = capsys.readouterr().out
+    assert cli.main([*argv, str(tmp_path / "two")]) == 0
+    capsys.readouterr()
+    names = ["drilldown.sql", "impact.csv", "report.html"]
+    assert sorted(p.name for p in (tmp_path / "one").iterdir()) == names
+    for name in names:
+        assert (tmp_path / "one" / name).read_bytes() == (tmp_path / "two" / name).read_bytes(), name
+
+    # The CSV is the mart's rows for the fund and period; the HTML has its chart inline and the drill-down.
+    want = expected_mart(expected_rows(planted))
+    lines = (tmp_path / "one" / "impact.csv").read_text().splitlines()
+    body = [line.split(",") for line in lines[1:]]
+    assert [(row[0], row[1], row[2], row[5], row[13]) for row in body] == [
+        ("New Grant", f"{key[1]:%Y-%m}", key[2] or "", str(want[key][2]), str(want[key][10]))
+        for key in sorted(
+            (k for k in want if k[0] == "New Grant" and k[1] <= date(2026, 3, 1)),
+            key=lambda k: (k[1], k[2] or ""),
+        )
+    ]
+    page = (tmp_path / "one" / "report.html").read_text()
+    drilldown = (tmp_path / "one" / "drilldown.sql").read_text()
+    assert "<svg" in page and "http" not in page.replace('xmlns="http://www.w3.org/2000/svg"', "")
+    assert drilldown.strip() in printed and "mart.fund_impact_rows" in page
+    with psycopg.connect(warehouse_url) as conn:
+        rows = conn.execute(drilldown).fetchall()
+    completions = sum(row[5] for row in rows if row[0] == "completion")
+    assert completions == sum(Decimal(row[6]) for row in body) > 0
+    assert sum(row[8] for row in rows if row[0] == "allocation") == sum(int(row[13]) for row in body)
+
+    # New activity in a reported month: the re-run differs.
+    with psycopg.connect(warehouse_url, autocommit=True) as conn:
+        person, course = conn.execute(
+            "SELECT person_id, course_id FROM core.enrollment e JOIN core.course c USING (course_id)"
+            " WHERE c.source_record_id = 'c4' ORDER BY enrollment_id LIMIT 1").fetchone()  # fmt: skip
+        conn.execute(
+            "INSERT INTO core.course_completion (person_id, course_id, completed_at, source, source_record_id)"
+            " VALUES (%s, %s, '2026-03-10T10:00Z', 'test', 'late')", (person, course))  # fmt: skip
+    assert cli.main([*argv, str(tmp_path / "three")]) == 0
+    assert (tmp_path / "three" / "impact.csv").read_bytes() != (tmp_path / "one" / "impact.csv").read_bytes()
