@@ -275,7 +275,7 @@ def test_the_funder_report_is_reproducible_prints_its_drilldown_and_changes_with
     printed = capsys.readouterr().out
     assert cli.main([*argv, str(tmp_path / "two")]) == 0
     capsys.readouterr()
-    names = ["drilldown.sql", "impact.csv", "report.html"]
+    names = ["changes.csv", "drilldown.sql", "impact.csv", "report.html"]
     assert sorted(p.name for p in (tmp_path / "one").iterdir()) == names
     for name in names:
         assert (tmp_path / "one" / name).read_bytes() == (tmp_path / "two" / name).read_bytes(), name
@@ -300,6 +300,28 @@ def test_the_funder_report_is_reproducible_prints_its_drilldown_and_changes_with
     completions = sum(row[5] for row in rows if row[0] == "completion")
     assert completions == sum(Decimal(row[6]) for row in body) > 0
     assert sum(row[8] for row in rows if row[0] == "allocation") == sum(int(row[13]) for row in body)
+
+    # The reviewed program changes behind the attribution are listed, no correction yet.
+    changes = (tmp_path / "one" / "changes.csv").read_text().splitlines()
+    assert changes[0] == "seq,occurred_at,entity_type,action,entity_id"
+    assert {line.split(",")[2] for line in changes[1:]} == {"core.program_course", "core.program_fund"}
+
+    # A correction of a reported row: the re-run differs and names the audit event.
+    with psycopg.connect(warehouse_url, autocommit=True) as conn:
+        completion = conn.execute(
+            "SELECT row_id FROM mart.fund_impact_rows WHERE fund = 'New Grant' AND measure = 'completion'"
+            " AND month = '2026-03-01' ORDER BY row_id LIMIT 1").fetchone()[0]  # fmt: skip
+        conn.execute("UPDATE core.course_completion SET completed_at = '2026-03-20T12:00Z' WHERE completion_id = %s",
+                     (completion,))  # fmt: skip
+        seq = conn.execute(
+            "SELECT max(seq) FROM audit.audit_events WHERE entity_type = 'core.course_completion'"
+            " AND action = 'update' AND entity_id = %s", (str(completion),)).fetchone()[0]  # fmt: skip
+    assert cli.main([*argv, str(tmp_path / "corrected")]) == 0
+    assert f"audit seq {seq}: update of core.course_completion {completion}" in capsys.readouterr().out
+    corrected = (tmp_path / "corrected" / "changes.csv").read_text().splitlines()
+    assert corrected[:-1] == changes and corrected[-1].startswith(f"{seq},")
+    assert f"audit seq {seq}: update of core.course_completion {completion}" in (
+        tmp_path / "corrected" / "report.html").read_text()  # fmt: skip
 
     # New activity in a reported month: the re-run differs.
     with psycopg.connect(warehouse_url, autocommit=True) as conn:

@@ -11,7 +11,7 @@ import csv
 import html
 import io
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import psycopg
@@ -32,12 +32,38 @@ DRILLDOWN = (
 )
 
 
+# The audit trail's record of the rows behind the report: corrections (update, delete) of its enrollments,
+# completions, survey responses and gift allocations, and every reviewed change to the program of its courses
+# or the funds of its programs (these decide the attribution). Loads (inserts of activity) are not listed.
+CHANGES = """
+WITH r AS (
+    SELECT * FROM mart.fund_impact_rows WHERE {fund} AND month BETWEEN %(first)s AND %(last)s
+), keys AS (
+    SELECT 'core.enrollment' AS entity_type, row_id::text AS entity_id FROM r WHERE measure = 'enrollment'
+    UNION SELECT 'core.course_completion', row_id::text FROM r WHERE measure = 'completion'
+    UNION SELECT 'core.survey_response', row_id::text FROM r WHERE measure = 'survey_response'
+    UNION SELECT 'core.donation_allocation', a.source_record_id
+          FROM r JOIN core.donation_allocation a ON a.allocation_id = r.row_id WHERE r.measure = 'allocation'
+    UNION SELECT 'core.program_course', course_id::text FROM r WHERE course_id IS NOT NULL
+    UNION SELECT 'core.program_fund', program_id::text FROM r WHERE program_id IS NOT NULL
+)
+SELECT e.seq, e.occurred_at, e.entity_type, e.action, e.entity_id
+FROM audit.readable_events e
+JOIN keys k ON k.entity_type = e.entity_type AND k.entity_id = e.entity_id
+WHERE e.action IN ('update', 'delete')
+   OR (e.action = 'insert' AND e.entity_type IN ('core.program_course', 'core.program_fund'))
+ORDER BY e.seq
+"""
+CHANGE_COLUMNS = ("seq", "occurred_at", "entity_type", "action", "entity_id")
+
+
 @dataclass(frozen=True)
 class FundReport:
     fund: str
     fund_id: str | None  # None: the unmapped activity
     rows: list[dict]
     drilldown: str
+    changes: list[dict]
 
 
 def parse_month(text: str) -> date:
@@ -68,23 +94,26 @@ def load(conn: psycopg.Connection, fund: str, first: date, last: date) -> FundRe
         f"SELECT {', '.join(COLUMNS)} FROM mart.fund_impact_monthly WHERE {where} AND month BETWEEN %s AND %s"
         " ORDER BY month, currency NULLS FIRST", (first, last)).fetchall()  # fmt: skip
     drilldown = DRILLDOWN.format(fund=where, first=first.isoformat(), last=last.isoformat())
-    return FundReport(name, fund_id, rows, drilldown)
+    changes = cur.execute(CHANGES.format(fund=where), {"first": first, "last": last}).fetchall()
+    return FundReport(name, fund_id, rows, drilldown, changes)
 
 
 def _cell(value: object) -> str:
     if value is None:
         return ""
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).isoformat()
     if isinstance(value, date):
         return f"{value:%Y-%m}"
     return str(value)
 
 
-def render_csv(report: FundReport) -> str:
+def render_csv(rows: list[dict], columns: tuple[str, ...]) -> str:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(COLUMNS)
-    for row in report.rows:
-        writer.writerow([_cell(row[c]) for c in COLUMNS])
+    writer.writerow(columns)
+    for row in rows:
+        writer.writerow([_cell(row[c]) for c in columns])
     return out.getvalue()
 
 
@@ -112,6 +141,25 @@ def _chart(rows: list[dict]) -> str:
     return "".join(parts)
 
 
+def describe(change: dict) -> str:
+    return (
+        f"audit seq {change['seq']}: {change['action']} of {change['entity_type']} {change['entity_id']}"
+        f" at {_cell(change['occurred_at'])}"
+    )
+
+
+def _changes(changes: list[dict]) -> str:
+    if not changes:
+        return (
+            "<p>The audit trail records no correction of these rows and no program change behind them.</p>\n"
+        )
+    items = "".join(f"<li>{html.escape(describe(c))}</li>" for c in changes)
+    return (
+        "<p>Audited changes to the rows behind this report and to their programs' mappings (changes.csv); a "
+        f"re-run differs from an earlier one only through data these or new rows changed:</p>\n<ul>{items}</ul>\n"
+    )
+
+
 def render_html(report: FundReport, first: date, last: date) -> str:
     title = f"Impact of {report.fund}, {first:%Y-%m} to {last:%Y-%m}"
     head = "".join(f"<th>{html.escape(c)}</th>" for c in COLUMNS)
@@ -134,18 +182,19 @@ def render_html(report: FundReport, first: date, last: date) -> str:
         f"{_chart(report.rows)}\n<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>\n"
         "<p>Every figure is a count or sum over <code>mart.fund_impact_rows</code> (definitions in "
         "<code>sql/definitions/mart/fund_impact_monthly.sql</code>). The rows behind this report:</p>\n"
-        f"<pre>{html.escape(report.drilldown)}</pre>\n</body></html>\n"
+        f"<pre>{html.escape(report.drilldown)}</pre>\n{_changes(report.changes)}</body></html>\n"
     )
 
 
 def write(
     conn: psycopg.Connection, fund: str, first: date, last: date, folder: Path
 ) -> tuple[FundReport, list[Path]]:
-    """Write impact.csv, report.html and drilldown.sql into ``folder``; returns the report and the paths."""
+    """Write impact.csv, changes.csv, report.html and drilldown.sql into ``folder``; returns the report, paths."""
     report = load(conn, fund, first, last)
     folder.mkdir(parents=True, exist_ok=True)
     files = {
-        "impact.csv": render_csv(report),
+        "impact.csv": render_csv(report.rows, COLUMNS),
+        "changes.csv": render_csv(report.changes, CHANGE_COLUMNS),
         "report.html": render_html(report, first, last),
         "drilldown.sql": report.drilldown + "\n",
     }
@@ -173,6 +222,8 @@ def command(args) -> int:
         return 4
     for path in paths:
         print(f"wrote {path}")
+    for change in report.changes:
+        print(describe(change))
     print("the rows behind each figure:")
     print(report.drilldown)
     return 0
