@@ -124,6 +124,8 @@ raw.records                                          ra    -     -     r     -  
 audit.readable_events                                r     r     r     r     r     -     -     -     -     -     -     -     -
 mart.activity_fund                                   -     r     r     r     r     -     -     -     -     -     -     -     -
 mart.fund_allocated_revenue_monthly                  -     r     r     r     r     -     -     -     -     -     -     -     -
+mart.fund_impact_monthly                             -     r     r     r     r     -     -     -     -     -     -     -     -
+mart.fund_impact_rows                                -     r     r     r     r     -     -     -     -     -     -     -     -
 mart.kpi_course_completion_monthly                   -     r     r     r     r     -     -     -     -     -     -     -     -
 mart.kpi_data_accuracy_monthly                       -     r     r     r     r     -     -     -     -     -     -     -     -
 mart.kpi_duplicate_rate_monthly                      -     r     r     r     r     -     -     -     -     -     -     -     -

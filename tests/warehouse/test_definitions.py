@@ -217,6 +217,8 @@ CHANGED_SINCE_THE_REVISIONS = {
     "ops.unallocated_gift": "issue 19: added; gifts not allocated to the cent (revision 0031)",
     "mart.activity_fund": "issue 19: added; activity attributed to the funds of its day (revision 0031)",
     "mart.fund_allocated_revenue_monthly": "issue 19: added; revenue allocated to each fund per month (revision 0031)",
+    "mart.fund_impact_rows": "issue 19: added; the rows behind each impact figure",
+    "mart.fund_impact_monthly": "issue 19: added; impact per fund and month",
     "ops.find_course(text)": "issue 19: added; a course by id, source:id or code (revision 0031)",
     "ops.program_funds_checked(jsonb)": "issue 19: added; a program's funds and shares checked (revision 0031)",
     "ops.request_program_change(text,text,text,jsonb,date,text)": "issue 19: added (revision 0031)",

@@ -139,7 +139,7 @@ def _command(args: argparse.Namespace) -> int:
 
 
 def register(commands: argparse._SubParsersAction) -> None:
-    """``cdp funds map-course|fund-program|approve|reject|list``."""
+    """``cdp funds map-course|fund-program|approve|reject|list|report``."""
     funds = commands.add_parser("funds", help="programs tied to funds: reviewed changes")
     actions = funds.add_subparsers(dest="action", required=True)
 
@@ -173,3 +173,6 @@ def register(commands: argparse._SubParsersAction) -> None:
     show = actions.add_parser("list", help="list program changes")
     show.add_argument("--status", choices=["requested", "applied", "rejected"])
     common(show)
+    from cdp.finance import impact_report
+
+    impact_report.register(actions)
