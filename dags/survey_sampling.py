@@ -46,19 +46,38 @@ WEEK_PATTERN = r"^(\d{4}-\d{2}-\d{2}|\d{4}-W\d{2})$"
     default_args=default_args(retries=2, after_first_sync=True),
     on_failure_callback=run_failure_notifier(),
     params={
-        "survey_key": Param("completer-satisfaction", type="string", pattern=r"^[a-z0-9][a-z0-9_.-]{0,62}$",
-                            description="The survey the sample is for"),
-        "tool": Param("typeform", enum=["typeform", "surveymonkey", "zigpoll"], description="The survey tool"),
+        "survey_key": Param(
+            "completer-satisfaction",
+            type="string",
+            pattern=r"^[a-z0-9][a-z0-9_.-]{0,62}$",
+            description="The survey the sample is for",
+        ),
+        "tool": Param(
+            "typeform", enum=["typeform", "surveymonkey", "zigpoll"], description="The survey tool"
+        ),
         "fraction": Param(0.10, type="number", exclusiveMinimum=0, maximum=1, description="Share sampled"),
         "quiet_days": Param(90, type="integer", minimum=0, description="Days nobody is asked twice"),
-        "week": Param(None, type=["null", "string"], pattern=WEEK_PATTERN,
-                      description="Monday (YYYY-MM-DD) or YYYY-Www to draw; default the week before the run"),
-        "through_week": Param(None, type=["null", "string"], pattern=WEEK_PATTERN,
-                              description="Backfill: draw every week from `week` through this one, oldest first"),
-        "min_response_rate": Param(0.15, type="number", minimum=0, maximum=1,
-                                   description="Alert below this response rate"),
-        "response_weeks": Param(2, type="integer", minimum=0,
-                                description="Weeks invitations have to be answered before the rate is judged"),
+        "week": Param(
+            None,
+            type=["null", "string"],
+            pattern=WEEK_PATTERN,
+            description="Monday (YYYY-MM-DD) or YYYY-Www to draw; default the week before the run",
+        ),
+        "through_week": Param(
+            None,
+            type=["null", "string"],
+            pattern=WEEK_PATTERN,
+            description="Backfill: draw every week from `week` through this one, oldest first",
+        ),
+        "min_response_rate": Param(
+            0.15, type="number", minimum=0, maximum=1, description="Alert below this response rate"
+        ),
+        "response_weeks": Param(
+            2,
+            type="integer",
+            minimum=0,
+            description="Weeks invitations have to be answered before the rate is judged",
+        ),
     },  # fmt: skip
     doc_md=__doc__,
 )

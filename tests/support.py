@@ -117,7 +117,9 @@ def state_difference(expected: list[str], got: list[str]) -> dict[str, list[str]
     }
 
 
-def cluster_connections(sandbox, warehouse_url: str, *, sources: bool = True, **settings: object) -> dict[str, str]:
+def cluster_connections(
+    sandbox, warehouse_url: str, *, sources: bool = True, **settings: object
+) -> dict[str, str]:
     """The Airflow connections of a test cluster: the warehouse, Slack at the sandbox's receiver and (with
     ``sources``) every polled source at the sandbox, with ``settings`` added to each source's."""
     import json

@@ -389,7 +389,9 @@ def _kpi_block(kpi: dict[str, Any]) -> str:
     )
 
 
-def signed_bar_chart(title: str, labels: Sequence[str], values: Sequence[float | None], *, scale: float) -> str:
+def signed_bar_chart(
+    title: str, labels: Sequence[str], values: Sequence[float | None], *, scale: float
+) -> str:
     """Bars up from a zero line for positive values and down for negative ones (a net promoter score runs from
     -scale to +scale); None values leave a gap."""
     n = max(len(values), 1)
@@ -427,8 +429,10 @@ def _surveys(rows: list[dict[str, Any]]) -> str:
     weeks = [str(r["sample_week"]) for r in rows]
     rates = [None if r["response_rate"] is None else float(r["response_rate"]) for r in rows]
     scores = [None if r["nps"] is None else float(r["nps"]) for r in rows]
-    lines = ["<table><tr><th>sample week</th><th>invited</th><th>answered</th><th>response rate</th>"
-             "<th>NPS answers</th><th>NPS</th><th>satisfaction answers</th><th>satisfaction (1-5)</th></tr>"]
+    lines = [
+        "<table><tr><th>sample week</th><th>invited</th><th>answered</th><th>response rate</th>"
+        "<th>NPS answers</th><th>NPS</th><th>satisfaction answers</th><th>satisfaction (1-5)</th></tr>"
+    ]
     for row in rows:
         week = str(row["sample_week"])
         lines.append(
@@ -446,7 +450,8 @@ def _surveys(rows: list[dict[str, Any]]) -> str:
     return (
         bar_chart("response rate per sample week", weeks, rates)
         + signed_bar_chart("net promoter score per sample week", weeks, scores, scale=100)
-        + "".join(lines) + "</table>"
+        + "".join(lines)
+        + "</table>"
     )
 
 

@@ -60,7 +60,9 @@ def register_run(commands: argparse._SubParsersAction) -> None:
         default="local",
         help="local: Airflow's LocalExecutor; celery: Redis and two Celery workers (queues default and heavy)",
     )
-    run.add_argument("--redis-port", type=int, default=devserver.REDIS_PORT, help="Redis's port (--executor celery)")
+    run.add_argument(
+        "--redis-port", type=int, default=devserver.REDIS_PORT, help="Redis's port (--executor celery)"
+    )
     run.set_defaults(handler=_run)
 
 

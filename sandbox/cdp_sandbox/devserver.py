@@ -99,7 +99,10 @@ class CeleryWorker:
 def celery_workers() -> tuple[CeleryWorker, ...]:
     """Airflow's default queue with a slot per core (the syncs and everything else), and the heavy queue
     with one slot (identity scoring and merging, the reconciliation: ``cdp.runtime.heavy_task_args``)."""
-    return (CeleryWorker("default", "default", max(2, os.cpu_count() or 2)), CeleryWorker(HEAVY_QUEUE, HEAVY_QUEUE, 1))
+    return (
+        CeleryWorker("default", "default", max(2, os.cpu_count() or 2)),
+        CeleryWorker(HEAVY_QUEUE, HEAVY_QUEUE, 1),
+    )
 
 
 #: how long the API server may take to answer after its start (a busy two-core machine: minutes)
@@ -296,9 +299,20 @@ def celery_worker_components(environment: Mapping[str, str]) -> list[Component]:
     return [
         Component(
             worker.component,
-            [airflow_executable(), "celery", "worker", "--celery-hostname", f"{worker.name}@%h", "--queues",
-             worker.queue, "--concurrency", str(worker.concurrency), "--skip-serve-logs",
-             "--pid", str(airflow_home() / f"{worker.component}.pid")],
+            [
+                airflow_executable(),
+                "celery",
+                "worker",
+                "--celery-hostname",
+                f"{worker.name}@%h",
+                "--queues",
+                worker.queue,
+                "--concurrency",
+                str(worker.concurrency),
+                "--skip-serve-logs",
+                "--pid",
+                str(airflow_home() / f"{worker.component}.pid"),
+            ],
             logs / f"{worker.component}.log",
             environment,
         )  # fmt: skip
@@ -407,7 +421,11 @@ def create_pools(environment: dict[str, str]) -> list[str]:
 def prepare_airflow(environment: dict[str, str]) -> None:
     """Airflow's metadata schema and the vendor pools, before its components start."""
     result = subprocess.run(
-        [airflow_executable(), "db", "migrate"], env=environment, capture_output=True, text=True, check=False,
+        [airflow_executable(), "db", "migrate"],
+        env=environment,
+        capture_output=True,
+        text=True,
+        check=False,
         timeout=600,
     )
     if result.returncode != 0:
@@ -512,7 +530,10 @@ def check_start(
         ),
     }
     if redis_port is not None:
-        ports["Redis, the Celery broker; `make run REDIS_PORT=6381` to use another"] = ("127.0.0.1", redis_port)
+        ports["Redis, the Celery broker; `make run REDIS_PORT=6381` to use another"] = (
+            "127.0.0.1",
+            redis_port,
+        )
     problems = busy_ports(ports)
     if problems:
         raise StackFailed("cannot start:\n" + "\n".join(f"  - {p}" for p in problems))
@@ -596,7 +617,13 @@ def run_local(
 
 
 def banner(
-    port: int, host: str, sandbox_port: int, password: str, url: str, seconds: int, redis_port: int | None = None
+    port: int,
+    host: str,
+    sandbox_port: int,
+    password: str,
+    url: str,
+    seconds: int,
+    redis_port: int | None = None,
 ) -> str:
     exposed = (
         "" if host in {"127.0.0.1", "localhost", "::1"} else f" (listening on {host}: reachable from others)"
@@ -608,8 +635,12 @@ def banner(
     else:
         workers = celery_workers()
         components += [worker.component for worker in workers]
-        executor = f"CeleryExecutor, Redis on 127.0.0.1:{redis_port} (log in .cdp/redis.log), workers " + ", ".join(
-            f"{w.name}@ (queue {w.queue}, {w.concurrency} slot{'s' * (w.concurrency > 1)})" for w in workers
+        executor = (
+            f"CeleryExecutor, Redis on 127.0.0.1:{redis_port} (log in .cdp/redis.log), workers "
+            + ", ".join(
+                f"{w.name}@ (queue {w.queue}, {w.concurrency} slot{'s' * (w.concurrency > 1)})"
+                for w in workers
+            )
         )
     return (
         "\n"

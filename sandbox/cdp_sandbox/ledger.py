@@ -29,7 +29,9 @@ class LedgerTruth:
     discrepancies: Mapping[str, tuple[str, ...]]  # kind -> financial transaction ids
     totals_by_month: Mapping[str, Mapping[str, int]]  # "2024-03" -> currency -> net minor units in ledger
     stripe_gross_by_month: Mapping[str, Mapping[str, int]]
-    gift_month: Mapping[str, str]  # financial transaction id (of a discrepancy) -> "2024-03", the month it was made
+    gift_month: Mapping[
+        str, str
+    ]  # financial transaction id (of a discrepancy) -> "2024-03", the month it was made
 
     def discrepancies_in(self, month: str) -> dict[str, set[str]]:
         """The discrepancies among the gifts made in ``month`` ("2024-03"), by kind."""

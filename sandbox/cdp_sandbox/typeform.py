@@ -157,7 +157,9 @@ def _form_definition(apis: VendorApis, form_id: str) -> Response:
     """``GET /forms/{form_id}`` (Create API): the form's hidden fields and questions with their refs, as the
     responses above use them; what ``cdp sources check`` reads to see the organisation's form is set up."""
     if form_id != apis.world.ids.typeform_form_id:
-        return Response(404, {"code": "FORM_NOT_FOUND", "description": f"Non existing form with uid {form_id}"})
+        return Response(
+            404, {"code": "FORM_NOT_FOUND", "description": f"Non existing form with uid {form_id}"}
+        )
     questions = (("Q1rating", "opinion_scale", "skills_improved", "How much did the course improve your skills?"),
                  ("Q2email", "email", "email", "Your email"),
                  ("Q3consent", "yes_no", "may_contact", "May we contact you about future courses?"),

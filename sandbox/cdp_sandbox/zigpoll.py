@@ -122,7 +122,9 @@ def handle(apis: VendorApis, request: Request) -> Response:
     if request.arg("accountId") != apis.world.ids.zigpoll_account_id:
         return Response(403, {"error": "Forbidden", "message": "No access to this account"})
     if stream == "account":
-        return Response(200, {"_id": apis.world.ids.zigpoll_account_id, "name": "Sandbox nonprofit"})  # assumed
+        return Response(
+            200, {"_id": apis.world.ids.zigpoll_account_id, "name": "Sandbox nonprofit"}
+        )  # assumed
     if stream == "emails":
         return _emails(apis, request)
     if stream == "responses" and request.arg("pollId") not in (None, apis.world.ids.zigpoll_poll_id):

@@ -29,7 +29,9 @@ def test_a_backfill_run_draws_each_week_once_in_order_and_alerts_on_an_empty_one
         first = build_week(conn, WEEKS[0], {"A": 300, "B": 80}, seed=1)
         repeat = [(pid, c.kind) for pid, c in first.completers.items()]
         for n, week in enumerate(WEEKS[1:3], 1):
-            build_week(conn, week, {"A": 300, "B": 80}, seed=n + 1, courses=first.courses, people=list(repeat))
+            build_week(
+                conn, week, {"A": 300, "B": 80}, seed=n + 1, courses=first.courses, people=list(repeat)
+            )
         # The last week's completers all lack surveys consent (minors without parental consent).
         build_week(conn, WEEKS[3], {"A": 5}, seed=4, courses=first.courses,
                    people=[(pid, c.kind) for pid, c in first.completers.items()

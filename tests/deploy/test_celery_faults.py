@@ -93,7 +93,11 @@ def warehouse_line(warehouse: str) -> Iterator[tuple[TcpProxy, str]]:
 
 @pytest.fixture(scope="module")
 def cluster(
-    tmp_path_factory, pg_server, sandbox: SandboxServer, warehouse_line: tuple[TcpProxy, str], redis: RedisServer
+    tmp_path_factory,
+    pg_server,
+    sandbox: SandboxServer,
+    warehouse_line: tuple[TcpProxy, str],
+    redis: RedisServer,
 ) -> Iterator[AirflowCluster]:
     connections = cluster_connections(sandbox, warehouse_line[1], **SETTINGS)
     metadata, metadata_url = metadata_database(pg_server)
@@ -198,7 +202,9 @@ def test_redis_restarted_mid_run_loses_no_work_and_runs_nothing_twice(
     back after ``task_queued_timeout`` and queued again. Re-runs change nothing that is right, so the warehouse
     is as before, and no stream landed twice in one run."""
     if not [r for r in cluster.runs("cdp_sync") if r["run_type"] == "backfill" and r["state"] == "success"]:
-        _wait_for_backfill(cluster, _backfill(cluster), "the first run")  # alone (-k, or another xdist worker)
+        _wait_for_backfill(
+            cluster, _backfill(cluster), "the first run"
+        )  # alone (-k, or another xdist worker)
     before = warehouse_state(warehouse)
     slow = sandbox.faults.add(Fault("slow", "moodle", "users", times=1, delay=20))
     backfill_id = _backfill(cluster, "--reprocess-behavior", "completed")

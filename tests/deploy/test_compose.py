@@ -195,6 +195,11 @@ def test_every_variable_the_compose_file_needs_is_in_the_env_example() -> None:
     needed = set(re.findall(r"(?<!\$)\$\{([A-Z_][A-Z0-9_]*)(?::?-[^}]*)?\}", text))
     example = {line.split("=", 1)[0] for line in (REPO / ".env.example").read_text().splitlines()
                if line and not line.startswith("#")}  # fmt: skip
-    optional = {"CDP_IMAGE", "AIRFLOW_FERNET_KEY", "AIRFLOW_PARALLELISM", "AIRFLOW_WORKER_CONCURRENCY",
-                "AIRFLOW_HEAVY_WORKER_CONCURRENCY"}
+    optional = {
+        "CDP_IMAGE",
+        "AIRFLOW_FERNET_KEY",
+        "AIRFLOW_PARALLELISM",
+        "AIRFLOW_WORKER_CONCURRENCY",
+        "AIRFLOW_HEAVY_WORKER_CONCURRENCY",
+    }
     assert needed - optional <= example, sorted(needed - optional - example)

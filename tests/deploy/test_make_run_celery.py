@@ -99,5 +99,7 @@ def test_make_run_with_celery_shares_a_run_between_its_two_workers(
 
     processes = [psutil.Process(record.pid) for record in read_records() if record.leader_alive()]
     seconds = stack.interrupt()
-    print(f"\nEXECUTOR=celery: login after {stack.answered_after:.0f} s, Ctrl-C: all stopped in {seconds:.1f} s")
+    print(
+        f"\nEXECUTOR=celery: login after {stack.answered_after:.0f} s, Ctrl-C: all stopped in {seconds:.1f} s"
+    )
     assert not [process for process in processes if process.is_running() and process.status() != "zombie"]

@@ -114,7 +114,11 @@ def _with_an_operators_change(env: dict[str, str]) -> None:
     """galaxy_api and moodle_api missing; salesforce_api turned down to 1 slot by an operator."""
     for name in ("galaxy_api", "moodle_api"):
         subprocess.run(
-            [str(AIRFLOW), "pools", "delete", name], env=env, capture_output=True, check=False, timeout=CLI_TIMEOUT
+            [str(AIRFLOW), "pools", "delete", name],
+            env=env,
+            capture_output=True,
+            check=False,
+            timeout=CLI_TIMEOUT,
         )
     _airflow(env, "pools", "set", "salesforce_api", "1", "turned down by an operator")
 
@@ -136,7 +140,10 @@ def test_compose_init_creates_the_missing_pools_and_keeps_changed_slots(airflow_
     )
 
     subprocess.run(
-        ["bash", "-euo", "pipefail", "-c", pool_lines], env=airflow_env, check=True, capture_output=True,
+        ["bash", "-euo", "pipefail", "-c", pool_lines],
+        env=airflow_env,
+        check=True,
+        capture_output=True,
         timeout=3 * CLI_TIMEOUT,
     )
 

@@ -80,7 +80,9 @@ def planted(warehouse_url: str, logins) -> dict[str, str]:
     corrections.reject(fin, rejected, "the receipt says spring", person="fin")
     with psycopg.connect(warehouse_url, autocommit=True) as conn:
         conn.execute("UPDATE core.donation SET fee_minor = 99 WHERE financial_transaction_id = 'FT-2'")
-        conn.execute("INSERT INTO core.course (source, source_record_id, title) VALUES ('moodle', '7', 'Python')")
+        conn.execute(
+            "INSERT INTO core.course (source, source_record_id, title) VALUES ('moodle', '7', 'Python')"
+        )
     # A course put in a program: asked by the junior, approved by finance (an allocation change).
     mapped = programs.request_course(junior, "moodle:7", "Digital skills", date(2023, 1, 1), "grant agreement",
                                      person="junior")  # fmt: skip

@@ -122,13 +122,16 @@ def test_a_silent_donation_loss_is_caught_with_the_right_amount(warehouse_url: s
     # waits in the quarantine names the quarantined row.
     opportunities = {o["Id"]: o for o in world.records("salesforce", "Opportunity")}
     crm_quarantined = {
-        opportunities[i]["Financial_Transaction_Id__c"] for i in world.truth.malformed("salesforce", "Opportunity")
+        opportunities[i]["Financial_Transaction_Id__c"]
+        for i in world.truth.malformed("salesforce", "Opportunity")
     }
     never_in_crm = (set(truth["missing_in_crm"]) | crm_quarantined) & in_month & in_core
     assert set(truth["missing_in_crm"]) & in_month & in_core, "the month has gifts the CRM never got"
     not_in_crm = by_class.get("not_in_crm", {})
     assert set(not_in_crm) == never_in_crm
-    assert all(difference == warehouse and crm is None for _, _, difference, _, warehouse, crm in not_in_crm.values())
+    assert all(
+        difference == warehouse and crm is None for _, _, difference, _, warehouse, crm in not_in_crm.values()
+    )
     assert result.total("not_in_crm") == (len(never_in_crm), sum(r[4] for r in not_in_crm.values()))
 
     assert result.status == "failed"

@@ -7,4 +7,3 @@ from pathlib import Path
 
 # The suite imports test modules with importlib (no package): make the shared seed helpers importable.
 sys.path.insert(0, str(Path(__file__).parent))
-

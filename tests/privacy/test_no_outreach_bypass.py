@@ -71,7 +71,9 @@ def test_no_query_in_the_code_builds_an_outreach_list_around_the_view() -> None:
             for line in text.splitlines():
                 code = line.split("--", 1)[0]
                 if READS_CONTACT.search(code.replace("email_sha256", "").replace("contact_email", "")):
-                    assert "sha256(" in code or "IS NOT NULL" in code, f"{relative} uses an address unhashed: {line}"
+                    assert "sha256(" in code or "IS NOT NULL" in code, (
+                        f"{relative} uses an address unhashed: {line}"
+                    )
             continue
         problems = bypasses(path.read_text(errors="replace"))
         if problems:
@@ -116,7 +118,9 @@ def test_no_role_but_admin_and_the_pipeline_reads_consent_and_contact_together(w
         }
         members = conn.execute(
             "SELECT count(*) FROM pg_auth_members WHERE roleid = 'cdp_definer'::regrole").fetchone()[0]  # fmt: skip
-    assert readers_functions == {"ops.draw_survey_sample(text,text,date,numeric,integer,text)"} and members == 0
+    assert (
+        readers_functions == {"ops.draw_survey_sample(text,text,date,numeric,integer,text)"} and members == 0
+    )
 
 
 def test_the_view_is_owned_by_the_migration_owner_not_an_application_role(warehouse_url: str) -> None:

@@ -369,11 +369,20 @@ NAME_READERS = {"cdp_admin", "cdp_loader", "cdp_editor", "cdp_partner", "cdp_ded
 # The nightly dedupe reads what it compares (names, birth date, email, phone, the household's address) and each
 # person's source records (to pick the survivor), and nothing else personal: no consent, no payloads, no survey
 # answers or tickets.
-DEDUPE_COMPARES = {"core.person.given_name", "core.person.family_name", "core.person.date_of_birth",
-                   "core.person.email", "core.person.email_normalized", "core.person.phone", "core.person.phone_e164",
-                   "core.household.street", "core.household.locality", "core.household.postcode",
-                   "core.household.region",
-                   "core.person_source_id.source_record_id"}  # which source records a person has: the survivor
+DEDUPE_COMPARES = {
+    "core.person.given_name",
+    "core.person.family_name",
+    "core.person.date_of_birth",
+    "core.person.email",
+    "core.person.email_normalized",
+    "core.person.phone",
+    "core.person.phone_e164",
+    "core.household.street",
+    "core.household.locality",
+    "core.household.postcode",
+    "core.household.region",
+    "core.person_source_id.source_record_id",
+}  # which source records a person has: the survivor
 PERSONAL_COLUMN_READERS = """
     SELECT c.table_name || '.' || c.column_name, r.rolname
     FROM (SELECT table_name, column_name FROM audit.personal_column
@@ -408,7 +417,11 @@ PERSONAL_DATA_PATHS: dict[str, set[str]] = {
     "SELECT body FROM ops.webhook_rejection": {"cdp_admin", "cdp_loader"},
     "SELECT body FROM ops.webhook_undeliverable": {"cdp_admin", "cdp_loader"},
     "SELECT survivor_before, absorbed_before FROM ops.identity_merge": {"cdp_admin", "cdp_loader"},
-    "SELECT note FROM ops.identity_decision": {"cdp_admin", "cdp_loader", "cdp_editor"},  # the reviewers' notes
+    "SELECT note FROM ops.identity_decision": {
+        "cdp_admin",
+        "cdp_loader",
+        "cdp_editor",
+    },  # the reviewers' notes
     # The evidence pack verifies the chain, which recomputes each row's hash from the whole row (revision 0029):
     # the row images' public part (personal columns sit in audit.personal_image, which it cannot read).
     "SELECT before, after, details FROM audit.audit_events": {"cdp_admin", "cdp_loader", "cdp_evidence"},

@@ -86,7 +86,6 @@ def test_last_months_reconciliation_has_the_silent_donation_loss_to_find(present
     assert december and max(line.split(",")[1] for line in december) == "2026-12-06"
 
 
-
 def test_the_same_seed_and_day_give_the_same_world_and_another_day_moves_it() -> None:
     one, two = World(seed=5, learners=200, today=TODAY), World(seed=5, learners=200, today=TODAY)
     later = World(seed=5, learners=200, today=TODAY + timedelta(days=1))

@@ -21,7 +21,9 @@ def test_a_complete_org_lacks_nothing(settings_for: Callable[..., SourceSettings
     assert [f for f in findings if f.severity == "missing"] == []
 
 
-def test_the_sandbox_lacks_nothing_any_vendor_check_looks_for(settings_for: Callable[..., SourceSettings]) -> None:
+def test_the_sandbox_lacks_nothing_any_vendor_check_looks_for(
+    settings_for: Callable[..., SourceSettings],
+) -> None:
     # `make run` starts cdp_sync with check_sources: a sandbox without the endpoints the checks read (a Typeform
     # form definition, Zendesk's agent and ticket field, Zigpoll's account and emails) failed it on every start.
     from cdp.sources.registry import SOURCES

@@ -57,7 +57,9 @@ def _uuid(rng: random.Random) -> str:
     return str(uuid.UUID(int=rng.getrandbits(128), version=4))
 
 
-def add_courses(conn: psycopg.Connection, names: list[str], rng: random.Random | None = None) -> dict[str, str]:
+def add_courses(
+    conn: psycopg.Connection, names: list[str], rng: random.Random | None = None
+) -> dict[str, str]:
     courses = {}
     for name in names:
         course_id = _uuid(rng) if rng else str(uuid.uuid4())
@@ -122,30 +124,59 @@ def build_week(
                 completer._key = key  # type: ignore[attr-defined]
                 built.completers[person_id] = completer
     with conn.cursor() as cur:
-        with cur.copy("COPY core.person (person_id, given_name, family_name, date_of_birth, email, email_normalized,"
-                      " country, jurisdiction, is_learner) FROM STDIN") as copy:
+        with cur.copy(
+            "COPY core.person (person_id, given_name, family_name, date_of_birth, email, email_normalized,"
+            " country, jurisdiction, is_learner) FROM STDIN"
+        ) as copy:
             for person_id, born, email in persons:
                 copy.write_row((person_id, "Sam", "Doe", born, email, email, "US", "US", True))
-        with cur.copy("COPY core.consent (person_id, purpose, status, lawful_basis, source, source_record_id,"
-                      " stated_at, given_by, parental_method) FROM STDIN") as copy:
+        with cur.copy(
+            "COPY core.consent (person_id, purpose, status, lawful_basis, source, source_record_id,"
+            " stated_at, given_by, parental_method) FROM STDIN"
+        ) as copy:
             for person_id, purpose, status, stated in consents:
                 verified = status == "parental_consent_verified"
-                copy.write_row((person_id, purpose, status, "consent", "moodle", str(uuid.uuid4()), stated,
-                                "parent" if verified else None, "signed form" if verified else None))
-        with cur.copy("COPY core.enrollment (enrollment_id, person_id, course_id, enrolled_at, source,"
-                      " source_record_id) FROM STDIN") as copy:
+                copy.write_row(
+                    (
+                        person_id,
+                        purpose,
+                        status,
+                        "consent",
+                        "moodle",
+                        str(uuid.uuid4()),
+                        stated,
+                        "parent" if verified else None,
+                        "signed form" if verified else None,
+                    )
+                )
+        with cur.copy(
+            "COPY core.enrollment (enrollment_id, person_id, course_id, enrolled_at, source,"
+            " source_record_id) FROM STDIN"
+        ) as copy:
             for enrollment_id, person_id, course_id, enrolled_at in enrollments:
                 copy.write_row((enrollment_id, person_id, course_id, enrolled_at, "moodle", enrollment_id))
-        with cur.copy("COPY core.course_completion (completion_id, person_id, course_id, enrollment_id,"
-                      " completed_at, source, source_record_id) FROM STDIN") as copy:
+        with cur.copy(
+            "COPY core.course_completion (completion_id, person_id, course_id, enrollment_id,"
+            " completed_at, source, source_record_id) FROM STDIN"
+        ) as copy:
             for completion_id, person_id, course_id, enrollment_id, completed_at in completions:
-                copy.write_row((completion_id, person_id, course_id, enrollment_id, completed_at, "moodle",
-                                completion_id))
+                copy.write_row(
+                    (
+                        completion_id,
+                        person_id,
+                        course_id,
+                        enrollment_id,
+                        completed_at,
+                        "moodle",
+                        completion_id,
+                    )
+                )
     return built
 
 
-def also_complete(conn: psycopg.Connection, built: Week, person_ids: list[str], course_id: str, *,
-                  before_first: bool) -> None:
+def also_complete(
+    conn: psycopg.Connection, built: Week, person_ids: list[str], course_id: str, *, before_first: bool
+) -> None:
     """These people complete a second course the same week, just before (or after) their first."""
     for person_id in person_ids:
         first = built.completers[person_id]
@@ -157,8 +188,9 @@ def also_complete(conn: psycopg.Connection, built: Week, person_ids: list[str], 
             (completion_id, person_id, course_id, at, completion_id),
         )
         if before_first:
-            built.completers[person_id] = Completer(person_id, first.kind, course_id, completion_id,
-                                                    first.enrolled_at)
+            built.completers[person_id] = Completer(
+                person_id, first.kind, course_id, completion_id, first.enrolled_at
+            )
 
 
 # ------------------------------------------------------------------------------------------------------
@@ -168,7 +200,9 @@ def seed_of(survey_key: str, week: date) -> str:
     return hashlib.sha256(f"{survey_key}|{week.isoformat()}".encode()).hexdigest()
 
 
-def expected_sample(frame: dict[str, str], survey_key: str, week: date, fraction: float) -> dict[str, set[str]]:
+def expected_sample(
+    frame: dict[str, str], survey_key: str, week: date, fraction: float
+) -> dict[str, set[str]]:
     """course_id -> the people drawn, from ``frame`` (person_id -> course_id)."""
     seed = seed_of(survey_key, week)
     total = len(frame)
@@ -181,10 +215,14 @@ def expected_sample(frame: dict[str, str], survey_key: str, week: date, fraction
     quotas = {course: Fraction(len(people) * n, total) for course, people in strata.items()}
     sizes = {course: int(quota) for course, quota in quotas.items()}
     seats = n - sum(sizes.values())
-    order = sorted(quotas, key=lambda c: (-(quotas[c] - int(quotas[c])), hashlib.sha256((seed + c).encode()).digest()))
+    order = sorted(
+        quotas, key=lambda c: (-(quotas[c] - int(quotas[c])), hashlib.sha256((seed + c).encode()).digest())
+    )
     for course in order[:seats]:
         sizes[course] += 1
     return {
-        course: set(sorted(people, key=lambda p: (hashlib.sha256((seed + p).encode()).digest(), p))[: sizes[course]])
+        course: set(
+            sorted(people, key=lambda p: (hashlib.sha256((seed + p).encode()).digest(), p))[: sizes[course]]
+        )
         for course, people in strata.items()
     }

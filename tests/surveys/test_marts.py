@@ -28,11 +28,21 @@ KEY_PATH = {"typeform": ("hidden",), "surveymonkey": ("custom_variables",), "zig
 
 
 def _round(value: Fraction, places: int) -> Decimal:
-    return (Decimal(value.numerator) / Decimal(value.denominator)).quantize(Decimal(1).scaleb(-places), ROUND_HALF_UP)
+    return (Decimal(value.numerator) / Decimal(value.denominator)).quantize(
+        Decimal(1).scaleb(-places), ROUND_HALF_UP
+    )
 
 
-def _respond(conn: psycopg.Connection, tool: str, *, key: str | None, answers: dict, at: datetime,
-             deleted: bool = False, raw_versions: int = 1) -> None:
+def _respond(
+    conn: psycopg.Connection,
+    tool: str,
+    *,
+    key: str | None,
+    answers: dict,
+    at: datetime,
+    deleted: bool = False,
+    raw_versions: int = 1,
+) -> None:
     """One answer as the tool's sync lands it: core.survey_response, and its payload(s) in raw.records."""
     record = str(uuid.uuid4())
     conn.execute(
@@ -43,7 +53,10 @@ def _respond(conn: psycopg.Connection, tool: str, *, key: str | None, answers: d
     carrier = KEY_PATH[tool][0]
     for version in range(raw_versions):
         # An earlier version of the payload without the key: the latest one received is read.
-        payload = {"id": record, carrier: ({"invitation_id": key} if key and version == raw_versions - 1 else {})}
+        payload = {
+            "id": record,
+            carrier: ({"invitation_id": key} if key and version == raw_versions - 1 else {}),
+        }
         conn.execute(
             "INSERT INTO raw.records (source, stream, source_record_id, run_id, payload)"
             " VALUES (%s, 'responses', %s, 'r', %s)",
@@ -58,7 +71,9 @@ def answered(warehouse_url: str):
     with psycopg.connect(warehouse_url) as conn:
         conn.execute("INSERT INTO ops.survey_measure (source, question, measure) VALUES ('surveymonkey', %s, 'nps')",
                      (SM_QUESTION,))  # fmt: skip
-        weeks = [build_week(conn, WEEK + timedelta(weeks=n), {"A": 160, "B": 60, "C": 9}, seed=n) for n in range(3)]
+        weeks = [
+            build_week(conn, WEEK + timedelta(weeks=n), {"A": 160, "B": 60, "C": 9}, seed=n) for n in range(3)
+        ]
     tools = ["typeform", "zigpoll", "surveymonkey"]
     for built, tool in zip(weeks, tools, strict=True):
         draw_week(warehouse_url, built.week, actor=ACTOR, survey_key=f"s-{tool}", tool=tool, fraction=0.5)
@@ -68,10 +83,21 @@ def answered(warehouse_url: str):
             "SELECT invitation_id::text, person_id::text, survey_key, sample_week, tool, course_id::text"
             " FROM ops.survey_invitation"
         ).fetchall()
-        cohorts = {pid: c.enrolled_at.strftime("%Y-%m") for built in weeks for pid, c in built.completers.items()}
+        cohorts = {
+            pid: c.enrolled_at.strftime("%Y-%m") for built in weeks for pid, c in built.completers.items()
+        }
         for invitation_id, person_id, survey_key, week, tool, course_id in invitations:
-            row = {"person_id": person_id, "survey_key": survey_key, "week": week, "tool": tool, "course": course_id,
-                   "cohort": cohorts[person_id], "responded": False, "nps": None, "satisfaction": None}
+            row = {
+                "person_id": person_id,
+                "survey_key": survey_key,
+                "week": week,
+                "tool": tool,
+                "course": course_id,
+                "cohort": cohorts[person_id],
+                "responded": False,
+                "nps": None,
+                "satisfaction": None,
+            }
             truth[invitation_id] = row
             if rng.random() >= 0.6:
                 continue
@@ -82,20 +108,42 @@ def answered(warehouse_url: str):
                 if rng.random() < 0.2:  # answered twice: the later answer's scores count
                     _respond(conn, tool, key=invitation_id, answers={"nps": rng.randint(0, 10)}, at=at)
                     at += timedelta(hours=1)
-                _respond(conn, tool, key=invitation_id, answers={"nps": nps, "satisfaction": satisfaction}, at=at,
-                         raw_versions=rng.choice([1, 2]))
+                _respond(
+                    conn,
+                    tool,
+                    key=invitation_id,
+                    answers={"nps": nps, "satisfaction": satisfaction},
+                    at=at,
+                    raw_versions=rng.choice([1, 2]),
+                )
                 row.update(nps=nps, satisfaction=satisfaction)
             elif tool == "zigpoll":  # one answer per slide
-                _respond(conn, tool, key=invitation_id, at=at,
-                         answers={"slideId": "nps", "slideTitle": "Recommend?", "response": str(nps)})
+                _respond(
+                    conn,
+                    tool,
+                    key=invitation_id,
+                    at=at,
+                    answers={"slideId": "nps", "slideTitle": "Recommend?", "response": str(nps)},
+                )
                 if rng.random() < 0.5:
-                    _respond(conn, tool, key=invitation_id, at=at + timedelta(minutes=1),
-                             answers={"slideId": "s2", "slideTitle": "satisfaction", "response": f"{satisfaction}"})
+                    _respond(
+                        conn,
+                        tool,
+                        key=invitation_id,
+                        at=at + timedelta(minutes=1),
+                        answers={
+                            "slideId": "s2",
+                            "slideTitle": "satisfaction",
+                            "response": f"{satisfaction}",
+                        },
+                    )
                     row["satisfaction"] = satisfaction
                 row["nps"] = nps
             else:
                 label = f"{nps} - Extremely likely" if nps == 10 else str(nps)
-                _respond(conn, tool, key=invitation_id, answers={SM_QUESTION: [label], "Comments": ["fine"]}, at=at)
+                _respond(
+                    conn, tool, key=invitation_id, answers={SM_QUESTION: [label], "Comments": ["fine"]}, at=at
+                )
                 row["nps"] = nps
         # Answers that link to nothing: no key, a key nobody was given, another tool's invitation, and one
         # deleted at the source; and a satisfaction outside its scale.
@@ -220,8 +268,10 @@ def test_the_data_health_page_shows_the_response_rate_and_nps_per_week(
         assert shown[f"survey_responded:{week}"] == str(responded)
         assert Decimal(shown[f"survey_response_rate:{week}"]) == _round(Fraction(responded, invited), 4)
         assert Decimal(shown[f"survey_nps:{week}"]) == _scores(rows)[4]
-    section = page[page.index('<section id="surveys">'):]
+    section = page[page.index('<section id="surveys">') :]
     section = section[: section.index("</section>")]
     assert 'aria-label="response rate per sample week"' in section
-    assert 'aria-label="net promoter score per sample week"' in section and section.count("<rect") == 2 * len(weeks)
+    assert 'aria-label="net promoter score per sample week"' in section and section.count("<rect") == 2 * len(
+        weeks
+    )
     assert "no data yet" not in section

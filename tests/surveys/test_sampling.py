@@ -27,7 +27,9 @@ SIZES = {"Python basics": 1200, "Budgeting": 600, "Digital skills": 300, "Job se
          "Welding safety": 8, "Beekeeping": 2}  # fmt: skip
 
 
-def _invited(url: str, week: date | None = None, survey_key: str | None = None) -> list[tuple[str, str, date]]:
+def _invited(
+    url: str, week: date | None = None, survey_key: str | None = None
+) -> list[tuple[str, str, date]]:
     with psycopg.connect(url) as conn:
         return [
             (str(r[0]), r[1], r[2])
@@ -76,7 +78,9 @@ def test_a_weeks_sample_is_a_tenth_overall_and_per_course(warehouse_url: str, we
                          if people}  # fmt: skip
 
 
-def test_nobody_outside_the_outreach_list_for_surveys_is_drawn(warehouse_url: str, week_of_completers) -> None:
+def test_nobody_outside_the_outreach_list_for_surveys_is_drawn(
+    warehouse_url: str, week_of_completers
+) -> None:
     built = week_of_completers
     # The whole frame at once: a fraction of 1 draws every person the function may draw.
     sample = draw_week(warehouse_url, WEEK, actor=ACTOR, fraction=1.0, survey_key="everyone")
@@ -104,14 +108,22 @@ def test_nobody_outside_the_outreach_list_for_surveys_is_drawn(warehouse_url: st
             "INSERT INTO core.consent (person_id, purpose, status, lawful_basis, source, source_record_id, stated_at)"
             " VALUES (%s, 'surveys', 'withdrawn', 'consent', 'moodle', %s, now())", (person, str(uuid.uuid4())),
         )  # fmt: skip
-        build_week(conn, WEEK + timedelta(days=7), {"Python basics": 1}, seed=1,
-                   courses={"Python basics": built.courses["Python basics"]}, people=[(person, "adult_consented")])
+        build_week(
+            conn,
+            WEEK + timedelta(days=7),
+            {"Python basics": 1},
+            seed=1,
+            courses={"Python basics": built.courses["Python basics"]},
+            people=[(person, "adult_consented")],
+        )
     later = draw_week(warehouse_url, WEEK + timedelta(days=7), actor=ACTOR, fraction=1.0, quiet_days=0,
                       survey_key="everyone")  # fmt: skip
     assert later.completers == 1 and later.frame == 0 and later.invitations == []
 
 
-def test_a_person_completing_two_courses_is_drawn_once_in_the_first(warehouse_url: str, week_of_completers) -> None:
+def test_a_person_completing_two_courses_is_drawn_once_in_the_first(
+    warehouse_url: str, week_of_completers
+) -> None:
     built = week_of_completers
     twice = sorted(built.eligible)[:40]
     with psycopg.connect(warehouse_url) as conn:
@@ -121,10 +133,14 @@ def test_a_person_completing_two_courses_is_drawn_once_in_the_first(warehouse_ur
     drawn = {row["person_id"]: row["course_id"] for row in sample.invitations}
     assert sample.completers == len(built.completers) and len(drawn) == len(built.eligible)
     assert all(drawn[pid] == built.courses["Beekeeping"] for pid in twice[:20])
-    assert all(drawn[pid] == built.completers[pid].course_id != built.courses["Beekeeping"] for pid in twice[20:])
+    assert all(
+        drawn[pid] == built.completers[pid].course_id != built.courses["Beekeeping"] for pid in twice[20:]
+    )
 
 
-def test_nobody_invited_within_the_quiet_period_by_any_survey_or_tool(warehouse_url: str, week_of_completers) -> None:
+def test_nobody_invited_within_the_quiet_period_by_any_survey_or_tool(
+    warehouse_url: str, week_of_completers
+) -> None:
     built = week_of_completers
     eligible = sorted(built.eligible)
     recent, long_ago = eligible[:300], eligible[300:600]
@@ -140,7 +156,9 @@ def test_nobody_invited_within_the_quiet_period_by_any_survey_or_tool(warehouse_
         assert first.sampled == len(people)
     # Those backdated draws were made just now: the contact-time rule alone would exclude both groups.
     with psycopg.connect(warehouse_url) as conn:
-        conn.execute("UPDATE ops.survey_invitation SET created_at = sample_week::timestamptz + interval '1 day'")
+        conn.execute(
+            "UPDATE ops.survey_invitation SET created_at = sample_week::timestamptz + interval '1 day'"
+        )
     sample = draw_week(warehouse_url, WEEK, actor=ACTOR, fraction=1.0, quiet_days=90)
     drawn = {row["person_id"] for row in sample.invitations}
     assert not drawn & set(recent)
@@ -156,7 +174,11 @@ def test_a_rerun_draws_the_same_people_and_inserts_nothing(warehouse_url: str, w
         build_week(conn, WEEK, {"Late course": 50}, seed=99)
     again = draw_week(warehouse_url, WEEK, actor=ACTOR, run_id="second", fraction=0.5)
     assert not again.created
-    assert again.invitations == first.invitations and again.sampled == first.sampled and len(first.invitations) > 0
+    assert (
+        again.invitations == first.invitations
+        and again.sampled == first.sampled
+        and len(first.invitations) > 0
+    )
     assert len(_invited(warehouse_url, WEEK)) == first.sampled
     with psycopg.connect(warehouse_url) as conn:
         events = conn.execute(

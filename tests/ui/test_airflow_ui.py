@@ -394,7 +394,9 @@ def _last_months_reconciliation_finds_the_lost_gifts(
     today = _sandbox_today()
     month = (today.replace(day=1) - timedelta(days=1)).strftime("%Y-%m")
     lost = _lost_gifts(today, month)
-    assert lost["missing_in_ledger"] and lost["missing_in_crm"], f"the sandbox's world loses no gifts in {month}"
+    assert lost["missing_in_ledger"] and lost["missing_in_crm"], (
+        f"the sandbox's world loses no gifts in {month}"
+    )
     run = stack.api("POST", "/api/v2/dags/cdp_reconcile/dagRuns",
                     {"logical_date": None, "conf": {"month": month}}, token=token)  # fmt: skip
     for task_id in ("reconcile", "alert"):

@@ -205,7 +205,11 @@ def test_a_process_login_added_since_the_last_start_is_made_and_kept(
     """A logins file from before a process had its own login (the reconciliation's): the next start adds it,
     keeps the others' passwords, and the file stays private."""
     path = pg_server.root / "logins.json"
-    older = {purpose: password for purpose, password in json.loads(path.read_text()).items() if purpose != "reconcile"}
+    older = {
+        purpose: password
+        for purpose, password in json.loads(path.read_text()).items()
+        if purpose != "reconcile"
+    }
     path.write_text(json.dumps(older))
     database = urlsplit(warehouse_url).path.lstrip("/")
 
@@ -213,7 +217,9 @@ def test_a_process_login_added_since_the_last_start_is_made_and_kept(
 
     now = json.loads(path.read_text())
     assert {purpose: now[purpose] for purpose in older} == older and now["reconcile"]
-    assert {purpose: urls[purpose] for purpose in older} == {purpose: embedded_logins[purpose] for purpose in older}
+    assert {purpose: urls[purpose] for purpose in older} == {
+        purpose: embedded_logins[purpose] for purpose in older
+    }
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     with psycopg.connect(urls["reconcile"]) as conn:
         assert conn.execute("SELECT pg_has_role('cdp_reconcile', 'MEMBER')").fetchone()[0]

@@ -46,7 +46,12 @@ _SQL = SQL_DIR / "evidence"
 CHANGED_TABLES = ("core.donation", "core.refund", "core.donation_soft_credit")
 #: ... and "changes to allocations": the CRM's funds and allocations (the sync writes them), and the programs'
 #: courses and funds (written only by an approved program change, listed in changes/program_changes.csv).
-ALLOCATION_CHANGED_TABLES = ("core.fund", "core.donation_allocation", "core.program_course", "core.program_fund")
+ALLOCATION_CHANGED_TABLES = (
+    "core.fund",
+    "core.donation_allocation",
+    "core.program_course",
+    "core.program_fund",
+)
 PROGRAM_CHANGE_HEADER = (
     "change_id", "kind", "program", "course_id", "funds", "valid_from", "status", "reason", "requested_by",
     "requested_role", "requested_at", "decided_by", "decided_role", "decided_at", "decision_note",

@@ -17,7 +17,9 @@ WAREHOUSE_CONN_ID = "warehouse"
 #: Airflow connection id (``AIRFLOW_CONN_WAREHOUSE_RECONCILE``, ...). A family whose connection is not
 #: configured falls back to ``warehouse`` with a warning, so a deployment without the new connections keeps
 #: working.
-FAMILY_CONNECTIONS: dict[str, str] = {f"cdp_{purpose}": conn_id for purpose, conn_id in FAMILY_PURPOSES.items()}
+FAMILY_CONNECTIONS: dict[str, str] = {
+    f"cdp_{purpose}": conn_id for purpose, conn_id in FAMILY_PURPOSES.items()
+}
 
 
 def _connection_url(conn_id: str) -> str | None:

@@ -78,10 +78,18 @@ def survey_alert(
     if samples:
         newest = max(date.fromisoformat(str(s["sample_week"])) for s in samples)
         judged = newest - timedelta(weeks=response_weeks)
-        findings += response_rate_findings(url, judged, actor=actor, min_rate=min_rate, min_invited=min_invited)
+        findings += response_rate_findings(
+            url, judged, actor=actor, min_rate=min_rate, min_invited=min_invited
+        )
         scopes.append(f"survey_response_rate:{judged}")
     if not scopes:
         return AlertOutcome(False, None, (), (), ())
     return alert_once(
-        url, scope=",".join(scopes), title="Survey sample", run_id=run_id, findings=findings, send=send, actor=actor
+        url,
+        scope=",".join(scopes),
+        title="Survey sample",
+        run_id=run_id,
+        findings=findings,
+        send=send,
+        actor=actor,
     )

@@ -141,7 +141,9 @@ def process_environment() -> dict[str, str]:
     """The embedded server's connections for the local stack's Airflow processes (``make run``): the
     pipeline's and the webhook intake's own logins, never the superuser. Call after migrations."""
     urls = ensure_process_logins(default_server())
-    families = {f"AIRFLOW_CONN_{conn_id.upper()}": urls[purpose] for purpose, conn_id in FAMILY_PURPOSES.items()}
+    families = {
+        f"AIRFLOW_CONN_{conn_id.upper()}": urls[purpose] for purpose, conn_id in FAMILY_PURPOSES.items()
+    }
     return {"AIRFLOW_CONN_WAREHOUSE": urls[PIPELINE], WEBHOOK_URL_VARIABLE: urls[WEBHOOK], **families}
 
 

@@ -309,7 +309,9 @@ class SalesforceObjectStream:
 
 
 # Read with queryAll, so a deleted or merged record arrives (IsDeleted, MasterRecordId) instead of vanishing.
-INCLUDE_DELETED = frozenset({"Contact", "Opportunity", "npsp__General_Accounting_Unit__c", "npsp__Allocation__c"})
+INCLUDE_DELETED = frozenset(
+    {"Contact", "Opportunity", "npsp__General_Accounting_Unit__c", "npsp__Allocation__c"}
+)
 
 
 def streams(settings: SourceSettings) -> list[Stream]:

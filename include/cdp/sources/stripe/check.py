@@ -38,7 +38,9 @@ def setup_findings(settings: SourceSettings) -> list[Finding]:
         except AuthError as error:  # 401: no point asking about the rest
             return [*findings, Finding(SOURCE, "credential", str(error), KEY_STEP)]
         except TransientError as error:  # a 5xx or a rate limit says nothing about the setup
-            findings.append(Finding(SOURCE, f"endpoint /v1/{resource}", f"{UNCHECKED}: {error}", KEY_STEP, "warning"))
+            findings.append(
+                Finding(SOURCE, f"endpoint /v1/{resource}", f"{UNCHECKED}: {error}", KEY_STEP, "warning")
+            )
         except SourceError as error:
             findings.append(Finding(SOURCE, f"endpoint /v1/{resource}", str(error), KEY_STEP))
     metadata_key = settings.extra.get(METADATA_KEY_OPTION)
