@@ -12,7 +12,8 @@ SANDBOX_PORT ?= 8765
 # local: Airflow's LocalExecutor; celery: Redis (on REDIS_PORT) and two Celery workers, queues default and heavy
 EXECUTOR ?= local
 REDIS_PORT ?= 6380
-# Two workers: one per core on the target machines. Override with `make test PYTEST_WORKERS=0`.
+# Two workers: one per core on the target machines. Override with `make test PYTEST_WORKERS=0`. Each module goes
+# whole to one worker (loadscope: its module fixtures are built once), the slow ones first (tests/conftest.py).
 PYTEST_WORKERS ?= 2
 
 .PHONY: run stop test lint format lock bench-sync clean venv browser
@@ -50,7 +51,7 @@ browser:
 test: $(DEPS) browser
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports
-	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) -p no:cacheprovider
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadscope --durations=40 -p no:cacheprovider
 
 lint: $(DEPS)
 	$(BIN)/ruff check .

@@ -44,6 +44,20 @@ TEMPLATE_DATABASE = "cdp_template"
 pytest_plugins = ("fixtures.referrals", "fixtures.slack_sandbox")
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The longest modules first: real Airflow stacks (marked ``stack``), then whole DAG runs (``slow``).
+
+    ``make test`` runs two xdist workers with ``--dist loadscope``: a module goes whole to one worker, so its
+    module-scoped fixtures (an Airflow stack, a synced warehouse) are built once, and modules are handed out in
+    this order. Long ones first and the many short ones after lets the short ones fill in beside them, instead
+    of one worker idling while the other finishes a 20-minute module it picked up last. A stable sort: the
+    order within each group stays as collected.
+    """
+    items.sort(
+        key=lambda item: (item.get_closest_marker("stack") is None, item.get_closest_marker("slow") is None)
+    )
+
+
 @pytest.fixture(scope="session")
 def pg_server() -> Iterator[EmbeddedServer]:
     server = EmbeddedServer(_SESSION_DIR / "pg")

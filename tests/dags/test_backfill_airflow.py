@@ -45,7 +45,7 @@ STEP = timedelta(hours=2)  # cdp_sync's schedule: every 2 hours, each run coveri
 INTERVALS = [(WORLD_START + STEP * n, WORLD_START + STEP * (n + 1)) for n in range(2)]
 HOURGLASS = ":hourglass:"
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(2400)]
+pytestmark = [pytest.mark.stack, pytest.mark.slow, pytest.mark.timeout(2400)]
 
 
 @pytest.fixture(scope="module")

@@ -60,7 +60,7 @@ SLOW_SECONDS = 150
 KILLED_TASK = "sync_moodle_users"
 FIRST, SECOND = CeleryWorker("first", (DEFAULT_QUEUE,), 2), CeleryWorker("second", (DEFAULT_QUEUE,), 2)
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(2700)]
+pytestmark = [pytest.mark.stack, pytest.mark.slow, pytest.mark.timeout(2700)]
 
 
 @pytest.fixture(scope="module")

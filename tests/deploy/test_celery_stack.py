@@ -143,6 +143,7 @@ def _reconciliation(url: str) -> list[tuple]:
         ).fetchall()
 
 
+@pytest.mark.stack
 @pytest.mark.slow
 @pytest.mark.timeout(1800)
 def test_dedupe_and_reconcile_run_on_both_celery_workers_and_leave_the_in_process_warehouse(
@@ -189,6 +190,7 @@ def test_dedupe_and_reconcile_run_on_both_celery_workers_and_leave_the_in_proces
     assert _reconciliation(url) == _reconciliation(expected_url) != []
 
 
+@pytest.mark.stack
 @pytest.mark.slow
 @pytest.mark.timeout(1800)
 def test_the_stack_runs_each_process_in_its_own_group(stack: AirflowCluster, redis: RedisServer) -> None:

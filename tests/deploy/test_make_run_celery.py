@@ -27,7 +27,7 @@ RUN_TIMEOUT = 900
 MONTH = "2000-01"
 EXPECTED_WORKER = {"reconcile": "heavy", "alert": "default", "require_reconciled": "default"}
 
-pytestmark = pytest.mark.timeout(START_TIMEOUT + RUN_TIMEOUT + 300)
+pytestmark = [pytest.mark.stack, pytest.mark.timeout(START_TIMEOUT + RUN_TIMEOUT + 300)]
 
 
 @pytest.fixture(scope="module")

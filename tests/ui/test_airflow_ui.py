@@ -79,7 +79,7 @@ SCHEDULER_BREAKAGE = ("database is locked", "StaleDataError", "PendingRollbackEr
 
 T = TypeVar("T")
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(5400)]
+pytestmark = [pytest.mark.stack, pytest.mark.slow, pytest.mark.timeout(5400)]
 
 
 @pytest.fixture(scope="module")
