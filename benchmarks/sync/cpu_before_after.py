@@ -53,7 +53,9 @@ def cpu_seconds(pid: int, children: bool = True) -> float:
 def cluster_cpu(pgdata: Path) -> float:
     """The PostgreSQL cluster's CPU so far: ended backends are counted in the postmaster's children's time."""
     postmaster = int((pgdata / "postmaster.pid").read_text().split()[0])
-    live = subprocess.run(["pgrep", "-P", str(postmaster)], capture_output=True, text=True).stdout.split()
+    live = subprocess.run(
+        ["pgrep", "-P", str(postmaster)], capture_output=True, text=True, timeout=30
+    ).stdout.split()
     return cpu_seconds(postmaster) + sum(
         cpu_seconds(int(pid)) for pid in live if Path(f"/proc/{pid}").exists()
     )
@@ -66,7 +68,9 @@ def free_port() -> int:
 
 
 def run(root: Path, *args: str) -> str:
-    result = subprocess.run([str(root / ".venv/bin/python"), *args], cwd=root, capture_output=True, text=True)
+    result = subprocess.run(
+        [str(root / ".venv/bin/python"), *args], cwd=root, capture_output=True, text=True, timeout=7200
+    )
     if result.returncode:
         raise SystemExit(f"{root}: {' '.join(args[:2])} failed:\n{result.stderr[-3000:]}")
     return result.stdout
@@ -101,7 +105,7 @@ def main() -> None:
                 serve = [str(root / ".venv/bin/cdp"), "sandbox", "serve"]
                 # a sandbox dated from today serves another world than the fixed one the sync's settings name
                 help_text = subprocess.run(
-                    [*serve, "--help"], cwd=root, capture_output=True, text=True
+                    [*serve, "--help"], cwd=root, capture_output=True, text=True, timeout=120
                 ).stdout
                 fixed = ["--fixed-past"] if "--fixed-past" in help_text else []
                 process = subprocess.Popen(

@@ -140,6 +140,7 @@ def test_ruff_airflow3_rules_are_clean() -> None:
         capture_output=True,
         text=True,
         check=False,
+        timeout=300,
     )
     assert result.returncode == 0, result.stdout + result.stderr
 
