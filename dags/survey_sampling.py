@@ -31,7 +31,8 @@ field `invitation_id` that links answers back.
 
 **Re-run / backfill.** A week is drawn once per survey: re-running it returns the same sample and invites
 nobody new; an invitation handed over is never handed over again, a failed one is retried by the next run, and one
-left `sending` (the tool was asked to send, the answer never came) waits for a person: check the tool, then record it.
+left `sending` (the tool was asked to send, the answer never came) waits for a person: check the tool, then record
+it with `ops.record_survey_handover` (as an admin).
 Backfill past weeks with params `week` (first Monday, or `YYYY-Www`) and `through_week`: the weeks
 are drawn oldest first in one run. An `airflow backfill create` also works (one week per run, in order,
 `max_active_runs=1`). A week drawn after later weeks leaves out people already invited in the weeks around
@@ -43,7 +44,7 @@ from __future__ import annotations
 
 from airflow.sdk import Param, dag, task
 
-from cdp.runtime import after_first_sync, default_args, run_failure_notifier
+from cdp.runtime import after_first_sync, default_args, run_failure_notifier, source_pool
 
 WEEK_PATTERN = r"^(\d{4}-\d{2}-\d{2}|\d{4}-W\d{2})$"
 
@@ -127,7 +128,9 @@ def survey_sampling() -> None:
         )  # fmt: skip
         return outcome.sent
 
-    @task
+    # In SurveyMonkey's pool: the one tool whose hand-over calls an API (six requests of its 500 a day); the
+    # Typeform and Zigpoll hand-overs write a file and wait at most for one SurveyMonkey call.
+    @task(pool=source_pool("surveymonkey"))
     def hand_over(samples: list[dict[str, object]], params: dict | None = None, ti=None) -> dict[str, object]:
         """Each recorded invitation not handed over yet, to the organisation's survey tool; outcomes recorded."""
         from cdp.runtime.surveys import hand_over_task

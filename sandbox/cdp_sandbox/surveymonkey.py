@@ -45,8 +45,16 @@ CONTACT_BASE, RECIPIENT_BASE, RESPONSE_BASE = 3_100_000_000, 4_200_000_000, 5_00
 CONSENT_FIELD = "4"
 CONTACT_FIELDS = ("Title", "Organisation", "City", "Survey consent", "Country", "Preferred language")
 CONSENT_TEXT = ("", "Yes", "No")  # empty, given, refused
-SCOPES = ("users_read", "surveys_read", "collectors_read", "contacts_read", "responses_read",
-          "responses_read_detail")  # fmt: skip
+SCOPES = (
+    "users_read",
+    "surveys_read",
+    "collectors_read",
+    "contacts_read",
+    "responses_read",
+    "responses_read_detail",
+    "contacts_write",
+    "collectors_write",
+)  # fmt: skip  (writes: the hand-over)
 DOCS = "https://developer.surveymonkey.com/api/v3/#error-codes"
 
 

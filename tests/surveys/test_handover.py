@@ -420,3 +420,15 @@ def test_the_hand_over_asks_surveymonkey_only_what_the_reference_documents(
         for contact in body.get("contacts", []):
             assert set(contact) <= documented_contact and set(contact["custom_fields"]) == {FIELD}
     assert kinds == ["contact_lists", "contacts/bulk", "collectors", "messages", "recipients/bulk", "send"]
+
+
+def test_the_setup_check_asks_for_the_hand_overs_field_and_scopes(sandbox) -> None:
+    from cdp.sources.surveymonkey.check import setup_findings
+
+    assert setup_findings(_settings(sandbox)) == []
+    clash = setup_findings(sandbox.settings("surveymonkey", invitation_field=fake.CONSENT_FIELD))
+    assert [(f.item, f.problem) for f in clash] == [
+        ("extra invitation_field", "is the consent field: the hand-over would overwrite consent")
+    ]
+    wrong = setup_findings(sandbox.settings("surveymonkey", invitation_field="9"))
+    assert [f.item for f in wrong] == ["extra invitation_field"] and "SETUP.md" in wrong[0].setup_step
