@@ -91,3 +91,33 @@ def test_a_backfill_run_draws_each_week_once_in_order_and_alerts_on_an_empty_one
         drawn = conn.execute("SELECT completers, frame, sampled FROM ops.survey_draw WHERE sample_week = %s",
                              (last,)).fetchone()  # fmt: skip
     assert drawn[0] == 40 and 0 < drawn[2] == int(0.1 * drawn[1] + 0.5)
+
+
+@pytest.mark.parametrize(
+    ("tool", "connection", "named"),
+    [
+        ("zigpoll", None, "no Airflow connection 'zigpoll'"),
+        ("zigpoll", {"conn_type": "http", "host": "https://v1.zigpoll.com", "extra": {}},
+         r"zigpoll connection: extra\['survey_page_url'\]"),
+        ("surveymonkey", {"conn_type": "http", "host": "https://api.surveymonkey.com/v3", "password": "t",
+                          "extra": {"survey_id": "1"}}, r"surveymonkey connection: extra\['invitation_field'\]"),
+    ],
+)  # fmt: skip
+def test_the_hand_over_fails_at_once_naming_a_missing_setting(
+    tool: str, connection: dict | None, named: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from types import SimpleNamespace
+
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from cdp.runtime.surveys import hand_over_task
+
+    monkeypatch.delenv(f"AIRFLOW_CONN_{tool.upper()}", raising=False)
+    if connection:
+        monkeypatch.setenv(f"AIRFLOW_CONN_{tool.upper()}", json.dumps(connection))
+    # No warehouse is reachable here: the settings are checked first.
+    monkeypatch.setenv("AIRFLOW_CONN_WAREHOUSE", "postgresql://nobody@127.0.0.1:1/none")
+    with pytest.raises(AirflowFailException, match=named):
+        hand_over_task(
+            {"tool": tool, "survey_key": "s"}, SimpleNamespace(dag_id="survey_sampling", run_id="r")
+        )

@@ -15,7 +15,7 @@ def hand_over_task(params: dict[str, Any], ti: Any) -> dict[str, Any]:
 
     from cdp.runtime import source_settings
     from cdp.runtime.params import report_param
-    from cdp.surveys.handover import HandoverConfigError, hand_over
+    from cdp.surveys.handover import HandoverConfigError, hand_over, inviter_for
 
     tool = params["tool"]
     try:
@@ -28,10 +28,12 @@ def hand_over_task(params: dict[str, Any], ti: Any) -> dict[str, Any]:
     folder = params.get("segment_dir")
     segment_dir = report_param(folder, parameter="segment_dir") if folder else None
     try:
-        result = hand_over(
-            warehouse_url(ti.dag_id), actor=actor_of(ti), tool=tool, settings=settings,
-            survey_key=params["survey_key"], run_id=ti.run_id, segment_dir=segment_dir,
-        )  # fmt: skip
+        # The settings are checked before the warehouse is reached: a missing one fails at once, naming it.
+        inviter = inviter_for(tool, settings, segment_dir=segment_dir)
     except HandoverConfigError as error:
         raise AirflowFailException(str(error)) from error
+    result = hand_over(
+        warehouse_url(ti.dag_id), actor=actor_of(ti), tool=tool, settings=settings,
+        survey_key=params["survey_key"], run_id=ti.run_id, inviter=inviter,
+    )  # fmt: skip
     return result.as_dict()
