@@ -127,7 +127,9 @@ class SurveyMonkeyInviter:
         missing = f"SurveyMonkey did not add the recipient to message {message_id}"
         for invitee in invitees:
             if invitee.invitation_id in contacts and invitee.invitation_id not in recipients:
-                outcomes.setdefault(invitee.invitation_id, Outcome(invitee.invitation_id, False, reason=missing))
+                outcomes.setdefault(
+                    invitee.invitation_id, Outcome(invitee.invitation_id, False, reason=missing)
+                )
         reached = [Outcome(i, True, tool_ref=r) for i, r in recipients.items()]
         if not reached:
             return batch, list(outcomes.values())
