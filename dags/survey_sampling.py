@@ -9,8 +9,19 @@ minor without verified parental consent; unknown age counts as a minor), and nob
 tool within the quiet period (param `quiet_days`, default 90). The draw is `ops.draw_survey_sample`, a
 definer function: same week and survey, same seed, same people.
 
-**Reads** `core.course_completion`, `mart.outreach_eligible` (inside the function), the survey marts;
-**writes** `ops.survey_draw`, `ops.survey_invitation`, one audit event per week drawn, `ops.alert_state`.
+**Hand-over** (`hand_over`, after the draw): every recorded invitation of the survey and tool not handed over yet
+(and every one that failed before) goes to the organisation's tool, the tool and its survey/form from the
+connection named like the tool (`surveymonkey`: extras `survey_id`, `invitation_field`; `typeform`: `form_id`,
+`form_host`; `zigpoll`: `survey_page_url`; each SETUP.md, "Inviting the sample"). SurveyMonkey gets a contact list
+and an email collector's invite message and sends it; Typeform and Zigpoll get a prefilled link per invitation
+(its id in the hidden field / metadata `invitation_id`), written as a segment CSV (mode 0600) under param
+`segment_dir` (a report folder; default `.cdp/survey-segments`) for the e-mail or CRM tool to send. Consent is
+checked again at hand-over: whoever left the outreach list since the draw is recorded `not_eligible`, not asked.
+Each outcome is in `ops.survey_handover` (one row per invitation) and `ops.survey_handover_attempt`.
+
+**Reads** `core.course_completion`, `mart.outreach_eligible` (inside the functions), the survey marts;
+**writes** `ops.survey_draw`, `ops.survey_invitation`, `ops.survey_handover(_attempt)` (through definer functions),
+one audit event per week drawn, `ops.alert_state`.
 
 **An alert from it means** either a week had completions but nobody could be sampled (`survey_sample_empty`:
 check the surveys consent coverage on the data-health page and the quiet period), or a tool's invitations of
@@ -19,7 +30,10 @@ threshold (`survey_response_rate`, param `min_response_rate`): check the tool's 
 field `invitation_id` that links answers back.
 
 **Re-run / backfill.** A week is drawn once per survey: re-running it returns the same sample and invites
-nobody new. Backfill past weeks with params `week` (first Monday, or `YYYY-Www`) and `through_week`: the weeks
+nobody new; an invitation handed over is never handed over again, a failed one is retried by the next run, and one
+left `sending` (the tool was asked to send, the answer never came) waits for a person: check the tool, then record
+it with `ops.record_survey_handover` (as an admin).
+Backfill past weeks with params `week` (first Monday, or `YYYY-Www`) and `through_week`: the weeks
 are drawn oldest first in one run. An `airflow backfill create` also works (one week per run, in order,
 `max_active_runs=1`). A week drawn after later weeks leaves out people already invited in the weeks around
 it within the quiet period, and anyone invited in the last `quiet_days` days: it can come out smaller than
@@ -30,7 +44,7 @@ from __future__ import annotations
 
 from airflow.sdk import Param, dag, task
 
-from cdp.runtime import after_first_sync, default_args, run_failure_notifier
+from cdp.runtime import after_first_sync, default_args, run_failure_notifier, source_pool
 
 WEEK_PATTERN = r"^(\d{4}-\d{2}-\d{2}|\d{4}-W\d{2})$"
 
@@ -72,6 +86,11 @@ WEEK_PATTERN = r"^(\d{4}-\d{2}-\d{2}|\d{4}-W\d{2})$"
         "min_response_rate": Param(
             0.15, type="number", minimum=0, maximum=1, description="Alert below this response rate"
         ),
+        "segment_dir": Param(
+            None,
+            type=["null", "string"],
+            description="Typeform/Zigpoll: the folder (a report folder) the invitation segment CSV is written to",
+        ),
         "response_weeks": Param(
             2,
             type="integer",
@@ -109,7 +128,18 @@ def survey_sampling() -> None:
         )  # fmt: skip
         return outcome.sent
 
-    alert(draw())
+    # In SurveyMonkey's pool: the one tool whose hand-over calls an API (six requests of its 500 a day); the
+    # Typeform and Zigpoll hand-overs write a file and wait at most for one SurveyMonkey call.
+    @task(pool=source_pool("surveymonkey"))
+    def hand_over(samples: list[dict[str, object]], params: dict | None = None, ti=None) -> dict[str, object]:
+        """Each recorded invitation not handed over yet, to the organisation's survey tool; outcomes recorded."""
+        from cdp.runtime.surveys import hand_over_task
+
+        return hand_over_task(params, ti)
+
+    samples = draw()
+    alert(samples)
+    hand_over(samples)
 
 
 survey_sampling()

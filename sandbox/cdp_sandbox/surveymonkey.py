@@ -6,17 +6,23 @@ examples kept in tests/vendor_material/surveymonkey/): list answers ``{"data", "
 "links": {"self", "next"}}`` with ``page``/``per_page``; ``/surveys/{id}/responses/bulk`` (``per_page`` at
 most 100, ``start_modified_at``/``end_modified_at``, ``sort_order``), ``/surveys/{id}/details``,
 ``/surveys/{id}``, ``/contacts`` and ``/contacts/bulk`` (``status`` active by default, or optout),
-``/contact_fields``, ``/collectors/{id}/recipients``, ``/users/me``; errors ``{"error": {"id", "name",
-"message", "docs", "http_status_code"}}``; auth ``Authorization: bearer <token>``. Consent metadata is kept
-apart from the results: on the contact (custom field 4, "Survey consent"), never on the response.
+``/contact_fields``, ``/collectors/{id}/recipients``, ``/users/me``; and the writes of inviting a list
+(``Invitations``: ``POST /contact_lists``, ``/contact_lists/{id}/contacts/bulk``, ``/surveys/{id}/collectors``,
+``/collectors/{id}/messages``, ``/collectors/{id}/messages/{id}/recipients/bulk`` and ``/send``); errors
+``{"error": {"id", "name", "message", "docs", "http_status_code"}}``; auth ``Authorization: bearer <token>``.
+Consent metadata is kept apart from the results: on the contact (custom field 4, "Survey consent"),
+never on the response.
 """
 
 from __future__ import annotations
 
 import functools
+import json
 import math
 import re
+import threading
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
 
@@ -39,8 +45,16 @@ CONTACT_BASE, RECIPIENT_BASE, RESPONSE_BASE = 3_100_000_000, 4_200_000_000, 5_00
 CONSENT_FIELD = "4"
 CONTACT_FIELDS = ("Title", "Organisation", "City", "Survey consent", "Country", "Preferred language")
 CONSENT_TEXT = ("", "Yes", "No")  # empty, given, refused
-SCOPES = ("users_read", "surveys_read", "collectors_read", "contacts_read", "responses_read",
-          "responses_read_detail")  # fmt: skip
+SCOPES = (
+    "users_read",
+    "surveys_read",
+    "collectors_read",
+    "contacts_read",
+    "responses_read",
+    "responses_read_detail",
+    "contacts_write",
+    "collectors_write",
+)  # fmt: skip  (writes: the hand-over)
 DOCS = "https://developer.surveymonkey.com/api/v3/#error-codes"
 
 
@@ -257,6 +271,10 @@ def _stream_of(path: str) -> str | None:
         return "responses"
     if re.match(r"^/v3/(contacts|contacts/bulk)/?$", path):
         return "contacts"
+    if path.startswith("/v3/contact_lists"):
+        return "contact_lists"
+    if re.match(r"^/v3/(surveys/\w+/collectors|collectors/\w+/messages)", path):
+        return "collectors"  # the invitation endpoints (collectors, messages, recipients, send)
     return None
 
 
@@ -289,6 +307,8 @@ def handle(apis: VendorApis, request: Request) -> Response:
     if token.lower() != f"bearer {apis.world.credentials.surveymonkey}".lower() or not token[7:]:
         return _auth_error()
     world = apis.world
+    if request.method == "POST":
+        return invitations(apis).handle(path, request)
     if path == "/v3/users/me":
         return Response(200, _me())
     if path == f"/v3/surveys/{SURVEY_ID}":
@@ -327,6 +347,178 @@ def handle(apis: VendorApis, request: Request) -> Response:
     except ValueError:
         return _error(400, "1003", "Bad Request", "Invalid URL parameters.")
     return _not_found()
+
+
+# ---------------------------------------------------------------- inviting a list (the hand-over, issue 18)
+INVITE_BASE = 7_300_000_000  # ids of contact lists, contacts, collectors, messages and recipients made here
+
+
+class Invitations:
+    """What the hand-over writes: contact lists with their contacts (custom fields kept), email collectors, invite
+    messages with their recipients, and which messages were sent (``sent``: message id -> recipient ids). Each
+    answer has the documented example's keys (tests/vendor_material/surveymonkey/*_request/_response files)."""
+
+    def __init__(self) -> None:
+        self.next_id = INVITE_BASE
+        self.lists: dict[str, dict[str, Any]] = {}
+        self.contacts: dict[str, dict[str, Any]] = {}  # contact id -> contact (email unique: update_existing)
+        self.collectors: dict[str, dict[str, Any]] = {}
+        self.messages: dict[str, dict[str, Any]] = {}
+        self.sent: dict[str, list[str]] = {}
+        self.opted_out: set[str] = set()  # emails SurveyMonkey refuses as opted out (a test plants them)
+        self.lock = threading.Lock()
+
+    def _id(self) -> str:
+        self.next_id += 1
+        return str(self.next_id)
+
+    def handle(self, path: str, request: Request) -> Response:
+        try:
+            body = json.loads(request.body or b"{}")
+        except ValueError:
+            return _error(400, "1001", "Invalid Request", "The request body is not JSON.")
+        if not isinstance(body, dict):
+            return _error(400, "1002", "Invalid Request", "The request body is not an object.")
+        with self.lock:
+            return self._handle(path, body)
+
+    def _handle(self, path: str, body: dict[str, Any]) -> Response:
+        api = "https://api.surveymonkey.com/v3"
+        if path == "/v3/contact_lists":
+            list_id = self._id()
+            self.lists[list_id] = {"name": str(body.get("name") or "New List"), "id": list_id,
+                                   "href": f"{api}/contact_lists/{list_id}", "contact_ids": []}  # fmt: skip
+            return Response(200, {k: v for k, v in self.lists[list_id].items() if k != "contact_ids"})
+        match = re.match(r"^/v3/contact_lists/(\w+)/contacts/bulk$", path)
+        if match:
+            if match.group(1) not in self.lists:
+                return _not_found()
+            succeeded, invalids, existing = [], [], []
+            for given in body.get("contacts") or []:
+                email = str(given.get("email") or "").strip()
+                if "@" not in email or not isinstance(given.get("custom_fields", {}), dict):
+                    invalids.append(given)
+                    continue
+                known = next((c for c in self.contacts.values() if c["email"].lower() == email.lower()), None)
+                if known is not None and not body.get("update_existing"):
+                    existing.append(known)
+                    continue
+                contact_id = known["id"] if known else self._id()
+                fields = {str(n): "" for n in range(1, 7)} | {str(k): str(v) for k, v in
+                                                             (given.get("custom_fields") or {}).items()}  # fmt: skip
+                self.contacts[contact_id] = {
+                    "first_name": str(given.get("first_name") or ""), "last_name": str(given.get("last_name") or ""),
+                    "id": contact_id, "email": email, "phone_number": None, "custom_fields": fields,
+                }  # fmt: skip
+                self.lists[match.group(1)]["contact_ids"].append(contact_id)
+                succeeded.append(dict(self.contacts[contact_id]))
+            return Response(200, {"succeeded": succeeded, "invalids": invalids, "existing": existing})
+        match = re.match(r"^/v3/surveys/(\w+)/collectors$", path)
+        if match:
+            if match.group(1) != SURVEY_ID:
+                return _not_found()
+            if body.get("type") not in ("sms", "weblink", "email", "popup_invitation", "embedded_survey",
+                                        "popup_survey"):  # fmt: skip
+                return _error(400, "1002", "Invalid Request", "Invalid collector type.")
+            collector_id = self._id()
+            self.collectors[collector_id] = _collector(collector_id, body)
+            return Response(200, self.collectors[collector_id])
+        match = re.match(r"^/v3/collectors/(\w+)/messages$", path)
+        if match:
+            collector = self.collectors.get(match.group(1))
+            if collector is None:
+                return _not_found()
+            if body.get("type") != "invite" or collector["type"] != "email":
+                return _error(
+                    400, "1002", "Invalid Request", "Only invite messages of email collectors here."
+                )
+            message_id = self._id()
+            self.messages[message_id] = {
+                "status": "not_sent", "body": "<html>[SurveyLink] [OptOutLink] [PrivacyLink] [FooterLink]</html>",
+                "recipient_status": None, "is_branding_enabled": True,
+                "href": f"{api}/collectors/{collector['id']}/messages/{message_id}", "is_scheduled": False,
+                "scheduled_date": None, "date_created": _now(), "type": "invite", "id": message_id,
+                "subject": str(body.get("subject") or "We want your opinion"),
+                "collector_id": collector["id"], "recipients": {},
+            }  # fmt: skip
+            return Response(200, {k: v for k, v in self.messages[message_id].items()
+                                  if k not in ("collector_id", "recipients")})  # fmt: skip
+        match = re.match(r"^/v3/collectors/(\w+)/messages/(\w+)/(recipients/bulk|send)$", path)
+        if match:
+            message = self.messages.get(match.group(2))
+            if message is None or message["collector_id"] != match.group(1):
+                return _not_found()
+            if message["status"] != "not_sent":
+                return _error(400, "1002", "Invalid Request", "The message has already been sent.")
+            if match.group(3) == "send":
+                message["status"] = "sent"
+                self.sent[message["id"]] = sorted(message["recipients"].values())
+                return Response(200, {"is_scheduled": bool(body.get("scheduled_date")),
+                                      "scheduled_date": body.get("scheduled_date"), "body": message["body"],
+                                      "subject": message["subject"], "recipients": self.sent[message["id"]],
+                                      "recipient_status": None, "type": "invite"})  # fmt: skip
+            return Response(200, self._recipients(message, body))
+        return _not_found()
+
+    def _recipients(self, message: dict[str, Any], body: dict[str, Any]) -> dict[str, Any]:
+        answer: dict[str, list[Any]] = {k: [] for k in ("succeeded", "invalids", "existing", "bounced",
+                                                         "opted_out", "duplicate")}  # fmt: skip
+        wanted = [str(c) for c in body.get("contact_ids") or []]
+        for list_id in body.get("contact_list_ids") or []:
+            wanted += self.lists.get(str(list_id), {}).get("contact_ids", [])
+        for contact_id in wanted:
+            contact = self.contacts.get(contact_id)
+            if contact is None:
+                answer["invalids"].append(contact_id)
+            elif contact["email"].lower() in self.opted_out:
+                answer["opted_out"].append(contact["email"])
+            elif contact_id in message["recipients"]:
+                answer["duplicate"].append(contact["email"])
+            else:
+                recipient_id = self._id()
+                message["recipients"][contact_id] = recipient_id
+                answer["succeeded"].append({
+                    "phone_number": None, "id": contact_id, "email": contact["email"],
+                    "href": f"https://api.surveymonkey.com/v3/collectors/{message['collector_id']}"
+                            f"/recipients/{recipient_id}",
+                })  # fmt: skip
+        return answer
+
+    def recipient_of(self, invitation_id: str, field: str) -> str | None:
+        """The recipient id sent for the contact whose custom field ``field`` holds ``invitation_id``."""
+        for message_id, _recipients in self.sent.items():
+            for contact_id, recipient_id in self.messages[message_id]["recipients"].items():
+                if self.contacts[contact_id]["custom_fields"].get(field) == invitation_id:
+                    return recipient_id
+        return None
+
+
+def _collector(collector_id: str, body: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "status": "open", "id": collector_id, "type": body["type"], "name": str(body.get("name") or "New Collector"),
+        "thank_you_message": "Thank you for completing our survey!",
+        "disqualification_message": "Thank you for completing our survey!", "disqualification_url": None,
+        "close_date": None, "closed_page_message": "Thank you for completing our survey!", "redirect_url": None,
+        "display_survey_results": False, "edit_response_type": "until_complete", "anonymous_type": "not_anonymous",
+        "allow_multiple_responses": False, "date_modified": _now(), "url": None, "open": True,
+        "date_created": _now(), "password_enabled": False, "sender_email": body.get("sender_email"),
+        "response_limit": None, "redirect_type": "url",
+        "href": f"https://api.surveymonkey.com/v3/collectors/{collector_id}",
+    }  # fmt: skip
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S+00:00")
+
+
+def invitations(apis: VendorApis) -> Invitations:
+    """This server's SurveyMonkey write state (one per VendorApis)."""
+    with apis.lock:
+        book = getattr(apis, "surveymonkey_invitations", None)
+        if book is None:
+            book = Invitations()
+            apis.surveymonkey_invitations = book  # type: ignore[attr-defined]
+        return book
 
 
 def _not_found() -> Response:

@@ -110,6 +110,8 @@ ops.referral_legacy                                  rawd  -     -     r     -  
 ops.referral_pilot                                   rawd  r     r     r     r     -     -     -     -     -     -     r     -
 ops.reward_fulfilment                                rawd  r     ru    ru    r     -     -     -     -     -     -     r     -
 ops.survey_draw                                      r     r     r     r     -     -     -     -     -     -     -     ra    -
+ops.survey_handover                                  r     r     r     r     -     -     -     -     -     -     -     raw   -
+ops.survey_handover_attempt                          r     r     r     r     -     -     -     -     -     -     -     ra    -
 ops.survey_invitation                                r     r     r     r     -     -     -     -     -     -     -     ra    -
 ops.survey_measure                                   r     r     r     rawd  -     -     -     -     -     -     -     r     -
 ops.sync_run                                         rawd  r     r     r     r     -     -     -     s     s     -     r     -
@@ -169,10 +171,12 @@ ops.find_course(text)                                -     -     -     -     -  
 ops.latest_applied_correction(uuid)                  x     -     x     x     x     -     -     -     -     -     -     x     -
 ops.merge_people(uuid,uuid,text,text,bigint,double precision,te x     -     -     x     -     -     -     -     -     x     -     x     -
 ops.program_funds_checked(jsonb)                     -     -     -     -     -     -     -     -     -     -     -     x     -
+ops.record_survey_handover(uuid,text,text,text,text,text,text) x     -     -     x     -     -     -     -     -     -     -     x     -
 ops.reject_donation_correction(bigint,text)          -     -     -     -     x     -     -     -     -     -     -     x     -
 ops.reject_program_change(bigint,text)               -     -     -     -     x     -     -     -     -     -     -     x     -
 ops.request_donation_correction(text,jsonb,text)     -     -     x     x     x     -     -     -     -     -     -     x     -
 ops.request_program_change(text,text,text,jsonb,date,text) -     -     x     x     x     -     -     -     -     -     -     x     -
+ops.survey_handover_due(text,text,date,integer,text) x     -     -     x     -     -     -     -     -     -     -     x     -
 privacy.create_login(text,text,text,uuid)            -     -     -     x     -     -     -     -     -     -     -     -     x
 privacy.current_partner()                            x     x     x     x     x     x     -     -     -     -     -     x     -
 privacy.erase_person(uuid,text)                      -     -     -     x     -     -     -     -     -     -     -     x     -

@@ -168,7 +168,12 @@ CHANGED_SINCE_THE_REVISIONS = {
     "ops.draw_survey_sample(text,text,date,numeric,integer,text)": "issue 18: added; the weekly survey sample, "
     "the only writer of ops.survey_invitation (revision 0030)",
     "ops.survey_answer_number(jsonb)": "issue 18: added; the number a survey answer stands for",
-    "ops.survey_response_invitation": "issue 18: added; survey answers linked to their invitation by exact key",
+    "ops.survey_response_invitation": "issue 18: added; survey answers linked to their invitation by exact key; "
+    "a SurveyMonkey answer also by the recipient the hand-over recorded (revision 0033)",
+    "ops.survey_handover_due(text,text,date,integer,text)": "issue 18: added; the invitations due for hand-over, "
+    "consent re-checked (revision 0033)",
+    "ops.record_survey_handover(uuid,text,text,text,text,text,text)": "issue 18: added; the only writer of "
+    "ops.survey_handover (revision 0033)",
     "mart.survey_invitation_outcome": "issue 18: added; each invitation, answered or not, and its scores",
     "mart.survey_response_rate_weekly": "issue 18: added; response rate per sample week and tool",
     "mart.survey_scores_weekly": "issue 18: added; NPS and satisfaction per sample week and course",

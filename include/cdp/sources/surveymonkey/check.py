@@ -21,6 +21,12 @@ SCOPES = {
 STEP_TOKEN = "SETUP.md, 'The app and its token': a private app's access token in the connection's password"
 STEP_SCOPES = "SETUP.md, 'The app and its token': tick the scope in the app's settings, then take a new token"
 STEP_SURVEY = "SETUP.md, 'The survey': the survey's id in extra['survey_id']"
+STEP_INVITE = "SETUP.md, 'Inviting the sample': extra['invitation_field'] and the write scopes"
+# Scope -> what the hand-over (survey_sampling's hand_over task) does with it, asked when it is configured.
+INVITE_SCOPES = {
+    "contacts_write": "the hand-over's contact list and contacts (/contact_lists, /contact_lists/{id}/contacts/bulk)",
+    "collectors_write": "the hand-over's email collector and invite message (/surveys/{id}/collectors, /messages)",
+}
 STEP_CONSENT = (
     "SETUP.md, 'The consent field': a contact custom field for consent, named in extra['consent_field']"
 )
@@ -57,9 +63,35 @@ def setup_findings(settings: SourceSettings) -> list[Finding]:
         )
     elif "contacts_read" in granted:
         try:
-            client.consent_field_of()
+            consent = client.consent_field_of()
         except SourceError as error:
             findings.append(
                 Finding(SOURCE, f"contact field {client.consent_field}", str(error), STEP_CONSENT)
             )
+        else:
+            findings += _invite_findings(settings, granted, consent["id"])
+    return findings
+
+
+def _invite_findings(settings: SourceSettings, granted: set[str], consent_id: str) -> list[Finding]:
+    """When the hand-over is configured (extra['invitation_field']): its field and its write scopes."""
+    field = str(settings.extra.get("invitation_field") or "")
+    if not field:
+        return []
+    findings = [
+        Finding(
+            SOURCE, f"scope {scope}", f"the token was not granted {scope}, needed for {purpose}", STEP_INVITE
+        )
+        for scope, purpose in INVITE_SCOPES.items()
+        if scope not in granted
+    ]
+    if field not in ("1", "2", "3", "4", "5", "6"):
+        findings.append(
+            Finding(SOURCE, "extra invitation_field", f"{field!r} is not a custom field 1-6", STEP_INVITE)
+        )
+    elif field == consent_id:
+        findings.append(
+            Finding(SOURCE, "extra invitation_field", "is the consent field: the hand-over would overwrite consent",
+                    STEP_INVITE)
+        )  # fmt: skip
     return findings
