@@ -51,6 +51,7 @@ class Vendor:
         self.contact = material("contact.json")
         self.recipient = material("recipient.json")
         self.me = material("users_me.json")
+        self.ids = material("responses_list.json")
         self.requests: list[tuple[str, dict[str, list[str]]]] = []
 
     def answer(self, path: str, query: dict[str, list[str]], authorization: str) -> tuple[int, Any]:
@@ -67,6 +68,7 @@ class Vendor:
             f"/v3/surveys/{survey}": lambda: material("survey.json"),
             f"/v3/surveys/{survey}/details": lambda: self.details,
             f"/v3/surveys/{survey}/responses/bulk": lambda: self.responses,
+            f"/v3/surveys/{survey}/responses": lambda: self.ids,
             "/v3/contact_fields": lambda: material("contact_fields.json"),
             "/v3/contacts/bulk": lambda: envelope(
                 [self.contact] if status == "active" else [], "/contacts/bulk"
@@ -212,7 +214,7 @@ def test_the_setup_check_reads_the_documented_scopes(vendor) -> None:
     _, base_url = vendor
     findings = check.setup_findings(settings(base_url))
     # The documented /users/me was granted neither response scope: both reads are named, nothing else.
-    assert {f.item for f in findings} == {"scope responses_read_detail"}
+    assert {f.item for f in findings} == {"scope responses_read_detail", "scope responses_read"}
     assert all(f.setup_step.startswith("SETUP.md") for f in findings)
 
 
@@ -220,7 +222,7 @@ def test_the_setup_check_names_a_refused_token_and_a_missing_consent_field(vendo
     state, base_url = vendor
     [finding] = check.setup_findings(settings(base_url, token="wrong"))
     assert finding.item == "access token" and "401" in finding.problem
-    state.me["scopes"]["granted"].extend(["responses_read_detail"])
+    state.me["scopes"]["granted"].extend(["responses_read_detail", "responses_read"])
     [finding] = check.setup_findings(settings(base_url, consent_field="Consent"))
     assert finding.item == "contact field Consent"
     assert "Custom 1" in finding.problem  # it names the fields the account has
@@ -276,3 +278,40 @@ def test_every_sandbox_answer_has_the_documented_shape() -> None:
     assert refused.status_code == 401 and _keys(refused.json()["error"]) == _keys(
         material("error.json")["error"]
     )
+
+
+def _deleted_at(url: str) -> list[tuple]:
+    return landed(
+        url, "SELECT source_record_id, deleted_at FROM core.survey_response WHERE source = 'surveymonkey'"
+    )
+
+
+def test_the_documented_id_list_is_too_short_to_judge_a_deletion(warehouse_url: str, vendor) -> None:
+    # The reference's list example names id "1234" twice under "total": 2: one distinct id for two, so the
+    # listing is short of what SurveyMonkey reports and nothing can be judged deleted from it.
+    state, base_url = vendor
+    sync(warehouse_url, base_url, "responses")
+    sync(warehouse_url, base_url, "responses", run="replay-2")
+    assert [path for path, _ in state.requests if path.endswith("/responses")]
+    assert _deleted_at(warehouse_url) == [("5007154325", None)]
+
+
+def test_a_response_no_longer_listed_is_an_audited_soft_delete_and_comes_back(
+    warehouse_url: str, vendor
+) -> None:
+    state, base_url = vendor
+    sync(warehouse_url, base_url, "responses")
+    # The documented list, naming other responses of the survey than the documented bulk one: deleted in the tool.
+    state.ids["data"][1]["id"] = "1235"
+    sync(warehouse_url, base_url, "responses", run="replay-2")
+    [(record_id, deleted_at)] = _deleted_at(warehouse_url)
+    assert record_id == "5007154325" and deleted_at is not None
+    [(audited,)] = landed(
+        warehouse_url,
+        "SELECT count(*) FROM audit.audit_events e, jsonb_array_elements(e.after) AS row"
+        " WHERE e.entity_type = 'core.survey_response' AND e.action = 'update' AND row ->> 'deleted_at' IS NOT NULL",
+    )
+    assert audited == 1
+    state.ids["data"][1]["id"] = "5007154325"  # listed again (restored): no longer deleted
+    sync(warehouse_url, base_url, "responses", run="replay-3")
+    assert _deleted_at(warehouse_url) == [("5007154325", None)]

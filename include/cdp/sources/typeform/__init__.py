@@ -10,7 +10,7 @@ inclusive at second precision, so a window [since, until) is asked as since .. u
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from cdp.sources.base import (
@@ -47,6 +47,9 @@ def as_response(record: dict[str, Any]) -> dict[str, Any]:
 
 
 _classify = classify_by_status(SOURCE, "token")
+# How long a new response may take to appear in the Responses API (ASSUMED: Typeform says only that the
+# newest responses may be missing; third-party guides say about 30 minutes).
+LISTING_SETTLE = timedelta(hours=1)
 
 
 class TypeformResponsesStream:
@@ -59,6 +62,10 @@ class TypeformResponsesStream:
         except KeyError as error:
             raise ValueError("typeform settings need extra['form_id']") from error
         self.page_size = int(settings.extra.get("page_size", 1000))
+        # A periodic id reconciliation finds responses deleted in Typeform (``_list_every_response``).
+        self.reconcile_deletions = bool(settings.extra.get("reconcile_deletions", True))
+        self.listed_ids: set[str] | None = None
+        self.sql_params: dict[str, str] = {}
         self.http = HttpClient(
             SOURCE, settings, classify=_classify, headers={"Authorization": f"Bearer {settings.credential}"}
         )
@@ -77,24 +84,50 @@ class TypeformResponsesStream:
             raise ContractError("typeform: responses answer without items/total_items")
         return body
 
-    def read(self, since: datetime | None, until: datetime | None) -> Iterator[list[dict]]:
-        params = {
-            **self._window_params(since, until),
-            "page_size": self.page_size,
-            "sort": "submitted_at,asc",
-        }
+    def _walk(self, params: dict[str, Any]) -> Iterator[tuple[list[dict], int]]:
+        """Every page of the answer to ``params`` (sorted on the first page, then by ``after`` token), with
+        the ``total_items`` each page reports."""
+        params = {**params, "page_size": self.page_size, "sort": "submitted_at,asc"}
         while True:
-            items = self._get(params)["items"]
+            body = self._get(params)
+            items = body["items"]
             check_contract(SOURCE, self.name, items, self.required_fields)
+            yield items, int(body["total_items"])
+            if len(items) < self.page_size:
+                return
+            params.pop("sort", None)
+            params["after"] = items[-1]["token"]
+
+    def read(self, since: datetime | None, until: datetime | None) -> Iterator[list[dict]]:
+        self.listed_ids, self.sql_params = None, {}
+        for items, _ in self._walk(self._window_params(since, until)):
             page = [
                 as_response(r) for r in items if in_window(parse_timestamp(r["submitted_at"]), since, until)
             ]
             if page:
                 yield page
-            if len(items) < self.page_size:
-                return
-            params.pop("sort", None)
-            params["after"] = items[-1]["token"]
+        if self.reconcile_deletions:
+            self._list_every_response()
+
+    def _list_every_response(self) -> None:
+        """Typeform shows no deleted responses (no feed, no flag): a response deleted in Typeform simply stops
+        being listed. So after each read every response id of the form is listed (ceil(n / page_size)
+        requests) and kept in ``listed_ids`` when the walk saw as many as Typeform's ``total_items``; the
+        shared sql/sync/_survey_responses_removed.sql marks the responses core holds but Typeform no longer
+        lists. Only responses submitted an hour before the walk began can be marked: the Responses API may
+        not list the newest ones yet (a webhook can deliver them first)."""
+        began = datetime.now(UTC)
+        seen: set[str] = set()
+        total: int | None = None
+        for items, reported in self._walk({}):
+            total = reported if total is None else total
+            seen.update(str(as_response(r)["response_id"]) for r in items)
+        if total is not None and len(seen) >= total:
+            self.listed_ids = seen
+            self.sql_params = {
+                "listing_survey_id": self.form_id,
+                "listing_settled_before": iso_utc(began - LISTING_SETTLE),
+            }
 
     def count(self, since: datetime, until: datetime) -> int:
         return int(self._get({**self._window_params(since, until), "page_size": 1})["total_items"])
