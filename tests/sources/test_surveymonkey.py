@@ -5,14 +5,9 @@ documented /users/me; and every sandbox answer checked against the same examples
 from __future__ import annotations
 
 import copy
-import json
-import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 import psycopg
 import pytest
@@ -26,14 +21,15 @@ from cdp.warehouse import Actor
 from cdp_sandbox import surveymonkey as fake
 from cdp_sandbox.generator import World
 from cdp_sandbox.server import SandboxServer
+from tests.sources.vendor_replay import ReplayServer
+from tests.sources.vendor_replay import material as vendor_material
 
-MATERIAL = Path(__file__).resolve().parents[1] / "vendor_material" / "surveymonkey"
 TOKEN = "documented-example-token"
 ACTOR = Actor("pytest")
 
 
 def material(name: str) -> Any:
-    return json.loads((MATERIAL / name).read_text())
+    return vendor_material("surveymonkey", name)
 
 
 def envelope(data: list[Any], path: str) -> dict[str, Any]:
@@ -52,9 +48,9 @@ class Vendor:
         self.recipient = material("recipient.json")
         self.me = material("users_me.json")
         self.ids = material("responses_list.json")
-        self.requests: list[tuple[str, dict[str, list[str]]]] = []
+        self.requests: list[tuple[str, dict[str, str]]] = []
 
-    def answer(self, path: str, query: dict[str, list[str]], authorization: str) -> tuple[int, Any]:
+    def answer(self, path: str, query: dict[str, str], authorization: str) -> tuple[int, Any]:
         self.requests.append((path, query))
         if authorization.lower() != f"bearer {TOKEN}":
             error = copy.deepcopy(material("error.json"))  # the documented error object, as for code 1011
@@ -62,7 +58,7 @@ class Vendor:
                                   message="The authorization token provided was invalid.")  # fmt: skip
             return 401, error
         survey = self.responses["data"][0]["survey_id"]
-        status = query.get("status", ["active"])[0]
+        status = query.get("status", "active")
         routes = {
             "/v3/users/me": lambda: self.me,
             f"/v3/surveys/{survey}": lambda: material("survey.json"),
@@ -86,31 +82,9 @@ class Vendor:
 @pytest.fixture
 def vendor() -> Iterator[tuple[Vendor, str]]:
     state = Vendor()
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 - http.server's name
-            parts = urlsplit(self.path)
-            status, body = state.answer(
-                parts.path, parse_qs(parts.query), self.headers.get("Authorization", "")
-            )
-            data = json.dumps(body).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield state, f"http://127.0.0.1:{server.server_port}/v3"
-    finally:
-        server.shutdown()
-        server.server_close()
+    answer = lambda path, query, headers: state.answer(path, query, headers.get("authorization", ""))  # noqa: E731
+    with ReplayServer({}, fallback=answer) as server:
+        yield state, f"{server.url}/v3"
 
 
 def settings(base_url: str, token: str = TOKEN, **extra: Any) -> SourceSettings:
@@ -143,7 +117,7 @@ def test_the_documented_response_lands_readable_with_nothing_quarantined(warehou
     assert answers == {"Which monkey would you rather have as a pet?": ["Capuchin"]}
     assert person is None  # recipient_id "0": not from an email collector, so no contact to link
     bulk = [q for path, q in state.requests if path.endswith("/responses/bulk")]
-    assert bulk[0]["sort_by"] == ["date_modified"] and bulk[0]["sort_order"] == ["ASC"]
+    assert bulk[0]["sort_by"] == "date_modified" and bulk[0]["sort_order"] == "ASC"
 
 
 def test_the_window_is_asked_by_modification_time(vendor) -> None:
@@ -153,8 +127,8 @@ def test_the_window_is_asked_by_modification_time(vendor) -> None:
     assert [r["id"] for page in stream.read(since, until) for r in page] == ["5007154325"]
     query = next(q for path, q in state.requests if path.endswith("/responses/bulk"))
     assert (query["start_modified_at"], query["end_modified_at"]) == (
-        ["1970-01-17T00:00:00"],
-        ["1970-01-18T00:00:00"],
+        "1970-01-17T00:00:00",
+        "1970-01-18T00:00:00",
     )
     assert list(stream.read(until, datetime(1970, 1, 19, tzinfo=UTC))) == []  # outside the window: not read
 
