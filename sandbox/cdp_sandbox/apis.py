@@ -73,6 +73,17 @@ class Listing:
         self.source, self.stream = source, stream
         self.table = world.table(source, stream)
         self.excluded = dropped_rows(faults, self.table, source, stream)
+        self.deleted = dropped_rows(faults, self.table, source, stream, kinds=("delete_records",))
+
+    def count(self, since: int | None, until: int | None) -> int:
+        """What the vendor's count reports for [since, until): every record but those deleted in the tool
+        (a dropped record is still counted: the vendor lost it on the way, it did not forget it)."""
+        times = self.table.times()
+        gone = sum(
+            1 for row in self.deleted
+            if (since is None or times[row] >= since) and (until is None or times[row] < until)
+        )  # fmt: skip
+        return self.table.count(since, until) - gone
 
     def page(
         self,
@@ -134,11 +145,18 @@ class Listing:
         return records
 
 
-def dropped_rows(faults: FaultBook, table: Table, source: str, stream: str) -> frozenset[int]:
-    """Rows hidden by drop_records faults; chosen once per fault, evenly across its window."""
+def dropped_rows(
+    faults: FaultBook,
+    table: Table,
+    source: str,
+    stream: str,
+    kinds: tuple[str, ...] = ("drop_records", "delete_records"),
+) -> frozenset[int]:
+    """Rows hidden by drop_records (and delete_records) faults; chosen once per fault, evenly across its
+    window."""
     rows: set[int] = set()
     for fault in faults.list():
-        if fault.kind != "drop_records" or not fault.matches(source, stream):
+        if fault.kind not in kinds or not fault.matches(source, stream):
             continue
         if not fault.affected_ids:
             window = table.window(to_epoch(fault.since), to_epoch(fault.until))

@@ -9,6 +9,8 @@ Kinds (each scoped to a source and optionally one stream):
 - ``rename_field``: records carry ``field`` under ``renamed_to`` (an unannounced API change).
 - ``drop_records``: ``count`` records of the stream in [since, until) vanish from listings (the seed
   story: the LMS API dropped 1,500 registrations in one night). Counts still report them.
+- ``delete_records``: ``count`` records of the stream in [since, until) are deleted in the tool (a survey
+  response its owner deleted): gone from listings and from counts alike, as the vendor forgets them.
 - ``edit_during_sync``: while pages are served, ``count`` not-yet-served records are edited in the
   source, so their modification time moves past the window.
 
@@ -44,6 +46,7 @@ FAULT_KINDS = (
     "drop_page",
     "rename_field",
     "drop_records",
+    "delete_records",
     "edit_during_sync",
     "lose_response",
 )

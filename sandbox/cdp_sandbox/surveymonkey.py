@@ -322,6 +322,8 @@ def handle(apis: VendorApis, request: Request) -> Response:
     try:
         if path == f"/v3/surveys/{SURVEY_ID}/responses/bulk":
             return _responses(apis, request)
+        if path == f"/v3/surveys/{SURVEY_ID}/responses":
+            return _response_ids(apis, request)
         if path in ("/v3/contacts", "/v3/contacts/bulk"):
             table = world.table("surveymonkey", "contacts")
             status = request.arg("status", "active")
@@ -536,6 +538,22 @@ def _responses(apis: VendorApis, request: Request) -> Response:
     if (request.arg("sort_order") or "DESC").upper() == "DESC":
         rows.reverse()
     return _listing(request, rows, lambda i: listing.table.record(i), per_page_default=50, per_page=per_page)
+
+
+def _response_ids(apis: VendorApis, request: Request) -> Response:
+    """``GET /surveys/{id}/responses``: every response's id and href (1000 a page at most). A response deleted
+    in the tool (the ``delete_records`` fault) is no longer listed; one the API lost on the way
+    (``drop_records``) still is: the list is the survey's, not the bulk export's."""
+    listing = apis.listing("surveymonkey", "responses")
+    table = listing.table
+    rows = [int(i) for i in table.window(None, None) if int(i) not in listing.deleted]
+
+    def brief(i: int) -> dict[str, Any]:
+        response_id = str(RESPONSE_BASE + i)
+        return {"href": f"https://api.surveymonkey.com/v3/surveys/{SURVEY_ID}/responses/{response_id}",
+                "id": response_id}  # fmt: skip
+
+    return _listing(request, rows, brief)
 
 
 def _sm_time(text: str | None) -> int | None:

@@ -142,7 +142,7 @@ def handle(apis: VendorApis, request: Request) -> Response:
             return Response(400, {"code": "VALIDATION_ERROR", "description": "invalid token"})
         after = listing.key(index)
     rows, _ = listing.page(since, until_exclusive, page_size, after=after, descending=descending)
-    total = listing.table.count(since, until_exclusive)
+    total = listing.count(since, until_exclusive)
     return Response(
         200,
         {

@@ -5,14 +5,9 @@ documented /users/me; and every sandbox answer checked against the same examples
 from __future__ import annotations
 
 import copy
-import json
-import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 import psycopg
 import pytest
@@ -26,14 +21,15 @@ from cdp.warehouse import Actor
 from cdp_sandbox import surveymonkey as fake
 from cdp_sandbox.generator import World
 from cdp_sandbox.server import SandboxServer
+from tests.sources.vendor_replay import ReplayServer
+from tests.sources.vendor_replay import material as vendor_material
 
-MATERIAL = Path(__file__).resolve().parents[1] / "vendor_material" / "surveymonkey"
 TOKEN = "documented-example-token"
 ACTOR = Actor("pytest")
 
 
 def material(name: str) -> Any:
-    return json.loads((MATERIAL / name).read_text())
+    return vendor_material("surveymonkey", name)
 
 
 def envelope(data: list[Any], path: str) -> dict[str, Any]:
@@ -51,9 +47,10 @@ class Vendor:
         self.contact = material("contact.json")
         self.recipient = material("recipient.json")
         self.me = material("users_me.json")
-        self.requests: list[tuple[str, dict[str, list[str]]]] = []
+        self.ids = material("responses_list.json")
+        self.requests: list[tuple[str, dict[str, str]]] = []
 
-    def answer(self, path: str, query: dict[str, list[str]], authorization: str) -> tuple[int, Any]:
+    def answer(self, path: str, query: dict[str, str], authorization: str) -> tuple[int, Any]:
         self.requests.append((path, query))
         if authorization.lower() != f"bearer {TOKEN}":
             error = copy.deepcopy(material("error.json"))  # the documented error object, as for code 1011
@@ -61,12 +58,13 @@ class Vendor:
                                   message="The authorization token provided was invalid.")  # fmt: skip
             return 401, error
         survey = self.responses["data"][0]["survey_id"]
-        status = query.get("status", ["active"])[0]
+        status = query.get("status", "active")
         routes = {
             "/v3/users/me": lambda: self.me,
             f"/v3/surveys/{survey}": lambda: material("survey.json"),
             f"/v3/surveys/{survey}/details": lambda: self.details,
             f"/v3/surveys/{survey}/responses/bulk": lambda: self.responses,
+            f"/v3/surveys/{survey}/responses": lambda: self.ids,
             "/v3/contact_fields": lambda: material("contact_fields.json"),
             "/v3/contacts/bulk": lambda: envelope(
                 [self.contact] if status == "active" else [], "/contacts/bulk"
@@ -84,31 +82,9 @@ class Vendor:
 @pytest.fixture
 def vendor() -> Iterator[tuple[Vendor, str]]:
     state = Vendor()
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 - http.server's name
-            parts = urlsplit(self.path)
-            status, body = state.answer(
-                parts.path, parse_qs(parts.query), self.headers.get("Authorization", "")
-            )
-            data = json.dumps(body).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield state, f"http://127.0.0.1:{server.server_port}/v3"
-    finally:
-        server.shutdown()
-        server.server_close()
+    answer = lambda path, query, headers: state.answer(path, query, headers.get("authorization", ""))  # noqa: E731
+    with ReplayServer({}, fallback=answer) as server:
+        yield state, f"{server.url}/v3"
 
 
 def settings(base_url: str, token: str = TOKEN, **extra: Any) -> SourceSettings:
@@ -141,7 +117,7 @@ def test_the_documented_response_lands_readable_with_nothing_quarantined(warehou
     assert answers == {"Which monkey would you rather have as a pet?": ["Capuchin"]}
     assert person is None  # recipient_id "0": not from an email collector, so no contact to link
     bulk = [q for path, q in state.requests if path.endswith("/responses/bulk")]
-    assert bulk[0]["sort_by"] == ["date_modified"] and bulk[0]["sort_order"] == ["ASC"]
+    assert bulk[0]["sort_by"] == "date_modified" and bulk[0]["sort_order"] == "ASC"
 
 
 def test_the_window_is_asked_by_modification_time(vendor) -> None:
@@ -151,8 +127,8 @@ def test_the_window_is_asked_by_modification_time(vendor) -> None:
     assert [r["id"] for page in stream.read(since, until) for r in page] == ["5007154325"]
     query = next(q for path, q in state.requests if path.endswith("/responses/bulk"))
     assert (query["start_modified_at"], query["end_modified_at"]) == (
-        ["1970-01-17T00:00:00"],
-        ["1970-01-18T00:00:00"],
+        "1970-01-17T00:00:00",
+        "1970-01-18T00:00:00",
     )
     assert list(stream.read(until, datetime(1970, 1, 19, tzinfo=UTC))) == []  # outside the window: not read
 
@@ -212,7 +188,7 @@ def test_the_setup_check_reads_the_documented_scopes(vendor) -> None:
     _, base_url = vendor
     findings = check.setup_findings(settings(base_url))
     # The documented /users/me was granted neither response scope: both reads are named, nothing else.
-    assert {f.item for f in findings} == {"scope responses_read_detail"}
+    assert {f.item for f in findings} == {"scope responses_read_detail", "scope responses_read"}
     assert all(f.setup_step.startswith("SETUP.md") for f in findings)
 
 
@@ -220,7 +196,7 @@ def test_the_setup_check_names_a_refused_token_and_a_missing_consent_field(vendo
     state, base_url = vendor
     [finding] = check.setup_findings(settings(base_url, token="wrong"))
     assert finding.item == "access token" and "401" in finding.problem
-    state.me["scopes"]["granted"].extend(["responses_read_detail"])
+    state.me["scopes"]["granted"].extend(["responses_read_detail", "responses_read"])
     [finding] = check.setup_findings(settings(base_url, consent_field="Consent"))
     assert finding.item == "contact field Consent"
     assert "Custom 1" in finding.problem  # it names the fields the account has
@@ -276,3 +252,40 @@ def test_every_sandbox_answer_has_the_documented_shape() -> None:
     assert refused.status_code == 401 and _keys(refused.json()["error"]) == _keys(
         material("error.json")["error"]
     )
+
+
+def _deleted_at(url: str) -> list[tuple]:
+    return landed(
+        url, "SELECT source_record_id, deleted_at FROM core.survey_response WHERE source = 'surveymonkey'"
+    )
+
+
+def test_the_documented_id_list_is_too_short_to_judge_a_deletion(warehouse_url: str, vendor) -> None:
+    # The reference's list example names id "1234" twice under "total": 2: one distinct id for two, so the
+    # listing is short of what SurveyMonkey reports and nothing can be judged deleted from it.
+    state, base_url = vendor
+    sync(warehouse_url, base_url, "responses")
+    sync(warehouse_url, base_url, "responses", run="replay-2")
+    assert [path for path, _ in state.requests if path.endswith("/responses")]
+    assert _deleted_at(warehouse_url) == [("5007154325", None)]
+
+
+def test_a_response_no_longer_listed_is_an_audited_soft_delete_and_comes_back(
+    warehouse_url: str, vendor
+) -> None:
+    state, base_url = vendor
+    sync(warehouse_url, base_url, "responses")
+    # The documented list, naming other responses of the survey than the documented bulk one: deleted in the tool.
+    state.ids["data"][1]["id"] = "1235"
+    sync(warehouse_url, base_url, "responses", run="replay-2")
+    [(record_id, deleted_at)] = _deleted_at(warehouse_url)
+    assert record_id == "5007154325" and deleted_at is not None
+    [(audited,)] = landed(
+        warehouse_url,
+        "SELECT count(*) FROM audit.audit_events e, jsonb_array_elements(e.after) AS row"
+        " WHERE e.entity_type = 'core.survey_response' AND e.action = 'update' AND row ->> 'deleted_at' IS NOT NULL",
+    )
+    assert audited == 1
+    state.ids["data"][1]["id"] = "5007154325"  # listed again (restored): no longer deleted
+    sync(warehouse_url, base_url, "responses", run="replay-3")
+    assert _deleted_at(warehouse_url) == [("5007154325", None)]

@@ -1,8 +1,9 @@
 """A vendor's own example payloads served over HTTP, so the real connector reads them as it would the vendor.
 
-``ReplayServer({"/path": body or callable(query) -> (status, body)})`` answers GET and POST on 127.0.0.1 and
-records every request (path, query, headers), for tests that replay tests/vendor_material/ through
-connector → validation → SQL → core.
+``ReplayServer({"/path": body or callable(query, headers) -> (status, body)})`` answers GET and POST on
+127.0.0.1 and records every request (method, path, query, headers), for tests that replay tests/vendor_material/
+through connector → validation → SQL → core. ``fallback(path, query, headers) -> (status, body)`` answers the
+paths no route names (a vendor whose answers a test changes as it goes); without it they are a 404.
 """
 
 from __future__ import annotations
@@ -25,8 +26,13 @@ def material(vendor: str, name: str) -> Any:
 
 
 class ReplayServer:
-    def __init__(self, routes: Mapping[str, Answer]) -> None:
+    def __init__(
+        self,
+        routes: Mapping[str, Answer],
+        fallback: Callable[[str, dict[str, str], Mapping[str, str]], tuple[int, Any]] | None = None,
+    ) -> None:
         self.routes = dict(routes)
+        self.fallback = fallback
         self.requests: list[tuple[str, str, dict[str, str], dict[str, str]]] = []
         server = self
 
@@ -37,11 +43,12 @@ class ReplayServer:
                 headers = {k.lower(): v for k, v in self.headers.items()}
                 server.requests.append((self.command, parts.path, query, headers))
                 route = server.routes.get(parts.path)
-                status, body = (
-                    (404, {"error": "not found"})
-                    if route is None
-                    else (route(query, headers) if callable(route) else (200, route))
-                )
+                if route is not None:
+                    status, body = route(query, headers) if callable(route) else (200, route)
+                elif server.fallback is not None:
+                    status, body = server.fallback(parts.path, query, headers)
+                else:
+                    status, body = 404, {"error": "not found"}
                 payload = json.dumps(body).encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")

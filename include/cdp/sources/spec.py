@@ -25,6 +25,10 @@ ACTIVITY = 2
 RESOLVE_PEOPLE = "_resolve_people.sql"
 LAND_CONSENT = "_land_consent.sql"
 REGISTRATION_CONSENT = "_registration_consent.sql"  # a registration form's consent questions
+# Responses deleted in a survey tool that shows no deletions: those missing from the connector's complete id
+# listing of the survey (listed_ids + sql_params). SURVEY_LISTING_DEFAULTS judge nothing when it listed nothing.
+SURVEY_REMOVALS = "_survey_responses_removed.sql"
+SURVEY_LISTING_DEFAULTS = (("listing_survey_id", ""), ("listing_settled_before", "-infinity"))
 
 
 @dataclass(frozen=True)

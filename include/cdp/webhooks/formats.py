@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from cdp.sources import typeform
 from cdp.sources.base import parse_timestamp
 
 # The primary key of the record inside each sender's payload (the stream's primary_key).
@@ -149,12 +150,7 @@ def event_of(source: str, payload: Any) -> Event:
 def record_of(source: str, payload: dict[str, Any]) -> dict[str, Any]:
     """The record a polling read of the same source would have returned."""
     if source == "typeform":
-        response = dict(payload["form_response"])
+        response = typeform.as_response(payload["form_response"])
         response.pop("definition", None)
-        token = response.get("token")
-        response.setdefault("response_id", token)
-        response.setdefault("landing_id", token)
-        response.setdefault("hidden", {})
-        response.setdefault("answers", [])
         return response
     return dict(payload["data"])

@@ -29,7 +29,7 @@ response edited while a run pages (the next run's overlap window reads it again)
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from cdp.sources.base import (
@@ -40,6 +40,7 @@ from cdp.sources.base import (
     Stream,
     check_contract,
     in_window,
+    iso_utc,
     parse_timestamp,
     to_utc,
 )
@@ -95,6 +96,7 @@ def sm_time(moment: datetime) -> str:
 class SurveyMonkeyClient:
     def __init__(self, settings: SourceSettings) -> None:
         self.survey_id = str(settings.extra.get("survey_id") or "")
+        self.reported_total: int | None = None  # the "total" of the list pages() last walked
         self.consent_field = str(settings.extra.get("consent_field") or "")
         self.page_size = max(
             1, min(MAX_RESPONSES_PAGE, int(settings.extra.get("page_size", MAX_RESPONSES_PAGE)))
@@ -112,10 +114,13 @@ class SurveyMonkeyClient:
     def pages(self, path: str, params: dict[str, Any]) -> Iterator[list[dict]]:
         """Every page of a list resource, following links.next."""
         url, query = path, dict(params)
+        self.reported_total = None
         while True:
             body = self.get(url, query)
             if not isinstance(body.get("data"), list):
                 raise ContractError(f"surveymonkey: {path} answered a list without data")
+            if self.reported_total is None and isinstance(body.get("total"), int):
+                self.reported_total = body["total"]  # the first page's "total": what the whole list holds
             yield body["data"]
             following = (body.get("links") or {}).get("next")
             if not following or not body["data"]:
@@ -166,8 +171,12 @@ class ResponsesStream:
     source, name, primary_key, cursor_field = SOURCE, "responses", "id", "date_modified"
     required_fields = RESPONSE_FIELDS
 
-    def __init__(self, client: SurveyMonkeyClient) -> None:
+    def __init__(self, client: SurveyMonkeyClient, reconcile_deletions: bool = True) -> None:
         self.client = client
+        # A periodic id reconciliation finds responses deleted in SurveyMonkey (``_list_every_response``).
+        self.reconcile_deletions = reconcile_deletions
+        self.listed_ids: set[str] | None = None
+        self.sql_params: dict[str, str] = {}
 
     def _params(self, since: datetime | None, until: datetime | None, per_page: int) -> dict[str, Any]:
         params: dict[str, Any] = {"per_page": per_page, "sort_by": "date_modified", "sort_order": "ASC"}
@@ -178,6 +187,7 @@ class ResponsesStream:
         return params
 
     def read(self, since: datetime | None, until: datetime | None) -> Iterator[list[dict]]:
+        self.listed_ids, self.sql_params = None, {}
         path = f"/surveys/{self.client.require_survey()}/responses/bulk"
         questions: dict[str, dict[str, Any]] | None = None
         recipients: dict[str, dict[str, dict]] = {}
@@ -189,6 +199,28 @@ class ResponsesStream:
             if questions is None:
                 questions = self.client.questions()
             yield [self._side_load(response, questions, recipients) for response in page]
+        if self.reconcile_deletions:
+            self._list_every_response()
+
+    def _list_every_response(self) -> None:
+        """Bulk responses by modification time cannot show a deletion: a response deleted in SurveyMonkey is
+        simply no longer listed. So after each read every response id of the survey is listed through the
+        documented ``GET /surveys/{id}/responses`` (ids and hrefs only, 1000 a page) and kept in
+        ``listed_ids`` when the walk saw as many distinct ids as the first page's ``total``; the shared
+        sql/sync/_survey_responses_removed.sql marks the responses core holds that are no longer listed.
+        Responses modified after the walk began are not judged."""
+        began = datetime.now(UTC)
+        survey = self.client.require_survey()
+        seen = {
+            str(r["id"])
+            for page in self.client.pages(f"/surveys/{survey}/responses", {"per_page": MAX_PAGE})
+            for r in page
+            if isinstance(r, dict) and r.get("id") is not None
+        }
+        total = self.client.reported_total
+        if isinstance(total, int) and len(seen) >= total:
+            self.listed_ids = seen
+            self.sql_params = {"listing_survey_id": survey, "listing_settled_before": iso_utc(began)}
 
     def _side_load(
         self, response: dict, questions: dict[str, dict[str, Any]], recipients: dict[str, dict[str, dict]]
@@ -249,4 +281,5 @@ class ContactsStream:
 
 def streams(settings: SourceSettings) -> list[Stream]:
     client = SurveyMonkeyClient(settings)
-    return [ContactsStream(client), ResponsesStream(client)]
+    reconcile = bool(settings.extra.get("reconcile_deletions", True))
+    return [ContactsStream(client), ResponsesStream(client, reconcile_deletions=reconcile)]

@@ -14,6 +14,7 @@ from cdp.sources.surveymonkey import SOURCE, SurveyMonkeyClient
 # Scope -> what we read with it (SurveyMonkey's scope table; responses_read_detail needs a paid plan).
 SCOPES = {
     "responses_read_detail": "the survey's responses with their answers (/surveys/{id}/responses/bulk)",
+    "responses_read": "the survey's response ids, to find responses deleted in SurveyMonkey (/surveys/{id}/responses)",
     "surveys_read": "the survey's questions (/surveys/{id}/details)",
     "contacts_read": "the contacts and their custom fields (/contacts/bulk, /contact_fields)",
     "collectors_read": "the email collectors' recipients (/collectors/{id}/recipients)",

@@ -18,6 +18,8 @@ from cdp.sources.spec import (
     LAND_CONSENT,
     PEOPLE_AND_REFERENCE,
     RESOLVE_PEOPLE,
+    SURVEY_LISTING_DEFAULTS,
+    SURVEY_REMOVALS,
     StreamSpec,
     VendorPool,
 )
@@ -93,7 +95,8 @@ SPECS: tuple[StreamSpec, ...] = (
             sm_date("date_modified"),
             v.one_of("response_status", ("completed", "partial", "overquota", "disqualified")),
         ),
-        ("responses.sql",),
+        ("responses.sql", SURVEY_REMOVALS),
         after=("surveymonkey.contacts",),  # a response is linked to its contact by the recipient's email
+        params=SURVEY_LISTING_DEFAULTS,
     ),
 )  # fmt: skip

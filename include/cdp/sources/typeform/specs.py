@@ -6,7 +6,14 @@ from collections.abc import Mapping
 from typing import Any
 
 from cdp.sources import validation as v
-from cdp.sources.spec import ACTIVITY, LAND_CONSENT, StreamSpec, VendorPool
+from cdp.sources.spec import (
+    ACTIVITY,
+    LAND_CONSENT,
+    SURVEY_LISTING_DEFAULTS,
+    SURVEY_REMOVALS,
+    StreamSpec,
+    VendorPool,
+)
 
 # One budget for the three survey and referral tools (each folder names it; the registry checks they agree).
 POOL = VendorPool("survey_api", 2, "Typeform, Zigpoll and ReferralHero")
@@ -37,7 +44,8 @@ SPECS: tuple[StreamSpec, ...] = (
             typeform_answer("age", v.age("answers.age")),
             typeform_answer("may_contact", v.boolean("answers.may_contact")),
         ),
-        ("responses_consent.sql", LAND_CONSENT, "responses.sql"),
+        ("responses_consent.sql", LAND_CONSENT, "responses.sql", SURVEY_REMOVALS),
         after=("moodle.users",),  # a response names its learner (hidden field learner_id)
+        params=SURVEY_LISTING_DEFAULTS,
     ),
 )  # fmt: skip
