@@ -137,13 +137,23 @@ def test_a_refund_that_succeeds_a_day_later_and_a_dispute_change_the_reconciliat
             " WHERE source_record_id = 'txn_dispute'"
         ).fetchone() == (disputed["id"], -3000, 1500, "dp_changes")
         assert conn.execute("SELECT count(*) FROM ops.quarantine").fetchone() == (0,)
+        # The dispute itself, keyed by Stripe's id, with the balance transaction of the money it withdrew.
+        assert conn.execute(
+            "SELECT source_record_id, charge_id, financial_transaction_id, amount_minor, currency, status, reason,"
+            " balance_transaction_ids FROM core.dispute"
+        ).fetchall() == [
+            ("dp_changes", disputed["id"], disputed["id"], 3000, "USD", "needs_response", dispute["reason"],
+             ["txn_dispute"])
+        ]  # fmt: skip
 
     # Before: Stripe and the ledger refunded 20.00, the warehouse (refund still pending) nothing.
     assert before == {(gift["id"], "refund_mismatch"): (0, 2000, 2000, -2000, {})}
     # After: the refund is accounted on every side; the dispute's 30.00 withdrawn (and 15.00 fee) is named.
     assert after == {
         (disputed["id"], "dispute"): (
-            3000, 3000, 3000, -3000, {"withdrawn_minor": 3000, "dispute_fee_minor": 1500, "dispute_movements": 1},
+            3000, 3000, 3000, -3000,
+            {"withdrawn_minor": 3000, "dispute_fee_minor": 1500, "dispute_movements": 1,
+             "dispute_status": "needs_response"},
         )
     }  # fmt: skip
 
@@ -184,6 +194,90 @@ def test_a_dispute_in_the_sandbox_reaches_the_reconciliation_of_its_gifts_month(
     withdrawn = event["data"]["object"]["balance_transactions"][0]
     assert results[(charge["id"], "dispute")][3:] == (
         -charge["amount"], {"withdrawn_minor": charge["amount"], "dispute_fee_minor": withdrawn["fee"],
-                            "dispute_movements": 1},
+                            "dispute_movements": 1, "dispute_status": "needs_response"},
     )  # fmt: skip
     assert [key for key in results if key[1] == "dispute"] == [(charge["id"], "dispute")]
+
+
+def test_stripes_own_example_dispute_lands_in_core_and_its_money_in_the_reconciliation(
+    warehouse_url: str,
+) -> None:
+    """Stripe's example dispute (fixtures3.json, as it is) is listed by /v1/disputes on the first read and lands in
+    core.dispute; Stripe then closes it as lost, withdrawing the money: the events change core.dispute and the
+    reconciliation names the money exactly. A dispute whose charge is not in the warehouse waits in the
+    quarantine with its reason."""
+    dispute = example("dispute")
+    assert errors("dispute", dispute) == []
+    charge = example("charge")  # the charge Stripe's example dispute names, for the disputed amount
+    assert charge["id"] == dispute["charge"]
+    charge.update(amount=dispute["amount"], amount_captured=dispute["amount"], metadata={})
+    txn = example("balance_transaction")
+    assert txn["source"] == charge["id"] and txn["id"] == charge["balance_transaction"]
+    txn.update(amount=charge["amount"], fee=0, net=charge["amount"], fee_details=[])
+    stray = example("dispute") | {"id": "dp_stray", "charge": "ch_not_here"}
+    objects: dict[str, list[dict]] = {
+        "charges": [charge], "balance_transactions": [txn], "disputes": [dispute, stray], "refunds": [], "events": [],
+    }  # fmt: skip
+    charged_on = datetime.fromtimestamp(charge["created"], UTC)
+    with psycopg.connect(warehouse_url, autocommit=True) as conn:  # finance booked the gift
+        conn.execute(
+            "INSERT INTO core.ledger_posting (financial_transaction_id, posting_date, account, amount_minor,"
+            " currency, reference, source, source_record_id)"
+            " VALUES (%s, %s, '4000 Contributions', %s, 'USD', 'ex-4000', 'ledger', 'ex-4000')",
+            (charge["id"], charged_on.date(), charge["amount"]),
+        )
+    dispute_row = (
+        "SELECT source_record_id, charge_id, payment_intent_id, financial_transaction_id, amount_minor, currency,"
+        " status, reason, balance_transaction_ids, created_at FROM core.dispute"
+    )
+    with ConformingStripe(objects) as server:
+        _sync_all(warehouse_url, server, C0, "first")
+        with psycopg.connect(warehouse_url) as conn:
+            first = conn.execute(dispute_row).fetchall()
+            waiting = conn.execute(
+                "SELECT source_record_id, reason, reason_value FROM ops.quarantine WHERE resolved_at IS NULL"
+            ).fetchall()
+        month = f"{charged_on:%Y-%m}"
+        before = _results(warehouse_url, reconcile_month(warehouse_url, month, actor=ACTOR).run_id)
+
+        # Stripe withdraws the money (and its fee) and closes the dispute as lost: two events of one dispute.
+        withdrawal = _txn(
+            "txn_example_dispute", dispute["id"], -dispute["amount"], 1500, T0, "adjustment", "dispute"
+        )
+        withdrawn = dispute | {"status": "needs_response", "balance_transactions": [withdrawal]}
+        lost = dispute | {"status": "lost", "balance_transactions": [withdrawal]}
+        assert errors("dispute", lost) == []
+        objects["disputes"][0] = lost
+        objects["balance_transactions"].append(withdrawal)
+        objects["events"] += [_event("evt_withdrawn", "charge.dispute.funds_withdrawn", T0, withdrawn),
+                              _event("evt_closed", "charge.dispute.closed", T0 + 60, lost)]  # fmt: skip
+        _sync_all(warehouse_url, server, C0 + timedelta(days=1), "second")
+        after = _results(warehouse_url, reconcile_month(warehouse_url, month, actor=ACTOR).run_id)
+    with psycopg.connect(warehouse_url) as conn:
+        second = conn.execute(dispute_row).fetchall()
+        traced = conn.execute(
+            "SELECT financial_transaction_id, amount_minor, fee_minor FROM core.balance_transaction"
+            " WHERE source_object_id = %s",
+            (dispute["id"],),
+        ).fetchall()
+
+    opened = datetime.fromtimestamp(dispute["created"], UTC)
+    assert first == [(dispute["id"], charge["id"], None, charge["id"], dispute["amount"], "USD",
+                      "warning_needs_response", "general", [], opened)]  # fmt: skip
+    assert waiting == [("dp_stray", "unknown charge: the stripe charge in charge of this dispute is not in the"
+                        " warehouse yet", "ch_not_here")]  # fmt: skip
+    # An inquiry that has moved no money is no difference; the quarantined dispute is named with what it disputes.
+    assert {key: value[:4] for key, value in before.items()} == {
+        (None, "stripe_quarantined"): (None, stray["amount"], None, -stray["amount"])
+    }
+    after.pop((None, "stripe_quarantined"))
+    assert second == [(dispute["id"], charge["id"], None, charge["id"], dispute["amount"], "USD", "lost", "general",
+                       ["txn_example_dispute"], opened)]  # fmt: skip
+    assert traced == [(charge["id"], -dispute["amount"], 1500)]
+    assert after == {
+        (charge["id"], "dispute"): (
+            dispute["amount"], dispute["amount"], dispute["amount"], -dispute["amount"],
+            {"withdrawn_minor": dispute["amount"], "dispute_fee_minor": 1500, "dispute_movements": 1,
+             "dispute_status": "lost"},
+        )
+    }  # fmt: skip
