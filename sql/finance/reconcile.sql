@@ -31,7 +31,8 @@ WITH bounds AS (
     SELECT coalesce(b.financial_transaction_id, p.financial_transaction_id), 's', b.created_at, b.currency,
            CASE WHEN b.type = 'charge' THEN b.amount_minor END,
            CASE WHEN b.type = 'charge' THEN b.fee_minor WHEN b.type = 'stripe_fee' THEN -b.amount_minor END,
-           CASE WHEN b.type IN ('refund', 'payment_refund') THEN -b.amount_minor END, NULL, NULL,
+           -- a refund's money out, and back (positive) when the refund failed (type refund_failure)
+           CASE WHEN b.type IN ('refund', 'payment_refund', 'refund_failure') THEN -b.amount_minor END, NULL, NULL,
            -- a dispute's money withdrawn (and reinstated, with the opposite sign) and its fee: a movement of a
            -- dispute in core.dispute (traced to its gift through the dispute's charge), or one Stripe reports
            -- in a dispute's category

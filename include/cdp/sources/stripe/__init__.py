@@ -155,6 +155,9 @@ class StripeListStream:
     def read(self, since: datetime | None, until: datetime | None) -> Iterator[list[dict]]:
         """The objects created in the window, then the later states that events of the window carry.
 
+        The first version of an object in what this yields is its newest state (lists answer objects as they
+        are now, and events come newest first), so the stream's SQL keeps each object's first version.
+
         A cursor older than Stripe keeps events (in a window that reaches the present) re-lists from
         ``REREAD_HORIZON`` before it, so a change in the gap is not lost.
         """

@@ -61,7 +61,7 @@ CROSS JOIN LATERAL jsonb_array_elements(b.payload -> 'balance_transactions') t
 JOIN core.donation d ON d.source = 'stripe'
                     AND d.source_record_id = coalesce(b.payload -> 'charge' ->> 'id', b.payload ->> 'charge')
 WHERE b.reason IS NULL AND b.payload ->> 'object' = 'dispute'
-ORDER BY t.value ->> 'id', b.seq DESC
+ORDER BY t.value ->> 'id', b.seq  -- the newest state first, as above
 ON CONFLICT (source, source_record_id) DO UPDATE
 SET financial_transaction_id = excluded.financial_transaction_id, type = excluded.type,
     source_object_id = excluded.source_object_id, amount_minor = excluded.amount_minor,
@@ -74,11 +74,13 @@ WHERE (core.balance_transaction.financial_transaction_id, core.balance_transacti
       IS DISTINCT FROM (excluded.financial_transaction_id, excluded.amount_minor, excluded.fee_minor,
                         excluded.status, excluded.reporting_category);
 
--- Stripe's schema lets `source` be null; a charge's or refund's movement without one cannot be traced.
+-- Stripe's schema lets `source` be null; a charge's or refund's movement without one cannot be traced. A
+-- refund that fails after its money left gives it back in a balance transaction of type refund_failure,
+-- whose source is the refund: traced like the refund.
 UPDATE sync_batch b
 SET reason = 'balance transaction of type ' || (b.payload ->> 'type') || ' names no source object'
 WHERE b.reason IS NULL
-  AND b.payload ->> 'type' IN ('charge', 'payment', 'refund', 'payment_refund')
+  AND b.payload ->> 'type' IN ('charge', 'payment', 'refund', 'payment_refund', 'refund_failure')
   AND nullif(b.payload ->> 'source', '') IS NULL;
 
 UPDATE sync_batch b
@@ -90,7 +92,7 @@ WHERE b.reason IS NULL
 UPDATE sync_batch b
 SET reason = 'unknown refund: the stripe refund in source is not in the warehouse yet', reason_value = b.payload ->> 'source'
 WHERE b.reason IS NULL
-  AND b.payload ->> 'type' IN ('refund', 'payment_refund')
+  AND b.payload ->> 'type' IN ('refund', 'payment_refund', 'refund_failure')
   AND NOT EXISTS (SELECT 1 FROM core.refund r WHERE r.source = 'stripe' AND r.source_record_id = b.payload ->> 'source');
 
 INSERT INTO core.balance_transaction (financial_transaction_id, type, source_object_id, amount_minor, fee_minor,
@@ -107,11 +109,12 @@ FROM sync_batch b
 LEFT JOIN core.donation d
        ON b.payload ->> 'type' IN ('charge', 'payment') AND d.source = 'stripe' AND d.source_record_id = b.payload ->> 'source'
 LEFT JOIN core.refund r
-       ON b.payload ->> 'type' IN ('refund', 'payment_refund') AND r.source = 'stripe' AND r.source_record_id = b.payload ->> 'source'
+       ON b.payload ->> 'type' IN ('refund', 'payment_refund', 'refund_failure') AND r.source = 'stripe' AND r.source_record_id = b.payload ->> 'source'
 -- a dispute's movement listed here keeps the gift it was traced to through its dispute
 LEFT JOIN core.balance_transaction x ON x.source = 'stripe' AND x.source_record_id = b.source_record_id
 WHERE b.reason IS NULL AND b.payload ->> 'object' IS DISTINCT FROM 'dispute'
-ORDER BY b.source_record_id, b.seq DESC
+-- the first version of a record is its newest state (cdp.sources.stripe: listed as now, then events newest first)
+ORDER BY b.source_record_id, b.seq
 ON CONFLICT (source, source_record_id) DO UPDATE
 SET financial_transaction_id = excluded.financial_transaction_id, type = excluded.type,
     source_object_id = excluded.source_object_id, amount_minor = excluded.amount_minor,
