@@ -118,6 +118,9 @@ class World(WorldCore):
 
     # Every registered vendor's credential by default (a redefined field keeps its place among the core's).
     credentials: Credentials = field(default_factory=registered_credentials)
+    #: Stripe disputes to plant (opened, then won or lost: ``cdp_sandbox.stripe``); each is a reconciliation
+    #: difference of class dispute in its gift's month (``truth.ledger.discrepancies["disputed"]``).
+    stripe_disputes: int = 0
 
     def __post_init__(self) -> None:
         super().__post_init__()

@@ -60,7 +60,8 @@ def build(world: WorldCore) -> None:
     rng = world.rng(7)
     posted = ~world.missing_in_ledger
     donations = np.nonzero(posted)[0]
-    refunds = np.nonzero(posted[world.refund_donation])[0]
+    # A refund that failed (cdp_sandbox.stripe) gave the donor nothing back: finance never books it.
+    refunds = np.nonzero(posted[world.refund_donation] & ~world.refund_failed)[0]
     # Each gift posts as gross contribution plus processing fee; each refund as a reversal.
     kinds = np.concatenate(
         [
@@ -203,6 +204,12 @@ def ledger_truth(world: WorldCore) -> LedgerTruth:
         "missing_in_ledger": lost(world.missing_in_ledger),
         "ledger_amount_mismatch": lost(world.ledger_amount_typo),
     }
+    if world.dispute_donation.shape[
+        0
+    ]:  # World(stripe_disputes=n): Stripe took (or took and gave back) the money
+        disputed = np.zeros(world.donation_created.shape[0], bool)
+        disputed[world.dispute_donation] = True
+        ids["disputed"] = lost(disputed)
     month_of = np.array([iso_date(int(t))[:7] for t in world.donation_created[made]])
     stripe_gross: dict[str, dict[str, int]] = {}
     for month, currency, amount in zip(

@@ -8,8 +8,9 @@ Stripe (``/stripe``) — https://docs.stripe.com/api/pagination: ``/v1/charges``
 ``/v1/balance_transactions``; ``limit`` (1..100), ``starting_after``/``ending_before``,
 ``created[gte|gt|lte|lt]``; newest first; bearer (or basic) key; ``{"error": {...}}`` bodies.
 ``/v1/events`` (filtered by ``types[]`` and ``created``) and ``/v1/disputes`` serve the changes after
-creation that a test or the demo puts in ``world.stripe_events`` (Stripe event objects, e.g. by
-``plant_dispute``; none by default: the generated gifts do not change after they are made). Every answer
+creation in ``world.stripe_events`` (Stripe event objects): the default world plants a pending charge that
+succeeds later, a refund that succeeds a day after its charge and a refund that fails (see "changes after
+creation" below); ``World(stripe_disputes=n)`` and ``plant_dispute`` add disputes. Every answer
 has the shape of Stripe's OpenAPI spec (checked by tests/sources/test_stripe_material.py).
 """
 
@@ -69,6 +70,7 @@ def build(world: WorldCore) -> None:
     world.donation_fee = (np.round(world.donation_amount * 0.029) + 30).astype(np.int64)
     refund_at = created + rng.exponential(7 * DAY, n).astype(np.int64) + 3600
     refunded = (rng.random(n) < 0.03) & (refund_at < world.end_ts)
+    _draw_late_refund(world, created, refund_at, refunded)
     world.refund_donation = np.nonzero(refunded)[0]
     world.refund_created = refund_at[world.refund_donation]
     order = np.argsort(world.refund_created, kind="stable")
@@ -130,7 +132,12 @@ def build(world: WorldCore) -> None:
             index_of=lambda rid: stripe_index(rid, "re", tags["re"]),
         )
     )
-    txn_created = np.concatenate([created, world.refund_created])
+    txn_malformed = world.draw_malformed(
+        rng, n + n_refunds, ("missing_required", "non_numeric_amount", "unknown_currency", "unknown_enum")
+    )
+    _plant_late_changes(world, txn_malformed)
+    failed = np.nonzero(world.refund_failed)[0]
+    txn_created = np.concatenate([created, world.refund_created, world.refund_failed_at[failed]])
     world.add_table(
         Table(
             "stripe",
@@ -140,11 +147,18 @@ def build(world: WorldCore) -> None:
             "created",
             txn_created,
             txn_created.copy(),
-            np.concatenate([world.donation_donor, world.donation_donor[world.refund_donation]]),
-            world.draw_malformed(
-                rng,
-                n + n_refunds,
-                ("missing_required", "non_numeric_amount", "unknown_currency", "unknown_enum"),
+            np.concatenate(
+                [
+                    world.donation_donor,
+                    world.donation_donor[world.refund_donation],
+                    world.donation_donor[world.refund_donation[failed]],
+                ]
+            ),
+            np.concatenate(
+                [
+                    txn_malformed,
+                    np.zeros(failed.shape[0], np.int8),  # a failed refund's money back: never malformed
+                ]
             ),
             builder=lambda i: _balance_transaction(world, i),
             id_of=lambda i: stripe_id("txn", tags["txn"], i),
@@ -201,7 +215,8 @@ def _charge(world: WorldCore, i: int) -> dict[str, Any]:
         status = "exploded"
     charge_id = stripe_id("ch", world.seed_tag("ch"), i)
     refund = int(world.refund_of_donation[i])
-    refunded_amount = int(world.donation_amount[i]) if refund >= 0 else 0
+    refund_failed = refund >= 0 and bool(world.refund_failed[refund])
+    refunded_amount = int(world.donation_amount[i]) if refund >= 0 and not refund_failed else 0
     refunds_data = [_refund(world, refund)] if refund >= 0 else []
     created = int(table.created[i])
     country = world.country_code(donor)
@@ -300,7 +315,7 @@ def _charge(world: WorldCore, i: int) -> dict[str, Any]:
         "receipt_email": email,
         "receipt_number": None,
         "receipt_url": f"https://pay.stripe.com/receipts/payment/{charge_id}",
-        "refunded": refund >= 0,
+        "refunded": refund >= 0 and not refund_failed,
         "refunds": {
             "data": refunds_data,
             "has_more": False,
@@ -371,7 +386,10 @@ def _refund(world: WorldCore, r: int) -> dict[str, Any]:
         currency = "xyz"
     elif reason == "unknown_enum":
         status = "vanished"
-    return {
+    failed = bool(world.refund_failed[r])
+    if failed:
+        status = "failed"
+    refund = {
         "id": stripe_id("re", world.seed_tag("re"), r),
         "object": "refund",
         "amount": amount,
@@ -391,11 +409,20 @@ def _refund(world: WorldCore, r: int) -> dict[str, Any]:
         "customer_account": None,
         "payment_method": None,
     }
+    if failed:  # https://docs.stripe.com/refunds#failed-refunds: the money comes back to the balance
+        position = int(np.count_nonzero(world.refund_failed[:r]))
+        refund["failure_reason"] = "expired_or_canceled_card"
+        refund["failure_balance_transaction"] = stripe_id(
+            "txn", world.seed_tag("txn"), world.donations + world.refund_donation.shape[0] + position
+        )
+    return refund
 
 
 def _balance_transaction(world: WorldCore, i: int) -> dict[str, Any]:
     table = world.tables[("stripe", "balance_transactions")]
     reason = MALFORMED_REASONS[int(table.malformed[i])]
+    if i >= world.donations + world.refund_donation.shape[0]:
+        return _refund_failure(world, i)
     is_refund = i >= world.donations
     donation = int(world.refund_donation[i - world.donations]) if is_refund else i
     gross = int(world.donation_amount[donation])
@@ -446,42 +473,165 @@ def _balance_transaction(world: WorldCore, i: int) -> dict[str, Any]:
     }
 
 
+def _refund_failure(world: WorldCore, i: int) -> dict[str, Any]:
+    """The money of a failed refund back on the balance (type refund_failure, source: the refund)."""
+    table = world.tables[("stripe", "balance_transactions")]
+    refund = int(np.nonzero(world.refund_failed)[0][i - world.donations - world.refund_donation.shape[0]])
+    donation = int(world.refund_donation[refund])
+    currency = CURRENCIES[int(world.donation_currency[donation])]
+    created = int(table.created[i])
+    amount = int(world.donation_amount[donation])
+    return {
+        "id": stripe_id("txn", world.seed_tag("txn"), i), "object": "balance_transaction", "amount": amount,
+        "available_on": created + 2 * DAY, "created": created, "currency": currency,
+        "description": "REFUND FAILURE FOR CHARGE (Donation)", "exchange_rate": None, "fee": 0, "fee_details": [],
+        "net": amount, "reporting_category": "refund_failure",
+        "source": stripe_id("re", world.seed_tag("re"), refund),
+        "status": "available" if created + 2 * DAY < world.end_ts else "pending", "type": "refund_failure",
+        "balance_type": "payments",
+    }  # fmt: skip
+
+
 # ---------------------------------------------------------------- changes after creation
+# The default world plants the changes Stripe reports after an object is made (issue 16), each from its own
+# random stream so the rest of the world is as drawn, and each with the events Stripe sends for it (served by
+# /v1/events while their time has come): a pending charge that succeeds two days later, a refund that is
+# pending when made and succeeds a day after its charge, a refund that fails a day after it was made (its money
+# back on the balance, type refund_failure; the charge's amount_refunded back to 0; the ledger never books
+# it). Lists answer each object as it is now. Disputes (opened, then won or lost) only with
+# ``World(stripe_disputes=n)``: each makes its gift's month a reconciliation difference of class dispute.
+
 #: Stripe's fee for a dispute, in the charge's currency (https://stripe.com/pricing: 15.00 USD).
 DISPUTE_FEE = 1500
+#: How long before the present a planted change must start, so that it has happened by then.
+LATE = 3 * DAY
+
+
+def _draw_late_refund(
+    world: WorldCore, created: np.ndarray, refund_at: np.ndarray, refunded: np.ndarray
+) -> None:
+    """A refund made an hour after its charge, pending until a day after the charge (its event then)."""
+    rng = world.rng(22)
+    pool = np.nonzero(refunded & (created < world.present_ts - LATE))[0]
+    world.late_refund_donation = int(rng.choice(pool)) if pool.shape[0] else -1
+    if world.late_refund_donation >= 0:
+        refund_at[world.late_refund_donation] = created[world.late_refund_donation] + 3600
+
+
+def _fine(world: WorldCore, stream: str, index: int) -> bool:
+    return int(world.tables[("stripe", stream)].malformed[index]) == 0
+
+
+def _plant_late_changes(world: WorldCore, txn_malformed: np.ndarray) -> None:
+    rng = world.rng(23)
+    n_refunds = world.refund_donation.shape[0]
+    world.refund_failed = np.zeros(n_refunds, bool)
+    world.refund_failed_at = world.refund_created + DAY
+    events: list[dict[str, Any]] = world.__dict__.setdefault("stripe_events", [])
+    past = world.present_ts - LATE
+    # A refund that fails (not the late one): its charge and the refund well formed.
+    late = world.late_refund_donation
+    candidates = [
+        r for r in range(n_refunds)
+        if int(world.refund_donation[r]) != late and world.refund_created[r] + DAY < past
+        and _fine(world, "refunds", r) and _fine(world, "charges", int(world.refund_donation[r]))
+        and int(txn_malformed[world.donations + r]) == 0
+    ]  # fmt: skip
+    if candidates:
+        failed = int(rng.choice(candidates))
+        world.refund_failed[failed] = True
+        events.append(_event(world, f"refail{failed}", "charge.refund.updated",
+                             int(world.refund_failed_at[failed]), _refund(world, failed)))  # fmt: skip
+    # The late refund: pending when made, succeeded a day after its charge.
+    if (
+        late >= 0
+        and _fine(world, "refunds", int(world.refund_of_donation[late]))
+        and _fine(world, "charges", late)
+    ):
+        refund = _refund(world, int(world.refund_of_donation[late]))
+        events.append(_event(world, f"republish{late}", "charge.refund.updated",
+                             int(world.donation_created[late]) + DAY, refund))  # fmt: skip
+    # A charge pending when made (a bank debit), succeeded two days later.
+    plain = np.nonzero((world.refund_of_donation < 0) & (world.donation_created < past))[0]
+    plain = [int(d) for d in plain if _fine(world, "charges", int(d))]
+    world.late_pending_charge = int(rng.choice(plain)) if plain else -1
+    if world.late_pending_charge >= 0:
+        charge = _charge(world, world.late_pending_charge)
+        made = int(charge["created"])
+        pending = charge | {"status": "pending", "paid": False,
+                            "outcome": charge["outcome"] | {"seller_message": "Payment pending."}}  # fmt: skip
+        events.append(_event(world, f"chpend{made}", "charge.pending", made, pending))
+        events.append(_event(world, f"chsucc{made}", "charge.succeeded", made + 2 * DAY, charge))
+    # Disputes, only when asked for: opened 5 days after the gift, closed 10 days later, every other one won.
+    world.dispute_donation = np.zeros(0, np.int64)
+    wanted = int(getattr(world, "stripe_disputes", 0) or 0)
+    if wanted:
+        taken = {late, world.late_pending_charge}
+        pool = [
+            d
+            for d in plain
+            if d not in taken and int(world.donation_created[d]) + 15 * DAY < world.present_ts
+        ]
+        chosen = (
+            sorted(int(d) for d in rng.choice(pool, min(wanted, len(pool)), replace=False)) if pool else []
+        )
+        world.dispute_donation = np.array(chosen, np.int64)
+        for k, donation in enumerate(chosen):
+            opened = int(world.donation_created[donation]) + 5 * DAY
+            plant_dispute(world, donation, opened, status="needs_response")
+            plant_dispute(
+                world, donation, opened + 10 * DAY, status="won" if k % 2 else "lost", opened=opened
+            )
+
+
+def _event(world: WorldCore, key: str, kind: str, at: int, obj: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "id": f"evt_{tag(world.seed, key, 24)}", "object": "event", "api_version": "2020-08-27", "created": at,
+        "data": {"object": obj}, "livemode": False, "pending_webhooks": 0,
+        "request": {"id": None, "idempotency_key": None}, "type": kind,
+    }  # fmt: skip
 
 
 def plant_dispute(
-    world: WorldCore, donation: int, at: int, *, status: str = "needs_response"
+    world: WorldCore, donation: int, at: int, *, status: str = "needs_response", opened: int | None = None
 ) -> dict[str, Any]:
-    """A dispute of one gift's charge, opened at ``at`` (epoch seconds): Stripe withdraws the amount and its
-    fee, and says so in a ``charge.dispute.funds_withdrawn`` event (served by ``/v1/events``; the dispute by
-    ``/v1/disputes``). Returns the event."""
+    """A dispute of one gift's charge as it is at ``at`` (epoch seconds), opened at ``opened`` (default: ``at``):
+    Stripe withdrew the amount and its fee when it opened, and a won dispute has the amount reinstated at ``at``.
+    The event (``charge.dispute.funds_withdrawn`` when it opens, ``charge.dispute.closed`` later) is served by
+    ``/v1/events`` and the dispute's latest state by ``/v1/disputes``. Returns the event."""
+    opened = at if opened is None else opened
     charge = _charge(world, donation)
     dispute_id = f"dp_{tag(world.seed, f'dp{donation}', 24)}"
-    withdrawal = {
-        "id": f"txn_{tag(world.seed, f'dptxn{donation}', 24)}", "object": "balance_transaction",
-        "amount": -charge["amount"], "available_on": at, "balance_type": "payments", "created": at,
-        "currency": charge["currency"], "description": f"Chargeback withdrawal for {charge['id']}",
-        "exchange_rate": None, "fee": DISPUTE_FEE,
-        "fee_details": [{"amount": DISPUTE_FEE, "application": None, "currency": charge["currency"],
-                         "description": "Dispute fee", "type": "stripe_fee"}],
-        "net": -charge["amount"] - DISPUTE_FEE, "reporting_category": "dispute", "source": dispute_id,
-        "status": "available", "type": "adjustment",
-    }  # fmt: skip
+
+    def movement(key: str, when: int, amount: int, fee: int, category: str, what: str) -> dict[str, Any]:
+        return {
+            "id": f"txn_{tag(world.seed, f'{key}{donation}', 24)}", "object": "balance_transaction",
+            "amount": amount, "available_on": when, "balance_type": "payments", "created": when,
+            "currency": charge["currency"], "description": f"{what} for {charge['id']}", "exchange_rate": None,
+            "fee": fee,
+            "fee_details": [{"amount": fee, "application": None, "currency": charge["currency"],
+                             "description": "Dispute fee", "type": "stripe_fee"}] if fee else [],
+            "net": amount - fee, "reporting_category": category, "source": dispute_id, "status": "available",
+            "type": "adjustment",
+        }  # fmt: skip
+
+    movements = [
+        movement("dptxn", opened, -charge["amount"], DISPUTE_FEE, "dispute", "Chargeback withdrawal")
+    ]
+    if status == "won":
+        movements.append(
+            movement("dprtxn", at, charge["amount"], 0, "dispute_reversal", "Chargeback reversal")
+        )
     dispute = {
-        "id": dispute_id, "object": "dispute", "amount": charge["amount"], "balance_transactions": [withdrawal],
-        "charge": charge["id"], "created": at, "currency": charge["currency"], "evidence": {},
-        "evidence_details": {"due_by": at + 7 * DAY, "has_evidence": False, "past_due": False,
+        "id": dispute_id, "object": "dispute", "amount": charge["amount"], "balance_transactions": movements,
+        "charge": charge["id"], "created": opened, "currency": charge["currency"], "evidence": {},
+        "evidence_details": {"due_by": opened + 7 * DAY, "has_evidence": False, "past_due": False,
                              "submission_count": 0},
         "is_charge_refundable": False, "livemode": False, "metadata": {}, "payment_intent": None,
         "reason": "fraudulent", "status": status,
     }  # fmt: skip
-    event = {
-        "id": f"evt_{tag(world.seed, f'dpevt{donation}', 24)}", "object": "event", "api_version": "2020-08-27",
-        "created": at, "data": {"object": dispute}, "livemode": False, "pending_webhooks": 0,
-        "request": {"id": None, "idempotency_key": None}, "type": "charge.dispute.funds_withdrawn",
-    }  # fmt: skip
+    kind = "charge.dispute.funds_withdrawn" if at == opened else "charge.dispute.closed"
+    event = _event(world, f"dpevt{donation}{kind}", kind, at, dispute)
     world.__dict__.setdefault("stripe_events", []).append(event)
     return event
 
@@ -605,7 +755,10 @@ CHANGE_STREAMS = ("events", "disputes")
 
 def _changes(apis: VendorApis, request: Request, stream: str, headers: dict[str, str]) -> Response:
     """Events (and the disputes they carry) from ``world.stripe_events``, newest first, paged as lists are."""
-    events: list[dict[str, Any]] = list(getattr(apis.world, "stripe_events", []))
+    horizon = apis.world.horizon()  # an event whose time has not come is not served
+    events = [
+        e for e in getattr(apis.world, "stripe_events", []) if horizon is None or e["created"] < horizon
+    ]
     if stream == "events":
         types = set(request.query.get("types[]", []))
         rows = [e for e in events if not types or e["type"] in types]

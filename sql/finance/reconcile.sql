@@ -28,15 +28,23 @@ WITH bounds AS (
     FROM core.donation d, bounds
     WHERE d.status NOT IN ('failed', 'pending') AND d.received_at >= bounds.scan_from
     UNION ALL
-    SELECT b.financial_transaction_id, 's', b.created_at, b.currency,
+    SELECT coalesce(b.financial_transaction_id, p.financial_transaction_id), 's', b.created_at, b.currency,
            CASE WHEN b.type = 'charge' THEN b.amount_minor END,
            CASE WHEN b.type = 'charge' THEN b.fee_minor WHEN b.type = 'stripe_fee' THEN -b.amount_minor END,
-           CASE WHEN b.type IN ('refund', 'payment_refund') THEN -b.amount_minor END, NULL, NULL,
-           -- a dispute's money withdrawn (and reinstated, with the opposite sign) and its fee
-           CASE WHEN b.reporting_category IN ('dispute', 'dispute_reversal') THEN -b.amount_minor END,
-           CASE WHEN b.reporting_category IN ('dispute', 'dispute_reversal') THEN b.fee_minor END, NULL
-    FROM core.balance_transaction b, bounds
-    WHERE b.financial_transaction_id IS NOT NULL AND b.created_at >= bounds.scan_from
+           -- a refund's money out, and back (positive) when the refund failed (type refund_failure)
+           CASE WHEN b.type IN ('refund', 'payment_refund', 'refund_failure') THEN -b.amount_minor END, NULL, NULL,
+           -- a dispute's money withdrawn (and reinstated, with the opposite sign) and its fee: a movement of a
+           -- dispute in core.dispute (traced to its gift through the dispute's charge), or one Stripe reports
+           -- in a dispute's category
+           CASE WHEN p.source_record_id IS NOT NULL OR b.reporting_category IN ('dispute', 'dispute_reversal')
+                THEN -b.amount_minor END,
+           CASE WHEN p.source_record_id IS NOT NULL OR b.reporting_category IN ('dispute', 'dispute_reversal')
+                THEN b.fee_minor END, NULL
+    FROM core.balance_transaction b
+    CROSS JOIN bounds
+    LEFT JOIN core.dispute p ON p.source = b.source AND p.source_record_id = b.source_object_id
+    WHERE coalesce(b.financial_transaction_id, p.financial_transaction_id) IS NOT NULL
+      AND b.created_at >= bounds.scan_from
     UNION ALL
     SELECT l.financial_transaction_id, 'l', l.posting_date::timestamp AT TIME ZONE 'UTC', l.currency,
            CASE WHEN a.kind = 'contribution' AND l.amount_minor > 0 THEN l.amount_minor END,
@@ -151,10 +159,14 @@ SELECT g.ftid, g.currency, g.refund_class, g.w_refunded, g.s_refunded, g.l_refun
 FROM recon_gift g WHERE g.refund_class = 'refund_mismatch'
 UNION ALL
 -- A disputed gift: Stripe withdrew its money (net of any reinstatement) and charged a dispute fee; finance
--- books it (or explains it) whatever the ledger says of the gift itself. A dispute won in full nets to 0.
+-- books it (or explains it) whatever the ledger says of the gift itself. A dispute won in full nets to 0 (its
+-- fee stays). The detail names the disputes' status as core.dispute holds it (open, won, lost).
 SELECT g.ftid, g.currency, 'dispute', g.w_gross, g.s_gross, g.l_gross, NULL, -g.s_disputed,
-       jsonb_build_object('withdrawn_minor', g.s_disputed, 'dispute_fee_minor', g.s_dispute_fee,
-                          'dispute_movements', g.s_dispute_movements)
+       jsonb_strip_nulls(jsonb_build_object(
+           'withdrawn_minor', g.s_disputed, 'dispute_fee_minor', g.s_dispute_fee,
+           'dispute_movements', g.s_dispute_movements,
+           'dispute_status', (SELECT string_agg(DISTINCT p.status, ', ' ORDER BY p.status) FROM core.dispute p
+                              WHERE p.financial_transaction_id = g.ftid)))
 FROM recon_gift g WHERE g.s_disputed <> 0 OR g.s_dispute_fee <> 0
 UNION ALL
 -- The CRM's closed-won amount against the donation, to the cent (difference: warehouse minus CRM).

@@ -49,6 +49,7 @@ core.course                                          rawd  r     raw   rawd  r  
 core.course_completion                               rawd  r     raw   rawd  r     r     -     -     -     -     -     ru    -
 core.crm_account_contact                             rawd  r     r     r     r     -     -     -     -     -     -     r     -
 core.crm_record_removal                              raw   r     r     r     -     -     -     -     -     -     -     ru    -
+core.dispute                                         raw   r     r     r     r     -     -     -     s     -     -     -     -
 core.donation                                        raw   r     r     rad   r     -     -     -     s     -     -     rw    -
 core.donation_allocation                             raw   r     r     r     r     -     -     -     -     -     -     r     -
 core.donation_soft_credit                            rawd  r     r     rawd  r     -     -     -     -     -     -     ru    -

@@ -26,9 +26,9 @@ _SQL = SQL_DIR / "evidence"
 
 #: The money: donations and what they are reconciled against, the corrections and the reconciliation itself.
 FINANCIAL_TABLES = (
-    "core.donation", "core.refund", "core.donation_soft_credit", "core.balance_transaction", "core.ledger_posting",
-    "ops.donation_correction", "ops.finance_ledger_account", "ops.reconciliation_run", "ops.reconciliation_total",
-    "ops.reconciliation_result", "ops.reconciliation_explanation", "ops.donation_trace",
+    "core.donation", "core.refund", "core.donation_soft_credit", "core.balance_transaction", "core.dispute",
+    "core.ledger_posting", "ops.donation_correction", "ops.finance_ledger_account", "ops.reconciliation_run",
+    "ops.reconciliation_total", "ops.reconciliation_result", "ops.reconciliation_explanation", "ops.donation_trace",
 )  # fmt: skip
 #: The funds a gift is allocated to (NPSP General Accounting Units and Allocations, synced from the CRM) and
 #: the programs they pay for (changed only through a reviewed program change).

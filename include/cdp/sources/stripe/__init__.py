@@ -22,7 +22,9 @@ without it is then quarantined (``cdp sources check`` says whether recent charge
 **Changes after creation.** Lists filter by ``created`` only, so a charge that was pending and later
 succeeded, a refund that later succeeded or failed, and a dispute are seen through the Events API
 (``/v1/events``, the types in ``EVENT_TYPES``): the ``events`` stream reads events by their own
-``created`` and its SQL applies each object's latest state. Stripe keeps events about 30 days
+``created`` and its SQL applies each object's latest state. Disputes land in ``core.dispute`` through the
+balance transactions stream, which lists ``/v1/disputes`` in its window beside its own objects (so a first
+read or a backfill sees them) and reads their ``charge.dispute.*`` events. Stripe keeps events about 30 days
 (https://docs.stripe.com/api/events); when the cursor is older than that, the stream first re-reads the
 charges, refunds and disputes created within ``REREAD_HORIZON`` before it (a dispute may come up to 120
 days after its charge), so nothing that changed in the gap is missed.
@@ -85,6 +87,9 @@ DISPUTE_REQUIRED = (
     "currency",
     "status",
 )
+#: Objects a stream lists beside its own resource, in the same window: the balance transactions stream lands
+#: the disputes (https://docs.stripe.com/api/disputes/list, filtered by ``created``) and their money.
+LISTED_WITH = {"balance_transactions": (("disputes", DISPUTE_REQUIRED),)}
 #: How long Stripe keeps events (https://docs.stripe.com/api/events/list: "the last 30 days"), less a day.
 EVENT_RETENTION = timedelta(days=29)
 #: How far before a lost cursor the fallback re-reads objects: disputes come up to 120 days after a charge.
@@ -150,6 +155,9 @@ class StripeListStream:
     def read(self, since: datetime | None, until: datetime | None) -> Iterator[list[dict]]:
         """The objects created in the window, then the later states that events of the window carry.
 
+        The first version of an object in what this yields is its newest state (lists answer objects as they
+        are now, and events come newest first), so the stream's SQL keeps each object's first version.
+
         A cursor older than Stripe keeps events (in a window that reaches the present) re-lists from
         ``REREAD_HORIZON`` before it, so a change in the gap is not lost.
         """
@@ -164,6 +172,13 @@ class StripeListStream:
             check_contract(SOURCE, self.name, page, self.required_fields)
             if page:
                 yield page
+        # The disputes opened in the window (core.dispute), as they are now: a first read or a backfill has no
+        # events, and a dispute's withdrawal names only the dispute, not the gift it takes money from.
+        for resource, required in LISTED_WITH.get(self.name, ()):
+            for page in self.client.list_pages(resource, list_since, until):
+                check_contract(SOURCE, resource, page, required)
+                if page:
+                    yield page
         # A first read lists every object as it is now; a window that ended before the oldest event Stripe
         # keeps (a backfill) has no events to read, and its objects were just listed as they are now.
         if since is None or not reaches_now:

@@ -1,4 +1,4 @@
-"""Stripe's streams: charges (donations and their payers), refunds, balance transactions.
+"""Stripe's streams: charges (donations and their payers), refunds, balance transactions (and disputes).
 
 A field is required here only where Stripe's OpenAPI schema lists it as required and non-nullable for the
 object (tests/vendor_material/stripe/spec3.trimmed.json); what Stripe may leave null (a charge's
@@ -18,6 +18,12 @@ from cdp.sources.spec import ACTIVITY, RESOLVE_PEOPLE, StreamSpec, VendorPool
 POOL = VendorPool("stripe_api", 4, "Stripe: 100 read requests per second in live mode")
 
 STRIPE_REFUND_STATUSES = ("pending", "requires_action", "succeeded", "failed", "canceled")
+# Stripe's schema for the pinned version (spec3.json, dispute.status), and "prevented" that later versions add
+# (https://docs.stripe.com/api/disputes/object#dispute_object-status): a status outside these is quarantined.
+STRIPE_DISPUTE_STATUSES = (
+    "warning_needs_response", "warning_under_review", "warning_closed", "needs_response", "under_review",
+    "charge_refunded", "won", "lost", "prevented",
+)  # fmt: skip
 # https://docs.stripe.com/api/balance_transactions/object#balance_transaction_object-type
 STRIPE_BALANCE_TYPES = (
     "adjustment", "advance", "advance_funding", "anticipation_repayment", "application_fee",
@@ -59,12 +65,15 @@ BALANCE_TRANSACTION = v.all_of(
 
 
 def dispute_or(check: v.Check) -> v.Check:
-    """The balance transactions stream also receives disputes (from charge.dispute.* events): a dispute is
-    checked as Stripe promises it, and each of its balance transactions as any other."""
+    """The balance transactions stream also receives disputes (listed by /v1/disputes and carried by
+    charge.dispute.* events; they land in core.dispute): a dispute is checked as Stripe promises it, and each
+    of its balance transactions as any other."""
     dispute = v.all_of(
-        v.required("id", "charge", "created", "currency"),
+        v.required("id", "charge", "created", "currency", "amount", "status", "reason"),
         v.amount_minor("amount"),
         v.currency("currency"),
+        v.one_of("status", STRIPE_DISPUTE_STATUSES),
+        v.epoch_plausible("created"),
         v.each("balance_transactions", check),
     )
 

@@ -33,7 +33,8 @@ LEFT JOIN core.person_source_id m
       AND m.source_record_id = coalesce(b.payload ->> 'customer', lower(trim(b.payload #>> '{billing_details,email}')))
 LEFT JOIN core.person p ON p.person_id = m.person_id
 WHERE b.reason IS NULL
-ORDER BY b.source_record_id, b.seq DESC
+-- the first version of a record is its newest state (cdp.sources.stripe: listed as now, then events newest first)
+ORDER BY b.source_record_id, b.seq
 ON CONFLICT (financial_transaction_id) DO UPDATE
 SET person_id = excluded.person_id, amount_minor = excluded.amount_minor, currency = excluded.currency,
     received_at = excluded.received_at, status = excluded.status, refunded_minor = excluded.refunded_minor,

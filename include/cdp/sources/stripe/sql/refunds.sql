@@ -31,7 +31,8 @@ SELECT DISTINCT ON (b.source_record_id)
 FROM sync_batch b
 JOIN core.donation d ON d.source = 'stripe' AND d.source_record_id = b.payload ->> 'charge'
 WHERE b.reason IS NULL
-ORDER BY b.source_record_id, b.seq DESC
+-- the first version of a record is its newest state (cdp.sources.stripe: listed as now, then events newest first)
+ORDER BY b.source_record_id, b.seq
 ON CONFLICT (source, source_record_id) DO UPDATE
 SET donation_id = excluded.donation_id, financial_transaction_id = excluded.financial_transaction_id,
     charge_id = excluded.charge_id, amount_minor = excluded.amount_minor, currency = excluded.currency,
