@@ -15,7 +15,7 @@ REDIS_PORT ?= 6380
 # Two workers: one per core on the target machines. Override with `make test PYTEST_WORKERS=0`.
 PYTEST_WORKERS ?= 2
 
-.PHONY: run stop test lint format lock bench-sync clean venv browser
+.PHONY: run stop test lint format lock bench-sync bench-celery clean venv browser
 
 venv: $(DEPS)
 
@@ -74,6 +74,12 @@ bench-sync: $(DEPS)
 	benchmarks/.venv-sync/bin/python -m pip install --quiet --disable-pip-version-check uv==0.13.9
 	benchmarks/.venv-sync/bin/uv pip install --quiet -p benchmarks/.venv-sync/bin/python -r benchmarks/sync/requirements-dlt.txt
 	$(BIN)/python benchmarks/sync/bench_sync.py --learners $(LEARNERS) --repeats $(REPEATS)
+
+## bench-celery: 2-hourly cdp_sync runs through the CeleryExecutor, one worker beside two, at CELERY_LEARNERS learners
+CELERY_LEARNERS ?= 1000000
+INTERVALS ?= 12
+bench-celery: $(DEPS)
+	$(BIN)/python benchmarks/celery/bench_celery.py --learners $(CELERY_LEARNERS) --intervals $(INTERVALS)
 
 clean:
 	-$(BIN)/cdp stop
