@@ -14,8 +14,8 @@ consecutive 2-hour intervals of ``cdp_sync`` (from ``--first-interval``) as one 
 its vendors changed in its 2 hours, 25 streams in their vendors' pools, as the scheduled runs do. Every
 stream's watermark is set at the first interval's start beforehand (``ops.sync_watermark``), as a warehouse
 that has been syncing has it: without it the first run would be an initial full sync of half the year
-(``benchmarks/sync/`` measures that). The people those records name were synced before the watermark, which
-this warehouse never saw: records that need them are quarantined (kept, with their reason), as the counts say.
+(``benchmarks/sync/`` measures that). The warehouse holds nothing from before the watermark; records read,
+landed and quarantined are counted from ``ops.sync_run``.
 
 The scheduler's cap on running tasks (``core.parallelism``, 2 in the test clusters) is raised to the
 workers' total slots, so it never binds before the workers do.
