@@ -16,7 +16,7 @@ REDIS_PORT ?= 6380
 # whole to one worker (loadscope: its module fixtures are built once), the slow ones first (tests/conftest.py).
 PYTEST_WORKERS ?= 2
 
-.PHONY: run stop test lint format lock bench-sync clean venv browser
+.PHONY: run stop test lint format lock bench-sync bench-celery clean venv browser
 
 venv: $(DEPS)
 
@@ -75,6 +75,12 @@ bench-sync: $(DEPS)
 	benchmarks/.venv-sync/bin/python -m pip install --quiet --disable-pip-version-check uv==0.13.9
 	benchmarks/.venv-sync/bin/uv pip install --quiet -p benchmarks/.venv-sync/bin/python -r benchmarks/sync/requirements-dlt.txt
 	$(BIN)/python benchmarks/sync/bench_sync.py --learners $(LEARNERS) --repeats $(REPEATS)
+
+## bench-celery: 2-hourly cdp_sync runs through the CeleryExecutor, one worker beside two, at CELERY_LEARNERS learners
+CELERY_LEARNERS ?= 1000000
+INTERVALS ?= 12
+bench-celery: $(DEPS)
+	$(BIN)/python benchmarks/celery/bench_celery.py --learners $(CELERY_LEARNERS) --intervals $(INTERVALS)
 
 clean:
 	-$(BIN)/cdp stop
