@@ -48,6 +48,10 @@ def planted(warehouse_url: str, logins) -> dict:
     url = warehouse_url
     truth: dict = {"enrollment": [], "completion": [], "survey_response": [], "allocation": []}
     with psycopg.connect(url, autocommit=True) as conn:
+        # The skills question is configuration (revision 0032): admin maps Typeform's field ref 'skills'.
+        conn.execute(
+            "INSERT INTO ops.survey_measure (source, question, measure) VALUES ('typeform', 'skills', 'skills')"
+        )
         fund_id = {}
         for gau, name in GAUS.items():
             fund_id[name] = conn.execute(

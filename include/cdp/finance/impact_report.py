@@ -9,8 +9,11 @@ bytes unless the data behind it changed. Amounts come from integer minor units, 
 from __future__ import annotations
 
 import csv
+import hashlib
 import html
 import io
+import re
+import shutil
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -275,6 +278,71 @@ def write(
         path.write_text(text, encoding="utf-8", newline="\n")
         paths.append(path)
     return report, paths
+
+
+# Every fund the month's reports cover: each fund still in the CRM, and a deleted one with rows that month.
+FUNDS_OF_MONTH = """
+SELECT f.fund_id::text AS fund_id, f.source_record_id, f.name
+FROM core.fund f
+WHERE f.deleted_at IS NULL
+   OR EXISTS (SELECT 1 FROM mart.fund_impact_rows r WHERE r.fund_id = f.fund_id AND r.month = %(month)s)
+ORDER BY f.source_record_id, f.fund_id
+"""
+
+
+@dataclass(frozen=True)
+class MonthReports:
+    month: str
+    folder: Path
+    funds: list[dict]  # fund_id, source_record_id, name, folder, changes (audit seqs named by its report)
+
+
+def _folder_name(fund: dict) -> str:
+    """The GAU's Salesforce Id (letters and digits) names the fund's folder; else its fund id."""
+    name = fund["source_record_id"] or ""
+    return name if re.fullmatch(r"[A-Za-z0-9_-]{1,64}", name) else fund["fund_id"]
+
+
+def write_month(conn: psycopg.Connection, month: str, root: Path) -> MonthReports:
+    """Every fund's report for one closed month in ``root/funder-reports-<month>/<GAU Id>/``, with
+    ``funds.csv`` (which fund is in which folder, and the audit events its report names) and ``SHA256SUMS``.
+    Read in one read-only snapshot; written beside the old folder and swapped in whole, so a failed run leaves
+    the previous folder as it was. The same data gives the same bytes."""
+    first = parse_month(month)
+    following = date(first.year + first.month // 12, first.month % 12 + 1, 1)
+    if datetime.now(UTC).date() < following:
+        raise ValueError(f"{month} is not closed yet: a funder report is written for a month that has ended")
+    conn.read_only = True
+    conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
+    with conn.transaction():
+        funds = conn.cursor(row_factory=dict_row).execute(FUNDS_OF_MONTH, {"month": first}).fetchall()
+        target = root / f"funder-reports-{month}"
+        staging = root / f".funder-reports-{month}.new"
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir(parents=True)
+        listed = []
+        for fund in funds:
+            folder = _folder_name(fund)
+            report, _paths = write(conn, fund["fund_id"], first, first, staging / folder)
+            seqs = " ".join(str(change["seq"]) for change in report.changes)
+            listed.append({**fund, "folder": folder, "changes": seqs})
+    (staging / "funds.csv").write_text(
+        render_csv(listed, ("folder", "fund_id", "source_record_id", "name", "changes")), encoding="utf-8",
+        newline="\n",
+    )  # fmt: skip
+    sums = [
+        f"{hashlib.sha256(path.read_bytes()).hexdigest()}  {path.relative_to(staging).as_posix()}\n"
+        for path in sorted(staging.rglob("*"), key=lambda p: p.relative_to(staging).as_posix())
+        if path.is_file()
+    ]
+    (staging / "SHA256SUMS").write_text("".join(sums), encoding="utf-8", newline="\n")
+    old = root / f".funder-reports-{month}.old"
+    shutil.rmtree(old, ignore_errors=True)
+    if target.exists():
+        target.rename(old)
+    staging.rename(target)
+    shutil.rmtree(old, ignore_errors=True)
+    return MonthReports(month, target, listed)
 
 
 def command(args) -> int:

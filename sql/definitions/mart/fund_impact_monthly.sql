@@ -80,4 +80,4 @@ COMMENT ON VIEW mart.fund_impact_monthly IS
     'rate, NPS and satisfaction, allocated revenue per currency and cost per completion, re-engagement, skills '
     'improvement, and the previous month''s survey outcomes (before/after). Rows: mart.fund_impact_rows.';
 REVOKE ALL ON mart.fund_impact_monthly FROM PUBLIC;
-GRANT SELECT ON mart.fund_impact_monthly TO cdp_viewer, cdp_editor, cdp_admin, cdp_finance;
+GRANT SELECT ON mart.fund_impact_monthly TO cdp_viewer, cdp_editor, cdp_admin, cdp_finance, cdp_funder_report;

@@ -63,4 +63,4 @@ COMMENT ON VIEW mart.fund_impact_rows IS
     'response with its share and scores (re-engaged enrollment, NPS, satisfaction, skills improved), and each '
     'gift allocation, per fund and month (UTC). person_id only.';
 REVOKE ALL ON mart.fund_impact_rows FROM PUBLIC;
-GRANT SELECT ON mart.fund_impact_rows TO cdp_viewer, cdp_editor, cdp_admin, cdp_finance;
+GRANT SELECT ON mart.fund_impact_rows TO cdp_viewer, cdp_editor, cdp_admin, cdp_finance, cdp_funder_report;
