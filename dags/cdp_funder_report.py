@@ -15,9 +15,10 @@ behind its attribution) is named in that fund's `changes.csv` and HTML by its au
 funds and the audit events their reports name.
 
 **Reads** `mart.fund_impact_monthly`, `mart.fund_impact_rows`, `core.fund`, `core.donation_allocation` and
-five columns of `audit.readable_events` (no row images); **writes** only the folder. **Connects as** its own
+five columns of `audit.readable_events` (no row images); **writes** only the folder (and, like every task, the
+audit head to the anchor file: `seq, hash` of `audit.audit_events` and `audit.seal()`). **Connects as** its own
 login through the connection `warehouse_funder_report`: a member of `cdp_funder_report` (revision 0032), which
-reads those and nothing else and changes nothing.
+reads those and nothing else (no person, no survey answer) and changes no table.
 
 **An alert from it means** no report of the month was written (the warehouse was unreachable, a grant is
 missing, or the month has not ended): the previous folder of the month, if any, is untouched. Fix the cause and
