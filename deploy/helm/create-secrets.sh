@@ -61,6 +61,7 @@ webhook=$(password CDP_WEBHOOK_PASSWORD)
 reconcile=$(password CDP_RECONCILE_PASSWORD)
 dedupe=$(password CDP_DEDUPE_PASSWORD)
 evidence=$(password CDP_EVIDENCE_PASSWORD)
+funder_report=$(password CDP_FUNDER_REPORT_PASSWORD)
 admin=$(password AIRFLOW_ADMIN_PASSWORD)
 
 put_secret cdp-airflow-metadata "connection=$metadata_url"
@@ -80,12 +81,14 @@ put_secret cdp-warehouse \
   "AIRFLOW_CONN_WAREHOUSE_WEBHOOK=postgres://cdp_webhook_intake:$webhook@$warehouse" \
   "AIRFLOW_CONN_WAREHOUSE_RECONCILE=postgres://cdp_reconcile_run:$reconcile@$warehouse" \
   "AIRFLOW_CONN_WAREHOUSE_DEDUPE=postgres://cdp_dedupe_run:$dedupe@$warehouse" \
-  "AIRFLOW_CONN_WAREHOUSE_EVIDENCE=postgres://cdp_evidence_run:$evidence@$warehouse"
+  "AIRFLOW_CONN_WAREHOUSE_EVIDENCE=postgres://cdp_evidence_run:$evidence@$warehouse" \
+  "AIRFLOW_CONN_WAREHOUSE_FUNDER_REPORT=postgres://cdp_funder_report_run:$funder_report@$warehouse"
 # The owner and the logins' passwords: for the migration job's `cdp migrate` and `cdp warehouse logins` only.
 put_secret cdp-warehouse-owner \
   "CDP_MIGRATIONS_URL=postgres://cdp_owner:$owner@$warehouse" \
   "CDP_PIPELINE_PASSWORD=$pipeline" "CDP_WEBHOOK_PASSWORD=$webhook" \
-  "CDP_RECONCILE_PASSWORD=$reconcile" "CDP_DEDUPE_PASSWORD=$dedupe" "CDP_EVIDENCE_PASSWORD=$evidence"
+  "CDP_RECONCILE_PASSWORD=$reconcile" "CDP_DEDUPE_PASSWORD=$dedupe" "CDP_EVIDENCE_PASSWORD=$evidence" \
+  "CDP_FUNDER_REPORT_PASSWORD=$funder_report"
 
 # Sources, Slack and webhook secrets; an unused one is empty, as compose leaves it.
 connections=()

@@ -95,7 +95,8 @@ SERVICE_LOGINS = {"cdp_pipeline": ("cdp_loader", "CDP_PIPELINE_PASSWORD"),
                   "cdp_webhook_intake": ("cdp_webhook", "CDP_WEBHOOK_PASSWORD"),
                   "cdp_reconcile_run": ("cdp_reconcile", "CDP_RECONCILE_PASSWORD"),
                   "cdp_dedupe_run": ("cdp_dedupe", "CDP_DEDUPE_PASSWORD"),
-                  "cdp_evidence_run": ("cdp_evidence", "CDP_EVIDENCE_PASSWORD")}  # fmt: skip
+                  "cdp_evidence_run": ("cdp_evidence", "CDP_EVIDENCE_PASSWORD"),
+                  "cdp_funder_report_run": ("cdp_funder_report", "CDP_FUNDER_REPORT_PASSWORD")}  # fmt: skip
 
 
 def _logins() -> int:

@@ -301,7 +301,7 @@ def test_service_logins_made_by_cdp_warehouse_logins_are_access_events(
     warehouse_url: str, tmp_path: Path, anchor_file: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("CDP_MIGRATIONS_URL", warehouse_url)
-    for variable in ("PIPELINE", "WEBHOOK", "RECONCILE", "DEDUPE", "EVIDENCE"):
+    for variable in ("PIPELINE", "WEBHOOK", "RECONCILE", "DEDUPE", "EVIDENCE", "FUNDER_REPORT"):
         monkeypatch.setenv(f"CDP_{variable}_PASSWORD", f"{variable.lower()}-password-0123")
     try:
         assert cli.main(["warehouse", "logins"]) == 0
@@ -322,3 +322,4 @@ def test_service_logins_made_by_cdp_warehouse_logins_are_access_events(
     principals = {row["name"]: row["member_of"] for row in _rows(tmp_path / f"evidence-{MONTH}",
                                                                  "privileges/principals.csv")}  # fmt: skip
     assert principals["cdp_evidence_run"] == "cdp_evidence"
+    assert principals["cdp_funder_report_run"] == "cdp_funder_report"

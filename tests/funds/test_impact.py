@@ -1,7 +1,8 @@
 """Impact per fund and month (mart.fund_impact_monthly) against an independent computation from planted truth:
-programs funded fully, split 60/40, not at all (unmapped) and changed mid-period, enrollments, completions
-and survey answers, gifts allocated to the funds; money to the cent, and the drill-down rows
-(mart.fund_impact_rows) add up to every figure."""
+programs funded fully, split 60/40, not at all (unmapped) and changed mid-period, enrollments (some by learners
+back after a long pause: re-engaged), completions and survey answers (NPS, satisfaction, skills improvement on a
+1-5 scale, yes/no or junk), gifts allocated to the funds; money to the cent, the drill-down rows
+(mart.fund_impact_rows) add up to every figure, and the report's before/after equals the same computation."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from decimal import ROUND_HALF_UP, Decimal
 import psycopg
 import pytest
 
-from cdp.finance import programs
+from cdp.finance import impact_report, programs
 
 START, CHANGE = date(2026, 1, 1), date(2026, 2, 15)
 GAUS = {"GAU-FULL": "Full Fund", "GAU-A": "Grant A", "GAU-B": "Grant B", "GAU-NEW": "New Grant"}
@@ -47,6 +48,10 @@ def planted(warehouse_url: str, logins) -> dict:
     url = warehouse_url
     truth: dict = {"enrollment": [], "completion": [], "survey_response": [], "allocation": []}
     with psycopg.connect(url, autocommit=True) as conn:
+        # The skills question is configuration (revision 0032): admin maps Typeform's field ref 'skills'.
+        conn.execute(
+            "INSERT INTO ops.survey_measure (source, question, measure) VALUES ('typeform', 'skills', 'skills')"
+        )
         fund_id = {}
         for gau, name in GAUS.items():
             fund_id[name] = conn.execute(
@@ -62,6 +67,16 @@ def planted(warehouse_url: str, logins) -> dict:
         base = datetime(2025, 12, 20, tzinfo=UTC)
         n = 0
         for person in people:
+            # An earlier enrollment for some: long ago (re-engaged when back after 90 days) or just before.
+            if rng.random() < 0.5:
+                n += 1
+                course = rng.choice(sorted(COURSES))
+                enrolled = datetime(2025, rng.choice([6, 7, 8, 10, 11]), rng.randint(1, 28), 12, tzinfo=UTC)
+                eid = conn.execute(
+                    "INSERT INTO core.enrollment (person_id, course_id, enrolled_at, source, source_record_id)"
+                    " VALUES (%s, %s, %s, 'test', %s) RETURNING enrollment_id",
+                    (person, course_id[course], enrolled, f"e{n}")).fetchone()[0]  # fmt: skip
+                truth["enrollment"].append((eid, person, course, enrolled))
             for course in rng.sample(sorted(COURSES), rng.randint(1, 3)):
                 n += 1
                 enrolled = base + timedelta(days=rng.randint(0, 95), minutes=rng.randint(0, 1439))
@@ -82,6 +97,9 @@ def planted(warehouse_url: str, logins) -> dict:
                         answers = {"nps": rng.randint(0, 10), "satisfaction": rng.randint(1, 5)}
                         if rng.random() < 0.2:
                             del answers["satisfaction"]
+                        skills = rng.choice([1, 2, 3, 4, 5, 5, 4, True, False, "not sure", None])
+                        if skills is not None:
+                            answers["skills"] = skills
                         sid = conn.execute(
                             "INSERT INTO core.survey_response (person_id, survey_id, submitted_at, answers, source,"
                             " source_record_id) VALUES (%s, 'outcome', %s, %s, 'typeform', %s)"
@@ -141,26 +159,68 @@ def planted(warehouse_url: str, logins) -> dict:
     return truth
 
 
+def reengaged(enrollments: list[datetime], at: datetime) -> bool:
+    """Enrolled before, but the latest enrollment before the 1st of ``at``'s month started over 90 days before it."""
+    first = datetime.combine(month(at), datetime.min.time(), tzinfo=UTC)
+    previous = [e_at for e_at in enrollments if e_at < first]
+    return bool(previous) and max(previous) < first - timedelta(days=90)
+
+
+def skills_improved(answer: object) -> bool | None:
+    if isinstance(answer, bool):
+        return answer
+    return answer >= 4 if isinstance(answer, int) and 1 <= answer <= 5 else None
+
+
 def expected_rows(truth: dict) -> list[tuple]:
-    """(fund, month, measure, row id, person, weight, nps, satisfaction, amount, currency) from the truth."""
+    """(fund, month, measure, row id, person, weight, nps, satisfaction, amount, currency, reengaged,
+    skills improved) from the truth."""
     latest: dict = defaultdict(list)
     for _, person, course, at in truth["enrollment"]:
         latest[person].append((at, course))
     out = []
     for measure in ("enrollment", "completion"):
         for row_id, person, course, at in truth[measure]:
+            back = reengaged([e_at for e_at, _ in latest[person]], at) if measure == "enrollment" else None
             for fund, share in funds_of(course, at.astimezone(UTC).date()):
                 out.append((fund or "unmapped", month(at), measure, row_id, person, share or Decimal(1),
-                            None, None, None, None))  # fmt: skip
+                            None, None, None, None, back, None))  # fmt: skip
     for row_id, person, at, answers in truth["survey_response"]:
         before = [(e_at, course) for e_at, course in latest.get(person, []) if e_at <= at]
         course = max(before)[1] if before else None
         for fund, share in funds_of(course, at.astimezone(UTC).date()):
             out.append((fund or "unmapped", month(at), "survey_response", row_id, person, share or Decimal(1),
-                        answers.get("nps"), answers.get("satisfaction"), None, None))  # fmt: skip
+                        answers.get("nps"), answers.get("satisfaction"), None, None, None,
+                        skills_improved(answers.get("skills"))))  # fmt: skip
     for row_id, fund, at, currency, cents in truth["allocation"]:
-        out.append((fund, month(at), "allocation", row_id, None, None, None, None, cents, currency))
+        out.append(
+            (fund, month(at), "allocation", row_id, None, None, None, None, cents, currency, None, None)
+        )
     return out
+
+
+def outcome(acts: list[tuple]) -> tuple:
+    """learners enrolled, re-engaged, survey responses, NPS answers, NPS, satisfaction answers and mean, skills
+    answers and the share improved, over activity rows of one fund (any months)."""
+    enr = [r for r in acts if r[2] == "enrollment"]
+    srv = [r for r in acts if r[2] == "survey_response"]
+    nps_w = sum((r[5] for r in srv if r[6] is not None), Decimal(0))
+    prom = sum((r[5] for r in srv if r[6] is not None and r[6] >= 9), Decimal(0))
+    detr = sum((r[5] for r in srv if r[6] is not None and r[6] <= 6), Decimal(0))
+    sat_w = sum((r[5] for r in srv if r[7] is not None), Decimal(0))
+    sat = sum((r[5] * r[7] for r in srv if r[7] is not None), Decimal(0))
+    skills_w = sum((r[5] for r in srv if r[11] is not None), Decimal(0))
+    skills = sum((r[5] for r in srv if r[11]), Decimal(0))
+    return (
+        len({r[4] for r in enr}), len({r[4] for r in enr if r[10]}), len(srv),
+        sum(1 for r in srv if r[6] is not None), q(100 * (prom - detr) / nps_w, "0.1") if nps_w else None,
+        sum(1 for r in srv if r[7] is not None), q(sat / sat_w, "0.01") if sat_w else None,
+        sum(1 for r in srv if r[11] is not None), q(skills / skills_w, "0.0001") if skills_w else None,
+    )  # fmt: skip
+
+
+def previous_month(mon: date) -> date:
+    return (mon - timedelta(days=1)).replace(day=1)
 
 
 def expected_mart(rows: list[tuple]) -> dict[tuple, tuple]:
@@ -170,6 +230,13 @@ def expected_mart(rows: list[tuple]) -> dict[tuple, tuple]:
     mart = {}
     for (fund, mon), members in groups.items():
         acts = [r for r in members if r[2] != "allocation"]
+        now = outcome(acts)
+        before_rows = [r for r in groups.get((fund, previous_month(mon)), []) if r[2] != "allocation"]
+        before = outcome(before_rows) if before_rows else (0, 0, 0, 0, None, 0, None, 0, None)
+        extra = (
+            now[1], q(Decimal(now[1]) / now[0], "0.0001") if now[0] else None, now[7], now[8],
+            before[2], before[4], before[6], before[8],
+        )  # fmt: skip
         enr = [r for r in acts if r[2] == "enrollment"]
         com = [r for r in acts if r[2] == "completion"]
         srv = [r for r in acts if r[2] == "survey_response"]
@@ -191,7 +258,7 @@ def expected_mart(rows: list[tuple]) -> dict[tuple, tuple]:
                 revenue[r[9]] += r[8]
         for currency, cents in sorted(revenue.items()) or [(None, None)]:
             cost = int(q(Decimal(cents) / cw, "1")) if cents is not None and cw else None
-            mart[(fund, mon, currency)] = (*figures, cents or 0, cost)
+            mart[(fund, mon, currency)] = (*figures, cents or 0, cost, *extra)
     return mart
 
 
@@ -204,13 +271,15 @@ def test_the_impact_mart_equals_an_independent_computation_and_its_rows_add_up(p
         cur = conn.execute(
             "SELECT fund, month, currency, learners_enrolled, enrollments_weighted, learners_completed,"
             " completions_weighted, completion_rate, survey_responses, nps_answers, nps, satisfaction_answers,"
-            " satisfaction_mean, allocated_minor, cost_per_completion_minor, unmapped FROM mart.fund_impact_monthly"
+            " satisfaction_mean, allocated_minor, cost_per_completion_minor, learners_reengaged, reengagement_rate,"
+            " skills_answers, skills_improved_share, survey_responses_before, nps_before, satisfaction_mean_before,"
+            " skills_improved_share_before, unmapped FROM mart.fund_impact_monthly"
         )
         got_rows = cur.fetchall()
         columns = [c.name for c in conn.execute("SELECT * FROM mart.fund_impact_monthly LIMIT 0").description]
         drill = conn.execute(
             "SELECT fund, month, measure, row_id, person_id, weight, nps_score, satisfaction_score, amount_minor,"
-            " currency FROM mart.fund_impact_rows").fetchall()  # fmt: skip
+            " currency, reengaged, skills_improved FROM mart.fund_impact_rows").fetchall()  # fmt: skip
         drill_columns = [
             c.name for c in conn.execute("SELECT * FROM mart.fund_impact_rows LIMIT 0").description
         ]
@@ -224,26 +293,30 @@ def test_the_impact_mart_equals_an_independent_computation_and_its_rows_add_up(p
             else value
         )
 
-    got = {(r[0], r[1], r[2]): tuple(norm(v) for v in r[3:15]) for r in got_rows}
+    got = {(r[0], r[1], r[2]): tuple(norm(v) for v in r[3:23]) for r in got_rows}
     want_n = {k: tuple(norm(v) for v in figures) for k, figures in want.items()}
     assert set(got) == set(want_n)
     for key in sorted(want_n, key=str):
         assert got[key] == want_n[key], key
-    assert {r[15] for r in got_rows if r[0] == "unmapped"} == {True}
+    assert {r[23] for r in got_rows if r[0] == "unmapped"} == {True}
     # Every planted case shows: the full fund, the split, unmapped, and the change mid-period (both funds in Feb).
     funds_in_feb = {k[0] for k in got if k[1] == date(2026, 2, 1)}
     assert {"Full Fund", "Grant A", "Grant B", "New Grant", "unmapped"} <= {k[0] for k in got}
     assert {"Full Fund", "New Grant"} <= funds_in_feb
     assert any(k[2] == "EUR" for k in got) and want[("Full Fund", date(2026, 1, 1), "USD")][10] == 6_001
+    # Re-engaged learners (not all), skills answered both ways, and survey outcomes of a previous month.
+    assert any(0 < f[12] < f[0] for f in got.values())
+    assert any(f[15] is not None and 0 < f[15] < 1 for f in got.values())
+    assert any(f[17] is not None and f[19] is not None for f in got.values())
 
     # The drill-down is exactly the planted rows, and its rows add up to every figure.
     def drill_key(r):
-        score = tuple(None if v is None else norm(v) for v in r[5:10])
+        score = tuple(None if v is None else norm(v) for v in r[5:12])
         return (r[0], r[1], r[2], r[3], r[4], *score)
 
     assert sorted(map(drill_key, drill), key=str) == sorted(map(drill_key, truth_rows), key=str)
     sums: dict = defaultdict(lambda: [set(), Decimal(0), set(), Decimal(0), defaultdict(int)])
-    for fund, mon, measure, _, person, weight, _, _, amount, currency in drill:
+    for fund, mon, measure, _, person, weight, _, _, amount, currency, _, _ in drill:
         s = sums[(fund, mon)]
         if measure == "enrollment":
             s[0].add(person)
@@ -275,7 +348,7 @@ def test_the_funder_report_is_reproducible_prints_its_drilldown_and_changes_with
     printed = capsys.readouterr().out
     assert cli.main([*argv, str(tmp_path / "two")]) == 0
     capsys.readouterr()
-    names = ["changes.csv", "drilldown.sql", "impact.csv", "report.html"]
+    names = ["changes.csv", "drilldown.sql", "impact.csv", "outcomes.csv", "report.html"]
     assert sorted(p.name for p in (tmp_path / "one").iterdir()) == names
     for name in names:
         assert (tmp_path / "one" / name).read_bytes() == (tmp_path / "two" / name).read_bytes(), name
@@ -296,7 +369,7 @@ def test_the_funder_report_is_reproducible_prints_its_drilldown_and_changes_with
     assert "<svg" in page and "http" not in page.replace('xmlns="http://www.w3.org/2000/svg"', "")
     assert drilldown.strip() in printed and "mart.fund_impact_rows" in page
     with psycopg.connect(warehouse_url) as conn:
-        rows = conn.execute(drilldown).fetchall()
+        rows = [row for row in conn.execute(drilldown).fetchall() if row[12] == "period"]
     completions = sum(row[5] for row in rows if row[0] == "completion")
     assert completions == sum(Decimal(row[6]) for row in body) > 0
     assert sum(row[8] for row in rows if row[0] == "allocation") == sum(int(row[13]) for row in body)
@@ -333,3 +406,58 @@ def test_the_funder_report_is_reproducible_prints_its_drilldown_and_changes_with
             " VALUES (%s, %s, '2026-03-10T10:00Z', 'test', 'late')", (person, course))  # fmt: skip
     assert cli.main([*argv, str(tmp_path / "three")]) == 0
     assert (tmp_path / "three" / "impact.csv").read_bytes() != (tmp_path / "one" / "impact.csv").read_bytes()
+
+
+def test_the_report_shows_outcomes_before_and_after_with_their_rows(
+    planted: dict, logins, tmp_path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    from cdp import cli
+
+    monkeypatch.setenv("CDP_WAREHOUSE_URL", logins("cdp_finance"))
+    truth = [r for r in expected_rows(planted) if r[2] != "allocation"]
+
+    def outcomes(folder) -> dict[str, list[str]]:
+        lines = (folder / "outcomes.csv").read_text().splitlines()
+        assert lines[0].split(",") == list(impact_report.OUTCOME_COLUMNS)
+        return {line.split(",")[0]: line.split(",")[1:] for line in lines[1:]}
+
+    def as_text(values: tuple) -> list[str]:
+        return ["" if v is None else str(v) for v in values]
+
+    # Two months against the two before them: an independent computation over the planted rows.
+    argv = ["funds", "report", "--fund", "Grant A", "--from", "2026-02", "--to", "2026-03", "--out"]
+    assert cli.main([*argv, str(tmp_path / "two")]) == 0
+    got = outcomes(tmp_path / "two")
+    periods = {
+        "before": (date(2025, 12, 1), date(2026, 1, 1)),
+        "period": (date(2026, 2, 1), date(2026, 3, 1)),
+    }
+    for period, (first, last) in periods.items():
+        rows = [r for r in truth if r[0] == "Grant A" and first <= r[1] <= last]
+        assert got[period] == [f"{first:%Y-%m}", f"{last:%Y-%m}", *as_text(outcome(rows))], period
+    assert got["before"][2:] != got["period"][2:]
+    # The drill-down printed with the report lists exactly the rows of both periods, with the new measures.
+    printed = capsys.readouterr().out
+    drilldown = (tmp_path / "two" / "drilldown.sql").read_text()
+    assert drilldown.strip() in printed and "reengaged, skills_improved" in drilldown
+    with psycopg.connect(logins("cdp_finance")) as conn:
+        listed = conn.execute(drilldown).fetchall()
+    want = sorted(
+        ((r[3], "before" if r[1] < date(2026, 2, 1) else "period", r[10], r[11]) for r in truth
+         if r[0] == "Grant A" and date(2025, 12, 1) <= r[1] <= date(2026, 3, 1)),
+        key=str,
+    )  # fmt: skip
+    assert sorted(((r[1], r[12], r[10], r[11]) for r in listed if r[0] != "allocation"), key=str) == want
+
+    # One month: the same figures as the monthly mart's, and its *_before columns.
+    assert cli.main([*argv[:5], "2026-02", "--to", "2026-02", "--out", str(tmp_path / "one")]) == 0
+    got = outcomes(tmp_path / "one")
+    lines = (tmp_path / "one" / "impact.csv").read_text().splitlines()
+    mart = dict(zip(lines[0].split(","), lines[1].split(","), strict=True))
+    assert got["period"][4:11] == [mart[c] for c in ("survey_responses", "nps_answers", "nps",
+                                   "satisfaction_answers", "satisfaction_mean", "skills_answers",
+                                   "skills_improved_share")]  # fmt: skip
+    assert got["period"][2:4] == [mart["learners_enrolled"], mart["learners_reengaged"]]
+    assert [got["before"][i] for i in (4, 6, 8, 10)] == [
+        mart[c] for c in ("survey_responses_before", "nps_before", "satisfaction_mean_before",
+                          "skills_improved_share_before")]  # fmt: skip

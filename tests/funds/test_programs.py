@@ -5,6 +5,7 @@ shown as such. Activity is the sandbox's Moodle data; the expected attribution i
 
 from __future__ import annotations
 
+import csv
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -201,3 +202,55 @@ def test_every_activity_carries_the_funds_of_its_day_and_unmapped_activity_is_sh
         course = max(mine, key=lambda item: item[0])[1] if mine else None
         want = {(f, None if sh is None else sh.normalize(), st) for f, sh, st in expected(course, at)}
         assert got[f"r{n}"] == want, (n, course)
+
+
+def test_program_mappings_imported_from_a_csv_are_requested_changes_and_bad_rows_are_kept_with_reasons(
+    warehouse_url: str, logins, tmp_path: Path, capsys, monkeypatch: pytest.MonkeyPatch, anchor_file: Path
+) -> None:
+    with psycopg.connect(warehouse_url, autocommit=True) as conn:
+        for gau in ("GAU-A", "GAU-B"):
+            conn.execute("INSERT INTO core.fund (source, source_record_id, name) VALUES ('salesforce', %s, %s)",
+                         (gau, gau.lower()))  # fmt: skip
+        conn.execute("INSERT INTO core.course (source, source_record_id, title) VALUES ('test', 'c1', 'C1')")
+    staff, fin = logins("cdp_editor"), logins("cdp_finance")
+    source = tmp_path / "programs.csv"
+    source.write_text(
+        "\ufeffkind,program,course,funds,valid_from,reason\n"
+        "course,Digital skills,test:c1,,2026-01-01,grant agreement\n"  # line 2: fine
+        "funds,Digital skills,,GAU-A=0.6;GAU-B=0.4,2026-01-01,grant agreement\n"  # 3: fine
+        "funds,Digital skills,,GAU-A=0.6,2026-01-01,half missing\n"  # 4: shares do not add up (the database says)
+        "course,Digital skills,test:nope,,2026-01-01,no such course\n"  # 5: unknown course (the database says)
+        "course,Digital skills,test:c1,,01/02/2026,bad date\n"  # 6
+        "grant,Digital skills,test:c1,,2026-01-01,bad kind\n"  # 7
+        "\n"
+        'course,Digital skills,test:c1,,2026-02-01,"a reason\n over two lines",surplus\n'  # 9-10: an extra cell
+        "funds,Literacy,,GAU-B=1,2026-03-01,\n",  # 11: no reason (the database says)
+        encoding="utf-8",
+    )
+    monkeypatch.setenv("CDP_WAREHOUSE_URL", staff)
+
+    assert cli.main(["funds", "import-programs", str(source), "--by", "amy"]) == 2
+
+    out = capsys.readouterr().out
+    assert "2 program changes requested (they wait for approval by the finance role), 6 rows rejected" in out
+    rejects = list(csv.DictReader((tmp_path / "programs.csv.rejected.csv").open()))
+    reasons = {int(row["line"]): row["reason"] for row in rejects}
+    assert sorted(reasons) == [4, 5, 6, 7, 10, 11]  # a blank line is no row; line 10 ends the row of 9-10
+    assert "add up to 1" in reasons[4] and "test:nope" in reasons[5] and "YYYY-MM-DD" in reasons[6]
+    assert "course or funds" in reasons[7] and "surplus" in reasons[10] and "reason" in reasons[11]
+    assert rejects[4]["course"] == "test:c1" and rejects[4]["reason"].endswith("['surplus']")
+    # The good rows are requested changes like `map-course` / `fund-program` makes, audited, awaiting finance.
+    changes = programs.list_changes(staff, status="requested", person="amy")
+    assert [(c["kind"], c["program"], c["valid_from"]) for c in changes] == [
+        ("course", "Digital skills", date(2026, 1, 1)), ("funds", "Digital skills", date(2026, 1, 1))]  # fmt: skip
+    assert rows(warehouse_url, "SELECT count(*) FROM audit.audit_events WHERE action = 'program_change.requested'"
+                ) == [(2,)]  # fmt: skip
+    assert rows(warehouse_url, "SELECT count(*) FROM core.program_course") == [(0,)]
+    for change in changes:
+        assert programs.approve(fin, change["change_id"], "checked", person="fin") == "applied"
+    assert rows(warehouse_url, "SELECT count(*) FROM core.program_fund") == [(2,)]
+
+    # Without the header's columns nothing is requested, and the file says which are missing.
+    (tmp_path / "bad.csv").write_text("program,course\nDigital skills,test:c1\n", encoding="utf-8")
+    assert cli.main(["funds", "import-programs", str(tmp_path / "bad.csv"), "--by", "amy"]) == 2
+    assert "the header lacks kind, funds, valid_from, reason" in capsys.readouterr().out

@@ -18,7 +18,8 @@ from cdp.privacy import role_matrix
 
 DOCUMENT = Path(__file__).resolve().parents[2] / "docs" / "role_matrix.md"
 ROLES = ("cdp_loader", "cdp_viewer", "cdp_editor", "cdp_admin", "cdp_finance", "cdp_partner", "cdp_outreach",
-         "cdp_webhook", "cdp_reconcile", "cdp_dedupe", "cdp_evidence", "cdp_definer", "cdp_login_admin")  # fmt: skip
+         "cdp_webhook", "cdp_reconcile", "cdp_dedupe", "cdp_evidence", "cdp_funder_report", "cdp_definer",
+         "cdp_login_admin")  # fmt: skip
 # The two owner roles of the SECURITY DEFINER functions (revision 0017): no login, no member; what they may do
 # is what those functions do (tests/privacy/test_definer_functions.py checks their powers).
 OWNER_ROLES = ("cdp_definer", "cdp_login_admin")
@@ -27,162 +28,162 @@ APPLICATION_ROLES = tuple(role for role in ROLES if role not in OWNER_ROLES)
 # One line per object: its privileges for each role in ROLES' order (letters as in role_matrix.LEGEND;
 # '-' for nothing). A section header names the kind of the objects below it.
 EXPECTED = """
-#                                                    load  view  edit  admin fin   part  outr  hook  recon dedup evid  defin login
+#                                                    load  view  edit  admin fin   part  outr  hook  recon dedup evid  fundr defin login
 [schema]
-audit                                                U     U     U     U     U     U     -     -     U     U     U     U     U
-core                                                 U     U     U     U     U     U     -     -     U     U     -     U     U
-mart                                                 U     U     U     U     U     -     U     -     -     -     -     U     -
-ops                                                  U     U     U     U     U     -     -     U     U     U     U     U     -
-privacy                                              U     U     U     U     U     U     U     -     -     -     -     U     U
-public                                               U     U     U     U     U     U     U     U     U     U     U     U     U
-raw                                                  U     U     U     U     U     -     -     U     -     -     -     U     -
+audit                                                U     U     U     U     U     U     -     -     U     U     U     U     U     U
+core                                                 U     U     U     U     U     U     -     -     U     U     -     U     U     U
+mart                                                 U     U     U     U     U     -     U     -     -     -     -     U     U     -
+ops                                                  U     U     U     U     U     -     -     U     U     U     U     -     U     -
+privacy                                              U     U     U     U     U     U     U     -     -     -     -     -     U     U
+public                                               U     U     U     U     U     U     U     U     U     U     U     U     U     U
+raw                                                  U     U     U     U     U     -     -     U     -     -     -     -     U     -
 [table]
-alembic_version                                      -     -     -     -     -     -     -     -     -     -     -     -     -
-audit.audit_events                                   r     s     s     r     s     -     -     -     s     s     r     raw   -
-audit.personal_column                                r     r     r     r     r     r     -     -     -     -     r     r     -
-audit.personal_image                                 -     -     -     r     -     -     -     -     -     -     -     raw   -
-core.balance_transaction                             rawd  r     r     rawd  r     -     -     -     s     -     -     r     -
-core.certificate                                     rawd  r     raw   rawd  r     r     -     -     -     -     -     ru    -
-core.consent                                         raw   -     -     rawd  -     -     -     -     -     -     -     raw   -
-core.consent_age_rule                                r     r     r     rawd  r     -     -     -     -     -     -     r     -
-core.course                                          rawd  r     raw   rawd  r     r     -     -     -     -     -     r     -
-core.course_completion                               rawd  r     raw   rawd  r     r     -     -     -     -     -     ru    -
-core.crm_account_contact                             rawd  r     r     r     r     -     -     -     -     -     -     r     -
-core.crm_record_removal                              raw   r     r     r     -     -     -     -     -     -     -     ru    -
-core.dispute                                         raw   r     r     r     r     -     -     -     s     -     -     -     -
-core.donation                                        raw   r     r     rad   r     -     -     -     s     -     -     rw    -
-core.donation_allocation                             raw   r     r     r     r     -     -     -     -     -     -     r     -
-core.donation_soft_credit                            rawd  r     r     rawd  r     -     -     -     -     -     -     ru    -
-core.enrollment                                      rawd  r     raw   rawd  r     r     -     -     -     -     -     ru    -
-core.fund                                            raw   r     r     r     r     -     -     -     -     -     -     r     -
-core.household                                       rawd  s     s     rawd  s     -     -     -     -     s     -     rw    -
-core.ledger_posting                                  rawd  r     r     rawd  r     -     -     -     s     -     -     r     -
-core.organization                                    rawd  r     raw   rawd  r     r     -     -     -     -     -     r     -
-core.organization_membership                         rawd  r     raw   rawd  r     ru    -     -     -     -     -     rau   -
-core.partner_login                                   -     r     r     rawd  r     -     -     -     -     -     -     r     a
-core.person                                          raw   s     s     rawd  s     s     -     -     -     s     -     rw    -
-core.person_source_id                                rawd  s     s     rawd  s     -     -     -     -     s     -     rw    -
-core.program                                         -     r     r     r     r     -     -     -     -     -     -     raw   -
-core.program_course                                  -     r     r     r     r     -     -     -     -     -     -     raw   -
-core.program_fund                                    -     r     r     r     r     -     -     -     -     -     -     raw   -
-core.referral                                        rawd  r     r     rawd  r     -     -     -     -     -     -     ru    -
-core.refund                                          rawd  r     r     rad   r     -     -     -     s     -     -     r     -
-core.reward                                          rawd  r     r     rawd  r     -     -     -     -     -     -     ru    -
-core.source_deletion                                 raw   r     r     r     r     -     -     -     -     -     -     r     -
-core.support_ticket                                  rawd  s     s     rawd  s     -     -     -     -     -     -     rw    -
-core.survey_response                                 raw   s     s     rawd  s     -     -     -     -     -     -     rw    -
-core.volunteer                                       rawd  r     r     rawd  r     -     -     -     -     -     -     ru    -
-core.volunteer_hours                                 rawd  r     r     rawd  r     -     -     -     -     -     -     ru    -
-core.volunteer_shift                                 rawd  r     r     rawd  r     -     -     -     -     -     -     ru    -
-ops.alert_state                                      raw   r     r     r     r     -     -     -     rau   siu   -     r     -
-ops.alert_threshold                                  r     r     r     rawd  r     -     -     -     -     -     -     r     -
-ops.completion_trigger                               raw   r     r     r     r     -     -     -     -     -     -     r     -
-ops.count_diff                                       raw   r     r     r     r     -     -     -     -     -     -     r     -
-ops.count_diff_threshold                             r     r     r     rawd  r     -     -     -     -     -     -     r     -
-ops.crm_contact_link                                 rawd  r     r     r     r     -     -     -     -     -     -     r     -
-ops.crm_contact_review                               raw   r     r     r     r     -     -     -     -     -     -     r     -
-ops.crm_push_change                                  rawd  r     r     r     r     -     -     -     -     -     -     rw    -
-ops.crm_push_conflict                                raw   r     ru    ru    r     -     -     -     -     -     -     rw    -
-ops.crm_push_error                                   raw   s     s     r     s     -     -     -     -     -     -     rw    -
-ops.crm_push_run                                     raw   r     r     r     r     -     -     -     -     -     -     r     -
-ops.crm_push_state                                   rawd  r     r     r     r     -     -     -     -     -     -     rw    -
-ops.dedupe_run                                       rawd  r     r     r     -     -     -     -     -     riud  -     r     -
-ops.donation_correction                              -     -     r     r     r     -     -     -     -     -     r     raw   -
-ops.finance_ledger_account                           r     -     r     r     rawd  -     -     -     r     -     -     r     -
-ops.health_check                                     rawd  r     r     r     r     -     -     -     -     -     -     r     -
-ops.identity_decision                                rawd  s     ra    ra    -     -     -     -     -     s     -     ru    -
-ops.identity_merge                                   rawd  s     s     r     -     -     -     -     -     -     -     riu   -
-ops.identity_merge_move                              rawd  s     s     r     -     -     -     -     -     -     -     ri    -
-ops.identity_pair                                    rawd  r     r     r     -     -     -     -     -     siu   -     rw    -
-ops.identity_pair_score                              rawd  -     -     -     -     -     -     -     -     rid   -     r     -
-ops.legacy_clean_record                              rawd  -     -     r     -     -     -     -     -     -     -     rw    -
-ops.legacy_profile                                   rawd  r     r     r     r     -     -     -     -     -     -     r     -
-ops.legacy_profile_metric                            rawd  r     r     r     r     -     -     -     -     -     -     r     -
-ops.legacy_review                                    rawd  s     s     r     s     -     -     -     -     -     -     rw    -
-ops.privilege_snapshot                               -     -     -     -     -     -     -     -     -     -     ra    -     -
-ops.program_change                                   -     -     r     r     r     -     -     -     -     -     r     raw   -
-ops.quarantine                                       rawd  s     s     r     s     -     -     -     -     -     -     rw    -
-ops.reconciliation_explanation                       r     -     r     r     rawd  -     -     -     r     -     r     r     -
-ops.reconciliation_result                            raw   -     r     r     r     -     -     -     ra    -     r     r     -
-ops.reconciliation_run                               raw   -     r     r     r     -     -     -     rau   -     r     r     -
-ops.reconciliation_total                             raw   -     r     r     r     -     -     -     ra    -     r     r     -
-ops.referral_discrepancy                             rawd  r     r     r     r     -     -     -     -     -     -     r     -
-ops.referral_legacy                                  rawd  -     -     r     -     -     -     -     -     -     -     rw    -
-ops.referral_pilot                                   rawd  r     r     r     r     -     -     -     -     -     -     r     -
-ops.reward_fulfilment                                rawd  r     ru    ru    r     -     -     -     -     -     -     r     -
-ops.survey_draw                                      r     r     r     r     -     -     -     -     -     -     -     ra    -
-ops.survey_handover                                  r     r     r     r     -     -     -     -     -     -     -     raw   -
-ops.survey_handover_attempt                          r     r     r     r     -     -     -     -     -     -     -     ra    -
-ops.survey_invitation                                r     r     r     r     -     -     -     -     -     -     -     ra    -
-ops.survey_measure                                   r     r     r     rawd  -     -     -     -     -     -     -     r     -
-ops.sync_run                                         rawd  r     r     r     r     -     -     -     s     s     -     r     -
-ops.sync_watermark                                   rawd  r     r     r     r     -     -     -     -     -     -     r     -
-ops.webhook_event                                    raw   r     r     r     r     -     -     si    -     -     -     r     -
-ops.webhook_rejection                                raw   s     s     rw    s     -     -     i     -     -     -     rw    -
-ops.webhook_rejection_count                          raw   r     r     r     r     -     -     siu   -     -     -     r     -
-ops.webhook_undeliverable                            raw   -     -     ru    -     -     -     siu   -     -     -     rw    -
-raw.legacy_file                                      ra    -     -     r     -     -     -     -     -     -     -     r     -
-raw.records                                          ra    -     -     r     -     -     -     si    -     -     -     rw    -
+alembic_version                                      -     -     -     -     -     -     -     -     -     -     -     -     -     -
+audit.audit_events                                   r     s     s     r     s     -     -     -     s     s     r     s     raw   -
+audit.personal_column                                r     r     r     r     r     r     -     -     -     -     r     -     r     -
+audit.personal_image                                 -     -     -     r     -     -     -     -     -     -     -     -     raw   -
+core.balance_transaction                             rawd  r     r     rawd  r     -     -     -     s     -     -     -     r     -
+core.certificate                                     rawd  r     raw   rawd  r     r     -     -     -     -     -     -     ru    -
+core.consent                                         raw   -     -     rawd  -     -     -     -     -     -     -     -     raw   -
+core.consent_age_rule                                r     r     r     rawd  r     -     -     -     -     -     -     -     r     -
+core.course                                          rawd  r     raw   rawd  r     r     -     -     -     -     -     -     r     -
+core.course_completion                               rawd  r     raw   rawd  r     r     -     -     -     -     -     -     ru    -
+core.crm_account_contact                             rawd  r     r     r     r     -     -     -     -     -     -     -     r     -
+core.crm_record_removal                              raw   r     r     r     -     -     -     -     -     -     -     -     ru    -
+core.dispute                                         raw   r     r     r     r     -     -     -     s     -     -     -     -     -
+core.donation                                        raw   r     r     rad   r     -     -     -     s     -     -     -     rw    -
+core.donation_allocation                             raw   r     r     r     r     -     -     -     -     -     -     r     r     -
+core.donation_soft_credit                            rawd  r     r     rawd  r     -     -     -     -     -     -     -     ru    -
+core.enrollment                                      rawd  r     raw   rawd  r     r     -     -     -     -     -     -     ru    -
+core.fund                                            raw   r     r     r     r     -     -     -     -     -     -     r     r     -
+core.household                                       rawd  s     s     rawd  s     -     -     -     -     s     -     -     rw    -
+core.ledger_posting                                  rawd  r     r     rawd  r     -     -     -     s     -     -     -     r     -
+core.organization                                    rawd  r     raw   rawd  r     r     -     -     -     -     -     -     r     -
+core.organization_membership                         rawd  r     raw   rawd  r     ru    -     -     -     -     -     -     rau   -
+core.partner_login                                   -     r     r     rawd  r     -     -     -     -     -     -     -     r     a
+core.person                                          raw   s     s     rawd  s     s     -     -     -     s     -     -     rw    -
+core.person_source_id                                rawd  s     s     rawd  s     -     -     -     -     s     -     -     rw    -
+core.program                                         -     r     r     r     r     -     -     -     -     -     -     -     raw   -
+core.program_course                                  -     r     r     r     r     -     -     -     -     -     -     -     raw   -
+core.program_fund                                    -     r     r     r     r     -     -     -     -     -     -     -     raw   -
+core.referral                                        rawd  r     r     rawd  r     -     -     -     -     -     -     -     ru    -
+core.refund                                          rawd  r     r     rad   r     -     -     -     s     -     -     -     r     -
+core.reward                                          rawd  r     r     rawd  r     -     -     -     -     -     -     -     ru    -
+core.source_deletion                                 raw   r     r     r     r     -     -     -     -     -     -     -     r     -
+core.support_ticket                                  rawd  s     s     rawd  s     -     -     -     -     -     -     -     rw    -
+core.survey_response                                 raw   s     s     rawd  s     -     -     -     -     -     -     -     rw    -
+core.volunteer                                       rawd  r     r     rawd  r     -     -     -     -     -     -     -     ru    -
+core.volunteer_hours                                 rawd  r     r     rawd  r     -     -     -     -     -     -     -     ru    -
+core.volunteer_shift                                 rawd  r     r     rawd  r     -     -     -     -     -     -     -     ru    -
+ops.alert_state                                      raw   r     r     r     r     -     -     -     rau   siu   -     -     r     -
+ops.alert_threshold                                  r     r     r     rawd  r     -     -     -     -     -     -     -     r     -
+ops.completion_trigger                               raw   r     r     r     r     -     -     -     -     -     -     -     r     -
+ops.count_diff                                       raw   r     r     r     r     -     -     -     -     -     -     -     r     -
+ops.count_diff_threshold                             r     r     r     rawd  r     -     -     -     -     -     -     -     r     -
+ops.crm_contact_link                                 rawd  r     r     r     r     -     -     -     -     -     -     -     r     -
+ops.crm_contact_review                               raw   r     r     r     r     -     -     -     -     -     -     -     r     -
+ops.crm_push_change                                  rawd  r     r     r     r     -     -     -     -     -     -     -     rw    -
+ops.crm_push_conflict                                raw   r     ru    ru    r     -     -     -     -     -     -     -     rw    -
+ops.crm_push_error                                   raw   s     s     r     s     -     -     -     -     -     -     -     rw    -
+ops.crm_push_run                                     raw   r     r     r     r     -     -     -     -     -     -     -     r     -
+ops.crm_push_state                                   rawd  r     r     r     r     -     -     -     -     -     -     -     rw    -
+ops.dedupe_run                                       rawd  r     r     r     -     -     -     -     -     riud  -     -     r     -
+ops.donation_correction                              -     -     r     r     r     -     -     -     -     -     r     -     raw   -
+ops.finance_ledger_account                           r     -     r     r     rawd  -     -     -     r     -     -     -     r     -
+ops.health_check                                     rawd  r     r     r     r     -     -     -     -     -     -     -     r     -
+ops.identity_decision                                rawd  s     ra    ra    -     -     -     -     -     s     -     -     ru    -
+ops.identity_merge                                   rawd  s     s     r     -     -     -     -     -     -     -     -     riu   -
+ops.identity_merge_move                              rawd  s     s     r     -     -     -     -     -     -     -     -     ri    -
+ops.identity_pair                                    rawd  r     r     r     -     -     -     -     -     siu   -     -     rw    -
+ops.identity_pair_score                              rawd  -     -     -     -     -     -     -     -     rid   -     -     r     -
+ops.legacy_clean_record                              rawd  -     -     r     -     -     -     -     -     -     -     -     rw    -
+ops.legacy_profile                                   rawd  r     r     r     r     -     -     -     -     -     -     -     r     -
+ops.legacy_profile_metric                            rawd  r     r     r     r     -     -     -     -     -     -     -     r     -
+ops.legacy_review                                    rawd  s     s     r     s     -     -     -     -     -     -     -     rw    -
+ops.privilege_snapshot                               -     -     -     -     -     -     -     -     -     -     ra    -     -     -
+ops.program_change                                   -     -     r     r     r     -     -     -     -     -     r     -     raw   -
+ops.quarantine                                       rawd  s     s     r     s     -     -     -     -     -     -     -     rw    -
+ops.reconciliation_explanation                       r     -     r     r     rawd  -     -     -     r     -     r     -     r     -
+ops.reconciliation_result                            raw   -     r     r     r     -     -     -     ra    -     r     -     r     -
+ops.reconciliation_run                               raw   -     r     r     r     -     -     -     rau   -     r     -     r     -
+ops.reconciliation_total                             raw   -     r     r     r     -     -     -     ra    -     r     -     r     -
+ops.referral_discrepancy                             rawd  r     r     r     r     -     -     -     -     -     -     -     r     -
+ops.referral_legacy                                  rawd  -     -     r     -     -     -     -     -     -     -     -     rw    -
+ops.referral_pilot                                   rawd  r     r     r     r     -     -     -     -     -     -     -     r     -
+ops.reward_fulfilment                                rawd  r     ru    ru    r     -     -     -     -     -     -     -     r     -
+ops.survey_draw                                      r     r     r     r     -     -     -     -     -     -     -     -     ra    -
+ops.survey_handover                                  r     r     r     r     -     -     -     -     -     -     -     -     raw   -
+ops.survey_handover_attempt                          r     r     r     r     -     -     -     -     -     -     -     -     ra    -
+ops.survey_invitation                                r     r     r     r     -     -     -     -     -     -     -     -     ra    -
+ops.survey_measure                                   r     r     r     rawd  -     -     -     -     -     -     -     -     r     -
+ops.sync_run                                         rawd  r     r     r     r     -     -     -     s     s     -     -     r     -
+ops.sync_watermark                                   rawd  r     r     r     r     -     -     -     -     -     -     -     r     -
+ops.webhook_event                                    raw   r     r     r     r     -     -     si    -     -     -     -     r     -
+ops.webhook_rejection                                raw   s     s     rw    s     -     -     i     -     -     -     -     rw    -
+ops.webhook_rejection_count                          raw   r     r     r     r     -     -     siu   -     -     -     -     r     -
+ops.webhook_undeliverable                            raw   -     -     ru    -     -     -     siu   -     -     -     -     rw    -
+raw.legacy_file                                      ra    -     -     r     -     -     -     -     -     -     -     -     r     -
+raw.records                                          ra    -     -     r     -     -     -     si    -     -     -     -     rw    -
 [view]
-audit.readable_events                                r     r     r     r     r     -     -     -     -     -     -     -     -
-mart.activity_fund                                   -     r     r     r     r     -     -     -     -     -     -     -     -
-mart.fund_allocated_revenue_monthly                  -     r     r     r     r     -     -     -     -     -     -     -     -
-mart.fund_impact_monthly                             -     r     r     r     r     -     -     -     -     -     -     -     -
-mart.fund_impact_rows                                -     r     r     r     r     -     -     -     -     -     -     -     -
-mart.kpi_course_completion_monthly                   -     r     r     r     r     -     -     -     -     -     -     -     -
-mart.kpi_data_accuracy_monthly                       -     r     r     r     r     -     -     -     -     -     -     -     -
-mart.kpi_duplicate_rate_monthly                      -     r     r     r     r     -     -     -     -     -     -     -     -
-mart.kpi_learner_reengagement_monthly                -     r     r     r     r     -     -     -     -     -     -     -     -
-mart.kpi_learners_also_donors_monthly                -     r     r     r     r     -     -     -     -     -     -     -     -
-mart.kpi_learners_also_volunteers_monthly            -     r     r     r     r     -     -     -     -     -     -     -     -
-mart.kpi_referral_conversion_monthly                 -     r     r     r     r     -     -     -     -     -     -     -     -
-mart.kpi_referral_reward_redemption_monthly          -     r     r     r     r     -     -     -     -     -     -     -     -
-mart.kpi_referral_support_tickets_monthly            -     r     r     r     r     -     -     -     -     -     -     -     -
-mart.kpi_referral_volume_monthly                     -     r     r     r     r     -     -     -     -     -     -     -     -
-mart.outreach_decision                               -     r     r     r     r     -     -     -     -     -     -     -     -
-mart.outreach_eligible                               -     -     -     r     -     -     r     -     -     -     -     r     -
-mart.survey_invitation_outcome                       r     -     -     r     -     -     -     -     -     -     -     -     -
-mart.survey_nonresponse                              r     r     r     r     r     -     -     -     -     -     -     -     -
-mart.survey_response_rate_weekly                     r     r     r     r     r     -     -     -     -     -     -     -     -
-mart.survey_scores_weekly                            r     r     r     r     r     -     -     -     -     -     -     -     -
-ops.allocation_amount                                -     r     r     r     r     -     -     -     -     -     -     -     -
-ops.crm_gift_landed                                  r     -     -     -     -     -     -     -     -     -     -     -     -
-ops.donation_trace                                   r     -     r     r     r     -     -     -     r     -     -     -     -
-ops.gift_allocation                                  -     r     r     r     r     -     -     -     -     -     -     -     -
-ops.identity_review_queue                            r     r     r     r     -     -     -     -     -     -     -     -     -
-ops.reconciliation_quarantine                        r     -     -     r     r     -     -     -     r     -     -     -     -
-ops.reward_fulfilment_queue                          r     r     r     r     r     -     -     -     -     -     -     -     -
-ops.survey_response_invitation                       r     r     r     r     -     -     -     -     -     -     -     -     -
-ops.unallocated_gift                                 -     r     r     r     r     -     -     -     -     -     -     -     -
+audit.readable_events                                r     r     r     r     r     -     -     -     -     -     -     s     -     -
+mart.activity_fund                                   -     r     r     r     r     -     -     -     -     -     -     -     -     -
+mart.fund_allocated_revenue_monthly                  -     r     r     r     r     -     -     -     -     -     -     -     -     -
+mart.fund_impact_monthly                             -     r     r     r     r     -     -     -     -     -     -     r     -     -
+mart.fund_impact_rows                                -     r     r     r     r     -     -     -     -     -     -     r     -     -
+mart.kpi_course_completion_monthly                   -     r     r     r     r     -     -     -     -     -     -     -     -     -
+mart.kpi_data_accuracy_monthly                       -     r     r     r     r     -     -     -     -     -     -     -     -     -
+mart.kpi_duplicate_rate_monthly                      -     r     r     r     r     -     -     -     -     -     -     -     -     -
+mart.kpi_learner_reengagement_monthly                -     r     r     r     r     -     -     -     -     -     -     -     -     -
+mart.kpi_learners_also_donors_monthly                -     r     r     r     r     -     -     -     -     -     -     -     -     -
+mart.kpi_learners_also_volunteers_monthly            -     r     r     r     r     -     -     -     -     -     -     -     -     -
+mart.kpi_referral_conversion_monthly                 -     r     r     r     r     -     -     -     -     -     -     -     -     -
+mart.kpi_referral_reward_redemption_monthly          -     r     r     r     r     -     -     -     -     -     -     -     -     -
+mart.kpi_referral_support_tickets_monthly            -     r     r     r     r     -     -     -     -     -     -     -     -     -
+mart.kpi_referral_volume_monthly                     -     r     r     r     r     -     -     -     -     -     -     -     -     -
+mart.outreach_decision                               -     r     r     r     r     -     -     -     -     -     -     -     -     -
+mart.outreach_eligible                               -     -     -     r     -     -     r     -     -     -     -     -     r     -
+mart.survey_invitation_outcome                       r     -     -     r     -     -     -     -     -     -     -     -     -     -
+mart.survey_nonresponse                              r     r     r     r     r     -     -     -     -     -     -     -     -     -
+mart.survey_response_rate_weekly                     r     r     r     r     r     -     -     -     -     -     -     -     -     -
+mart.survey_scores_weekly                            r     r     r     r     r     -     -     -     -     -     -     -     -     -
+ops.allocation_amount                                -     r     r     r     r     -     -     -     -     -     -     -     -     -
+ops.crm_gift_landed                                  r     -     -     -     -     -     -     -     -     -     -     -     -     -
+ops.donation_trace                                   r     -     r     r     r     -     -     -     r     -     -     -     -     -
+ops.gift_allocation                                  -     r     r     r     r     -     -     -     -     -     -     -     -     -
+ops.identity_review_queue                            r     r     r     r     -     -     -     -     -     -     -     -     -     -
+ops.reconciliation_quarantine                        r     -     -     r     r     -     -     -     r     -     -     -     -     -
+ops.reward_fulfilment_queue                          r     r     r     r     r     -     -     -     -     -     -     -     -     -
+ops.survey_response_invitation                       r     r     r     r     -     -     -     -     -     -     -     -     -     -
+ops.unallocated_gift                                 -     r     r     r     r     -     -     -     -     -     -     -     -     -
 [definer function]
-audit.chain_event()                                  -     -     -     -     -     -     -     -     -     -     -     x     -
-audit.personal_image_seals()                         x     x     x     x     x     -     -     -     -     -     x     x     -
-audit.record_change()                                -     -     -     -     -     -     -     -     -     -     -     x     -
-audit.record_event(text,text,text,jsonb,jsonb,jsonb) x     x     x     x     x     -     -     -     x     x     x     x     x
-audit.seal()                                         x     x     x     x     x     -     -     -     x     x     x     x     -
-audit.seal_pending()                                 -     -     -     -     -     -     -     -     -     -     -     x     -
-core.erase_support_tickets()                         -     -     -     -     -     -     -     -     -     -     -     x     -
-ops.apply_identity_decision()                        -     -     -     -     -     -     -     -     -     -     -     x     -
-ops.approve_donation_correction(bigint,text)         -     -     -     -     x     -     -     -     -     -     -     x     -
-ops.approve_program_change(bigint,text)              -     -     -     -     x     -     -     -     -     -     -     x     -
-ops.decide_donation_correction(bigint,boolean,text)  -     -     -     -     -     -     -     -     -     -     -     x     -
-ops.decide_program_change(bigint,boolean,text)       -     -     -     -     -     -     -     -     -     -     -     x     -
-ops.draw_survey_sample(text,text,date,numeric,integer,text) x     -     -     x     -     -     -     -     -     -     -     x     -
-ops.find_course(text)                                -     -     -     -     -     -     -     -     -     -     -     x     -
-ops.latest_applied_correction(uuid)                  x     -     x     x     x     -     -     -     -     -     -     x     -
-ops.merge_people(uuid,uuid,text,text,bigint,double precision,te x     -     -     x     -     -     -     -     -     x     -     x     -
-ops.program_funds_checked(jsonb)                     -     -     -     -     -     -     -     -     -     -     -     x     -
-ops.record_survey_handover(uuid,text,text,text,text,text,text) x     -     -     x     -     -     -     -     -     -     -     x     -
-ops.reject_donation_correction(bigint,text)          -     -     -     -     x     -     -     -     -     -     -     x     -
-ops.reject_program_change(bigint,text)               -     -     -     -     x     -     -     -     -     -     -     x     -
-ops.request_donation_correction(text,jsonb,text)     -     -     x     x     x     -     -     -     -     -     -     x     -
-ops.request_program_change(text,text,text,jsonb,date,text) -     -     x     x     x     -     -     -     -     -     -     x     -
-ops.survey_handover_due(text,text,date,integer,text) x     -     -     x     -     -     -     -     -     -     -     x     -
-privacy.create_login(text,text,text,uuid)            -     -     -     x     -     -     -     -     -     -     -     -     x
-privacy.current_partner()                            x     x     x     x     x     x     -     -     -     -     -     x     -
-privacy.erase_person(uuid,text)                      -     -     -     x     -     -     -     -     -     -     -     x     -
-privacy.erase_person_ops(uuid,text)                  -     -     -     x     -     -     -     -     -     -     -     x     -
-privacy.register_member(uuid,text,date)              -     -     -     -     -     x     -     -     -     -     -     x     -
+audit.chain_event()                                  -     -     -     -     -     -     -     -     -     -     -     -     x     -
+audit.personal_image_seals()                         x     x     x     x     x     -     -     -     -     -     x     -     x     -
+audit.record_change()                                -     -     -     -     -     -     -     -     -     -     -     -     x     -
+audit.record_event(text,text,text,jsonb,jsonb,jsonb) x     x     x     x     x     -     -     -     x     x     x     -     x     x
+audit.seal()                                         x     x     x     x     x     -     -     -     x     x     x     x     x     -
+audit.seal_pending()                                 -     -     -     -     -     -     -     -     -     -     -     -     x     -
+core.erase_support_tickets()                         -     -     -     -     -     -     -     -     -     -     -     -     x     -
+ops.apply_identity_decision()                        -     -     -     -     -     -     -     -     -     -     -     -     x     -
+ops.approve_donation_correction(bigint,text)         -     -     -     -     x     -     -     -     -     -     -     -     x     -
+ops.approve_program_change(bigint,text)              -     -     -     -     x     -     -     -     -     -     -     -     x     -
+ops.decide_donation_correction(bigint,boolean,text)  -     -     -     -     -     -     -     -     -     -     -     -     x     -
+ops.decide_program_change(bigint,boolean,text)       -     -     -     -     -     -     -     -     -     -     -     -     x     -
+ops.draw_survey_sample(text,text,date,numeric,integer,text) x     -     -     x     -     -     -     -     -     -     -     -     x     -
+ops.find_course(text)                                -     -     -     -     -     -     -     -     -     -     -     -     x     -
+ops.latest_applied_correction(uuid)                  x     -     x     x     x     -     -     -     -     -     -     -     x     -
+ops.merge_people(uuid,uuid,text,text,bigint,double precision,te x     -     -     x     -     -     -     -     -     x     -     -     x     -
+ops.program_funds_checked(jsonb)                     -     -     -     -     -     -     -     -     -     -     -     -     x     -
+ops.record_survey_handover(uuid,text,text,text,text,text,text) x     -     -     x     -     -     -     -     -     -     -     -     x     -
+ops.reject_donation_correction(bigint,text)          -     -     -     -     x     -     -     -     -     -     -     -     x     -
+ops.reject_program_change(bigint,text)               -     -     -     -     x     -     -     -     -     -     -     -     x     -
+ops.request_donation_correction(text,jsonb,text)     -     -     x     x     x     -     -     -     -     -     -     -     x     -
+ops.request_program_change(text,text,text,jsonb,date,text) -     -     x     x     x     -     -     -     -     -     -     -     x     -
+ops.survey_handover_due(text,text,date,integer,text) x     -     -     x     -     -     -     -     -     -     -     -     x     -
+privacy.create_login(text,text,text,uuid)            -     -     -     x     -     -     -     -     -     -     -     -     -     x
+privacy.current_partner()                            x     x     x     x     x     x     -     -     -     -     -     -     x     -
+privacy.erase_person(uuid,text)                      -     -     -     x     -     -     -     -     -     -     -     -     x     -
+privacy.erase_person_ops(uuid,text)                  -     -     -     x     -     -     -     -     -     -     -     -     x     -
+privacy.register_member(uuid,text,date)              -     -     -     -     -     x     -     -     -     -     -     -     x     -
 """
 
 

@@ -60,7 +60,7 @@ def test_compose_passwords_have_no_default_fallback() -> None:
     assert fallbacks == [], f"passwords with a default: {fallbacks}"
     for variable in ("AIRFLOW_DB_PASSWORD", "WAREHOUSE_OWNER_PASSWORD", "CDP_PIPELINE_PASSWORD",
                      "CDP_WEBHOOK_PASSWORD", "CDP_RECONCILE_PASSWORD", "CDP_DEDUPE_PASSWORD", "CDP_EVIDENCE_PASSWORD",
-                     "AIRFLOW_ADMIN_PASSWORD"):  # fmt: skip
+                     "CDP_FUNDER_REPORT_PASSWORD", "AIRFLOW_ADMIN_PASSWORD"):  # fmt: skip
         assert re.search(rf"\$\{{{variable}:\?[^}}]+\}}", text), f"{variable} is not required with a message"
 
 
@@ -176,7 +176,15 @@ def embedded_logins(pg_server: EmbeddedServer, warehouse_url: str) -> Iterator[d
 def test_the_embedded_server_makes_one_login_per_process_none_superuser(
     pg_server: EmbeddedServer, embedded_logins: dict[str, str], warehouse_url: str
 ) -> None:
-    assert set(embedded_logins) == {PIPELINE, WEBHOOK, OPERATOR, "reconcile", "dedupe", "evidence"}
+    assert set(embedded_logins) == {
+        PIPELINE,
+        WEBHOOK,
+        OPERATOR,
+        "reconcile",
+        "dedupe",
+        "evidence",
+        "funder_report",
+    }
     for purpose, url in embedded_logins.items():
         login, role = PROCESS_LOGINS[purpose]
         with psycopg.connect(url) as conn:
@@ -255,6 +263,7 @@ def test_cdp_warehouse_logins_makes_the_service_logins_as_the_superuser(
     monkeypatch.setenv("CDP_RECONCILE_PASSWORD", "reconcile-password-0123")
     monkeypatch.setenv("CDP_DEDUPE_PASSWORD", "dedupe-password-0123")
     monkeypatch.setenv("CDP_EVIDENCE_PASSWORD", "evidence-password-0123")
+    monkeypatch.setenv("CDP_FUNDER_REPORT_PASSWORD", "funder_report-password-0123")
     try:
         assert main(["warehouse", "logins"]) == 0
         assert main(["warehouse", "logins"]) == 0  # again: passwords updated, nothing else
@@ -265,6 +274,7 @@ def test_cdp_warehouse_logins_makes_the_service_logins_as_the_superuser(
             ("cdp_reconcile_run", "cdp_reconcile"),
             ("cdp_dedupe_run", "cdp_dedupe"),
             ("cdp_evidence_run", "cdp_evidence"),
+            ("cdp_funder_report_run", "cdp_funder_report"),
         ):
             password = login.removeprefix("cdp_").removesuffix("_run") + "-password-0123"
             with psycopg.connect(_url_for(warehouse_url, login, password)) as conn:
@@ -282,6 +292,7 @@ def test_cdp_warehouse_logins_makes_the_service_logins_as_the_superuser(
             conn.execute("DROP ROLE IF EXISTS cdp_reconcile_run")
             conn.execute("DROP ROLE IF EXISTS cdp_dedupe_run")
             conn.execute("DROP ROLE IF EXISTS cdp_evidence_run")
+            conn.execute("DROP ROLE IF EXISTS cdp_funder_report_run")
 
 
 def test_a_dag_task_runs_as_the_pipelines_login(
@@ -354,6 +365,7 @@ def test_cdp_migrate_on_the_embedded_server_gives_each_process_its_own_login(
             "AIRFLOW_CONN_WAREHOUSE_RECONCILE": urls["reconcile"],  # the DAG families' own logins
             "AIRFLOW_CONN_WAREHOUSE_DEDUPE": urls["dedupe"],
             "AIRFLOW_CONN_WAREHOUSE_EVIDENCE": urls["evidence"],
+            "AIRFLOW_CONN_WAREHOUSE_FUNDER_REPORT": urls["funder_report"],
         }
         assert main(["warehouse", "url"]) == 0
         assert urlsplit(capsys.readouterr().out.strip()).username == "cdp_operator"

@@ -1,4 +1,5 @@
-"""The funder report: one fund's impact per month (``mart.fund_impact_monthly``) as CSV and HTML.
+"""The funder report: one fund's impact per month (``mart.fund_impact_monthly``) as CSV and HTML, and its survey
+outcomes over the period against the previous period of equal length (before/after, ``outcomes.csv``).
 
 Reproducible: the files hold only the mart's rows, sorted, and the query that lists the rows behind each
 figure (``mart.fund_impact_rows``); no run time, login or host. A re-run for a closed period gives the same
@@ -8,8 +9,11 @@ bytes unless the data behind it changed. Amounts come from integer minor units, 
 from __future__ import annotations
 
 import csv
+import hashlib
 import html
 import io
+import re
+import shutil
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -22,14 +26,48 @@ from cdp.finance.results import format_minor
 COLUMNS = (
     "fund", "month", "currency", "learners_enrolled", "enrollments_weighted", "learners_completed",
     "completions_weighted", "completion_rate", "survey_responses", "nps_answers", "nps", "satisfaction_answers",
-    "satisfaction_mean", "allocated_minor", "cost_per_completion_minor",
+    "satisfaction_mean", "allocated_minor", "cost_per_completion_minor", "learners_reengaged", "reengagement_rate",
+    "skills_answers", "skills_improved_share", "survey_responses_before", "nps_before", "satisfaction_mean_before",
+    "skills_improved_share_before",
 )  # fmt: skip
+# The rows behind every figure: the period's, and the previous period's (of equal length) behind "before".
 DRILLDOWN = (
-    "SELECT measure, row_id, person_id, at, share, weight, nps_score, satisfaction_score, amount_minor, currency\n"
+    "SELECT measure, row_id, person_id, at, share, weight, nps_score, satisfaction_score, amount_minor, currency,\n"
+    "       reengaged, skills_improved,\n"
+    "       CASE WHEN month < DATE '{first}' THEN 'before' ELSE 'period' END AS period\n"
     "  FROM mart.fund_impact_rows\n"
-    " WHERE {fund} AND month BETWEEN DATE '{first}' AND DATE '{last}'\n"
+    " WHERE {fund} AND month BETWEEN DATE '{before}' AND DATE '{last}'\n"
     " ORDER BY month, measure, at, row_id;"
 )
+# Survey outcomes and re-engagement over the whole period and the previous period of equal length, by the
+# formulas of mart.fund_impact_monthly (sql/definitions/mart/fund_impact_monthly.sql) over the same rows; for a
+# one-month period they are that month's figures and its *_before columns (tests/funds/test_impact.py).
+OUTCOMES = """
+SELECT p.period, p.first_month, p.last_month,
+       count(DISTINCT r.person_id) FILTER (WHERE r.measure = 'enrollment') AS learners_enrolled,
+       count(DISTINCT r.person_id) FILTER (WHERE r.measure = 'enrollment' AND r.reengaged) AS learners_reengaged,
+       count(r.row_id) FILTER (WHERE r.measure = 'survey_response') AS survey_responses,
+       count(r.nps_score) AS nps_answers,
+       round(100 * (coalesce(sum(r.weight) FILTER (WHERE r.nps_score >= 9), 0)
+                    - coalesce(sum(r.weight) FILTER (WHERE r.nps_score <= 6), 0))
+             / nullif(sum(r.weight) FILTER (WHERE r.nps_score IS NOT NULL), 0), 1) AS nps,
+       count(r.satisfaction_score) AS satisfaction_answers,
+       round(sum(r.weight * r.satisfaction_score)
+             / nullif(sum(r.weight) FILTER (WHERE r.satisfaction_score IS NOT NULL), 0), 2) AS satisfaction_mean,
+       count(r.skills_improved) AS skills_answers,
+       round(coalesce(sum(r.weight) FILTER (WHERE r.skills_improved), 0)
+             / nullif(sum(r.weight) FILTER (WHERE r.skills_improved IS NOT NULL), 0), 4) AS skills_improved_share
+FROM (VALUES ('before', %(before)s::date, %(before_last)s::date), ('period', %(first)s::date, %(last)s::date))
+     AS p(period, first_month, last_month)
+LEFT JOIN mart.fund_impact_rows r
+       ON r.{fund} AND r.measure <> 'allocation' AND r.month BETWEEN p.first_month AND p.last_month
+GROUP BY p.period, p.first_month, p.last_month
+ORDER BY p.first_month
+"""
+OUTCOME_COLUMNS = (
+    "period", "first_month", "last_month", "learners_enrolled", "learners_reengaged", "survey_responses",
+    "nps_answers", "nps", "satisfaction_answers", "satisfaction_mean", "skills_answers", "skills_improved_share",
+)  # fmt: skip
 
 
 # The audit trail's record of the rows behind the report: corrections (update, delete) of its enrollments,
@@ -64,6 +102,16 @@ class FundReport:
     rows: list[dict]
     drilldown: str
     changes: list[dict]
+    outcomes: list[dict]  # before (the previous period of equal length) and period
+
+
+def previous_period(first: date, last: date) -> tuple[date, date]:
+    """The months just before ``first``, as many as ``first``..``last`` has (first days of months)."""
+    months = (last.year - first.year) * 12 + last.month - first.month + 1
+    index = first.year * 12 + first.month - 1 - months
+    before = date(index // 12, index % 12 + 1, 1)
+    index = first.year * 12 + first.month - 2
+    return before, date(index // 12, index % 12 + 1, 1)
 
 
 def parse_month(text: str) -> date:
@@ -93,9 +141,16 @@ def load(conn: psycopg.Connection, fund: str, first: date, last: date) -> FundRe
     rows = cur.execute(
         f"SELECT {', '.join(COLUMNS)} FROM mart.fund_impact_monthly WHERE {where} AND month BETWEEN %s AND %s"
         " ORDER BY month, currency NULLS FIRST", (first, last)).fetchall()  # fmt: skip
-    drilldown = DRILLDOWN.format(fund=where, first=first.isoformat(), last=last.isoformat())
-    changes = cur.execute(CHANGES.format(fund=where), {"first": first, "last": last}).fetchall()
-    return FundReport(name, fund_id, rows, drilldown, changes)
+    before, before_last = previous_period(first, last)
+    drilldown = DRILLDOWN.format(
+        fund=where, before=before.isoformat(), first=first.isoformat(), last=last.isoformat()
+    )
+    changes = cur.execute(CHANGES.format(fund=where), {"first": before, "last": last}).fetchall()
+    outcomes = cur.execute(
+        OUTCOMES.format(fund=where),
+        {"before": before, "before_last": before_last, "first": first, "last": last},
+    ).fetchall()
+    return FundReport(name, fund_id, rows, drilldown, changes, outcomes)
 
 
 def _cell(value: object) -> str:
@@ -160,6 +215,21 @@ def _changes(changes: list[dict]) -> str:
     )
 
 
+def _outcomes(report: FundReport) -> str:
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in OUTCOME_COLUMNS)
+    body = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(_cell(row[c]))}</td>" for c in OUTCOME_COLUMNS) + "</tr>"
+        for row in report.outcomes
+    )
+    return (
+        "<h2>Survey outcomes and re-engagement, before and after</h2>\n<p>The period against the previous period "
+        "of equal length (outcomes.csv): NPS 0-10 (promoters 9-10 minus detractors 0-6), satisfaction 1-5, the "
+        "share answering the skills question positively (4-5 or yes), learners re-engaged (enrolled before, but "
+        "not in the 90 days before their month).</p>\n"
+        f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>\n"
+    )
+
+
 def render_html(report: FundReport, first: date, last: date) -> str:
     title = f"Impact of {report.fund}, {first:%Y-%m} to {last:%Y-%m}"
     head = "".join(f"<th>{html.escape(c)}</th>" for c in COLUMNS)
@@ -180,8 +250,10 @@ def render_html(report: FundReport, first: date, last: date) -> str:
         '<!DOCTYPE html>\n<html><head><meta charset="utf-8">'
         f"<title>{html.escape(title)}</title></head><body>\n<h1>{html.escape(title)}</h1>\n"
         f"{_chart(report.rows)}\n<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>\n"
+        f"{_outcomes(report)}"
         "<p>Every figure is a count or sum over <code>mart.fund_impact_rows</code> (definitions in "
-        "<code>sql/definitions/mart/fund_impact_monthly.sql</code>). The rows behind this report:</p>\n"
+        "<code>sql/definitions/mart/fund_impact_monthly.sql</code>). The rows behind this report (period 'before': "
+        "the previous period's):</p>\n"
         f"<pre>{html.escape(report.drilldown)}</pre>\n{_changes(report.changes)}</body></html>\n"
     )
 
@@ -189,12 +261,14 @@ def render_html(report: FundReport, first: date, last: date) -> str:
 def write(
     conn: psycopg.Connection, fund: str, first: date, last: date, folder: Path
 ) -> tuple[FundReport, list[Path]]:
-    """Write impact.csv, changes.csv, report.html and drilldown.sql into ``folder``; returns the report, paths."""
+    """Write impact.csv, outcomes.csv, changes.csv, report.html and drilldown.sql into ``folder``; returns the
+    report and the paths."""
     report = load(conn, fund, first, last)
     folder.mkdir(parents=True, exist_ok=True)
     files = {
         "impact.csv": render_csv(report.rows, COLUMNS),
         "changes.csv": render_csv(report.changes, CHANGE_COLUMNS),
+        "outcomes.csv": render_csv(report.outcomes, OUTCOME_COLUMNS),
         "report.html": render_html(report, first, last),
         "drilldown.sql": report.drilldown + "\n",
     }
@@ -204,6 +278,71 @@ def write(
         path.write_text(text, encoding="utf-8", newline="\n")
         paths.append(path)
     return report, paths
+
+
+# Every fund the month's reports cover: each fund still in the CRM, and a deleted one with rows that month.
+FUNDS_OF_MONTH = """
+SELECT f.fund_id::text AS fund_id, f.source_record_id, f.name
+FROM core.fund f
+WHERE f.deleted_at IS NULL
+   OR EXISTS (SELECT 1 FROM mart.fund_impact_rows r WHERE r.fund_id = f.fund_id AND r.month = %(month)s)
+ORDER BY f.source_record_id, f.fund_id
+"""
+
+
+@dataclass(frozen=True)
+class MonthReports:
+    month: str
+    folder: Path
+    funds: list[dict]  # fund_id, source_record_id, name, folder, changes (audit seqs named by its report)
+
+
+def _folder_name(fund: dict) -> str:
+    """The GAU's Salesforce Id (letters and digits) names the fund's folder; else its fund id."""
+    name = fund["source_record_id"] or ""
+    return name if re.fullmatch(r"[A-Za-z0-9_-]{1,64}", name) else fund["fund_id"]
+
+
+def write_month(conn: psycopg.Connection, month: str, root: Path) -> MonthReports:
+    """Every fund's report for one closed month in ``root/funder-reports-<month>/<GAU Id>/``, with
+    ``funds.csv`` (which fund is in which folder, and the audit events its report names) and ``SHA256SUMS``.
+    Read in one read-only snapshot; written beside the old folder and swapped in whole, so a failed run leaves
+    the previous folder as it was. The same data gives the same bytes."""
+    first = parse_month(month)
+    following = date(first.year + first.month // 12, first.month % 12 + 1, 1)
+    if datetime.now(UTC).date() < following:
+        raise ValueError(f"{month} is not closed yet: a funder report is written for a month that has ended")
+    conn.read_only = True
+    conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
+    with conn.transaction():
+        funds = conn.cursor(row_factory=dict_row).execute(FUNDS_OF_MONTH, {"month": first}).fetchall()
+        target = root / f"funder-reports-{month}"
+        staging = root / f".funder-reports-{month}.new"
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir(parents=True)
+        listed = []
+        for fund in funds:
+            folder = _folder_name(fund)
+            report, _paths = write(conn, fund["fund_id"], first, first, staging / folder)
+            seqs = " ".join(str(change["seq"]) for change in report.changes)
+            listed.append({**fund, "folder": folder, "changes": seqs})
+    (staging / "funds.csv").write_text(
+        render_csv(listed, ("folder", "fund_id", "source_record_id", "name", "changes")), encoding="utf-8",
+        newline="\n",
+    )  # fmt: skip
+    sums = [
+        f"{hashlib.sha256(path.read_bytes()).hexdigest()}  {path.relative_to(staging).as_posix()}\n"
+        for path in sorted(staging.rglob("*"), key=lambda p: p.relative_to(staging).as_posix())
+        if path.is_file()
+    ]
+    (staging / "SHA256SUMS").write_text("".join(sums), encoding="utf-8", newline="\n")
+    old = root / f".funder-reports-{month}.old"
+    shutil.rmtree(old, ignore_errors=True)
+    if target.exists():
+        target.rename(old)
+    staging.rename(target)
+    shutil.rmtree(old, ignore_errors=True)
+    return MonthReports(month, target, listed)
 
 
 def command(args) -> int:

@@ -9,11 +9,15 @@ mappings give every enrollment, completion and survey response is ``mart.activit
 from __future__ import annotations
 
 import argparse
+import csv
 import getpass
+import io
 import json
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal, InvalidOperation
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -96,6 +100,85 @@ def parse_funds(pairs: list[str]) -> dict[str, Decimal]:
     return funds
 
 
+#: The columns of a program-mapping file (``cdp funds import-programs``): one requested change per row.
+#: kind course: ``course`` (id, source:id or code) joins ``program``; kind funds: ``funds`` = ``FUND=SHARE``
+#: pairs separated by ``;`` (empty: the program is unfunded from that day).
+IMPORT_COLUMNS = ("kind", "program", "course", "funds", "valid_from", "reason")
+
+
+@dataclass
+class ImportResult:
+    requested: list[tuple[int, int]] = field(default_factory=list)  # (line, change id)
+    rejected: list[tuple[int, dict[str, str], str]] = field(default_factory=list)  # (line, row, reason)
+
+
+def _row_change(row: dict[str, str]) -> tuple[str, str, str | None, dict[str, Decimal] | None, date, str]:
+    kind = (row.get("kind") or "").strip()
+    if kind not in ("course", "funds"):
+        raise ValueError(f"kind is course or funds, not {kind!r}")
+    try:
+        valid_from = date.fromisoformat((row.get("valid_from") or "").strip())
+    except ValueError:
+        raise ValueError(f"valid_from is a date YYYY-MM-DD, not {row.get('valid_from')!r}") from None
+    program, reason = (row.get("program") or "").strip(), (row.get("reason") or "").strip()
+    if kind == "course":
+        course = (row.get("course") or "").strip()
+        if not course or (row.get("funds") or "").strip():
+            raise ValueError("a course row names its course, and no funds")
+        return kind, program, course, None, valid_from, reason
+    if (row.get("course") or "").strip():
+        raise ValueError("a funds row names its funds, and no course")
+    pairs = [pair.strip() for pair in (row.get("funds") or "").split(";") if pair.strip()]
+    return kind, program, None, parse_funds(pairs), valid_from, reason
+
+
+def import_programs(url: str, path: Path, *, person: str, role: str | None = None) -> ImportResult:
+    """Every row of a CSV file (``IMPORT_COLUMNS``) as a requested program change, through the same function
+    as ``map-course`` / ``fund-program`` (each waits for another login's approval, audited). A row the file or
+    the database refuses is rejected with its reason; the others are requested, in one transaction."""
+    reader = csv.DictReader(io.StringIO(path.read_bytes().decode("utf-8-sig"), newline=""))
+    missing = [c for c in IMPORT_COLUMNS if c not in (reader.fieldnames or [])]
+    if missing:
+        raise ValueError(
+            f"{path}: the header lacks {', '.join(missing)} (columns: {', '.join(IMPORT_COLUMNS)})"
+        )
+    result = ImportResult()
+    with acting_as(url, person, role) as conn:
+        for row in reader:
+            line = reader.line_num
+            extra = row.pop(None, None)
+            if not extra and not any((value or "").strip() for value in row.values()):
+                continue
+            try:
+                if extra:
+                    raise ValueError(f"{len(extra)} more cells than the header has: {extra!r}")
+                kind, program, course, funds, valid_from, reason = _row_change(row)
+                shares = None if funds is None else json.dumps(
+                    {f: float(v) if v != v.to_integral() else int(v) for f, v in funds.items()})  # fmt: skip
+                with conn.transaction():
+                    change = conn.execute(
+                        "SELECT ops.request_program_change(%s, %s, %s, %s::jsonb, %s, %s) AS id",
+                        (kind, program, course, shares, valid_from, reason),
+                    ).fetchone()["id"]
+            except ValueError as error:
+                result.rejected.append((line, row, str(error)))
+            except psycopg.errors.InsufficientPrivilege:
+                raise
+            except psycopg.Error as error:
+                result.rejected.append((line, row, error.diag.message_primary or str(error)))
+            else:
+                result.requested.append((line, int(change)))
+    return result
+
+
+def write_rejects(result: ImportResult, path: Path) -> None:
+    with path.open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.writer(handle, lineterminator="\n")
+        writer.writerow(["line", *IMPORT_COLUMNS, "reason"])
+        for line, row, reason in result.rejected:
+            writer.writerow([line, *(row.get(c) or "" for c in IMPORT_COLUMNS), reason])
+
+
 def _command(args: argparse.Namespace) -> int:
     from cdp.warehouse import resolve_url
 
@@ -110,6 +193,20 @@ def _command(args: argparse.Namespace) -> int:
             change = request_funds(url, args.program, parse_funds(args.fund or []), args.valid_from, args.reason,
                                    person=person, role=args.role)  # fmt: skip
             print(f"program change {change} requested; it waits for approval by the finance role")
+        elif args.action == "import-programs":
+            source = Path(args.file)
+            result = import_programs(url, source, person=person, role=args.role)
+            for line, change in result.requested:
+                print(f"line {line}: program change {change} requested")
+            for line, _row, reason in result.rejected:
+                print(f"line {line}: rejected: {reason}")
+            rejects = Path(args.rejects) if args.rejects else source.with_name(source.name + ".rejected.csv")
+            if result.rejected:
+                write_rejects(result, rejects)
+            print(f"{len(result.requested)} program changes requested (they wait for approval by the finance"
+                  f" role), {len(result.rejected)} rows rejected"
+                  + (f": kept with their reasons in {rejects}" if result.rejected else ""))  # fmt: skip
+            return 2 if result.rejected else 0
         elif args.action in ("approve", "reject"):
             decide = approve if args.action == "approve" else reject
             outcome = decide(url, args.change_id, args.note, person=person, role=args.role)
@@ -126,7 +223,7 @@ def _command(args: argparse.Namespace) -> int:
                       f"\tby {row['requested_by']}\t{row['reason']}"
                       + (f"\tdecided by {row['decided_by']}" if row["decided_by"] else ""))  # fmt: skip
             print(f"{len(rows)} program changes")
-    except ValueError as error:
+    except (ValueError, OSError) as error:
         print(f"error: {error}")
         return 2
     except psycopg.errors.InsufficientPrivilege as error:
@@ -139,7 +236,7 @@ def _command(args: argparse.Namespace) -> int:
 
 
 def register(commands: argparse._SubParsersAction) -> None:
-    """``cdp funds map-course|fund-program|approve|reject|list|report``."""
+    """``cdp funds map-course|fund-program|import-programs|approve|reject|list|report``."""
     funds = commands.add_parser("funds", help="programs tied to funds: reviewed changes")
     actions = funds.add_subparsers(dest="action", required=True)
 
@@ -165,6 +262,16 @@ def register(commands: argparse._SubParsersAction) -> None:
     program.add_argument("--fund", action="append", metavar="FUND=SHARE",
                          help="a fund (GAU Salesforce Id or fund id) and its share; none: unfunded")  # fmt: skip
     change(program)
+    many = actions.add_parser(
+        "import-programs", help="ask for many program changes from a CSV file (one requested change per row)"
+    )
+    many.add_argument(
+        "file", help=f"CSV with the columns {', '.join(IMPORT_COLUMNS)}; funds: FUND=SHARE;FUND=SHARE"
+    )
+    many.add_argument(
+        "--rejects", help="where the rejected rows go with their reasons (default FILE.rejected.csv)"
+    )
+    common(many)
     for verb in ("approve", "reject"):
         decide = actions.add_parser(verb, help=f"{verb} a requested program change (finance role only)")
         decide.add_argument("change_id", type=int)

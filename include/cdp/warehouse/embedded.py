@@ -341,12 +341,14 @@ PROCESS_LOGINS: dict[str, tuple[str, str]] = {
     "reconcile": ("cdp_reconcile_run", "cdp_reconcile"),
     "dedupe": ("cdp_dedupe_run", "cdp_dedupe"),
     "evidence": ("cdp_evidence_run", "cdp_evidence"),
+    "funder_report": ("cdp_funder_report_run", "cdp_funder_report"),
 }
 #: The process logins that are a DAG family's own (purpose -> the Airflow connection id it is served as).
 FAMILY_PURPOSES: dict[str, str] = {
     "reconcile": "warehouse_reconcile",
     "dedupe": "warehouse_dedupe",
     "evidence": "warehouse_evidence",
+    "funder_report": "warehouse_funder_report",
 }
 LOGINS_FILE_MODE = 0o600
 

@@ -115,7 +115,8 @@ END
 $$;
 REVOKE ALL ON FUNCTION audit.seal() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION audit.seal() TO cdp_loader, cdp_viewer, cdp_editor, cdp_admin, cdp_finance,
-    cdp_reconcile, cdp_dedupe, cdp_evidence;  -- the DAG families: the anchor after each task (0026, 0027, 0029)
+    cdp_reconcile, cdp_dedupe, cdp_evidence,  -- the DAG families: the anchor after each task (0026, 0027, 0029,
+    cdp_funder_report;                        -- 0032)
 ALTER FUNCTION audit.seal() OWNER TO cdp_definer;
 
 -- The one change let through: the seal (seq, prev_hash, hash from NULL to values) by the definer functions.

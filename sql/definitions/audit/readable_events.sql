@@ -46,3 +46,5 @@ COMMENT ON VIEW audit.readable_events IS
     'application events only for readers of the whole chain.';
 REVOKE ALL ON audit.readable_events FROM PUBLIC;
 GRANT SELECT ON audit.readable_events TO cdp_loader, cdp_viewer, cdp_editor, cdp_admin, cdp_finance;
+-- The funder report names the audit events behind its rows: their metadata only (revision 0032).
+GRANT SELECT (seq, occurred_at, entity_type, action, entity_id) ON audit.readable_events TO cdp_funder_report;
