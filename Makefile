@@ -13,7 +13,8 @@ SANDBOX_PORT ?= 8765
 EXECUTOR ?= local
 REDIS_PORT ?= 6380
 # Two workers: one per core on the target machines. Override with `make test PYTEST_WORKERS=0`. Each module goes
-# whole to one worker (loadscope: its module fixtures are built once), the slow ones first (tests/conftest.py).
+# whole to one worker (loadscope: its module fixtures are built once), in the order tests/conftest.py gives (the
+# stack and slow modules first; xdist would otherwise order modules by test count and start the 1-test walk last).
 PYTEST_WORKERS ?= 2
 
 .PHONY: run stop test lint format lock bench-sync bench-celery clean venv browser
@@ -51,7 +52,7 @@ browser:
 test: $(DEPS) browser
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports
-	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadscope --durations=40 -p no:cacheprovider
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadscope --no-loadscope-reorder --durations=40 -p no:cacheprovider
 
 lint: $(DEPS)
 	$(BIN)/ruff check .
