@@ -27,6 +27,7 @@ if child == 0:
     os.setpgid(0, 0)
     time.sleep(600)
     os._exit(0)
+os.setpgid(child, child)  # the parent too: the pid is written only once the child leads its group
 open(sys.argv[1], "w").write(str(child))
 time.sleep(600)
 """
