@@ -26,9 +26,9 @@ does the same by hand.
 
 from __future__ import annotations
 
-from airflow.sdk import Param, dag, task
+from airflow.sdk import dag, task
 
-from cdp.runtime import default_args, reconciliation_asset, run_failure_notifier
+from cdp.runtime import default_args, month_param, month_to_write, reconciliation_asset, run_failure_notifier
 
 
 @dag(
@@ -41,13 +41,8 @@ from cdp.runtime import default_args, reconciliation_asset, run_failure_notifier
     default_args=default_args(retries=2),
     on_failure_callback=run_failure_notifier(),
     params={
-        "month": Param(
-            None,
-            type=["null", "string"],
-            pattern=r"^\d{4}-\d{2}$",
-            description="YYYY-MM to write the pack for; default the reconciled month, else the month before the run",
-        ),
-    },  # fmt: skip
+        "month": month_param("the pack"),
+    },
     doc_md=__doc__,
 )
 def cdp_evidence() -> None:
@@ -57,15 +52,10 @@ def cdp_evidence() -> None:
     ) -> dict[str, object]:
         """The month's folder; the chain's verification result is handed on."""
         from cdp.evidence.pack import write_pack as write
-        from cdp.finance.reconcile import previous_month
         from cdp.paths import state_dir
-        from cdp.runtime import actor_of, reconciled_month, warehouse_url
+        from cdp.runtime import actor_of, warehouse_url
 
-        month = (
-            (params or {}).get("month")
-            or reconciled_month(triggering_asset_events)
-            or previous_month(logical_date)
-        )
+        month = month_to_write(params, triggering_asset_events, logical_date)
         pack = write(warehouse_url(ti.dag_id), month, state_dir() / "evidence", actor=actor_of(ti))
         return {"month": month, "folder": str(pack.folder), "chain_ok": pack.chain_ok,
                 "chain": pack.chain_summary, "reconciliation": pack.reconciliation, "files": pack.files}  # fmt: skip

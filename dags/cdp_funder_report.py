@@ -31,9 +31,9 @@ an earlier run (`SHA256SUMS`). `cdp funds report --fund F --from M --to M --out 
 
 from __future__ import annotations
 
-from airflow.sdk import Param, dag, task
+from airflow.sdk import dag, task
 
-from cdp.runtime import default_args, reconciliation_asset, run_failure_notifier
+from cdp.runtime import default_args, month_param, month_to_write, reconciliation_asset, run_failure_notifier
 
 
 @dag(
@@ -46,13 +46,8 @@ from cdp.runtime import default_args, reconciliation_asset, run_failure_notifier
     default_args=default_args(retries=2),
     on_failure_callback=run_failure_notifier(),
     params={
-        "month": Param(
-            None,
-            type=["null", "string"],
-            pattern=r"^\d{4}-\d{2}$",
-            description="YYYY-MM to write the reports for; default the reconciled month, else the month before the run",
-        ),
-    },  # fmt: skip
+        "month": month_param("the reports"),
+    },
     doc_md=__doc__,
 )
 def cdp_funder_report() -> None:
@@ -64,15 +59,10 @@ def cdp_funder_report() -> None:
         import psycopg
 
         from cdp.finance.impact_report import write_month
-        from cdp.finance.reconcile import previous_month
         from cdp.paths import state_dir
-        from cdp.runtime import reconciled_month, warehouse_url
+        from cdp.runtime import warehouse_url
 
-        month = (
-            (params or {}).get("month")
-            or reconciled_month(triggering_asset_events)
-            or previous_month(logical_date)
-        )
+        month = month_to_write(params, triggering_asset_events, logical_date)
         with psycopg.connect(warehouse_url(ti.dag_id)) as conn:
             reports = write_month(conn, month, state_dir() / "funder_reports")
         return {"month": month, "folder": str(reports.folder), "funds": reports.funds}

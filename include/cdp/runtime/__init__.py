@@ -17,6 +17,8 @@ from cdp.runtime.anchor import anchor_audit_head
 # The DAG files' Asset helpers (see cdp.runtime.assets), re-exported.
 from cdp.runtime.assets import after_first_sync as after_first_sync
 from cdp.runtime.assets import after_first_sync_and_on_changes as after_first_sync_and_on_changes
+from cdp.runtime.assets import month_param as month_param
+from cdp.runtime.assets import month_to_write as month_to_write
 from cdp.runtime.assets import never_at_switch_on as never_at_switch_on
 from cdp.runtime.assets import reconciled_month as reconciled_month
 from cdp.runtime.assets import reconciliation_asset as reconciliation_asset

@@ -81,6 +81,30 @@ def reconciled_month(triggering_asset_events: Any) -> str | None:
     return max(months) if months else None
 
 
+def month_param(what: str) -> Any:
+    """The ``month`` param of a DAG run on the reconciliation (``cdp_evidence``, ``cdp_funder_report``)."""
+    from airflow.sdk import Param
+
+    return Param(
+        None,
+        type=["null", "string"],
+        pattern=r"^\d{4}-\d{2}$",
+        description=f"YYYY-MM to write {what} for; default the reconciled month, else the month before the run",
+    )
+
+
+def month_to_write(params: dict | None, triggering_asset_events: Any, logical_date: Any) -> str:
+    """The month a run on the reconciliation writes: its ``month`` param, else the month the triggering
+    reconciliation named, else the month before the run's logical date."""
+    from cdp.finance.reconcile import previous_month
+
+    return (
+        (params or {}).get("month")
+        or reconciled_month(triggering_asset_events)
+        or previous_month(logical_date)
+    )
+
+
 def after_first_sync(cron: str) -> AssetOrTimeSchedule:
     """``cron`` (UTC), except that switching the DAG on does not run it at once; the first complete sync does.
 
