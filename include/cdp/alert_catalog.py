@@ -83,6 +83,9 @@ NOT_ALERTS: dict[str, str] = {
     "SourceError": "base class only; its subclasses are listed",
     "SamplingError": "a survey_sampling parameter the draw cannot use (a week that is not a Monday, an end before "
     "the start): the task fails before drawing anything, and the run's `run_failed` alert names it",
+    "HandoverConfigError": "a survey tool's connection lacks a setting the hand-over needs: survey_sampling's "
+    "hand_over task fails at once, without retries, before reaching the warehouse, and the run's `run_failed` "
+    "alert names the setting",
     "SignatureError": "a webhook request refused with 401 and counted in ops.webhook_rejection_count",
     "PayloadError": "a webhook request refused with 422 and counted in ops.webhook_rejection_count",
     "UnstorableBody": "a signed webhook body PostgreSQL cannot hold as JSON: kept in ops.webhook_undeliverable "

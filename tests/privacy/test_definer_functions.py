@@ -163,7 +163,19 @@ RELATION_WORDS = re.compile(
 CTE_NAMES = re.compile(
     r"(?:\bwith|,)\s*(?:recursive\s+)?([a-z_][a-z0-9_]*)\s+as\s*(?:not\s+)?(?:materialized\s*)?\(", re.I
 )
-NOT_RELATIONS = {"new_rows", "old_rows", "lateral", "only", "if", "exists", "pg_temp", "loop", "nowait", "of"}
+NOT_RELATIONS = {
+    "new_rows",
+    "old_rows",
+    "lateral",
+    "only",
+    "if",
+    "exists",
+    "pg_temp",
+    "loop",
+    "nowait",
+    "of",
+    "set",
+}
 
 
 def unqualified_relations(body: str) -> set[str]:

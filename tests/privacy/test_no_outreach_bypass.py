@@ -105,8 +105,11 @@ def test_no_role_but_admin_and_the_pipeline_reads_consent_and_contact_together(w
                 " AND has_table_privilege(oid, 'mart.outreach_eligible', 'SELECT')"
             )
         }
-    # cdp_definer: the owner of the definer functions (no login, no member), for ops.draw_survey_sample alone,
-    # which returns counts and writes person ids, never a contact detail (issue 18, revision 0030).
+    # cdp_definer: the owner of the definer functions (no login, no member), for two functions only:
+    # ops.draw_survey_sample, which returns counts and writes person ids, never a contact detail (issue 18,
+    # revision 0030), and ops.survey_handover_due, which returns the contact details of the invitations due
+    # for hand-over only while the view still holds their person for surveys (revision 0033), to the pipeline
+    # and admin, the two roles that may read consent and contact together.
     assert readers == {"cdp_outreach", "cdp_admin", "cdp_definer"}
     with psycopg.connect(warehouse_url) as conn:
         readers_functions = {
@@ -119,7 +122,12 @@ def test_no_role_but_admin_and_the_pipeline_reads_consent_and_contact_together(w
         members = conn.execute(
             "SELECT count(*) FROM pg_auth_members WHERE roleid = 'cdp_definer'::regrole").fetchone()[0]  # fmt: skip
     assert (
-        readers_functions == {"ops.draw_survey_sample(text,text,date,numeric,integer,text)"} and members == 0
+        readers_functions
+        == {
+            "ops.draw_survey_sample(text,text,date,numeric,integer,text)",
+            "ops.survey_handover_due(text,text,date,integer,text)",
+        }
+        and members == 0
     )
 
 

@@ -20,7 +20,8 @@ class HandoverConfigError(ValueError):
 
 @dataclass(frozen=True)
 class Invitee:
-    """One invitation due for hand-over, with the contact details the outreach list holds for its person now."""
+    """One invitation due for hand-over, with the contact details mart.outreach_eligible holds for its person now
+    (read only inside the definer function ops.survey_handover_due, which re-checks the consent)."""
 
     invitation_id: str
     sample_week: date
